@@ -1,0 +1,323 @@
+//! `AIBudget`: a team's spending limit on Bedrock, in its namespace. The schema carries every
+//! rule the API server can check (patterns, ranges, CEL), so a bad manifest is refused at
+//! `kubectl apply` with a message that names the field.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
+use kube::CustomResource;
+use kube::KubeSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::evaluation::{EnforcementAction, Phase};
+use crate::period::Period;
+
+/// A USD amount as the API accepts it: a plain decimal, up to 6 decimal places.
+pub const AMOUNT_REGEX: &str = r"^(0|[1-9][0-9]{0,11})(\.[0-9]{1,6})?$";
+/// A Go-style duration such as `15m`, `1h30m` or `45s`.
+pub const DURATION_REGEX: &str = r"^([0-9]+(s|m|h))+$";
+/// An SNS topic ARN.
+pub const SNS_TOPIC_ARN_REGEX: &str = r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$";
+/// An IANA zone name's shape (the zone's existence is checked by a CEL rule).
+pub const TIME_ZONE_REGEX: &str = r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$";
+/// A model ID or ARN with no wildcard (a downgrade target).
+pub const MODEL_ID_REGEX: &str = r"^[A-Za-z0-9._:/-]+$";
+
+/// The desired state of an `AIBudget`.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "aigov.dev",
+    version = "v1alpha1",
+    kind = "AIBudget",
+    plural = "aibudgets",
+    shortname = "aib",
+    category = "aigov",
+    namespaced,
+    status = "AIBudgetStatus",
+    doc = "A spending limit on Amazon Bedrock for the workloads it selects in its namespace.",
+    printcolumn = r#"{"name":"Limit","type":"string","description":"USD per period","jsonPath":".spec.limit"}"#,
+    printcolumn = r#"{"name":"Spent","type":"string","description":"USD settled this period","jsonPath":".status.spent"}"#,
+    printcolumn = r#"{"name":"Used%","type":"string","description":"Percent of the limit used","jsonPath":".status.percentUsed"}"#,
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Period","type":"string","priority":1,"jsonPath":".spec.period"}"#,
+    printcolumn = r#"{"name":"Resets","type":"date","priority":1,"jsonPath":".status.periodEnd"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[x_kube(validation = Rule::new("!has(self.escalation) || size(self.escalation) == 0 || has(self.alerts)").message("escalation steps need alerts to be configured: add spec.alerts (the first channel) before escalation steps").field_path(".escalation"))]
+#[x_kube(validation = Rule::new("!has(self.enforcement) || self.enforcement.action != 'Escalate' || (has(self.escalation) && size(self.escalation) > 0)").message("enforcement.action Escalate needs at least one step in spec.escalation").field_path(".escalation"))]
+#[serde(rename_all = "camelCase")]
+pub struct AIBudgetSpec {
+    /// The most this budget may spend per period, in USD, as a decimal string (`"250.00"`).
+    #[schemars(regex(pattern = AMOUNT_REGEX))]
+    #[x_kube(validation = Rule::new("self.matches('[1-9]')").message("limit must be greater than zero, e.g. \"250.00\""))]
+    pub limit: String,
+
+    /// How long spend accumulates before it starts again at zero.
+    #[serde(default)]
+    pub period: Period,
+
+    /// The IANA time zone in which periods start at local midnight (default `UTC`).
+    #[serde(default = "default_time_zone")]
+    #[schemars(regex(pattern = TIME_ZONE_REGEX), length(max = 64))]
+    #[x_kube(validation = Rule::new("self == 'UTC' || timestamp('2000-01-01T00:00:00Z').getHours(self) >= 0").message("timeZone must be an IANA time zone such as \"UTC\" or \"Europe/Berlin\""))]
+    pub time_zone: String,
+
+    /// Which workloads in the namespace this budget meters; empty selects all of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<WorkloadSelector>,
+
+    /// Which models the selected workloads may call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub models: Option<ModelRules>,
+
+    /// Percents of the limit at which an Event and an alert fire, strictly ascending.
+    #[serde(default = "default_thresholds")]
+    #[schemars(length(max = 10))]
+    #[x_kube(validation = Rule::new("self.all(t, t >= 1 && t <= 100)").message("thresholds are percents of the limit between 1 and 100"))]
+    #[x_kube(validation = Rule::new("self.isSorted() && self.all(t, self.exists_one(u, u == t))").message("thresholds must be strictly ascending, e.g. [50, 80, 100]"))]
+    pub thresholds: Vec<u32>,
+
+    /// What happens at the limit, and before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enforcement: Option<Enforcement>,
+
+    /// Where threshold alerts go.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alerts: Option<Alerts>,
+
+    /// Who is told next when the budget stays at 100% without acknowledgement.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 5))]
+    pub escalation: Vec<EscalationStep>,
+}
+
+fn default_time_zone() -> String {
+    "UTC".to_owned()
+}
+
+fn default_thresholds() -> Vec<u32> {
+    vec![50, 80, 100]
+}
+
+/// Selects workloads in the budget's namespace: pods that run as one of the service
+/// accounts (if any are listed) and match the pod selector (if one is given).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadSelector {
+    /// Service account names; empty means any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), inner(regex(pattern = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")))]
+    pub service_accounts: Vec<String>,
+    /// A label selector over pods; absent means any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_selector: Option<LabelSelector>,
+}
+
+/// Model allow and deny lists. Patterns are model IDs, profile IDs or ARNs with `*` wildcards;
+/// a model must match `allow` (when it is set) and must not match `deny`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelRules {
+    /// Only these models may be called; empty allows all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), inner(regex(pattern = crate::pattern::PATTERN_REGEX), length(max = 256)))]
+    #[x_kube(validation = Rule::new("self.all(p, !p.contains('**'))").message("model patterns use a single * as the wildcard"))]
+    pub allow: Vec<String>,
+    /// These models may never be called.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), inner(regex(pattern = crate::pattern::PATTERN_REGEX), length(max = 256)))]
+    #[x_kube(validation = Rule::new("self.all(p, !p.contains('**'))").message("model patterns use a single * as the wildcard"))]
+    pub deny: Vec<String>,
+}
+
+/// Enforcement: the action at 100% and the soft limit before it.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[x_kube(validation = Rule::new("self.action != 'Downgrade' || (has(self.downgrade) && size(self.downgrade) > 0)").message("action Downgrade needs at least one model in enforcement.downgrade").field_path(".downgrade"))]
+#[x_kube(validation = Rule::new("self.action == 'Downgrade' || !has(self.downgrade) || size(self.downgrade) == 0").message("enforcement.downgrade is only used with action Downgrade: remove it or set action: Downgrade").field_path(".downgrade"))]
+#[x_kube(validation = Rule::new("has(self.softLimitPercent) == has(self.softLimitRequestsPerMinute)").message("softLimitPercent and softLimitRequestsPerMinute go together: set both or neither").field_path(".softLimitRequestsPerMinute"))]
+#[serde(rename_all = "camelCase")]
+pub struct Enforcement {
+    /// What happens when spend reaches the limit.
+    #[serde(default)]
+    pub action: EnforcementAction,
+    /// From this percent of the limit on, requests are rate-limited (429 ThrottlingException).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 99))]
+    pub soft_limit_percent: Option<u32>,
+    /// The request rate allowed per workload past the soft limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1000000))]
+    pub soft_limit_requests_per_minute: Option<u32>,
+    /// Which cheaper model replaces which, when the action is Downgrade.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub downgrade: Vec<DowngradeRule>,
+    /// What the gateway does when it cannot reach the controller.
+    #[serde(default)]
+    pub fail_mode: FailMode,
+}
+
+/// One downgrade: requests for models matching `from` go to `to` instead.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(validation = Rule::new("self.from != self.to").message("a downgrade must change the model: from and to are the same").field_path(".to"))]
+pub struct DowngradeRule {
+    /// A model pattern (`*` wildcards allowed).
+    #[schemars(regex(pattern = crate::pattern::PATTERN_REGEX), length(max = 256))]
+    pub from: String,
+    /// The model ID to use instead (no wildcards).
+    #[schemars(regex(pattern = MODEL_ID_REGEX), length(max = 256))]
+    pub to: String,
+}
+
+/// What the gateway does while the controller is unreachable.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+pub enum FailMode {
+    /// Spend only what was already granted, then refuse.
+    #[default]
+    Closed,
+    /// Keep serving and reconcile the spend when the controller is back.
+    Open,
+}
+
+/// Where threshold alerts go, once per threshold per period.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[x_kube(validation = Rule::new("has(self.snsTopicArn) || has(self.webhookSecretRef)").message("alerts need a channel: set snsTopicArn, webhookSecretRef, or both"))]
+#[serde(rename_all = "camelCase")]
+pub struct Alerts {
+    /// The SNS topic to publish to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = SNS_TOPIC_ARN_REGEX))]
+    pub sns_topic_arn: Option<String>,
+    /// A Secret key holding a Slack-compatible webhook URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_secret_ref: Option<SecretKeyRef>,
+    /// The least time between two alerts of this budget (a Go duration, default `15m`).
+    #[serde(default = "default_cooldown")]
+    #[schemars(regex(pattern = DURATION_REGEX))]
+    pub cooldown: String,
+}
+
+fn default_cooldown() -> String {
+    "15m".to_owned()
+}
+
+/// A key in a Secret in the budget's namespace.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct SecretKeyRef {
+    /// The Secret's name.
+    #[schemars(regex(pattern = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"))]
+    pub name: String,
+    /// The key within it.
+    #[schemars(regex(pattern = r"^[-._a-zA-Z0-9]+$"), length(max = 253))]
+    pub key: String,
+}
+
+/// One escalation step: after `after` at 100% without acknowledgement, notify these channels.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(validation = Rule::new("has(self.snsTopicArn) || has(self.webhookSecretRef)").message("an escalation step needs a channel: set snsTopicArn or webhookSecretRef"))]
+#[serde(rename_all = "camelCase")]
+pub struct EscalationStep {
+    /// How long the budget must have been at 100% (a Go duration such as `30m`).
+    #[schemars(regex(pattern = DURATION_REGEX))]
+    pub after: String,
+    /// The SNS topic to notify.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = SNS_TOPIC_ARN_REGEX))]
+    pub sns_topic_arn: Option<String>,
+    /// A Secret key holding the webhook URL to notify.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_secret_ref: Option<SecretKeyRef>,
+}
+
+/// What the controller observed. Amounts are exact USD decimal strings.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AIBudgetStatus {
+    /// The spec generation this status reflects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Where the budget stands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    /// The current period's first instant (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period_start: Option<String>,
+    /// The current period's end: when spend resets (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period_end: Option<String>,
+    /// The limit in force: the spec's plus any extension (USD).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effective_limit: Option<String>,
+    /// Settled spend this period (USD, exact).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spent: Option<String>,
+    /// Held by in-flight requests' worst-case reservations (USD).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reserved: Option<String>,
+    /// Settled spend as a percent of the effective limit, rounded down to 0.1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percent_used: Option<String>,
+    /// Projected spend at the period's end at the current rate (USD).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forecast: Option<String>,
+    /// Tokens this period, by kind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<TokenCounts>,
+    /// Requests settled this period.
+    #[serde(default)]
+    pub requests: u64,
+    /// Requests refused or rate-limited this period.
+    #[serde(default)]
+    pub throttled_requests: u64,
+    /// The models that spent most this period, most first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub top_models: Vec<ModelSpend>,
+    /// Ready, ThresholdCrossed, BudgetExhausted, Throttling, Escalated.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// Recent finished periods, newest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<PeriodSummary>,
+}
+
+/// Token counts by kind.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenCounts {
+    /// Uncached input tokens.
+    pub input: u64,
+    /// Output tokens.
+    pub output: u64,
+    /// Cache-read tokens.
+    pub cache_read: u64,
+    /// Cache-write tokens (all TTLs).
+    pub cache_write: u64,
+}
+
+/// One model's share of a period's spend.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelSpend {
+    /// The foundation model (or what was requested, if unresolvable).
+    pub model: String,
+    /// USD.
+    pub spent: String,
+    /// Requests.
+    pub requests: u64,
+}
+
+/// A finished period.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PeriodSummary {
+    /// First instant (RFC 3339).
+    pub start: String,
+    /// End (RFC 3339).
+    pub end: String,
+    /// USD spent.
+    pub spent: String,
+    /// USD limit in force at the end.
+    pub limit: String,
+    /// Requests settled.
+    pub requests: u64,
+    /// Requests refused or rate-limited.
+    pub throttled_requests: u64,
+}

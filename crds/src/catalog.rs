@@ -1,0 +1,240 @@
+//! The Bedrock on-demand price catalog: what aigov charges when no `AIModelPrice` says
+//! otherwise. Every figure is USD per 1M tokens, transcribed from the Amazon Bedrock pricing
+//! page (on-demand, US East (N. Virginia)); `since` is the date the price took effect there.
+//!
+//! Cache prices are listed explicitly per model. A model whose cache prices are `None` does not
+//! support prompt caching on Bedrock; a cache token reported for it is priced at the input
+//! rate and flagged, never at zero.
+
+use std::sync::LazyLock;
+
+use rust_decimal::Decimal;
+
+use crate::money::Usd;
+
+/// The page every catalog figure is transcribed from.
+pub const PRICING_SOURCE: &str = "https://aws.amazon.com/bedrock/pricing/ (on-demand, us-east-1)";
+
+/// Request/response body shape a model speaks on InvokeModel, so that a downgrade only
+/// rewrites a model ID to another model that reads the same body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ModelFamily {
+    /// Anthropic Messages API bodies (`anthropic_version`, `messages`, `max_tokens`).
+    AnthropicClaude,
+    /// Amazon Nova bodies (`messages`, `inferenceConfig.maxTokens`).
+    AmazonNova,
+    /// Amazon Titan Text bodies (`inputText`, `textGenerationConfig.maxTokenCount`).
+    AmazonTitanText,
+    /// Meta Llama bodies (`prompt`, `max_gen_len`).
+    MetaLlama,
+    /// Mistral bodies (`prompt` or `messages`, `max_tokens`).
+    Mistral,
+}
+
+/// Per-token prices of one model, USD per 1M tokens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenPrices {
+    /// Uncached input tokens.
+    pub input: Usd,
+    /// Output tokens.
+    pub output: Usd,
+    /// Tokens read from the prompt cache; `None` where the model has no prompt caching.
+    pub cache_read: Option<Usd>,
+    /// Tokens written to the prompt cache with the default 5-minute TTL.
+    pub cache_write_5m: Option<Usd>,
+    /// Tokens written to the prompt cache with the 1-hour TTL, where it is priced apart.
+    pub cache_write_1h: Option<Usd>,
+}
+
+/// One model in the catalog.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CatalogEntry {
+    /// The foundation-model ID Bedrock knows it by (`anthropic.claude-3-haiku-20240307-v1:0`).
+    pub model_id: &'static str,
+    /// The name people use for it.
+    pub name: &'static str,
+    /// The InvokeModel body family.
+    pub family: ModelFamily,
+    /// On-demand prices for the base (global, or only) endpoint.
+    pub prices: TokenPrices,
+    /// Percent added when invoked through an in-region or geographic endpoint rather than the
+    /// `global.` profile (10 for the Claude 4.5 generation, none for older models).
+    pub regional_premium_percent: Option<u32>,
+    /// The most output tokens one request may produce: the worst-case reservation's bound.
+    pub max_output_tokens: u32,
+    /// The context window, in tokens.
+    pub context_window: u32,
+    /// The date this price took effect on the source page.
+    pub since: &'static str,
+}
+
+struct Row {
+    id: &'static str,
+    name: &'static str,
+    family: ModelFamily,
+    input: &'static str,
+    output: &'static str,
+    cache_read: Option<&'static str>,
+    cache_write_5m: Option<&'static str>,
+    cache_write_1h: Option<&'static str>,
+    regional_premium_percent: Option<u32>,
+    max_output_tokens: u32,
+    context_window: u32,
+    since: &'static str,
+}
+
+use ModelFamily::*;
+
+#[rustfmt::skip]
+const ROWS: &[Row] = &[
+    // Anthropic Claude 3
+    Row { id: "anthropic.claude-3-haiku-20240307-v1:0", name: "Claude 3 Haiku", family: AnthropicClaude, input: "0.25", output: "1.25", cache_read: None, cache_write_5m: None, cache_write_1h: None, regional_premium_percent: None, max_output_tokens: 4096, context_window: 200_000, since: "2024-03-13" },
+    Row { id: "anthropic.claude-3-sonnet-20240229-v1:0", name: "Claude 3 Sonnet", family: AnthropicClaude, input: "3", output: "15", cache_read: None, cache_write_5m: None, cache_write_1h: None, regional_premium_percent: None, max_output_tokens: 4096, context_window: 200_000, since: "2024-03-04" },
+    Row { id: "anthropic.claude-3-opus-20240229-v1:0", name: "Claude 3 Opus", family: AnthropicClaude, input: "15", output: "75", cache_read: None, cache_write_5m: None, cache_write_1h: None, regional_premium_percent: None, max_output_tokens: 4096, context_window: 200_000, since: "2024-04-16" },
+    // Anthropic Claude 3.5 / 3.7
+    Row { id: "anthropic.claude-3-5-haiku-20241022-v1:0", name: "Claude 3.5 Haiku", family: AnthropicClaude, input: "0.80", output: "4", cache_read: Some("0.08"), cache_write_5m: Some("1"), cache_write_1h: None, regional_premium_percent: None, max_output_tokens: 8192, context_window: 200_000, since: "2024-12-10" },
+    Row { id: "anthropic.claude-3-5-sonnet-20240620-v1:0", name: "Claude 3.5 Sonnet", family: AnthropicClaude, input: "3", output: "15", cache_read: None, cache_write_5m: None, cache_write_1h: None, regional_premium_percent: None, max_output_tokens: 8192, context_window: 200_000, since: "2024-06-20" },
+    Row { id: "anthropic.claude-3-5-sonnet-20241022-v2:0", name: "Claude 3.5 Sonnet v2", family: AnthropicClaude, input: "3", output: "15", cache_read: Some("0.30"), cache_write_5m: Some("3.75"), cache_write_1h: None, regional_premium_percent: None, max_output_tokens: 8192, context_window: 200_000, since: "2024-10-22" },
+    Row { id: "anthropic.claude-3-7-sonnet-20250219-v1:0", name: "Claude 3.7 Sonnet", family: AnthropicClaude, input: "3", output: "15", cache_read: Some("0.30"), cache_write_5m: Some("3.75"), cache_write_1h: None, regional_premium_percent: None, max_output_tokens: 64_000, context_window: 200_000, since: "2025-02-24" },
+    // Anthropic Claude 4 / 4.1
+    Row { id: "anthropic.claude-sonnet-4-20250514-v1:0", name: "Claude Sonnet 4", family: AnthropicClaude, input: "3", output: "15", cache_read: Some("0.30"), cache_write_5m: Some("3.75"), cache_write_1h: Some("6"), regional_premium_percent: None, max_output_tokens: 64_000, context_window: 200_000, since: "2025-05-22" },
+    Row { id: "anthropic.claude-opus-4-20250514-v1:0", name: "Claude Opus 4", family: AnthropicClaude, input: "15", output: "75", cache_read: Some("1.50"), cache_write_5m: Some("18.75"), cache_write_1h: Some("30"), regional_premium_percent: None, max_output_tokens: 32_000, context_window: 200_000, since: "2025-05-22" },
+    Row { id: "anthropic.claude-opus-4-1-20250805-v1:0", name: "Claude Opus 4.1", family: AnthropicClaude, input: "15", output: "75", cache_read: Some("1.50"), cache_write_5m: Some("18.75"), cache_write_1h: Some("30"), regional_premium_percent: None, max_output_tokens: 32_000, context_window: 200_000, since: "2025-08-05" },
+    // Anthropic Claude 4.5: the global profile is the base price; regional endpoints add 10%.
+    Row { id: "anthropic.claude-sonnet-4-5-20250929-v1:0", name: "Claude Sonnet 4.5", family: AnthropicClaude, input: "3", output: "15", cache_read: Some("0.30"), cache_write_5m: Some("3.75"), cache_write_1h: Some("6"), regional_premium_percent: Some(10), max_output_tokens: 64_000, context_window: 200_000, since: "2025-09-29" },
+    Row { id: "anthropic.claude-haiku-4-5-20251001-v1:0", name: "Claude Haiku 4.5", family: AnthropicClaude, input: "1", output: "5", cache_read: Some("0.10"), cache_write_5m: Some("1.25"), cache_write_1h: Some("2"), regional_premium_percent: Some(10), max_output_tokens: 64_000, context_window: 200_000, since: "2025-10-15" },
+    Row { id: "anthropic.claude-opus-4-5-20251101-v1:0", name: "Claude Opus 4.5", family: AnthropicClaude, input: "5", output: "25", cache_read: Some("0.50"), cache_write_5m: Some("6.25"), cache_write_1h: Some("10"), regional_premium_percent: Some(10), max_output_tokens: 64_000, context_window: 200_000, since: "2025-11-24" },
+    // Amazon Nova: cache reads at a 75% discount; cache writes cost the input rate.
+    Row { id: "amazon.nova-micro-v1:0", name: "Nova Micro", family: AmazonNova, input: "0.035", output: "0.14", cache_read: Some("0.00875"), cache_write_5m: Some("0.035"), cache_write_1h: None, regional_premium_percent: None, max_output_tokens: 10_000, context_window: 128_000, since: "2024-12-03" },
+    Row { id: "amazon.nova-lite-v1:0", name: "Nova Lite", family: AmazonNova, input: "0.06", output: "0.24", cache_read: Some("0.015"), cache_write_5m: Some("0.06"), cache_write_1h: None, regional_premium_percent: None, max_output_tokens: 10_000, context_window: 300_000, since: "2024-12-03" },
+    Row { id: "amazon.nova-pro-v1:0", name: "Nova Pro", family: AmazonNova, input: "0.80", output: "3.20", cache_read: Some("0.20"), cache_write_5m: Some("0.80"), cache_write_1h: None, regional_premium_percent: None, max_output_tokens: 10_000, context_window: 300_000, since: "2024-12-03" },
+    // Amazon Titan Text
+    Row { id: "amazon.titan-text-lite-v1", name: "Titan Text G1 - Lite", family: AmazonTitanText, input: "0.15", output: "0.20", cache_read: None, cache_write_5m: None, cache_write_1h: None, regional_premium_percent: None, max_output_tokens: 4096, context_window: 4096, since: "2023-11-29" },
+    Row { id: "amazon.titan-text-express-v1", name: "Titan Text G1 - Express", family: AmazonTitanText, input: "0.20", output: "0.60", cache_read: None, cache_write_5m: None, cache_write_1h: None, regional_premium_percent: None, max_output_tokens: 8192, context_window: 8192, since: "2023-11-29" },
+    Row { id: "amazon.titan-text-premier-v1:0", name: "Titan Text G1 - Premier", family: AmazonTitanText, input: "0.50", output: "1.50", cache_read: None, cache_write_5m: None, cache_write_1h: None, regional_premium_percent: None, max_output_tokens: 3072, context_window: 32_000, since: "2024-05-07" },
+    // Meta Llama 3.x
+    Row { id: "meta.llama3-8b-instruct-v1:0", name: "Llama 3 8B Instruct", family: MetaLlama, input: "0.30", output: "0.60", cache_read: None, cache_write_5m: None, cache_write_1h: None, regional_premium_percent: None, max_output_tokens: 2048, context_window: 8192, since: "2024-04-23" },
+    Row { id: "meta.llama3-70b-instruct-v1:0", name: "Llama 3 70B Instruct", family: MetaLlama, input: "2.65", output: "3.50", cache_read: None, cache_write_5m: None, cache_write_1h: None, regional_premium_percent: None, max_output_tokens: 2048, context_window: 8192, since: "2024-04-23" },
+    Row { id: "meta.llama3-1-8b-instruct-v1:0", name: "Llama 3.1 8B Instruct", family: MetaLlama, input: "0.22", output: "0.22", cache_read: None, cache_write_5m: None, cache_write_1h: None, regional_premium_percent: None, max_output_tokens: 2048, context_window: 128_000, since: "2024-07-23" },
+    Row { id: "meta.llama3-1-70b-instruct-v1:0", name: "Llama 3.1 70B Instruct", family: MetaLlama, input: "0.72", output: "0.72", cache_read: None, cache_write_5m: None, cache_write_1h: None, regional_premium_percent: None, max_output_tokens: 2048, context_window: 128_000, since: "2024-07-23" },
+    Row { id: "meta.llama3-1-405b-instruct-v1:0", name: "Llama 3.1 405B Instruct", family: MetaLlama, input: "2.40", output: "2.40", cache_read: None, cache_write_5m: None, cache_write_1h: None, regional_premium_percent: None, max_output_tokens: 2048, context_window: 128_000, since: "2024-07-23" },
+    Row { id: "meta.llama3-2-1b-instruct-v1:0", name: "Llama 3.2 1B Instruct", family: MetaLlama, input: "0.10", output: "0.10", cache_read: None, cache_write_5m: None, cache_write_1h: None, regional_premium_percent: None, max_output_tokens: 2048, context_window: 128_000, since: "2024-09-25" },
+    Row { id: "meta.llama3-2-3b-instruct-v1:0", name: "Llama 3.2 3B Instruct", family: MetaLlama, input: "0.15", output: "0.15", cache_read: None, cache_write_5m: None, cache_write_1h: None, regional_premium_percent: None, max_output_tokens: 2048, context_window: 128_000, since: "2024-09-25" },
+    Row { id: "meta.llama3-2-11b-instruct-v1:0", name: "Llama 3.2 11B Vision Instruct", family: MetaLlama, input: "0.16", output: "0.16", cache_read: None, cache_write_5m: None, cache_write_1h: None, regional_premium_percent: None, max_output_tokens: 2048, context_window: 128_000, since: "2024-09-25" },
+    Row { id: "meta.llama3-2-90b-instruct-v1:0", name: "Llama 3.2 90B Vision Instruct", family: MetaLlama, input: "0.72", output: "0.72", cache_read: None, cache_write_5m: None, cache_write_1h: None, regional_premium_percent: None, max_output_tokens: 2048, context_window: 128_000, since: "2024-09-25" },
+    Row { id: "meta.llama3-3-70b-instruct-v1:0", name: "Llama 3.3 70B Instruct", family: MetaLlama, input: "0.72", output: "0.72", cache_read: None, cache_write_5m: None, cache_write_1h: None, regional_premium_percent: None, max_output_tokens: 2048, context_window: 128_000, since: "2024-12-19" },
+    // Mistral
+    Row { id: "mistral.mistral-large-2402-v1:0", name: "Mistral Large (24.02)", family: Mistral, input: "4", output: "12", cache_read: None, cache_write_5m: None, cache_write_1h: None, regional_premium_percent: None, max_output_tokens: 8192, context_window: 32_000, since: "2024-04-02" },
+    Row { id: "mistral.mistral-large-2407-v1:0", name: "Mistral Large 2 (24.07)", family: Mistral, input: "2", output: "6", cache_read: None, cache_write_5m: None, cache_write_1h: None, regional_premium_percent: None, max_output_tokens: 8192, context_window: 128_000, since: "2024-07-24" },
+];
+
+fn usd(text: &'static str) -> Usd {
+    Usd::parse(text).unwrap_or_else(|e| panic!("catalog figure {text:?} is malformed: {e}"))
+}
+
+static CATALOG: LazyLock<Vec<CatalogEntry>> = LazyLock::new(|| {
+    ROWS.iter()
+        .map(|row| CatalogEntry {
+            model_id: row.id,
+            name: row.name,
+            family: row.family,
+            prices: TokenPrices {
+                input: usd(row.input),
+                output: usd(row.output),
+                cache_read: row.cache_read.map(usd),
+                cache_write_5m: row.cache_write_5m.map(usd),
+                cache_write_1h: row.cache_write_1h.map(usd),
+            },
+            regional_premium_percent: row.regional_premium_percent,
+            max_output_tokens: row.max_output_tokens,
+            context_window: row.context_window,
+            since: row.since,
+        })
+        .collect()
+});
+
+/// Every model in the catalog.
+pub fn entries() -> &'static [CatalogEntry] {
+    &CATALOG
+}
+
+/// The catalog entry for a foundation-model ID, tolerating Bedrock's context-window variants
+/// (`anthropic.claude-3-haiku-20240307-v1:0:200k`).
+pub fn lookup(model_id: &str) -> Option<&'static CatalogEntry> {
+    entries().iter().find(|entry| {
+        model_id == entry.model_id
+            || model_id
+                .strip_prefix(entry.model_id)
+                .and_then(|rest| rest.strip_prefix(':'))
+                .is_some_and(|variant| variant.ends_with('k') || variant == "mm")
+    })
+}
+
+impl TokenPrices {
+    /// These prices scaled by an exact factor (a regional premium, the batch discount).
+    pub fn scaled(&self, factor: Decimal) -> TokenPrices {
+        TokenPrices {
+            input: self.input.scaled(factor),
+            output: self.output.scaled(factor),
+            cache_read: self.cache_read.map(|p| p.scaled(factor)),
+            cache_write_5m: self.cache_write_5m.map(|p| p.scaled(factor)),
+            cache_write_1h: self.cache_write_1h.map(|p| p.scaled(factor)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_model_family_the_design_names_is_in_the_catalog() {
+        for name in [
+            "Claude 3 Haiku", "Claude 3 Sonnet", "Claude 3 Opus", "Claude 3.5 Haiku", "Claude 3.5 Sonnet",
+            "Claude 3.7 Sonnet", "Claude Sonnet 4", "Claude Opus 4", "Claude Sonnet 4.5", "Claude Haiku 4.5",
+            "Claude Opus 4.5", "Nova Micro", "Nova Lite", "Nova Pro", "Titan Text G1 - Express",
+            "Llama 3 8B Instruct", "Llama 3.1 70B Instruct", "Llama 3.3 70B Instruct", "Mistral Large (24.02)",
+        ] {
+            assert!(entries().iter().any(|e| e.name == name), "{name} missing");
+        }
+    }
+
+    #[test]
+    fn every_entry_is_well_formed() {
+        let mut ids = std::collections::HashSet::new();
+        for e in entries() {
+            assert!(ids.insert(e.model_id), "duplicate {}", e.model_id);
+            assert!(!e.prices.input.is_zero() && !e.prices.output.is_zero(), "{}", e.model_id);
+            assert!(e.max_output_tokens > 0 && e.context_window > 0, "{}", e.model_id);
+            assert!(jiff::civil::Date::strptime("%Y-%m-%d", e.since).is_ok(), "{}", e.model_id);
+            // A cache read is always cheaper than an uncached input token, and a cache write
+            // never cheaper: the catalog never prices cache tokens at 0 or at the input rate by accident.
+            if let Some(read) = e.prices.cache_read {
+                assert!(!read.is_zero() && read < e.prices.input, "{}", e.model_id);
+                assert!(e.prices.cache_write_5m.is_some(), "{}", e.model_id);
+            }
+            if let Some(write) = e.prices.cache_write_5m {
+                assert!(write >= e.prices.input, "{}", e.model_id);
+            }
+        }
+    }
+
+    #[test]
+    fn claude_cache_prices_follow_the_published_multipliers() {
+        // Anthropic on Bedrock: 5-minute writes 1.25x input, 1-hour writes 2x, reads 0.1x.
+        for e in entries().iter().filter(|e| e.family == AnthropicClaude && e.prices.cache_write_1h.is_some()) {
+            let input = e.prices.input.as_decimal();
+            assert_eq!(e.prices.cache_write_5m.unwrap().as_decimal(), input * Decimal::new(125, 2), "{}", e.model_id);
+            assert_eq!(e.prices.cache_write_1h.unwrap().as_decimal(), input * Decimal::TWO, "{}", e.model_id);
+            assert_eq!(e.prices.cache_read.unwrap().as_decimal(), input / Decimal::TEN, "{}", e.model_id);
+        }
+    }
+
+    #[test]
+    fn context_window_variants_resolve_to_their_base_model() {
+        assert_eq!(lookup("anthropic.claude-3-haiku-20240307-v1:0:200k").unwrap().name, "Claude 3 Haiku");
+        assert_eq!(lookup("amazon.nova-pro-v1:0").unwrap().name, "Nova Pro");
+        assert!(lookup("anthropic.claude-3-haiku-20240307-v1:0:oops").is_none());
+        assert!(lookup("anthropic.claude-3-haiku").is_none());
+    }
+}

@@ -1,0 +1,4 @@
+//go:build tools
+
+// Package tools pins the Kubernetes build into this module's go.sum.
+package tools

@@ -1,0 +1,40 @@
+# Shared settings for the local environment scripts. Sourced, never run.
+#
+# Everything built is cached outside the clone under $AIGOV_CACHE, in directories
+# keyed by the pinned version (and a recipe revision), so a fresh clone reuses them.
+# Everything running keeps its PID, logs and credentials under $AIGOV_RUN.
+
+AIGOV_REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+AIGOV_CACHE="${AIGOV_CACHE:-$HOME/.cache/aigov}"
+AIGOV_RUN="${AIGOV_RUN:-${TMPDIR:-/tmp}/aigov-env}"
+
+# Pinned versions. Bump RECIPE when the way a tool is built changes.
+KUBE_VERSION=v1.36.3
+ETCD_VERSION=v3.6.16
+TOFU_VERSION=v1.10.10
+MOTO_VERSION=5.2.5
+RECIPE=1
+
+KUBE_DIR="$AIGOV_CACHE/tools/kubernetes-$KUBE_VERSION-r$RECIPE"
+ETCD_DIR="$AIGOV_CACHE/tools/etcd-$ETCD_VERSION-r$RECIPE"
+TOFU_DIR="$AIGOV_CACHE/tools/opentofu-$TOFU_VERSION-r$RECIPE"
+MOTO_DIR="$AIGOV_CACHE/tools/moto-$MOTO_VERSION-r$RECIPE"
+
+KUBE_APISERVER="$KUBE_DIR/bin/kube-apiserver"
+KUBECTL="$KUBE_DIR/bin/kubectl"
+ETCD="$ETCD_DIR/bin/etcd"
+TOFU="$TOFU_DIR/bin/tofu"
+MOTO_PYTHON="$MOTO_DIR/venv/bin/python"
+
+# Loopback ports; override any of them to run two environments side by side.
+ETCD_PORT="${AIGOV_ETCD_PORT:-23790}"
+ETCD_PEER_PORT="${AIGOV_ETCD_PEER_PORT:-23800}"
+APISERVER_PORT="${AIGOV_APISERVER_PORT:-16443}"
+MOTO_PORT="${AIGOV_MOTO_PORT:-15000}"
+BEDROCK_SIM_PORT="${AIGOV_BEDROCK_SIM_PORT:-18080}"
+
+# Cargo's target directory lives in the cache too, so CI's fresh clones build incrementally.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$AIGOV_CACHE/target}"
+
+log() { printf '\033[1m[aigov-env]\033[0m %s\n' "$*" >&2; }
+die() { printf '[aigov-env] error: %s\n' "$*" >&2; exit 1; }

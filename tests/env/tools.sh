@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Builds the pinned local-environment tools once and caches them outside the clone:
+# kube-apiserver and kubectl, etcd, OpenTofu (all from the Go module proxy through the
+# wrapper modules in tests/env/go) and moto[server] (from PyPI, in its own venv).
+# Idempotent: a tool whose binary is already in the cache is not rebuilt.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+# go_build DIR OUT_DIR LDFLAGS PACKAGE... builds packages of wrapper module DIR into OUT_DIR.
+go_build() {
+  local module="$1" out="$2" ldflags="$3"; shift 3
+  mkdir -p "$out.partial"
+  (cd "$AIGOV_REPO/tests/env/go/$module" && \
+    GOFLAGS=-mod=mod go build -trimpath -ldflags "-s -w $ldflags" -o "$out.partial/" "$@")
+  mkdir -p "$out" && mv "$out.partial"/* "$out/" && rmdir "$out.partial"
+}
+
+build_kube() {
+  [[ -x "$KUBE_APISERVER" && -x "$KUBECTL" ]] && return
+  log "building kube-apiserver and kubectl $KUBE_VERSION from the Go module proxy (first run only, ~10 min)"
+  local minor="${KUBE_VERSION#v1.}"; minor="${minor%%.*}"
+  local v
+  for v in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ldflags+=" -X $v.gitVersion=$KUBE_VERSION -X $v.gitMajor=1 -X $v.gitMinor=$minor -X $v.gitTreeState=clean"
+  done
+  go_build kube "$KUBE_DIR/bin" "$ldflags" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubectl
+}
+
+build_etcd() {
+  [[ -x "$ETCD" ]] && return
+  log "building etcd $ETCD_VERSION from the Go module proxy (first run only)"
+  go_build etcd "$ETCD_DIR/bin" "" .
+}
+
+build_tofu() {
+  [[ -x "$TOFU" ]] && return
+  log "building OpenTofu $TOFU_VERSION from the Go module proxy (first run only)"
+  go_build tofu "$TOFU_DIR/bin" "-X github.com/opentofu/opentofu/version.dev=no" github.com/opentofu/opentofu/cmd/tofu
+}
+
+install_moto() {
+  [[ -x "$MOTO_PYTHON" ]] && "$MOTO_PYTHON" -c 'import moto, cbor2, boto3' 2>/dev/null && return
+  log "installing moto[server]==$MOTO_VERSION into $MOTO_DIR/venv"
+  rm -rf "$MOTO_DIR" && mkdir -p "$MOTO_DIR"
+  python3 -m venv "$MOTO_DIR/venv"
+  "$MOTO_PYTHON" -m pip install --quiet --disable-pip-version-check \
+    -r "$AIGOV_REPO/tests/env/moto/requirements.txt"
+}
+
+case "${1:-all}" in
+  kube) build_kube ;;
+  etcd) build_etcd ;;
+  tofu) build_tofu ;;
+  moto) install_moto ;;
+  all) install_moto; build_etcd; build_kube; build_tofu ;;
+  *) die "usage: tools.sh [all|kube|etcd|tofu|moto]" ;;
+esac
