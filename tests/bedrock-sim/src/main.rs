@@ -1,1 +1,37 @@
-fn main() {}
+//! `aigov-bedrock-sim`: serves the Bedrock runtime simulator on a loopback address.
+#![forbid(unsafe_code)]
+
+use anyhow::Context;
+use clap::Parser;
+
+/// Command-line interface.
+#[derive(Parser, Debug)]
+#[command(about = "A wire-faithful Amazon Bedrock runtime simulator")]
+struct Cli {
+    /// Address to listen on (loopback only).
+    #[arg(long, default_value = "127.0.0.1:18080")]
+    listen: std::net::SocketAddr,
+    /// Delay before each answer, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    /// Output tokens reported when the request does not say.
+    #[arg(long, default_value_t = 16)]
+    default_output_tokens: u64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
+    let cli = Cli::parse();
+    anyhow::ensure!(cli.listen.ip().is_loopback(), "the simulator listens on loopback addresses only");
+    let listener = tokio::net::TcpListener::bind(cli.listen).await.with_context(|| format!("binding {}", cli.listen))?;
+    let config = aigov_bedrock_sim::Config {
+        latency_ms: cli.latency_ms,
+        default_output_tokens: cli.default_output_tokens,
+        ..aigov_bedrock_sim::Config::default()
+    };
+    let handle = aigov_bedrock_sim::serve(listener, config).await?;
+    eprintln!("aigov-bedrock-sim listening on http://{}", handle.addr);
+    tokio::signal::ctrl_c().await?;
+    Ok(())
+}

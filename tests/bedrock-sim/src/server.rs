@@ -1,0 +1,485 @@
+//! The simulator's HTTP server: routing, request analysis, the four operations, and the
+//! `/_sim/*` control endpoints.
+
+use std::collections::HashSet;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aigov_api::catalog::ModelFamily;
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Channel, Full, Limited};
+use hyper::body::{Frame, Incoming};
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use percent_encoding::percent_decode_str;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+use crate::directives::{self, Directives};
+use crate::families::{self, Outcome};
+use crate::prompt::{self, PromptShape};
+use crate::{errors, stream};
+
+/// The largest request body accepted (Bedrock's own limit is in this range).
+const MAX_BODY: usize = 25 * 1024 * 1024;
+
+type Body = BoxBody<Bytes, Infallible>;
+
+/// Settings changeable at run time with `POST /_sim/config`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Config {
+    /// Delay before each answer.
+    pub latency_ms: u64,
+    /// Delay between stream events.
+    pub chunk_delay_ms: u64,
+    /// Output tokens when neither a directive nor the request's bound says otherwise.
+    pub default_output_tokens: u64,
+    /// Errors to answer the next requests with, first first (e.g. `["ThrottlingException"]`).
+    pub errors: Vec<String>,
+    /// The model an application inference profile ARN stands for.
+    pub application_profile_model: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            latency_ms: 0,
+            chunk_delay_ms: 0,
+            default_output_tokens: 16,
+            errors: Vec::new(),
+            application_profile_model: "anthropic.claude-3-haiku-20240307-v1:0".into(),
+        }
+    }
+}
+
+/// One request the simulator answered, for tests that count what was served.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Served {
+    /// The `x-amzn-RequestId` it answered with.
+    pub request_id: String,
+    /// `Converse`, `ConverseStream`, `InvokeModel` or `InvokeModelWithResponseStream`.
+    pub operation: String,
+    /// The model ID as decoded from the path.
+    pub model_id: String,
+    /// HTTP status of the answer.
+    pub status: u16,
+    /// The error code, if it answered with one.
+    pub error: Option<String>,
+    /// Uncached input tokens reported.
+    pub input_tokens: u64,
+    /// Output tokens reported.
+    pub output_tokens: u64,
+    /// Cache-read tokens reported.
+    pub cache_read_tokens: u64,
+    /// Cache-write tokens reported.
+    pub cache_write_tokens: u64,
+    /// False when a stream was cut before its usage-bearing event.
+    pub usage_delivered: bool,
+    /// The SigV4 credential scope's service and region (`bedrock/us-east-1`).
+    pub signed_for: String,
+}
+
+/// The simulator's shared state.
+#[derive(Default)]
+pub struct Simulator {
+    config: Mutex<Config>,
+    served: Mutex<Vec<Served>>,
+    cached_prefixes: Mutex<HashSet<(String, String)>>,
+    next_id: AtomicU64,
+}
+
+/// A running simulator.
+pub struct Handle {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its state, to inspect from in-process tests.
+    pub simulator: Arc<Simulator>,
+}
+
+/// Serves the simulator on `listener` until the process ends.
+pub async fn serve(listener: TcpListener, config: Config) -> std::io::Result<Handle> {
+    let addr = listener.local_addr()?;
+    let simulator = Arc::new(Simulator { config: Mutex::new(config), ..Simulator::default() });
+    let shared = simulator.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((socket, _)) = listener.accept().await else { continue };
+            let sim = shared.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req| {
+                    let sim = sim.clone();
+                    async move { Ok::<_, Infallible>(sim.handle(req).await) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(socket), service)
+                    .await;
+            });
+        }
+    });
+    Ok(Handle { addr, simulator })
+}
+
+fn full(response: Response<Bytes>) -> Response<Body> {
+    response.map(|b| Full::new(b).boxed())
+}
+
+fn json_response(status: StatusCode, value: &Value) -> Response<Body> {
+    full(Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Bytes::from(value.to_string()))
+        .expect("valid response"))
+}
+
+/// The four runtime operations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Operation {
+    Converse,
+    ConverseStream,
+    InvokeModel,
+    InvokeModelWithResponseStream,
+}
+
+impl Operation {
+    fn from_path(action: &str) -> Option<Self> {
+        Some(match action {
+            "converse" => Operation::Converse,
+            "converse-stream" => Operation::ConverseStream,
+            "invoke" => Operation::InvokeModel,
+            "invoke-with-response-stream" => Operation::InvokeModelWithResponseStream,
+            _ => return None,
+        })
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Operation::Converse => "Converse",
+            Operation::ConverseStream => "ConverseStream",
+            Operation::InvokeModel => "InvokeModel",
+            Operation::InvokeModelWithResponseStream => "InvokeModelWithResponseStream",
+        }
+    }
+
+    fn streams(self) -> bool {
+        matches!(self, Operation::ConverseStream | Operation::InvokeModelWithResponseStream)
+    }
+}
+
+impl Simulator {
+    /// Every request served so far.
+    pub fn served(&self) -> Vec<Served> {
+        self.served.lock().expect("lock").clone()
+    }
+
+    /// Replaces the run-time settings (what `POST /_sim/config` does).
+    pub fn configure(&self, config: Config) {
+        *self.config.lock().expect("lock") = config;
+    }
+
+    fn record(&self, served: Served) {
+        self.served.lock().expect("lock").push(served);
+    }
+
+    async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
+        let path = req.uri().path().to_owned();
+        match (req.method(), path.as_str()) {
+            (&Method::GET, "/_sim/health") => json_response(StatusCode::OK, &json!({"ok": true})),
+            (&Method::GET, "/_sim/requests") => json_response(StatusCode::OK, &serde_json::to_value(self.served()).expect("serializable")),
+            (&Method::GET, "/_sim/config") => {
+                let config = self.config.lock().expect("lock").clone();
+                json_response(StatusCode::OK, &serde_json::to_value(config).expect("serializable"))
+            }
+            (&Method::POST, "/_sim/reset") => {
+                *self.config.lock().expect("lock") = Config::default();
+                self.served.lock().expect("lock").clear();
+                self.cached_prefixes.lock().expect("lock").clear();
+                json_response(StatusCode::OK, &json!({"reset": true}))
+            }
+            (&Method::POST, "/_sim/config") => {
+                let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                match serde_json::from_slice::<Config>(&body) {
+                    Ok(config) => {
+                        *self.config.lock().expect("lock") = config;
+                        json_response(StatusCode::OK, &json!({"configured": true}))
+                    }
+                    Err(e) => json_response(StatusCode::BAD_REQUEST, &json!({"message": e.to_string()})),
+                }
+            }
+            (&Method::POST, p) if p.starts_with("/model/") => self.invoke(req).await,
+            _ => {
+                let id = self.request_id();
+                full(errors::response("UnknownOperationException", "The requested operation is not recognized by the service.", &id))
+            }
+        }
+    }
+
+    fn request_id(&self) -> String {
+        let n = self.next_id.fetch_add(1, Ordering::Relaxed);
+        format!("5151a1e0-0000-4000-8000-{n:012x}")
+    }
+
+    async fn invoke(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
+        let request_id = self.request_id();
+        let rest = req.uri().path().trim_start_matches("/model/").to_owned();
+        let (raw_model, action) = rest.split_once('/').unwrap_or((&rest, ""));
+        let model_id = percent_decode_str(raw_model).decode_utf8_lossy().into_owned();
+        let signed_for = credential_scope(req.headers());
+        let mut served = Served {
+            request_id: request_id.clone(),
+            operation: String::new(),
+            model_id: model_id.clone(),
+            status: 200,
+            error: None,
+            input_tokens: 0,
+            output_tokens: 0,
+            cache_read_tokens: 0,
+            cache_write_tokens: 0,
+            usage_delivered: false,
+            signed_for: signed_for.clone().unwrap_or_default(),
+        };
+        let fail = |served: &mut Served, code: &str, message: &str| {
+            served.status = errors::status_for(code).as_u16();
+            served.error = Some(code.to_owned());
+            full(errors::response(code, message, &served.request_id))
+        };
+        let Some(operation) = Operation::from_path(action) else {
+            return full(errors::response("UnknownOperationException", "The requested operation is not recognized by the service.", &request_id));
+        };
+        served.operation = operation.name().to_owned();
+        if signed_for.is_none() {
+            let response = fail(&mut served, "MissingAuthenticationTokenException", "Missing Authentication Token");
+            self.record(served);
+            return response;
+        }
+        let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(_) => {
+                let response = fail(&mut served, "ValidationException", "Input is too long for requested model.");
+                self.record(served);
+                return response;
+            }
+        };
+        let config = self.config.lock().expect("lock").clone();
+        let text = String::from_utf8_lossy(&body);
+        let directives = directives::parse(&text);
+        let queued_error = {
+            let mut c = self.config.lock().expect("lock");
+            (!c.errors.is_empty()).then(|| c.errors.remove(0))
+        };
+        if let Some(code) = directives.error.clone().or(queued_error) {
+            tokio::time::sleep(Duration::from_millis(directives.latency_ms.unwrap_or(config.latency_ms))).await;
+            let response = fail(&mut served, &code, &format!("Simulated {code}."));
+            self.record(served);
+            return response;
+        }
+        let resolved = aigov_api::model::resolve(&model_id);
+        let catalog = resolved.catalog.or_else(|| match resolved.routing {
+            aigov_api::model::Routing::ApplicationProfile => aigov_api::catalog::lookup(&config.application_profile_model),
+            _ => None,
+        });
+        let Some(entry) = catalog else {
+            let response = fail(&mut served, "ValidationException", "The provided model identifier is invalid.");
+            self.record(served);
+            return response;
+        };
+        let Ok(json) = serde_json::from_slice::<Value>(&body) else {
+            let response = fail(&mut served, "ValidationException", "Malformed input request, please reformat your input and try again.");
+            self.record(served);
+            return response;
+        };
+        let converse = matches!(operation, Operation::Converse | Operation::ConverseStream);
+        if converse && !json.get("messages").is_some_and(Value::is_array) {
+            let response = fail(&mut served, "ValidationException", "1 validation error detected: Value null at 'messages' failed to satisfy constraint: Member must not be null");
+            self.record(served);
+            return response;
+        }
+        if !converse {
+            if let Err(message) = families::validate(entry.family, &json) {
+                let response = fail(&mut served, "ValidationException", &message);
+                self.record(served);
+                return response;
+            }
+        }
+        let shape = prompt::analyze(&json, (!converse).then_some(entry.family));
+        let outcome = self.outcome(&model_id, &shape, &directives, &config, entry.max_output_tokens);
+        served.input_tokens = outcome.input_tokens;
+        served.output_tokens = outcome.output_tokens;
+        served.cache_read_tokens = outcome.cache_read;
+        served.cache_write_tokens = outcome.cache_write;
+        tokio::time::sleep(Duration::from_millis(outcome.latency_ms)).await;
+        if !operation.streams() {
+            served.usage_delivered = true;
+            self.record(served);
+            return full(match operation {
+                Operation::Converse => converse_response(&request_id, &outcome),
+                _ => invoke_response(entry.family, entry.model_id, &request_id, &outcome),
+            });
+        }
+        let events = match operation {
+            Operation::ConverseStream => converse_stream_events(&outcome),
+            _ => families::chunks(entry.family, entry.model_id, &request_id, &outcome).iter().map(stream::chunk).collect(),
+        };
+        self.stream_response(served, operation, events, &directives, directives.chunk_delay_ms.unwrap_or(config.chunk_delay_ms))
+    }
+
+    fn outcome(&self, model_id: &str, shape: &PromptShape, d: &Directives, config: &Config, model_max: u32) -> Outcome {
+        let total_input = prompt::tokens_for_chars(shape.text_chars).max(1);
+        let (mut cache_read, mut cache_write) = (0, 0);
+        if let Some(prefix) = &shape.cached_prefix {
+            let tokens = prompt::tokens_for_chars(prefix.chars().count());
+            let first_time = self.cached_prefixes.lock().expect("lock").insert((model_id.to_owned(), prefix.clone()));
+            if first_time { cache_write = tokens } else { cache_read = tokens }
+        }
+        let bound = shape.max_tokens.unwrap_or(u64::from(model_max));
+        let wanted = d.output_tokens.unwrap_or(config.default_output_tokens);
+        Outcome {
+            input_tokens: d.input_tokens.unwrap_or(total_input.saturating_sub(cache_read + cache_write)),
+            output_tokens: wanted.min(bound),
+            cache_read: d.cache_read.unwrap_or(cache_read),
+            cache_write: d.cache_write.unwrap_or(cache_write),
+            latency_ms: d.latency_ms.unwrap_or(config.latency_ms),
+            hit_max_tokens: wanted > bound,
+        }
+    }
+
+    fn stream_response(
+        self: Arc<Self>,
+        mut served: Served,
+        operation: Operation,
+        mut events: Vec<Bytes>,
+        d: &Directives,
+        delay_ms: u64,
+    ) -> Response<Body> {
+        // The usage-bearing event is the last one; truncation drops it, a stream error replaces
+        // the second half of the stream with an exception event.
+        if d.truncate {
+            events.pop();
+        } else if let Some(code) = &d.stream_error {
+            events.truncate(events.len() / 2);
+            events.push(stream::exception(&errors::stream_member(code), &format!("Simulated {code}.")));
+            served.error = Some(code.clone());
+        } else {
+            served.usage_delivered = true;
+        }
+        let (mut sender, body) = Channel::<Bytes, Infallible>::new(4);
+        let request_id = served.request_id.clone();
+        let sim = self.clone();
+        tokio::spawn(async move {
+            let mut delivered_all = true;
+            for event in events {
+                if sender.send(Frame::data(event)).await.is_err() {
+                    delivered_all = false;
+                    break;
+                }
+                if delay_ms > 0 {
+                    tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+                }
+            }
+            if !delivered_all {
+                served.usage_delivered = false;
+            }
+            sim.record(served);
+        });
+        let mut builder = Response::builder()
+            .status(StatusCode::OK)
+            .header("content-type", "application/vnd.amazon.eventstream")
+            .header("x-amzn-RequestId", &request_id);
+        if operation == Operation::InvokeModelWithResponseStream {
+            builder = builder.header("x-amzn-bedrock-content-type", "application/json");
+        }
+        builder.body(body.boxed()).expect("valid response")
+    }
+}
+
+/// `service/region` from a SigV4 `Authorization` header, or `bearer` for an API key;
+/// `None` when the request is not authenticated at all.
+fn credential_scope(headers: &http::HeaderMap) -> Option<String> {
+    let auth = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    if auth.starts_with("Bearer ") {
+        return Some("bearer".into());
+    }
+    let credential = auth.strip_prefix("AWS4-HMAC-SHA256 ")?.split(',').find_map(|p| p.trim().strip_prefix("Credential="))?;
+    // AKID/DATE/REGION/SERVICE/aws4_request
+    let parts: Vec<&str> = credential.split('/').collect();
+    (parts.len() == 5 && parts[4] == "aws4_request").then(|| format!("{}/{}", parts[3], parts[2]))
+}
+
+fn converse_usage(o: &Outcome) -> Value {
+    json!({
+        "inputTokens": o.input_tokens,
+        "outputTokens": o.output_tokens,
+        "totalTokens": o.input_tokens + o.output_tokens + o.cache_read + o.cache_write,
+        "cacheReadInputTokens": o.cache_read,
+        "cacheWriteInputTokens": o.cache_write,
+    })
+}
+
+fn stop_reason(o: &Outcome) -> &'static str {
+    if o.hit_max_tokens { "max_tokens" } else { "end_turn" }
+}
+
+fn converse_response(request_id: &str, o: &Outcome) -> Response<Bytes> {
+    let body = json!({
+        "output": {"message": {"role": "assistant", "content": [{"text": o.words().concat()}]}},
+        "stopReason": stop_reason(o),
+        "usage": converse_usage(o),
+        "metrics": {"latencyMs": o.latency_ms},
+    });
+    Response::builder()
+        .header("content-type", "application/json")
+        .header("x-amzn-RequestId", request_id)
+        .body(Bytes::from(body.to_string()))
+        .expect("valid response")
+}
+
+fn invoke_response(family: ModelFamily, model_id: &str, request_id: &str, o: &Outcome) -> Response<Bytes> {
+    let body = families::response(family, model_id, request_id, o);
+    Response::builder()
+        .header("content-type", "application/json")
+        .header("x-amzn-RequestId", request_id)
+        .header("X-Amzn-Bedrock-Invocation-Latency", o.latency_ms.to_string())
+        .header("X-Amzn-Bedrock-Input-Token-Count", o.input_tokens.to_string())
+        .header("X-Amzn-Bedrock-Output-Token-Count", o.output_tokens.to_string())
+        .header("X-Amzn-Bedrock-Cache-Read-Input-Token-Count", o.cache_read.to_string())
+        .header("X-Amzn-Bedrock-Cache-Write-Input-Token-Count", o.cache_write.to_string())
+        .body(Bytes::from(body.to_string()))
+        .expect("valid response")
+}
+
+/// ConverseStream's events; usage comes only in the final `metadata` event.
+fn converse_stream_events(o: &Outcome) -> Vec<Bytes> {
+    let mut events = vec![stream::event("messageStart", &json!({"role": "assistant"}))];
+    events.extend(o.words().iter().map(|w| {
+        stream::event("contentBlockDelta", &json!({"contentBlockIndex": 0, "delta": {"text": w}}))
+    }));
+    events.push(stream::event("contentBlockStop", &json!({"contentBlockIndex": 0})));
+    events.push(stream::event("messageStop", &json!({"stopReason": stop_reason(o)})));
+    events.push(stream::event("metadata", &json!({"usage": converse_usage(o), "metrics": {"latencyMs": o.latency_ms}})));
+    events
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_credential_scope_names_service_and_region() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            http::header::AUTHORIZATION,
+            "AWS4-HMAC-SHA256 Credential=AKID/20261124/us-west-2/bedrock/aws4_request, SignedHeaders=host, Signature=abc".parse().unwrap(),
+        );
+        assert_eq!(credential_scope(&headers).as_deref(), Some("bedrock/us-west-2"));
+        headers.insert(http::header::AUTHORIZATION, "garbage".parse().unwrap());
+        assert_eq!(credential_scope(&headers), None);
+        assert_eq!(credential_scope(&http::HeaderMap::new()), None);
+    }
+}
