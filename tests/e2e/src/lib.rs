@@ -1,1 +1,100 @@
-//! Helpers for the end-to-end tests.
+//! Helpers for aigov's end-to-end tests, which run against the real local environment that
+//! `tests/env/up.sh` starts (kube-apiserver + etcd, moto, the Bedrock simulator).
+//!
+//! The tests never start a fake in its place: when the environment is not up they fail and
+//! say how to start it.
+#![forbid(unsafe_code)]
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// Where the local environment's servers and tools are, from `$AIGOV_RUN/env.sh`.
+#[derive(Clone, Debug)]
+pub struct LocalEnv {
+    /// The admin kubeconfig.
+    pub kubeconfig: PathBuf,
+    /// kubectl built at the apiserver's version.
+    pub kubectl: PathBuf,
+    /// The extended moto server.
+    pub moto_endpoint: String,
+    /// The Python with boto3 (moto's venv).
+    pub python: PathBuf,
+    /// The Bedrock runtime simulator.
+    pub bedrock_sim_endpoint: String,
+}
+
+fn var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!(
+            "{name} is not set: these tests need the local environment. Run `tests/run-all.sh`, or \
+             `tests/env/up.sh && source ${{AIGOV_RUN:-/tmp/aigov-env}}/env.sh` before `cargo test`."
+        )
+    })
+}
+
+/// The local environment, or a panic that says how to start it.
+pub fn local_env() -> LocalEnv {
+    LocalEnv {
+        kubeconfig: var("KUBECONFIG").into(),
+        kubectl: var("AIGOV_KUBECTL").into(),
+        moto_endpoint: var("AIGOV_MOTO_ENDPOINT"),
+        python: var("AIGOV_MOTO_PYTHON").into(),
+        bedrock_sim_endpoint: var("AIGOV_BEDROCK_SIM_ENDPOINT"),
+    }
+}
+
+/// A name no other test (or earlier run) uses: `prefix-<pid>-<n>`.
+pub fn unique(prefix: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!("{prefix}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Runs kubectl with `args`, feeding `stdin` if given.
+pub fn kubectl(args: &[&str], stdin: Option<&str>) -> Output {
+    let env = local_env();
+    let mut child = Command::new(&env.kubectl)
+        .args(args)
+        .env("KUBECONFIG", &env.kubeconfig)
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kubectl runs");
+    if let Some(input) = stdin {
+        child.stdin.take().expect("piped").write_all(input.as_bytes()).expect("kubectl reads stdin");
+    }
+    child.wait_with_output().expect("kubectl finishes")
+}
+
+/// Runs kubectl and returns its stdout, panicking with its stderr if it fails.
+pub fn kubectl_ok(args: &[&str], stdin: Option<&str>) -> String {
+    let out = kubectl(args, stdin);
+    assert!(out.status.success(), "kubectl {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Creates a fresh namespace for one test and returns its name.
+pub fn namespace(prefix: &str) -> String {
+    let name = unique(prefix);
+    kubectl_ok(&["create", "namespace", &name], None);
+    name
+}
+
+/// A kube client for the local apiserver (from `KUBECONFIG`).
+pub async fn kube_client() -> kube::Client {
+    local_env();
+    kube::Client::try_default().await.expect("a kube client from KUBECONFIG")
+}
+
+/// AWS SDK configuration pointed at the local moto, with test credentials.
+pub async fn aws_config() -> aws_config::SdkConfig {
+    let env = local_env();
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(env.moto_endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_sts::config::Credentials::new("testing", "testing", None, None, "aigov-e2e"))
+        .load()
+        .await
+}

@@ -34,9 +34,9 @@ from werkzeug.wrappers import Request
 # --------------------------------------------------------------------------- Budgets
 
 
-def _budget(self: BudgetsResponse) -> Budget:
+def _budget(self: BudgetsResponse, name: str | None = None) -> Budget:
     account_id = self._get_param("AccountId")
-    name = self._get_param("BudgetName")
+    name = name or self._get_param("BudgetName")
     budget = self.backend.budgets[account_id].get(name)
     if budget is None:
         raise NotFoundException(f"Unable to find budget: {name} - the budget doesn't exist.")
@@ -65,10 +65,8 @@ def _norm(value: Any) -> Any:
 
 
 def update_budget(self: BudgetsResponse) -> str:
-    budget = _budget(self)
     new = self._get_param("NewBudget")
-    if new.get("BudgetName") != budget.budget["BudgetName"]:
-        raise NotFoundException("UpdateBudget cannot rename a budget: BudgetName must stay the same.")
+    budget = _budget(self, new.get("BudgetName"))
     keep = {k: budget.budget[k] for k in ("TimePeriod",) if k in budget.budget and k not in new}
     budget.budget = {**new, **keep}
     budget.budget["LastUpdatedTime"] = dt.datetime.now(dt.timezone.utc).timestamp()
