@@ -27,5 +27,8 @@ struct Cli {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let models = aigov_api::catalog::entries().len();
-    anyhow::bail!("role {:?} is not implemented yet ({models} models in the price catalog)", cli.role)
+    anyhow::bail!(
+        "role {:?} is not implemented yet ({models} models in the price catalog)",
+        cli.role
+    )
 }

@@ -15,7 +15,8 @@ pub const AMOUNT_REGEX: &str = r"^(0|[1-9][0-9]{0,11})(\.[0-9]{1,6})?$";
 /// A Go-style duration such as `15m`, `1h30m` or `45s`.
 pub const DURATION_REGEX: &str = r"^([0-9]+(s|m|h))+$";
 /// An SNS topic ARN.
-pub const SNS_TOPIC_ARN_REGEX: &str = r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$";
+pub const SNS_TOPIC_ARN_REGEX: &str =
+    r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$";
 /// An IANA zone name's shape (the zone's existence is checked by a CEL rule).
 pub const TIME_ZONE_REGEX: &str = r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$";
 /// A model ID or ARN with no wildcard (a downgrade target).
@@ -104,7 +105,10 @@ fn default_thresholds() -> Vec<u32> {
 pub struct WorkloadSelector {
     /// Service account names; empty means any.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 64), inner(regex(pattern = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")))]
+    #[schemars(
+        length(max = 64),
+        inner(regex(pattern = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"))
+    )]
     pub service_accounts: Vec<String>,
     /// A label selector over pods; absent means any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -168,7 +172,9 @@ pub struct DowngradeRule {
 }
 
 /// What the gateway does while the controller is unreachable.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub enum FailMode {
     /// Spend only what was already granted, then refuse.
     #[default]

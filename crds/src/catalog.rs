@@ -190,10 +190,25 @@ mod tests {
     #[test]
     fn every_model_family_the_design_names_is_in_the_catalog() {
         for name in [
-            "Claude 3 Haiku", "Claude 3 Sonnet", "Claude 3 Opus", "Claude 3.5 Haiku", "Claude 3.5 Sonnet",
-            "Claude 3.7 Sonnet", "Claude Sonnet 4", "Claude Opus 4", "Claude Sonnet 4.5", "Claude Haiku 4.5",
-            "Claude Opus 4.5", "Nova Micro", "Nova Lite", "Nova Pro", "Titan Text G1 - Express",
-            "Llama 3 8B Instruct", "Llama 3.1 70B Instruct", "Llama 3.3 70B Instruct", "Mistral Large (24.02)",
+            "Claude 3 Haiku",
+            "Claude 3 Sonnet",
+            "Claude 3 Opus",
+            "Claude 3.5 Haiku",
+            "Claude 3.5 Sonnet",
+            "Claude 3.7 Sonnet",
+            "Claude Sonnet 4",
+            "Claude Opus 4",
+            "Claude Sonnet 4.5",
+            "Claude Haiku 4.5",
+            "Claude Opus 4.5",
+            "Nova Micro",
+            "Nova Lite",
+            "Nova Pro",
+            "Titan Text G1 - Express",
+            "Llama 3 8B Instruct",
+            "Llama 3.1 70B Instruct",
+            "Llama 3.3 70B Instruct",
+            "Mistral Large (24.02)",
         ] {
             assert!(entries().iter().any(|e| e.name == name), "{name} missing");
         }
@@ -204,9 +219,21 @@ mod tests {
         let mut ids = std::collections::HashSet::new();
         for e in entries() {
             assert!(ids.insert(e.model_id), "duplicate {}", e.model_id);
-            assert!(!e.prices.input.is_zero() && !e.prices.output.is_zero(), "{}", e.model_id);
-            assert!(e.max_output_tokens > 0 && e.context_window > 0, "{}", e.model_id);
-            assert!(jiff::civil::Date::strptime("%Y-%m-%d", e.since).is_ok(), "{}", e.model_id);
+            assert!(
+                !e.prices.input.is_zero() && !e.prices.output.is_zero(),
+                "{}",
+                e.model_id
+            );
+            assert!(
+                e.max_output_tokens > 0 && e.context_window > 0,
+                "{}",
+                e.model_id
+            );
+            assert!(
+                jiff::civil::Date::strptime("%Y-%m-%d", e.since).is_ok(),
+                "{}",
+                e.model_id
+            );
             // A cache read is always cheaper than an uncached input token, and a cache write
             // never cheaper: the catalog never prices cache tokens at 0 or at the input rate by accident.
             if let Some(read) = e.prices.cache_read {
@@ -222,17 +249,40 @@ mod tests {
     #[test]
     fn claude_cache_prices_follow_the_published_multipliers() {
         // Anthropic on Bedrock: 5-minute writes 1.25x input, 1-hour writes 2x, reads 0.1x.
-        for e in entries().iter().filter(|e| e.family == AnthropicClaude && e.prices.cache_write_1h.is_some()) {
+        for e in entries()
+            .iter()
+            .filter(|e| e.family == AnthropicClaude && e.prices.cache_write_1h.is_some())
+        {
             let input = e.prices.input.as_decimal();
-            assert_eq!(e.prices.cache_write_5m.unwrap().as_decimal(), input * Decimal::new(125, 2), "{}", e.model_id);
-            assert_eq!(e.prices.cache_write_1h.unwrap().as_decimal(), input * Decimal::TWO, "{}", e.model_id);
-            assert_eq!(e.prices.cache_read.unwrap().as_decimal(), input / Decimal::TEN, "{}", e.model_id);
+            assert_eq!(
+                e.prices.cache_write_5m.unwrap().as_decimal(),
+                input * Decimal::new(125, 2),
+                "{}",
+                e.model_id
+            );
+            assert_eq!(
+                e.prices.cache_write_1h.unwrap().as_decimal(),
+                input * Decimal::TWO,
+                "{}",
+                e.model_id
+            );
+            assert_eq!(
+                e.prices.cache_read.unwrap().as_decimal(),
+                input / Decimal::TEN,
+                "{}",
+                e.model_id
+            );
         }
     }
 
     #[test]
     fn context_window_variants_resolve_to_their_base_model() {
-        assert_eq!(lookup("anthropic.claude-3-haiku-20240307-v1:0:200k").unwrap().name, "Claude 3 Haiku");
+        assert_eq!(
+            lookup("anthropic.claude-3-haiku-20240307-v1:0:200k")
+                .unwrap()
+                .name,
+            "Claude 3 Haiku"
+        );
         assert_eq!(lookup("amazon.nova-pro-v1:0").unwrap().name, "Nova Pro");
         assert!(lookup("anthropic.claude-3-haiku-20240307-v1:0:oops").is_none());
         assert!(lookup("anthropic.claude-3-haiku").is_none());

@@ -30,7 +30,9 @@ fn use_kubernetes_integer_formats(value: &mut serde_json::Value) {
             }
             map.values_mut().for_each(use_kubernetes_integer_formats);
         }
-        serde_json::Value::Array(items) => items.iter_mut().for_each(use_kubernetes_integer_formats),
+        serde_json::Value::Array(items) => {
+            items.iter_mut().for_each(use_kubernetes_integer_formats)
+        }
         _ => {}
     }
 }
@@ -58,7 +60,12 @@ mod tests {
         assert_eq!(crd["spec"]["names"]["shortNames"][0], "aib");
         assert_eq!(crd["spec"]["scope"], "Namespaced");
         assert!(version["subresources"]["status"].is_object());
-        let columns: Vec<_> = version["additionalPrinterColumns"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+        let columns: Vec<_> = version["additionalPrinterColumns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
         for wanted in ["Limit", "Spent", "Used%", "Phase", "Age"] {
             assert!(columns.contains(&wanted), "{wanted}");
         }

@@ -7,7 +7,9 @@ use thiserror::Error;
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum Error {
     /// A money amount that is not a non-negative decimal string.
-    #[error("invalid USD amount {input:?}: {reason} (write a non-negative decimal such as \"250.00\")")]
+    #[error(
+        "invalid USD amount {input:?}: {reason} (write a non-negative decimal such as \"250.00\")"
+    )]
     InvalidAmount {
         /// What was given.
         input: String,

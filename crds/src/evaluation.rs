@@ -42,7 +42,11 @@ pub enum EnforcementAction {
 pub fn validate_thresholds(thresholds: &[u32]) -> Result<(), Error> {
     let in_range = thresholds.iter().all(|t| (1..=100).contains(t));
     let ascending = thresholds.windows(2).all(|w| w[0] < w[1]);
-    if in_range && ascending { Ok(()) } else { Err(Error::InvalidThresholds(thresholds.to_vec())) }
+    if in_range && ascending {
+        Ok(())
+    } else {
+        Err(Error::InvalidThresholds(thresholds.to_vec()))
+    }
 }
 
 /// True when `spent` has reached `percent`% of `limit` (exactly, no rounding).
@@ -62,7 +66,11 @@ pub fn crossed_thresholds(thresholds: &[u32], before: Usd, after: Usd, limit: Us
 
 /// The highest threshold `spent` has reached, if any.
 pub fn highest_reached(thresholds: &[u32], spent: Usd, limit: Usd) -> Option<u32> {
-    thresholds.iter().copied().filter(|t| reached(spent, limit, *t)).max()
+    thresholds
+        .iter()
+        .copied()
+        .filter(|t| reached(spent, limit, *t))
+        .max()
 }
 
 /// Everything the phase depends on.
@@ -108,7 +116,10 @@ pub fn forecast(spent: Usd, window: &Window, now: Timestamp) -> Option<Usd> {
         return None;
     }
     let projected = spent.as_decimal() * Decimal::from(total) / Decimal::from(elapsed);
-    Some(Usd::from_decimal(projected.round_dp_with_strategy(6, RoundingStrategy::MidpointAwayFromZero)))
+    Some(Usd::from_decimal(projected.round_dp_with_strategy(
+        6,
+        RoundingStrategy::MidpointAwayFromZero,
+    )))
 }
 
 #[cfg(test)]
@@ -146,15 +157,30 @@ mod tests {
     fn one_large_request_crosses_every_threshold_it_jumps_over() {
         let crossed = crossed_thresholds(&[50, 80, 100], usd("40"), usd("100"), usd("100"));
         assert_eq!(crossed, vec![50, 80, 100]);
-        assert_eq!(crossed_thresholds(&[50, 80, 100], usd("50"), usd("79.99"), usd("100")), Vec::<u32>::new());
-        assert_eq!(crossed_thresholds(&[50, 80, 100], usd("79.99"), usd("80"), usd("100")), vec![80]);
-        assert_eq!(crossed_thresholds(&[50], usd("90"), usd("10"), usd("100")), Vec::<u32>::new());
+        assert_eq!(
+            crossed_thresholds(&[50, 80, 100], usd("50"), usd("79.99"), usd("100")),
+            Vec::<u32>::new()
+        );
+        assert_eq!(
+            crossed_thresholds(&[50, 80, 100], usd("79.99"), usd("80"), usd("100")),
+            vec![80]
+        );
+        assert_eq!(
+            crossed_thresholds(&[50], usd("90"), usd("10"), usd("100")),
+            Vec::<u32>::new()
+        );
     }
 
     #[test]
     fn the_phase_follows_spend_and_the_action() {
         let p = |spent: &str, action| {
-            phase(PhaseInputs { spent: usd(spent), limit: usd("100"), thresholds: &[50, 80, 100], action, escalated: false })
+            phase(PhaseInputs {
+                spent: usd(spent),
+                limit: usd("100"),
+                thresholds: &[50, 80, 100],
+                action,
+                escalated: false,
+            })
         };
         assert_eq!(p("0", EnforcementAction::Throttle), Phase::Active);
         assert_eq!(p("49.999999", EnforcementAction::Throttle), Phase::Active);
@@ -163,13 +189,25 @@ mod tests {
         assert_eq!(p("100", EnforcementAction::Throttle), Phase::Throttled);
         assert_eq!(p("100", EnforcementAction::Downgrade), Phase::Downgraded);
         assert_eq!(p("130", EnforcementAction::Escalate), Phase::Escalated);
-        let escalated = phase(PhaseInputs { spent: usd("1"), limit: usd("100"), thresholds: &[], action: EnforcementAction::Throttle, escalated: true });
+        let escalated = phase(PhaseInputs {
+            spent: usd("1"),
+            limit: usd("100"),
+            thresholds: &[],
+            action: EnforcementAction::Throttle,
+            escalated: true,
+        });
         assert_eq!(escalated, Phase::Escalated);
     }
 
     #[test]
     fn without_thresholds_a_budget_is_active_until_its_limit() {
-        let inputs = |spent| PhaseInputs { spent: usd(spent), limit: usd("10"), thresholds: &[], action: EnforcementAction::Throttle, escalated: false };
+        let inputs = |spent| PhaseInputs {
+            spent: usd(spent),
+            limit: usd("10"),
+            thresholds: &[],
+            action: EnforcementAction::Throttle,
+            escalated: false,
+        };
         assert_eq!(phase(inputs("9.99")), Phase::Active);
         assert_eq!(phase(inputs("10")), Phase::Throttled);
     }
@@ -177,18 +215,39 @@ mod tests {
     #[test]
     fn the_forecast_extrapolates_the_rate_so_far_to_the_period_end() {
         // A 30-day month, 10 days in, $100 spent: $300 by the end.
-        let window = Window { start: ts("2026-11-01T00:00:00Z"), end: ts("2026-12-01T00:00:00Z") };
-        assert_eq!(forecast(usd("100"), &window, ts("2026-11-11T00:00:00Z")), Some(usd("300")));
+        let window = Window {
+            start: ts("2026-11-01T00:00:00Z"),
+            end: ts("2026-12-01T00:00:00Z"),
+        };
+        assert_eq!(
+            forecast(usd("100"), &window, ts("2026-11-11T00:00:00Z")),
+            Some(usd("300"))
+        );
         // One third of the way: $1 becomes $3 exactly, $0.10 over 7 days becomes 0.428571 (rounded).
-        assert_eq!(forecast(usd("0.10"), &window, ts("2026-11-08T00:00:00Z")), Some(usd("0.428571")));
+        assert_eq!(
+            forecast(usd("0.10"), &window, ts("2026-11-08T00:00:00Z")),
+            Some(usd("0.428571"))
+        );
         // At or after the end, the forecast is what was spent.
-        assert_eq!(forecast(usd("42"), &window, ts("2026-12-05T00:00:00Z")), Some(usd("42")));
+        assert_eq!(
+            forecast(usd("42"), &window, ts("2026-12-05T00:00:00Z")),
+            Some(usd("42"))
+        );
     }
 
     #[test]
     fn no_forecast_in_the_first_hour_of_a_month() {
-        let window = Window { start: ts("2026-11-01T00:00:00Z"), end: ts("2026-12-01T00:00:00Z") };
-        assert_eq!(forecast(usd("5"), &window, ts("2026-11-01T00:59:59Z")), None);
-        assert_eq!(forecast(usd("5"), &window, ts("2026-11-01T01:00:00Z")), Some(usd("3600")));
+        let window = Window {
+            start: ts("2026-11-01T00:00:00Z"),
+            end: ts("2026-12-01T00:00:00Z"),
+        };
+        assert_eq!(
+            forecast(usd("5"), &window, ts("2026-11-01T00:59:59Z")),
+            None
+        );
+        assert_eq!(
+            forecast(usd("5"), &window, ts("2026-11-01T01:00:00Z")),
+            Some(usd("3600"))
+        );
     }
 }

@@ -5,7 +5,9 @@
 use crate::catalog::{self, CatalogEntry};
 
 /// Geographic and global prefixes of Bedrock's system-defined cross-region inference profiles.
-pub const PROFILE_PREFIXES: &[&str] = &["us-gov.", "us.", "eu.", "apac.", "jp.", "au.", "ca.", "global."];
+pub const PROFILE_PREFIXES: &[&str] = &[
+    "us-gov.", "us.", "eu.", "apac.", "jp.", "au.", "ca.", "global.",
+];
 
 /// Where the request is served, which decides the Claude 4.5-generation regional premium.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -51,7 +53,12 @@ pub fn resolve(requested: &str) -> ResolvedModel {
         None => split_profile(requested),
     };
     let catalog = model_id.as_deref().and_then(catalog::lookup);
-    ResolvedModel { requested: requested.to_owned(), model_id, routing, catalog }
+    ResolvedModel {
+        requested: requested.to_owned(),
+        model_id,
+        routing,
+        catalog,
+    }
 }
 
 fn split_profile(id: &str) -> (Option<String>, Routing) {
@@ -71,23 +78,34 @@ fn split_profile(id: &str) -> (Option<String>, Routing) {
 /// contain colons themselves, so only the first five separate fields.
 fn resolve_arn(arn: &str) -> (Option<String>, Routing) {
     let mut fields = arn.splitn(6, ':');
-    let (Some("arn"), Some(_partition), Some("bedrock"), Some(_region), Some(_account), Some(resource)) = (
+    let (
+        Some("arn"),
+        Some(_partition),
+        Some("bedrock"),
+        Some(_region),
+        Some(_account),
+        Some(resource),
+    ) = (
         fields.next(),
         fields.next(),
         fields.next(),
         fields.next(),
         fields.next(),
         fields.next(),
-    ) else {
+    )
+    else {
         return (None, Routing::InRegion);
     };
     match resource.split_once('/') {
-        Some(("foundation-model", id)) if !id.is_empty() => (Some(id.to_owned()), Routing::InRegion),
+        Some(("foundation-model", id)) if !id.is_empty() => {
+            (Some(id.to_owned()), Routing::InRegion)
+        }
         Some(("inference-profile", id)) if !id.is_empty() => split_profile(id),
         Some(("application-inference-profile", _)) => (None, Routing::ApplicationProfile),
-        Some(("provisioned-model" | "custom-model" | "custom-model-deployment" | "imported-model", _)) => {
-            (None, Routing::Provisioned)
-        }
+        Some((
+            "provisioned-model" | "custom-model" | "custom-model-deployment" | "imported-model",
+            _,
+        )) => (None, Routing::Provisioned),
         _ => (None, Routing::InRegion),
     }
 }
@@ -126,18 +144,35 @@ mod tests {
 
     #[test]
     fn foundation_model_and_inference_profile_arns_resolve() {
-        let fm = resolve(&format!("arn:aws:bedrock:us-east-1::foundation-model/{HAIKU3}"));
-        assert_eq!((fm.model_id.as_deref(), fm.routing), (Some(HAIKU3), Routing::InRegion));
-        let ip = resolve(&format!("arn:aws:bedrock:eu-west-1:123456789012:inference-profile/eu.{HAIKU3}"));
-        assert_eq!((ip.model_id.as_deref(), ip.routing), (Some(HAIKU3), Routing::Geographic("eu".into())));
-        let gov = resolve(&format!("arn:aws-us-gov:bedrock:us-gov-west-1:123456789012:inference-profile/us-gov.{HAIKU3}"));
+        let fm = resolve(&format!(
+            "arn:aws:bedrock:us-east-1::foundation-model/{HAIKU3}"
+        ));
+        assert_eq!(
+            (fm.model_id.as_deref(), fm.routing),
+            (Some(HAIKU3), Routing::InRegion)
+        );
+        let ip = resolve(&format!(
+            "arn:aws:bedrock:eu-west-1:123456789012:inference-profile/eu.{HAIKU3}"
+        ));
+        assert_eq!(
+            (ip.model_id.as_deref(), ip.routing),
+            (Some(HAIKU3), Routing::Geographic("eu".into()))
+        );
+        let gov = resolve(&format!(
+            "arn:aws-us-gov:bedrock:us-gov-west-1:123456789012:inference-profile/us-gov.{HAIKU3}"
+        ));
         assert_eq!(gov.model_id.as_deref(), Some(HAIKU3));
     }
 
     #[test]
     fn application_profiles_and_provisioned_models_are_not_guessed() {
-        let app = resolve("arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/a1b2c3d4e5");
-        assert_eq!((app.model_id, app.routing), (None, Routing::ApplicationProfile));
+        let app = resolve(
+            "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/a1b2c3d4e5",
+        );
+        assert_eq!(
+            (app.model_id, app.routing),
+            (None, Routing::ApplicationProfile)
+        );
         let pt = resolve("arn:aws:bedrock:us-east-1:123456789012:provisioned-model/abc");
         assert_eq!(pt.routing, Routing::Provisioned);
         assert_eq!(resolve("arn:aws:s3:::bucket").model_id, None);

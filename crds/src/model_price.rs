@@ -75,7 +75,10 @@ impl AIModelPrice {
         let effective_from = spec
             .effective_from
             .as_deref()
-            .map(|t| t.parse::<jiff::Timestamp>().map_err(|e| Error::TimeOutOfRange(format!("effectiveFrom {t:?}: {e}"))))
+            .map(|t| {
+                t.parse::<jiff::Timestamp>()
+                    .map_err(|e| Error::TimeOutOfRange(format!("effectiveFrom {t:?}: {e}")))
+            })
             .transpose()?;
         Ok(PriceOverride {
             name,

@@ -45,7 +45,10 @@ impl Usd {
     /// Parses a user-supplied amount: a plain non-negative decimal such as `"250"`,
     /// `"250.00"` or `"0.00875"`; no sign, exponent, separators or currency symbol.
     pub fn parse(input: &str) -> Result<Self, Error> {
-        let invalid = |reason| Error::InvalidAmount { input: input.to_owned(), reason };
+        let invalid = |reason| Error::InvalidAmount {
+            input: input.to_owned(),
+            reason,
+        };
         let trimmed = input.trim();
         if trimmed.is_empty() {
             return Err(invalid("it is empty"));
@@ -64,7 +67,8 @@ impl Usd {
         if fraction.len() > MAX_INPUT_SCALE as usize {
             return Err(invalid("it has more than 9 decimal places"));
         }
-        let amount = Decimal::from_str_exact(trimmed).map_err(|_| invalid("it is not a plain decimal number"))?;
+        let amount = Decimal::from_str_exact(trimmed)
+            .map_err(|_| invalid("it is not a plain decimal number"))?;
         if amount > MAX_AMOUNT {
             return Err(invalid("it is larger than 1,000,000,000,000"));
         }
@@ -86,7 +90,9 @@ impl Usd {
 
     /// Rounded to whole cents, half away from zero, for people to read.
     pub fn round_cents(self) -> Usd {
-        Usd(self.0.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero))
+        Usd(self
+            .0
+            .round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero))
     }
 
     /// `$1,234.57`-style text for messages and Events: cents, half away from zero.
@@ -106,7 +112,11 @@ impl Usd {
 
     /// `self - other`, or zero when `other` is larger (what is left of a budget).
     pub fn saturating_sub(self, other: Usd) -> Usd {
-        if other >= self { Usd::ZERO } else { Usd(self.0 - other.0) }
+        if other >= self {
+            Usd::ZERO
+        } else {
+            Usd(self.0 - other.0)
+        }
     }
 
     /// The cost of `tokens` at `per_million` dollars per million tokens, exact.
@@ -123,9 +133,14 @@ impl Usd {
     /// so that a budget reads 100.0% only when it really is at its limit.
     pub fn percent_of(self, limit: Usd) -> Decimal {
         if limit.0.is_zero() {
-            return if self.0.is_zero() { Decimal::ZERO } else { Decimal::ONE_HUNDRED };
+            return if self.0.is_zero() {
+                Decimal::ZERO
+            } else {
+                Decimal::ONE_HUNDRED
+            };
         }
-        (self.0 * Decimal::ONE_HUNDRED / limit.0).round_dp_with_strategy(1, RoundingStrategy::ToZero)
+        (self.0 * Decimal::ONE_HUNDRED / limit.0)
+            .round_dp_with_strategy(1, RoundingStrategy::ToZero)
     }
 
     /// True when the amount is zero.
@@ -218,7 +233,10 @@ mod tests {
         ] {
             assert_eq!(
                 Usd::parse(input),
-                Err(Error::InvalidAmount { input: input.into(), reason }),
+                Err(Error::InvalidAmount {
+                    input: input.into(),
+                    reason
+                }),
                 "{input:?}"
             );
         }

@@ -23,15 +23,23 @@ pub struct ModelPattern {
 impl ModelPattern {
     /// Validates and compiles a pattern.
     pub fn parse(text: &str) -> Result<Self, Error> {
-        let invalid = |reason| Error::InvalidModelPattern { input: text.to_owned(), reason };
+        let invalid = |reason| Error::InvalidModelPattern {
+            input: text.to_owned(),
+            reason,
+        };
         if text.is_empty() {
             return Err(invalid("it is empty"));
         }
         if text.len() > MAX_PATTERN_LEN {
             return Err(invalid("it is longer than 256 characters"));
         }
-        if !text.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:/*-".contains(&b)) {
-            return Err(invalid("only letters, digits and . _ : / - and the wildcard * are allowed"));
+        if !text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._:/*-".contains(&b))
+        {
+            return Err(invalid(
+                "only letters, digits and . _ : / - and the wildcard * are allowed",
+            ));
         }
         if text.contains("**") {
             return Err(invalid("use a single * as the wildcard"));
@@ -43,7 +51,10 @@ impl ModelPattern {
             .literal_separator(false)
             .build()
             .map_err(|_| invalid("it is not a valid pattern"))?;
-        Ok(ModelPattern { text: text.to_owned(), matcher: glob.compile_matcher() })
+        Ok(ModelPattern {
+            text: text.to_owned(),
+            matcher: glob.compile_matcher(),
+        })
     }
 
     /// True when the pattern matches the model reference.
@@ -102,7 +113,9 @@ mod tests {
         let p = ModelPattern::parse("*anthropic.claude-3-*").unwrap();
         assert!(p.matches("anthropic.claude-3-haiku-20240307-v1:0"));
         assert!(p.matches("us.anthropic.claude-3-5-haiku-20241022-v1:0"));
-        assert!(p.matches("arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-3-opus-20240229-v1:0"));
+        assert!(p.matches(
+            "arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-3-opus-20240229-v1:0"
+        ));
         assert!(!p.matches("anthropic.claude-sonnet-4-20250514-v1:0"));
         assert!(ModelPattern::parse("*").unwrap().matches("anything.at-all"));
     }
@@ -120,15 +133,27 @@ mod tests {
     fn malformed_patterns_are_refused_with_the_reason() {
         for (text, reason) in [
             ("", "it is empty"),
-            ("claude 3", "only letters, digits and . _ : / - and the wildcard * are allowed"),
-            ("claude?", "only letters, digits and . _ : / - and the wildcard * are allowed"),
-            ("[abc]", "only letters, digits and . _ : / - and the wildcard * are allowed"),
+            (
+                "claude 3",
+                "only letters, digits and . _ : / - and the wildcard * are allowed",
+            ),
+            (
+                "claude?",
+                "only letters, digits and . _ : / - and the wildcard * are allowed",
+            ),
+            (
+                "[abc]",
+                "only letters, digits and . _ : / - and the wildcard * are allowed",
+            ),
             ("anthropic.**", "use a single * as the wildcard"),
             ("*.*", "it names no model"),
         ] {
             assert_eq!(
                 ModelPattern::parse(text).unwrap_err(),
-                Error::InvalidModelPattern { input: text.into(), reason },
+                Error::InvalidModelPattern {
+                    input: text.into(),
+                    reason
+                },
                 "{text:?}"
             );
         }
@@ -138,8 +163,18 @@ mod tests {
     #[test]
     fn the_schema_regex_agrees_with_the_parser() {
         let re = regex::Regex::new(PATTERN_REGEX).unwrap();
-        for text in ["anthropic.claude-*", "arn:aws:bedrock:us-east-1::foundation-model/x", "a b", "x?", ""] {
-            assert_eq!(re.is_match(text), ModelPattern::parse(text).is_ok() || text.contains("**"), "{text:?}");
+        for text in [
+            "anthropic.claude-*",
+            "arn:aws:bedrock:us-east-1::foundation-model/x",
+            "a b",
+            "x?",
+            "",
+        ] {
+            assert_eq!(
+                re.is_match(text),
+                ModelPattern::parse(text).is_ok() || text.contains("**"),
+                "{text:?}"
+            );
         }
     }
 }

@@ -54,7 +54,10 @@ impl Period {
         let local = at.to_zoned_datetime(tz.clone());
         let first_day = self.first_day(local.date());
         let next_first_day = self.next_first_day(first_day)?;
-        Ok(Window { start: start_of(first_day, tz)?, end: start_of(next_first_day, tz)? })
+        Ok(Window {
+            start: start_of(first_day, tz)?,
+            end: start_of(next_first_day, tz)?,
+        })
     }
 
     /// The window that follows `window`.
@@ -79,14 +82,18 @@ impl Period {
             Period::Weekly => 1.week(),
             Period::Monthly => 1.month(),
         };
-        first.checked_add(span).map_err(|e| Error::TimeOutOfRange(e.to_string()))
+        first
+            .checked_add(span)
+            .map_err(|e| Error::TimeOutOfRange(e.to_string()))
     }
 }
 
 /// The first instant of `date` in `tz`: midnight, or the first instant after a gap where a
 /// zone skips midnight (as some do for DST).
 fn start_of(date: Date, tz: &TimeZone) -> Result<Timestamp, Error> {
-    let zoned: ZonedDateTime = date.to_zoned_datetime(tz.clone()).map_err(|e| Error::TimeOutOfRange(e.to_string()))?;
+    let zoned: ZonedDateTime = date
+        .to_zoned_datetime(tz.clone())
+        .map_err(|e| Error::TimeOutOfRange(e.to_string()))?;
     Ok(zoned.timestamp())
 }
 
@@ -114,7 +121,9 @@ mod tests {
     fn the_day_of_a_spring_dst_change_is_23_hours_long() {
         // Europe/Berlin springs forward on 2026-03-29 at 02:00 local (01:00 UTC).
         let tz = time_zone("Europe/Berlin").unwrap();
-        let w = Period::Daily.window_at(ts("2026-03-29T12:00:00Z"), &tz).unwrap();
+        let w = Period::Daily
+            .window_at(ts("2026-03-29T12:00:00Z"), &tz)
+            .unwrap();
         assert_eq!(w.start, ts("2026-03-28T23:00:00Z")); // 00:00 CET
         assert_eq!(w.end, ts("2026-03-29T22:00:00Z")); // 00:00 CEST
         assert_eq!(w.length_seconds(), 23 * 3600);
@@ -124,7 +133,9 @@ mod tests {
     fn the_day_of_an_autumn_dst_change_is_25_hours_long() {
         // America/New_York falls back on 2026-11-01 at 02:00 EDT.
         let tz = time_zone("America/New_York").unwrap();
-        let w = Period::Daily.window_at(ts("2026-11-01T15:00:00Z"), &tz).unwrap();
+        let w = Period::Daily
+            .window_at(ts("2026-11-01T15:00:00Z"), &tz)
+            .unwrap();
         assert_eq!(w.start, ts("2026-11-01T04:00:00Z")); // 00:00 EDT
         assert_eq!(w.end, ts("2026-11-02T05:00:00Z")); // 00:00 EST
         assert_eq!(w.length_seconds(), 25 * 3600);
@@ -134,7 +145,9 @@ mod tests {
     fn a_zone_that_skips_midnight_starts_the_day_at_the_first_instant_that_exists() {
         // America/Havana springs forward at midnight: 2026-03-08 00:00 does not exist, 01:00 CDT does.
         let tz = time_zone("America/Havana").unwrap();
-        let w = Period::Daily.window_at(ts("2026-03-08T12:00:00Z"), &tz).unwrap();
+        let w = Period::Daily
+            .window_at(ts("2026-03-08T12:00:00Z"), &tz)
+            .unwrap();
         assert_eq!(w.start, ts("2026-03-08T05:00:00Z"));
         assert_eq!(w.length_seconds(), 23 * 3600);
     }
@@ -157,7 +170,9 @@ mod tests {
     #[test]
     fn a_week_across_a_dst_change_is_167_hours_long() {
         let tz = time_zone("Europe/Berlin").unwrap();
-        let w = Period::Weekly.window_at(ts("2026-03-27T10:00:00Z"), &tz).unwrap();
+        let w = Period::Weekly
+            .window_at(ts("2026-03-27T10:00:00Z"), &tz)
+            .unwrap();
         assert_eq!(w.start, ts("2026-03-22T23:00:00Z"));
         assert_eq!(w.length_seconds(), 167 * 3600);
     }
@@ -168,7 +183,9 @@ mod tests {
             window(Period::Monthly, "2028-02-15T00:00:00Z", "UTC"),
             ("2028-02-01T00:00:00Z".into(), "2028-03-01T00:00:00Z".into())
         );
-        let feb = Period::Monthly.window_at(ts("2028-02-15T00:00:00Z"), &TimeZone::UTC).unwrap();
+        let feb = Period::Monthly
+            .window_at(ts("2028-02-15T00:00:00Z"), &TimeZone::UTC)
+            .unwrap();
         assert_eq!(feb.length_seconds(), 29 * 86_400);
         assert_eq!(
             window(Period::Monthly, "2026-12-31T23:59:59Z", "UTC"),
@@ -180,8 +197,12 @@ mod tests {
     fn the_last_instant_of_a_month_belongs_to_it_and_the_next_instant_does_not() {
         let tz = time_zone("America/Los_Angeles").unwrap();
         // 2026-12-01 00:00 PST is 08:00 UTC.
-        let nov = Period::Monthly.window_at(ts("2026-12-01T07:59:59Z"), &tz).unwrap();
-        let dec = Period::Monthly.window_at(ts("2026-12-01T08:00:00Z"), &tz).unwrap();
+        let nov = Period::Monthly
+            .window_at(ts("2026-12-01T07:59:59Z"), &tz)
+            .unwrap();
+        let dec = Period::Monthly
+            .window_at(ts("2026-12-01T08:00:00Z"), &tz)
+            .unwrap();
         assert_eq!(nov.end, ts("2026-12-01T08:00:00Z"));
         assert_eq!(dec.start, nov.end);
         assert!(nov.contains(ts("2026-12-01T07:59:59Z")) && !nov.contains(dec.start));
@@ -192,6 +213,9 @@ mod tests {
 
     #[test]
     fn unknown_zones_are_refused() {
-        assert_eq!(time_zone("Mars/Olympus_Mons").unwrap_err(), Error::UnknownTimeZone("Mars/Olympus_Mons".into()));
+        assert_eq!(
+            time_zone("Mars/Olympus_Mons").unwrap_err(),
+            Error::UnknownTimeZone("Mars/Olympus_Mons".into())
+        );
     }
 }

@@ -31,9 +31,15 @@ impl Usage {
     pub fn add(&mut self, other: &Usage) {
         self.input_tokens = self.input_tokens.saturating_add(other.input_tokens);
         self.output_tokens = self.output_tokens.saturating_add(other.output_tokens);
-        self.cache_read_tokens = self.cache_read_tokens.saturating_add(other.cache_read_tokens);
-        self.cache_write_tokens = self.cache_write_tokens.saturating_add(other.cache_write_tokens);
-        self.cache_write_1h_tokens = self.cache_write_1h_tokens.saturating_add(other.cache_write_1h_tokens);
+        self.cache_read_tokens = self
+            .cache_read_tokens
+            .saturating_add(other.cache_read_tokens);
+        self.cache_write_tokens = self
+            .cache_write_tokens
+            .saturating_add(other.cache_write_tokens);
+        self.cache_write_1h_tokens = self
+            .cache_write_1h_tokens
+            .saturating_add(other.cache_write_1h_tokens);
     }
 }
 
@@ -139,15 +145,24 @@ impl Default for PriceBook {
     /// No overrides; unknown models priced like Claude Opus 4 (the dearest catalog model), so
     /// that an unpriced model over-reserves rather than slipping through.
     fn default() -> Self {
-        let opus = crate::catalog::lookup("anthropic.claude-opus-4-20250514-v1:0").expect("catalog has Opus 4");
+        let opus = crate::catalog::lookup("anthropic.claude-opus-4-20250514-v1:0")
+            .expect("catalog has Opus 4");
         PriceBook::new(Vec::new(), opus.prices.clone(), 64_000)
     }
 }
 
 impl PriceBook {
     /// A price book from overrides and the fallback for unknown models.
-    pub fn new(overrides: Vec<PriceOverride>, fallback: TokenPrices, fallback_max_output_tokens: u32) -> Self {
-        PriceBook { overrides, fallback, fallback_max_output_tokens }
+    pub fn new(
+        overrides: Vec<PriceOverride>,
+        fallback: TokenPrices,
+        fallback_max_output_tokens: u32,
+    ) -> Self {
+        PriceBook {
+            overrides,
+            fallback,
+            fallback_max_output_tokens,
+        }
     }
 
     /// The overrides in force.
@@ -158,7 +173,11 @@ impl PriceBook {
     /// The override that prices `model` at `at`: among those in effect that match, the most
     /// specific (an exact match on what was requested, then on the foundation model, then
     /// the pattern with most literal characters), then the most recent, then by name.
-    pub fn matching_override(&self, model: &ResolvedModel, at: Timestamp) -> Option<&PriceOverride> {
+    pub fn matching_override(
+        &self,
+        model: &ResolvedModel,
+        at: Timestamp,
+    ) -> Option<&PriceOverride> {
         self.overrides
             .iter()
             .filter(|o| o.effective_from.is_none_or(|from| from <= at))
@@ -175,36 +194,52 @@ impl PriceBook {
     /// The effective price of `model` at `at`.
     pub fn price(&self, model: &ResolvedModel, at: Timestamp) -> EffectivePrice {
         let catalog = model.catalog;
-        let max_output_tokens = catalog.map_or(self.fallback_max_output_tokens, |e| e.max_output_tokens);
+        let max_output_tokens =
+            catalog.map_or(self.fallback_max_output_tokens, |e| e.max_output_tokens);
         if let Some(o) = self.matching_override(model, at) {
             let inherited = catalog.map(|e| &e.prices);
             let prices = TokenPrices {
                 input: o.prices.input,
                 output: o.prices.output,
                 cache_read: o.prices.cache_read.or(inherited.and_then(|p| p.cache_read)),
-                cache_write_5m: o.prices.cache_write_5m.or(inherited.and_then(|p| p.cache_write_5m)),
-                cache_write_1h: o.prices.cache_write_1h.or(inherited.and_then(|p| p.cache_write_1h)),
+                cache_write_5m: o
+                    .prices
+                    .cache_write_5m
+                    .or(inherited.and_then(|p| p.cache_write_5m)),
+                cache_write_1h: o
+                    .prices
+                    .cache_write_1h
+                    .or(inherited.and_then(|p| p.cache_write_1h)),
             };
             return EffectivePrice {
                 prices,
-                source: PriceSource::Override { name: o.name.clone() },
+                source: PriceSource::Override {
+                    name: o.name.clone(),
+                },
                 flags: Vec::new(),
                 max_output_tokens,
             };
         }
         match catalog {
             Some(entry) => {
-                let premium = entry.regional_premium_percent.filter(|_| model.routing != Routing::Global);
+                let premium = entry
+                    .regional_premium_percent
+                    .filter(|_| model.routing != Routing::Global);
                 let (prices, flags) = match premium {
                     Some(percent) => (
-                        entry.prices.scaled(Decimal::ONE + Decimal::new(i64::from(percent), 2)),
+                        entry
+                            .prices
+                            .scaled(Decimal::ONE + Decimal::new(i64::from(percent), 2)),
                         vec![PriceFlag::RegionalPremium],
                     ),
                     None => (entry.prices.clone(), Vec::new()),
                 };
                 EffectivePrice {
                     prices,
-                    source: PriceSource::Catalog { model_id: entry.model_id, since: entry.since },
+                    source: PriceSource::Catalog {
+                        model_id: entry.model_id,
+                        since: entry.since,
+                    },
                     flags,
                     max_output_tokens,
                 }
@@ -219,7 +254,13 @@ impl PriceBook {
     }
 
     /// The exact cost of `usage` on `model` at `at`.
-    pub fn cost(&self, model: &ResolvedModel, usage: &Usage, mode: InvocationMode, at: Timestamp) -> Cost {
+    pub fn cost(
+        &self,
+        model: &ResolvedModel,
+        usage: &Usage,
+        mode: InvocationMode,
+        at: Timestamp,
+    ) -> Cost {
         let mut price = self.price(model, at);
         let p = &price.prices;
         let mut assumed = false;
@@ -232,7 +273,10 @@ impl PriceBook {
         };
         let cache_read = cache_rate(p.cache_read, usage.cache_read_tokens);
         let cache_write = cache_rate(p.cache_write_5m, usage.cache_write_tokens);
-        let cache_write_1h = cache_rate(p.cache_write_1h.or(p.cache_write_5m), usage.cache_write_1h_tokens);
+        let cache_write_1h = cache_rate(
+            p.cache_write_1h.or(p.cache_write_5m),
+            usage.cache_write_1h_tokens,
+        );
         let mut amount = Usd::per_million_tokens(p.input, usage.input_tokens)
             + Usd::per_million_tokens(p.output, usage.output_tokens)
             + Usd::per_million_tokens(cache_read, usage.cache_read_tokens)
@@ -257,7 +301,11 @@ fn specificity(pattern: &ModelPattern, model: &ResolvedModel) -> Option<(u8, usi
     if exact && model.model_id.as_deref() == Some(pattern.as_str()) {
         return Some((2, pattern.literal_len()));
     }
-    let matches = pattern.matches(&model.requested) || model.model_id.as_deref().is_some_and(|id| pattern.matches(id));
+    let matches = pattern.matches(&model.requested)
+        || model
+            .model_id
+            .as_deref()
+            .is_some_and(|id| pattern.matches(id));
     (!exact && matches).then(|| (1, pattern.literal_len()))
 }
 
@@ -276,7 +324,13 @@ mod tests {
         PriceOverride {
             name: name.into(),
             pattern: ModelPattern::parse(pattern).unwrap(),
-            prices: OverridePrices { input: usd(input), output: usd("1"), cache_read: None, cache_write_5m: None, cache_write_1h: None },
+            prices: OverridePrices {
+                input: usd(input),
+                output: usd("1"),
+                cache_read: None,
+                cache_write_5m: None,
+                cache_write_1h: None,
+            },
             effective_from: from.map(at),
         }
     }
@@ -287,8 +341,19 @@ mod tests {
         // Claude Sonnet 4 in region: in $3, out $15, cache read $0.30, write 5m $3.75, write 1h $6.
         // 1,000 in = 0.003; 500 out = 0.0075; 10,000 read = 0.003; 2,000 write = 0.0075;
         // 1,000 write-1h = 0.006. Total 0.027 exactly.
-        let usage = Usage { input_tokens: 1_000, output_tokens: 500, cache_read_tokens: 10_000, cache_write_tokens: 2_000, cache_write_1h_tokens: 1_000 };
-        let cost = PriceBook::default().cost(&resolve("anthropic.claude-sonnet-4-20250514-v1:0"), &usage, InvocationMode::OnDemand, at(NOW));
+        let usage = Usage {
+            input_tokens: 1_000,
+            output_tokens: 500,
+            cache_read_tokens: 10_000,
+            cache_write_tokens: 2_000,
+            cache_write_1h_tokens: 1_000,
+        };
+        let cost = PriceBook::default().cost(
+            &resolve("anthropic.claude-sonnet-4-20250514-v1:0"),
+            &usage,
+            InvocationMode::OnDemand,
+            at(NOW),
+        );
         assert_eq!(cost.amount, usd("0.027"));
         assert!(cost.price.flags.is_empty());
     }
@@ -296,42 +361,91 @@ mod tests {
     #[test]
     fn nova_cache_reads_cost_a_quarter_of_input() {
         // Nova Micro: 1M cache-read tokens at $0.00875, 1M input at $0.035.
-        let usage = Usage { input_tokens: 1_000_000, cache_read_tokens: 1_000_000, ..Usage::default() };
-        let cost = PriceBook::default().cost(&resolve("us.amazon.nova-micro-v1:0"), &usage, InvocationMode::OnDemand, at(NOW));
+        let usage = Usage {
+            input_tokens: 1_000_000,
+            cache_read_tokens: 1_000_000,
+            ..Usage::default()
+        };
+        let cost = PriceBook::default().cost(
+            &resolve("us.amazon.nova-micro-v1:0"),
+            &usage,
+            InvocationMode::OnDemand,
+            at(NOW),
+        );
         assert_eq!(cost.amount, usd("0.04375"));
     }
 
     #[test]
     fn claude_4_5_regional_endpoints_cost_ten_percent_more_than_global() {
-        let usage = Usage { input_tokens: 1_000_000, output_tokens: 1_000_000, ..Usage::default() };
+        let usage = Usage {
+            input_tokens: 1_000_000,
+            output_tokens: 1_000_000,
+            ..Usage::default()
+        };
         let book = PriceBook::default();
-        let global = book.cost(&resolve("global.anthropic.claude-sonnet-4-5-20250929-v1:0"), &usage, InvocationMode::OnDemand, at(NOW));
-        let geo = book.cost(&resolve("us.anthropic.claude-sonnet-4-5-20250929-v1:0"), &usage, InvocationMode::OnDemand, at(NOW));
-        let in_region = book.cost(&resolve("anthropic.claude-sonnet-4-5-20250929-v1:0"), &usage, InvocationMode::OnDemand, at(NOW));
+        let global = book.cost(
+            &resolve("global.anthropic.claude-sonnet-4-5-20250929-v1:0"),
+            &usage,
+            InvocationMode::OnDemand,
+            at(NOW),
+        );
+        let geo = book.cost(
+            &resolve("us.anthropic.claude-sonnet-4-5-20250929-v1:0"),
+            &usage,
+            InvocationMode::OnDemand,
+            at(NOW),
+        );
+        let in_region = book.cost(
+            &resolve("anthropic.claude-sonnet-4-5-20250929-v1:0"),
+            &usage,
+            InvocationMode::OnDemand,
+            at(NOW),
+        );
         assert_eq!(global.amount, usd("18"));
         assert_eq!(geo.amount, usd("19.8"));
         assert_eq!(in_region.amount, usd("19.8"));
         assert_eq!(geo.price.flags, vec![PriceFlag::RegionalPremium]);
         // Older models have one price wherever they run.
-        let h3 = book.cost(&resolve("us.anthropic.claude-3-haiku-20240307-v1:0"), &usage, InvocationMode::OnDemand, at(NOW));
+        let h3 = book.cost(
+            &resolve("us.anthropic.claude-3-haiku-20240307-v1:0"),
+            &usage,
+            InvocationMode::OnDemand,
+            at(NOW),
+        );
         assert_eq!(h3.amount, usd("1.5"));
     }
 
     #[test]
     fn batch_is_half_price() {
-        let usage = Usage { input_tokens: 3_000, output_tokens: 1_000, ..Usage::default() };
+        let usage = Usage {
+            input_tokens: 3_000,
+            output_tokens: 1_000,
+            ..Usage::default()
+        };
         let model = resolve("anthropic.claude-3-haiku-20240307-v1:0");
         let book = PriceBook::default();
-        let on_demand = book.cost(&model, &usage, InvocationMode::OnDemand, at(NOW)).amount;
-        let batch = book.cost(&model, &usage, InvocationMode::Batch, at(NOW)).amount;
+        let on_demand = book
+            .cost(&model, &usage, InvocationMode::OnDemand, at(NOW))
+            .amount;
+        let batch = book
+            .cost(&model, &usage, InvocationMode::Batch, at(NOW))
+            .amount;
         assert_eq!(on_demand, usd("0.002")); // 3000*0.25/1M + 1000*1.25/1M
         assert_eq!(batch, usd("0.001"));
     }
 
     #[test]
     fn unknown_models_use_the_fallback_and_are_flagged() {
-        let usage = Usage { input_tokens: 1_000_000, ..Usage::default() };
-        let cost = PriceBook::default().cost(&resolve("acme.unknown-v1"), &usage, InvocationMode::OnDemand, at(NOW));
+        let usage = Usage {
+            input_tokens: 1_000_000,
+            ..Usage::default()
+        };
+        let cost = PriceBook::default().cost(
+            &resolve("acme.unknown-v1"),
+            &usage,
+            InvocationMode::OnDemand,
+            at(NOW),
+        );
         assert_eq!(cost.amount, usd("15"));
         assert_eq!(cost.price.source, PriceSource::Fallback);
         assert_eq!(cost.price.flags, vec![PriceFlag::UnknownModel]);
@@ -339,8 +453,16 @@ mod tests {
 
     #[test]
     fn cache_tokens_on_a_model_without_cache_prices_are_charged_as_input_and_flagged() {
-        let usage = Usage { cache_read_tokens: 1_000_000, ..Usage::default() };
-        let cost = PriceBook::default().cost(&resolve("meta.llama3-3-70b-instruct-v1:0"), &usage, InvocationMode::OnDemand, at(NOW));
+        let usage = Usage {
+            cache_read_tokens: 1_000_000,
+            ..Usage::default()
+        };
+        let cost = PriceBook::default().cost(
+            &resolve("meta.llama3-3-70b-instruct-v1:0"),
+            &usage,
+            InvocationMode::OnDemand,
+            at(NOW),
+        );
         assert_eq!(cost.amount, usd("0.72"));
         assert!(cost.price.flags.contains(&PriceFlag::CacheRateAssumed));
     }
@@ -351,8 +473,18 @@ mod tests {
             vec![
                 over("all-claude", "*claude*", "9", None),
                 over("haiku-family", "anthropic.claude-3-haiku*", "8", None),
-                over("haiku-exact", "anthropic.claude-3-haiku-20240307-v1:0", "7", None),
-                over("us-profile", "us.anthropic.claude-3-haiku-20240307-v1:0", "6", None),
+                over(
+                    "haiku-exact",
+                    "anthropic.claude-3-haiku-20240307-v1:0",
+                    "7",
+                    None,
+                ),
+                over(
+                    "us-profile",
+                    "us.anthropic.claude-3-haiku-20240307-v1:0",
+                    "6",
+                    None,
+                ),
             ],
             PriceBook::default().price(&resolve("acme"), at(NOW)).prices,
             1000,
@@ -361,18 +493,40 @@ mod tests {
             PriceSource::Override { name } => name,
             other => panic!("{other:?}"),
         };
-        assert_eq!(name("us.anthropic.claude-3-haiku-20240307-v1:0"), "us-profile");
-        assert_eq!(name("eu.anthropic.claude-3-haiku-20240307-v1:0"), "haiku-exact");
-        assert_eq!(name("anthropic.claude-3-haiku-20240307-v1:0:200k"), "haiku-family");
-        assert_eq!(name("anthropic.claude-sonnet-4-20250514-v1:0"), "all-claude");
+        assert_eq!(
+            name("us.anthropic.claude-3-haiku-20240307-v1:0"),
+            "us-profile"
+        );
+        assert_eq!(
+            name("eu.anthropic.claude-3-haiku-20240307-v1:0"),
+            "haiku-exact"
+        );
+        assert_eq!(
+            name("anthropic.claude-3-haiku-20240307-v1:0:200k"),
+            "haiku-family"
+        );
+        assert_eq!(
+            name("anthropic.claude-sonnet-4-20250514-v1:0"),
+            "all-claude"
+        );
     }
 
     #[test]
     fn an_override_applies_from_its_effective_time_and_the_newest_wins() {
         let book = PriceBook::new(
             vec![
-                over("old", "amazon.nova-pro-v1:0", "1", Some("2026-01-01T00:00:00Z")),
-                over("new", "amazon.nova-pro-v1:0", "2", Some("2026-06-01T00:00:00Z")),
+                over(
+                    "old",
+                    "amazon.nova-pro-v1:0",
+                    "1",
+                    Some("2026-01-01T00:00:00Z"),
+                ),
+                over(
+                    "new",
+                    "amazon.nova-pro-v1:0",
+                    "2",
+                    Some("2026-06-01T00:00:00Z"),
+                ),
             ],
             PriceBook::default().price(&resolve("acme"), at(NOW)).prices,
             1000,
@@ -386,8 +540,20 @@ mod tests {
 
     #[test]
     fn an_override_without_cache_prices_inherits_the_catalogs() {
-        let book = PriceBook::new(vec![over("cheap", "anthropic.claude-3-5-haiku-20241022-v1:0", "0.5", None)], PriceBook::default().price(&resolve("x"), at(NOW)).prices, 1);
-        let p = book.price(&resolve("anthropic.claude-3-5-haiku-20241022-v1:0"), at(NOW));
+        let book = PriceBook::new(
+            vec![over(
+                "cheap",
+                "anthropic.claude-3-5-haiku-20241022-v1:0",
+                "0.5",
+                None,
+            )],
+            PriceBook::default().price(&resolve("x"), at(NOW)).prices,
+            1,
+        );
+        let p = book.price(
+            &resolve("anthropic.claude-3-5-haiku-20241022-v1:0"),
+            at(NOW),
+        );
         assert_eq!(p.prices.input, usd("0.5"));
         assert_eq!(p.prices.cache_read, Some(usd("0.08")));
         assert_eq!(p.prices.cache_write_5m, Some(usd("1")));
@@ -396,7 +562,11 @@ mod tests {
     #[test]
     fn an_application_profile_is_priced_by_an_override_naming_its_arn() {
         let arn = "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/team-a";
-        let book = PriceBook::new(vec![over("team-a", arn, "2.5", None)], PriceBook::default().price(&resolve("x"), at(NOW)).prices, 1);
+        let book = PriceBook::new(
+            vec![over("team-a", arn, "2.5", None)],
+            PriceBook::default().price(&resolve("x"), at(NOW)).prices,
+            1,
+        );
         assert_eq!(book.price(&resolve(arn), at(NOW)).prices.input, usd("2.5"));
     }
 }

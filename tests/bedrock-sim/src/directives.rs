@@ -56,7 +56,9 @@ mod tests {
 
     #[test]
     fn directives_are_read_from_anywhere_in_the_text() {
-        let d = parse(r#"{"text":"hello [sim:output_tokens=7] and [sim:error=ThrottlingException][sim:truncate]"}"#);
+        let d = parse(
+            r#"{"text":"hello [sim:output_tokens=7] and [sim:error=ThrottlingException][sim:truncate]"}"#,
+        );
         assert_eq!(d.output_tokens, Some(7));
         assert_eq!(d.error.as_deref(), Some("ThrottlingException"));
         assert!(d.truncate);

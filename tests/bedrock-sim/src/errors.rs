@@ -8,9 +8,9 @@ use http::{Response, StatusCode};
 pub fn status_for(code: &str) -> StatusCode {
     match code {
         "ThrottlingException" | "ModelNotReadyException" => StatusCode::TOO_MANY_REQUESTS,
-        "AccessDeniedException" | "MissingAuthenticationTokenException" | "UnrecognizedClientException" => {
-            StatusCode::FORBIDDEN
-        }
+        "AccessDeniedException"
+        | "MissingAuthenticationTokenException"
+        | "UnrecognizedClientException" => StatusCode::FORBIDDEN,
         "ResourceNotFoundException" | "UnknownOperationException" => StatusCode::NOT_FOUND,
         "ModelTimeoutException" => StatusCode::REQUEST_TIMEOUT,
         "ModelErrorException" => StatusCode::FAILED_DEPENDENCY,
@@ -28,7 +28,10 @@ pub fn response(code: &str, message: &str, request_id: &str) -> Response<Bytes> 
         .status(status_for(code))
         .header("content-type", "application/json")
         .header("x-amzn-RequestId", request_id)
-        .header("x-amzn-ErrorType", format!("{code}:http://internal.amazon.com/coral/com.amazon.bedrock/"))
+        .header(
+            "x-amzn-ErrorType",
+            format!("{code}:http://internal.amazon.com/coral/com.amazon.bedrock/"),
+        )
         .body(Bytes::from(body))
         .expect("static headers are valid")
 }
@@ -36,5 +39,8 @@ pub fn response(code: &str, message: &str, request_id: &str) -> Response<Bytes> 
 /// The event-stream member name of an exception (`ThrottlingException` → `throttlingException`).
 pub fn stream_member(code: &str) -> String {
     let mut chars = code.chars();
-    chars.next().map(|c| c.to_ascii_lowercase().to_string() + chars.as_str()).unwrap_or_default()
+    chars
+        .next()
+        .map(|c| c.to_ascii_lowercase().to_string() + chars.as_str())
+        .unwrap_or_default()
 }

@@ -47,7 +47,9 @@ impl Outcome {
 pub fn validate(family: ModelFamily, body: &Value) -> Result<(), String> {
     let need = |pointer: &str, ok: fn(&Value) -> bool, what: &str| match body.pointer(pointer) {
         Some(v) if ok(v) => Ok(()),
-        _ => Err(format!("Malformed input request: {what}, please reformat your input and try again.")),
+        _ => Err(format!(
+            "Malformed input request: {what}, please reformat your input and try again."
+        )),
     };
     match family {
         ModelFamily::AnthropicClaude => {
@@ -67,7 +69,11 @@ pub fn validate(family: ModelFamily, body: &Value) -> Result<(), String> {
 
 /// The InvokeModel response body.
 pub fn response(family: ModelFamily, model_id: &str, request_id: &str, o: &Outcome) -> Value {
-    let stop = if o.hit_max_tokens { "max_tokens" } else { "end_turn" };
+    let stop = if o.hit_max_tokens {
+        "max_tokens"
+    } else {
+        "end_turn"
+    };
     match family {
         ModelFamily::AnthropicClaude => json!({
             "id": format!("msg_bdrk_{request_id}"), "type": "message", "role": "assistant", "model": model_id,
@@ -119,7 +125,9 @@ pub fn chunks(family: ModelFamily, model_id: &str, request_id: &str, o: &Outcome
         }
         ModelFamily::AmazonNova => {
             let mut c = vec![json!({"messageStart": {"role": "assistant"}})];
-            c.extend(words.iter().map(|w| json!({"contentBlockDelta": {"delta": {"text": w}, "contentBlockIndex": 0}})));
+            c.extend(words.iter().map(
+                |w| json!({"contentBlockDelta": {"delta": {"text": w}, "contentBlockIndex": 0}}),
+            ));
             c.push(json!({"contentBlockStop": {"contentBlockIndex": 0}}));
             c.push(json!({"messageStop": {"stopReason": if o.hit_max_tokens { "max_tokens" } else { "end_turn" }}}));
             c.push(json!({"metadata": {"usage": {"inputTokens": o.input_tokens, "outputTokens": o.output_tokens,
@@ -141,7 +149,10 @@ pub fn chunks(family: ModelFamily, model_id: &str, request_id: &str, o: &Outcome
             c
         }
         ModelFamily::Mistral => {
-            let mut c: Vec<Value> = words.iter().map(|w| json!({"outputs": [{"text": w, "stop_reason": null}]})).collect();
+            let mut c: Vec<Value> = words
+                .iter()
+                .map(|w| json!({"outputs": [{"text": w, "stop_reason": null}]}))
+                .collect();
             c.push(json!({"outputs": [{"text": "", "stop_reason": if o.hit_max_tokens { "length" } else { "stop" }}]}));
             c
         }
@@ -157,14 +168,30 @@ mod tests {
     use super::*;
 
     fn outcome() -> Outcome {
-        Outcome { input_tokens: 12, output_tokens: 3, cache_read: 4, cache_write: 5, latency_ms: 10, hit_max_tokens: false }
+        Outcome {
+            input_tokens: 12,
+            output_tokens: 3,
+            cache_read: 4,
+            cache_write: 5,
+            latency_ms: 10,
+            hit_max_tokens: false,
+        }
     }
 
     #[test]
     fn only_the_last_chunk_carries_invocation_metrics_for_every_family() {
-        for family in [ModelFamily::AnthropicClaude, ModelFamily::AmazonNova, ModelFamily::AmazonTitanText, ModelFamily::MetaLlama, ModelFamily::Mistral] {
+        for family in [
+            ModelFamily::AnthropicClaude,
+            ModelFamily::AmazonNova,
+            ModelFamily::AmazonTitanText,
+            ModelFamily::MetaLlama,
+            ModelFamily::Mistral,
+        ] {
             let chunks = chunks(family, "m", "r", &outcome());
-            let with_metrics: Vec<_> = chunks.iter().filter(|c| c.get("amazon-bedrock-invocationMetrics").is_some()).collect();
+            let with_metrics: Vec<_> = chunks
+                .iter()
+                .filter(|c| c.get("amazon-bedrock-invocationMetrics").is_some())
+                .collect();
             assert_eq!(with_metrics.len(), 1, "{family:?}");
             let last = chunks.last().unwrap()["amazon-bedrock-invocationMetrics"].clone();
             assert_eq!(last["inputTokenCount"], 12, "{family:?}");
@@ -175,7 +202,13 @@ mod tests {
 
     #[test]
     fn anthropic_bodies_need_version_max_tokens_and_messages() {
-        assert!(validate(ModelFamily::AnthropicClaude, &json!({"anthropic_version": "bedrock-2023-05-31", "max_tokens": 5, "messages": []})).is_ok());
+        assert!(
+            validate(
+                ModelFamily::AnthropicClaude,
+                &json!({"anthropic_version": "bedrock-2023-05-31", "max_tokens": 5, "messages": []})
+            )
+            .is_ok()
+        );
         let err = validate(ModelFamily::AnthropicClaude, &json!({"messages": []})).unwrap_err();
         assert!(err.contains("anthropic_version"), "{err}");
         assert!(validate(ModelFamily::MetaLlama, &json!({"prompt": 3})).is_err());

@@ -21,10 +21,17 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .init();
     let cli = Cli::parse();
-    anyhow::ensure!(cli.listen.ip().is_loopback(), "the simulator listens on loopback addresses only");
-    let listener = tokio::net::TcpListener::bind(cli.listen).await.with_context(|| format!("binding {}", cli.listen))?;
+    anyhow::ensure!(
+        cli.listen.ip().is_loopback(),
+        "the simulator listens on loopback addresses only"
+    );
+    let listener = tokio::net::TcpListener::bind(cli.listen)
+        .await
+        .with_context(|| format!("binding {}", cli.listen))?;
     let config = aigov_bedrock_sim::Config {
         latency_ms: cli.latency_ms,
         default_output_tokens: cli.default_output_tokens,

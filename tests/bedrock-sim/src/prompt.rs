@@ -32,7 +32,10 @@ pub fn analyze(body: &Value, family: Option<ModelFamily>) -> PromptShape {
         }
     }
     if let Value::Object(map) = body {
-        for (key, part) in map.iter().filter(|(k, _)| !PROMPT_ORDER.contains(&k.as_str())) {
+        for (key, part) in map
+            .iter()
+            .filter(|(k, _)| !PROMPT_ORDER.contains(&k.as_str()))
+        {
             walk(part, Some(key), &mut text, &mut prefix_end);
         }
     }

@@ -107,11 +107,16 @@ pub struct Handle {
 /// Serves the simulator on `listener` until the process ends.
 pub async fn serve(listener: TcpListener, config: Config) -> std::io::Result<Handle> {
     let addr = listener.local_addr()?;
-    let simulator = Arc::new(Simulator { config: Mutex::new(config), ..Simulator::default() });
+    let simulator = Arc::new(Simulator {
+        config: Mutex::new(config),
+        ..Simulator::default()
+    });
     let shared = simulator.clone();
     tokio::spawn(async move {
         loop {
-            let Ok((socket, _)) = listener.accept().await else { continue };
+            let Ok((socket, _)) = listener.accept().await else {
+                continue;
+            };
             let sim = shared.clone();
             tokio::spawn(async move {
                 let service = service_fn(move |req| {
@@ -132,11 +137,13 @@ fn full(response: Response<Bytes>) -> Response<Body> {
 }
 
 fn json_response(status: StatusCode, value: &Value) -> Response<Body> {
-    full(Response::builder()
-        .status(status)
-        .header("content-type", "application/json")
-        .body(Bytes::from(value.to_string()))
-        .expect("valid response"))
+    full(
+        Response::builder()
+            .status(status)
+            .header("content-type", "application/json")
+            .body(Bytes::from(value.to_string()))
+            .expect("valid response"),
+    )
 }
 
 /// The four runtime operations.
@@ -169,7 +176,10 @@ impl Operation {
     }
 
     fn streams(self) -> bool {
-        matches!(self, Operation::ConverseStream | Operation::InvokeModelWithResponseStream)
+        matches!(
+            self,
+            Operation::ConverseStream | Operation::InvokeModelWithResponseStream
+        )
     }
 }
 
@@ -192,10 +202,16 @@ impl Simulator {
         let path = req.uri().path().to_owned();
         match (req.method(), path.as_str()) {
             (&Method::GET, "/_sim/health") => json_response(StatusCode::OK, &json!({"ok": true})),
-            (&Method::GET, "/_sim/requests") => json_response(StatusCode::OK, &serde_json::to_value(self.served()).expect("serializable")),
+            (&Method::GET, "/_sim/requests") => json_response(
+                StatusCode::OK,
+                &serde_json::to_value(self.served()).expect("serializable"),
+            ),
             (&Method::GET, "/_sim/config") => {
                 let config = self.config.lock().expect("lock").clone();
-                json_response(StatusCode::OK, &serde_json::to_value(config).expect("serializable"))
+                json_response(
+                    StatusCode::OK,
+                    &serde_json::to_value(config).expect("serializable"),
+                )
             }
             (&Method::POST, "/_sim/reset") => {
                 *self.config.lock().expect("lock") = Config::default();
@@ -204,19 +220,30 @@ impl Simulator {
                 json_response(StatusCode::OK, &json!({"reset": true}))
             }
             (&Method::POST, "/_sim/config") => {
-                let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                let body = req
+                    .into_body()
+                    .collect()
+                    .await
+                    .map(|b| b.to_bytes())
+                    .unwrap_or_default();
                 match serde_json::from_slice::<Config>(&body) {
                     Ok(config) => {
                         *self.config.lock().expect("lock") = config;
                         json_response(StatusCode::OK, &json!({"configured": true}))
                     }
-                    Err(e) => json_response(StatusCode::BAD_REQUEST, &json!({"message": e.to_string()})),
+                    Err(e) => {
+                        json_response(StatusCode::BAD_REQUEST, &json!({"message": e.to_string()}))
+                    }
                 }
             }
             (&Method::POST, p) if p.starts_with("/model/") => self.invoke(req).await,
             _ => {
                 let id = self.request_id();
-                full(errors::response("UnknownOperationException", "The requested operation is not recognized by the service.", &id))
+                full(errors::response(
+                    "UnknownOperationException",
+                    "The requested operation is not recognized by the service.",
+                    &id,
+                ))
             }
         }
     }
@@ -230,7 +257,9 @@ impl Simulator {
         let request_id = self.request_id();
         let rest = req.uri().path().trim_start_matches("/model/").to_owned();
         let (raw_model, action) = rest.split_once('/').unwrap_or((&rest, ""));
-        let model_id = percent_decode_str(raw_model).decode_utf8_lossy().into_owned();
+        let model_id = percent_decode_str(raw_model)
+            .decode_utf8_lossy()
+            .into_owned();
         let signed_for = credential_scope(req.headers());
         let mut served = Served {
             request_id: request_id.clone(),
@@ -251,18 +280,30 @@ impl Simulator {
             full(errors::response(code, message, &served.request_id))
         };
         let Some(operation) = Operation::from_path(action) else {
-            return full(errors::response("UnknownOperationException", "The requested operation is not recognized by the service.", &request_id));
+            return full(errors::response(
+                "UnknownOperationException",
+                "The requested operation is not recognized by the service.",
+                &request_id,
+            ));
         };
         served.operation = operation.name().to_owned();
         if signed_for.is_none() {
-            let response = fail(&mut served, "MissingAuthenticationTokenException", "Missing Authentication Token");
+            let response = fail(
+                &mut served,
+                "MissingAuthenticationTokenException",
+                "Missing Authentication Token",
+            );
             self.record(served);
             return response;
         }
         let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
             Ok(b) => b.to_bytes(),
             Err(_) => {
-                let response = fail(&mut served, "ValidationException", "Input is too long for requested model.");
+                let response = fail(
+                    &mut served,
+                    "ValidationException",
+                    "Input is too long for requested model.",
+                );
                 self.record(served);
                 return response;
             }
@@ -275,29 +316,46 @@ impl Simulator {
             (!c.errors.is_empty()).then(|| c.errors.remove(0))
         };
         if let Some(code) = directives.error.clone().or(queued_error) {
-            tokio::time::sleep(Duration::from_millis(directives.latency_ms.unwrap_or(config.latency_ms))).await;
+            tokio::time::sleep(Duration::from_millis(
+                directives.latency_ms.unwrap_or(config.latency_ms),
+            ))
+            .await;
             let response = fail(&mut served, &code, &format!("Simulated {code}."));
             self.record(served);
             return response;
         }
         let resolved = aigov_api::model::resolve(&model_id);
         let catalog = resolved.catalog.or_else(|| match resolved.routing {
-            aigov_api::model::Routing::ApplicationProfile => aigov_api::catalog::lookup(&config.application_profile_model),
+            aigov_api::model::Routing::ApplicationProfile => {
+                aigov_api::catalog::lookup(&config.application_profile_model)
+            }
             _ => None,
         });
         let Some(entry) = catalog else {
-            let response = fail(&mut served, "ValidationException", "The provided model identifier is invalid.");
+            let response = fail(
+                &mut served,
+                "ValidationException",
+                "The provided model identifier is invalid.",
+            );
             self.record(served);
             return response;
         };
         let Ok(json) = serde_json::from_slice::<Value>(&body) else {
-            let response = fail(&mut served, "ValidationException", "Malformed input request, please reformat your input and try again.");
+            let response = fail(
+                &mut served,
+                "ValidationException",
+                "Malformed input request, please reformat your input and try again.",
+            );
             self.record(served);
             return response;
         };
         let converse = matches!(operation, Operation::Converse | Operation::ConverseStream);
         if converse && !json.get("messages").is_some_and(Value::is_array) {
-            let response = fail(&mut served, "ValidationException", "1 validation error detected: Value null at 'messages' failed to satisfy constraint: Member must not be null");
+            let response = fail(
+                &mut served,
+                "ValidationException",
+                "1 validation error detected: Value null at 'messages' failed to satisfy constraint: Member must not be null",
+            );
             self.record(served);
             return response;
         }
@@ -309,7 +367,13 @@ impl Simulator {
             }
         }
         let shape = prompt::analyze(&json, (!converse).then_some(entry.family));
-        let outcome = self.outcome(&model_id, &shape, &directives, &config, entry.max_output_tokens);
+        let outcome = self.outcome(
+            &model_id,
+            &shape,
+            &directives,
+            &config,
+            entry.max_output_tokens,
+        );
         served.input_tokens = outcome.input_tokens;
         served.output_tokens = outcome.output_tokens;
         served.cache_read_tokens = outcome.cache_read;
@@ -325,23 +389,49 @@ impl Simulator {
         }
         let events = match operation {
             Operation::ConverseStream => converse_stream_events(&outcome),
-            _ => families::chunks(entry.family, entry.model_id, &request_id, &outcome).iter().map(stream::chunk).collect(),
+            _ => families::chunks(entry.family, entry.model_id, &request_id, &outcome)
+                .iter()
+                .map(stream::chunk)
+                .collect(),
         };
-        self.stream_response(served, operation, events, &directives, directives.chunk_delay_ms.unwrap_or(config.chunk_delay_ms))
+        self.stream_response(
+            served,
+            operation,
+            events,
+            &directives,
+            directives.chunk_delay_ms.unwrap_or(config.chunk_delay_ms),
+        )
     }
 
-    fn outcome(&self, model_id: &str, shape: &PromptShape, d: &Directives, config: &Config, model_max: u32) -> Outcome {
+    fn outcome(
+        &self,
+        model_id: &str,
+        shape: &PromptShape,
+        d: &Directives,
+        config: &Config,
+        model_max: u32,
+    ) -> Outcome {
         let total_input = prompt::tokens_for_chars(shape.text_chars).max(1);
         let (mut cache_read, mut cache_write) = (0, 0);
         if let Some(prefix) = &shape.cached_prefix {
             let tokens = prompt::tokens_for_chars(prefix.chars().count());
-            let first_time = self.cached_prefixes.lock().expect("lock").insert((model_id.to_owned(), prefix.clone()));
-            if first_time { cache_write = tokens } else { cache_read = tokens }
+            let first_time = self
+                .cached_prefixes
+                .lock()
+                .expect("lock")
+                .insert((model_id.to_owned(), prefix.clone()));
+            if first_time {
+                cache_write = tokens
+            } else {
+                cache_read = tokens
+            }
         }
         let bound = shape.max_tokens.unwrap_or(u64::from(model_max));
         let wanted = d.output_tokens.unwrap_or(config.default_output_tokens);
         Outcome {
-            input_tokens: d.input_tokens.unwrap_or(total_input.saturating_sub(cache_read + cache_write)),
+            input_tokens: d
+                .input_tokens
+                .unwrap_or(total_input.saturating_sub(cache_read + cache_write)),
             output_tokens: wanted.min(bound),
             cache_read: d.cache_read.unwrap_or(cache_read),
             cache_write: d.cache_write.unwrap_or(cache_write),
@@ -364,7 +454,10 @@ impl Simulator {
             events.pop();
         } else if let Some(code) = &d.stream_error {
             events.truncate(events.len() / 2);
-            events.push(stream::exception(&errors::stream_member(code), &format!("Simulated {code}.")));
+            events.push(stream::exception(
+                &errors::stream_member(code),
+                &format!("Simulated {code}."),
+            ));
             served.error = Some(code.clone());
         } else {
             served.usage_delivered = true;
@@ -406,7 +499,10 @@ fn credential_scope(headers: &http::HeaderMap) -> Option<String> {
     if auth.starts_with("Bearer ") {
         return Some("bearer".into());
     }
-    let credential = auth.strip_prefix("AWS4-HMAC-SHA256 ")?.split(',').find_map(|p| p.trim().strip_prefix("Credential="))?;
+    let credential = auth
+        .strip_prefix("AWS4-HMAC-SHA256 ")?
+        .split(',')
+        .find_map(|p| p.trim().strip_prefix("Credential="))?;
     // AKID/DATE/REGION/SERVICE/aws4_request
     let parts: Vec<&str> = credential.split('/').collect();
     (parts.len() == 5 && parts[4] == "aws4_request").then(|| format!("{}/{}", parts[3], parts[2]))
@@ -423,7 +519,11 @@ fn converse_usage(o: &Outcome) -> Value {
 }
 
 fn stop_reason(o: &Outcome) -> &'static str {
-    if o.hit_max_tokens { "max_tokens" } else { "end_turn" }
+    if o.hit_max_tokens {
+        "max_tokens"
+    } else {
+        "end_turn"
+    }
 }
 
 fn converse_response(request_id: &str, o: &Outcome) -> Response<Bytes> {
@@ -440,16 +540,36 @@ fn converse_response(request_id: &str, o: &Outcome) -> Response<Bytes> {
         .expect("valid response")
 }
 
-fn invoke_response(family: ModelFamily, model_id: &str, request_id: &str, o: &Outcome) -> Response<Bytes> {
+fn invoke_response(
+    family: ModelFamily,
+    model_id: &str,
+    request_id: &str,
+    o: &Outcome,
+) -> Response<Bytes> {
     let body = families::response(family, model_id, request_id, o);
     Response::builder()
         .header("content-type", "application/json")
         .header("x-amzn-RequestId", request_id)
-        .header("X-Amzn-Bedrock-Invocation-Latency", o.latency_ms.to_string())
-        .header("X-Amzn-Bedrock-Input-Token-Count", o.input_tokens.to_string())
-        .header("X-Amzn-Bedrock-Output-Token-Count", o.output_tokens.to_string())
-        .header("X-Amzn-Bedrock-Cache-Read-Input-Token-Count", o.cache_read.to_string())
-        .header("X-Amzn-Bedrock-Cache-Write-Input-Token-Count", o.cache_write.to_string())
+        .header(
+            "X-Amzn-Bedrock-Invocation-Latency",
+            o.latency_ms.to_string(),
+        )
+        .header(
+            "X-Amzn-Bedrock-Input-Token-Count",
+            o.input_tokens.to_string(),
+        )
+        .header(
+            "X-Amzn-Bedrock-Output-Token-Count",
+            o.output_tokens.to_string(),
+        )
+        .header(
+            "X-Amzn-Bedrock-Cache-Read-Input-Token-Count",
+            o.cache_read.to_string(),
+        )
+        .header(
+            "X-Amzn-Bedrock-Cache-Write-Input-Token-Count",
+            o.cache_write.to_string(),
+        )
         .body(Bytes::from(body.to_string()))
         .expect("valid response")
 }
@@ -458,11 +578,23 @@ fn invoke_response(family: ModelFamily, model_id: &str, request_id: &str, o: &Ou
 fn converse_stream_events(o: &Outcome) -> Vec<Bytes> {
     let mut events = vec![stream::event("messageStart", &json!({"role": "assistant"}))];
     events.extend(o.words().iter().map(|w| {
-        stream::event("contentBlockDelta", &json!({"contentBlockIndex": 0, "delta": {"text": w}}))
+        stream::event(
+            "contentBlockDelta",
+            &json!({"contentBlockIndex": 0, "delta": {"text": w}}),
+        )
     }));
-    events.push(stream::event("contentBlockStop", &json!({"contentBlockIndex": 0})));
-    events.push(stream::event("messageStop", &json!({"stopReason": stop_reason(o)})));
-    events.push(stream::event("metadata", &json!({"usage": converse_usage(o), "metrics": {"latencyMs": o.latency_ms}})));
+    events.push(stream::event(
+        "contentBlockStop",
+        &json!({"contentBlockIndex": 0}),
+    ));
+    events.push(stream::event(
+        "messageStop",
+        &json!({"stopReason": stop_reason(o)}),
+    ));
+    events.push(stream::event(
+        "metadata",
+        &json!({"usage": converse_usage(o), "metrics": {"latencyMs": o.latency_ms}}),
+    ));
     events
 }
 
@@ -477,7 +609,10 @@ mod tests {
             http::header::AUTHORIZATION,
             "AWS4-HMAC-SHA256 Credential=AKID/20261124/us-west-2/bedrock/aws4_request, SignedHeaders=host, Signature=abc".parse().unwrap(),
         );
-        assert_eq!(credential_scope(&headers).as_deref(), Some("bedrock/us-west-2"));
+        assert_eq!(
+            credential_scope(&headers).as_deref(),
+            Some("bedrock/us-west-2")
+        );
         headers.insert(http::header::AUTHORIZATION, "garbage".parse().unwrap());
         assert_eq!(credential_scope(&headers), None);
         assert_eq!(credential_scope(&http::HeaderMap::new()), None);

@@ -2,13 +2,13 @@
 //! streaming, cache tokens, errors as the SDK's own typed errors, and the SDK's retry.
 
 use aigov_bedrock_sim::{Config, serve};
+use aws_sdk_bedrockruntime::Client;
 use aws_sdk_bedrockruntime::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_bedrockruntime::primitives::Blob;
 use aws_sdk_bedrockruntime::types::{
-    CachePointBlock, CachePointType, ContentBlock, ConversationRole, ConverseStreamOutput, InferenceConfiguration,
-    Message, ResponseStream, SystemContentBlock,
+    CachePointBlock, CachePointType, ContentBlock, ConversationRole, ConverseStreamOutput,
+    InferenceConfiguration, Message, ResponseStream, SystemContentBlock,
 };
-use aws_sdk_bedrockruntime::Client;
 use aws_smithy_types::retry::RetryConfig;
 use serde_json::{Value, json};
 
@@ -22,13 +22,21 @@ async fn start() -> (Client, std::sync::Arc<aigov_bedrock_sim::Simulator>) {
         .region(Region::new("us-east-1"))
         .endpoint_url(format!("http://{}", handle.addr))
         .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "test"))
-        .retry_config(RetryConfig::standard().with_max_attempts(3).with_initial_backoff(std::time::Duration::from_millis(1)))
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(3)
+                .with_initial_backoff(std::time::Duration::from_millis(1)),
+        )
         .build();
     (Client::from_conf(conf), handle.simulator)
 }
 
 fn user(text: &str) -> Message {
-    Message::builder().role(ConversationRole::User).content(ContentBlock::Text(text.into())).build().unwrap()
+    Message::builder()
+        .role(ConversationRole::User)
+        .content(ContentBlock::Text(text.into()))
+        .build()
+        .unwrap()
 }
 
 #[tokio::test]
@@ -74,16 +82,29 @@ async fn a_cache_point_writes_once_then_reads() {
         client
             .converse()
             .model_id("anthropic.claude-sonnet-4-20250514-v1:0")
-            .system(SystemContentBlock::Text("A long shared system prompt of forty chars".into()))
-            .system(SystemContentBlock::CachePoint(CachePointBlock::builder().r#type(CachePointType::Default).build().unwrap()))
+            .system(SystemContentBlock::Text(
+                "A long shared system prompt of forty chars".into(),
+            ))
+            .system(SystemContentBlock::CachePoint(
+                CachePointBlock::builder()
+                    .r#type(CachePointType::Default)
+                    .build()
+                    .unwrap(),
+            ))
             .messages(user("question"))
             .send()
     };
     let first = call().await.unwrap();
     let second = call().await.unwrap();
     let (u1, u2) = (first.usage().unwrap(), second.usage().unwrap());
-    assert_eq!((u1.cache_write_input_tokens(), u1.cache_read_input_tokens()), (Some(11), Some(0)));
-    assert_eq!((u2.cache_write_input_tokens(), u2.cache_read_input_tokens()), (Some(0), Some(11)));
+    assert_eq!(
+        (u1.cache_write_input_tokens(), u1.cache_read_input_tokens()),
+        (Some(11), Some(0))
+    );
+    assert_eq!(
+        (u2.cache_write_input_tokens(), u2.cache_read_input_tokens()),
+        (Some(0), Some(11))
+    );
     assert_eq!(u2.input_tokens(), 2);
 }
 
@@ -116,7 +137,19 @@ async fn converse_stream_delivers_usage_only_in_the_final_metadata_event() {
             _ => kinds.push("other"),
         }
     }
-    assert_eq!(kinds, ["start", "delta", "delta", "delta", "delta", "stop-block", "stop", "metadata"]);
+    assert_eq!(
+        kinds,
+        [
+            "start",
+            "delta",
+            "delta",
+            "delta",
+            "delta",
+            "stop-block",
+            "stop",
+            "metadata"
+        ]
+    );
     assert_eq!(text, "w0 w1 w2 w3 ");
     assert_eq!(usage.unwrap().output_tokens(), 4);
     assert!(sim.served()[0].usage_delivered);
@@ -131,7 +164,9 @@ async fn invoke_model_speaks_the_model_native_body() {
     });
     let out = client
         .invoke_model()
-        .model_id(format!("arn:aws:bedrock:us-east-1::foundation-model/{HAIKU}"))
+        .model_id(format!(
+            "arn:aws:bedrock:us-east-1::foundation-model/{HAIKU}"
+        ))
         .content_type("application/json")
         .body(Blob::new(body.to_string()))
         .send()
@@ -142,7 +177,10 @@ async fn invoke_model_speaks_the_model_native_body() {
     assert_eq!(answer["usage"]["output_tokens"], 3);
     assert_eq!(answer["content"][0]["text"], "w0 w1 w2 ");
     // The ARN's slash and colons were percent-encoded by the SDK and decoded by the simulator.
-    assert_eq!(sim.served()[0].model_id, format!("arn:aws:bedrock:us-east-1::foundation-model/{HAIKU}"));
+    assert_eq!(
+        sim.served()[0].model_id,
+        format!("arn:aws:bedrock:us-east-1::foundation-model/{HAIKU}")
+    );
 }
 
 #[tokio::test]
@@ -166,7 +204,11 @@ async fn invoke_model_with_response_stream_ends_with_invocation_metrics() {
     let metrics = &chunks.last().unwrap()["amazon-bedrock-invocationMetrics"];
     assert_eq!(metrics["outputTokenCount"], 2);
     assert_eq!(metrics["inputTokenCount"], 7);
-    assert!(chunks[..2].iter().all(|c| c.get("amazon-bedrock-invocationMetrics").is_none()));
+    assert!(
+        chunks[..2]
+            .iter()
+            .all(|c| c.get("amazon-bedrock-invocationMetrics").is_none())
+    );
 }
 
 #[tokio::test]
@@ -186,8 +228,17 @@ async fn throttling_is_the_sdks_typed_throttling_exception() {
 #[tokio::test]
 async fn the_sdk_retries_a_queued_throttle_and_succeeds() {
     let (client, sim) = start().await;
-    sim.configure(Config { errors: vec!["ThrottlingException".into()], ..Config::default() });
-    let out = client.converse().model_id(HAIKU).messages(user("retry me")).send().await.unwrap();
+    sim.configure(Config {
+        errors: vec!["ThrottlingException".into()],
+        ..Config::default()
+    });
+    let out = client
+        .converse()
+        .model_id(HAIKU)
+        .messages(user("retry me"))
+        .send()
+        .await
+        .unwrap();
     assert!(out.usage().is_some());
     let served = sim.served();
     assert_eq!(served.len(), 2);
@@ -198,7 +249,14 @@ async fn the_sdk_retries_a_queued_throttle_and_succeeds() {
 #[tokio::test]
 async fn unknown_models_and_bad_bodies_are_validation_exceptions() {
     let (client, _) = start().await;
-    let err = client.converse().model_id("acme.nope-v1").messages(user("hi")).send().await.unwrap_err().into_service_error();
+    let err = client
+        .converse()
+        .model_id("acme.nope-v1")
+        .messages(user("hi"))
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
     assert!(err.is_validation_exception(), "{err:?}");
     let err = client
         .invoke_model()
@@ -209,5 +267,8 @@ async fn unknown_models_and_bad_bodies_are_validation_exceptions() {
         .unwrap_err()
         .into_service_error();
     assert!(err.is_validation_exception(), "{err:?}");
-    assert!(err.to_string().contains("anthropic_version") || format!("{err:?}").contains("anthropic_version"));
+    assert!(
+        err.to_string().contains("anthropic_version")
+            || format!("{err:?}").contains("anthropic_version")
+    );
 }

@@ -48,7 +48,11 @@ pub fn local_env() -> LocalEnv {
 /// A name no other test (or earlier run) uses: `prefix-<pid>-<n>`.
 pub fn unique(prefix: &str) -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);
-    format!("{prefix}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// Runs kubectl with `args`, feeding `stdin` if given.
@@ -57,13 +61,22 @@ pub fn kubectl(args: &[&str], stdin: Option<&str>) -> Output {
     let mut child = Command::new(&env.kubectl)
         .args(args)
         .env("KUBECONFIG", &env.kubeconfig)
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("kubectl runs");
     if let Some(input) = stdin {
-        child.stdin.take().expect("piped").write_all(input.as_bytes()).expect("kubectl reads stdin");
+        child
+            .stdin
+            .take()
+            .expect("piped")
+            .write_all(input.as_bytes())
+            .expect("kubectl reads stdin");
     }
     child.wait_with_output().expect("kubectl finishes")
 }
@@ -71,7 +84,11 @@ pub fn kubectl(args: &[&str], stdin: Option<&str>) -> Output {
 /// Runs kubectl and returns its stdout, panicking with its stderr if it fails.
 pub fn kubectl_ok(args: &[&str], stdin: Option<&str>) -> String {
     let out = kubectl(args, stdin);
-    assert!(out.status.success(), "kubectl {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "kubectl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -85,7 +102,9 @@ pub fn namespace(prefix: &str) -> String {
 /// A kube client for the local apiserver (from `KUBECONFIG`).
 pub async fn kube_client() -> kube::Client {
     local_env();
-    kube::Client::try_default().await.expect("a kube client from KUBECONFIG")
+    kube::Client::try_default()
+        .await
+        .expect("a kube client from KUBECONFIG")
 }
 
 /// AWS SDK configuration pointed at the local moto, with test credentials.
@@ -94,7 +113,13 @@ pub async fn aws_config() -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(env.moto_endpoint)
         .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_sts::config::Credentials::new("testing", "testing", None, None, "aigov-e2e"))
+        .credentials_provider(aws_sdk_sts::config::Credentials::new(
+            "testing",
+            "testing",
+            None,
+            None,
+            "aigov-e2e",
+        ))
         .load()
         .await
 }
