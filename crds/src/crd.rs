@@ -23,10 +23,10 @@ pub fn yaml_files() -> Vec<(&'static str, String)> {
 fn use_kubernetes_integer_formats(value: &mut serde_json::Value) {
     match value {
         serde_json::Value::Object(map) => {
-            if let Some(serde_json::Value::String(format)) = map.get_mut("format") {
-                if format == "uint32" || format == "uint64" {
-                    *format = "int64".to_owned();
-                }
+            if let Some(serde_json::Value::String(format)) = map.get_mut("format")
+                && (format == "uint32" || format == "uint64")
+            {
+                *format = "int64".to_owned();
             }
             map.values_mut().for_each(use_kubernetes_integer_formats);
         }

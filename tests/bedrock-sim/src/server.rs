@@ -359,12 +359,10 @@ impl Simulator {
             self.record(served);
             return response;
         }
-        if !converse {
-            if let Err(message) = families::validate(entry.family, &json) {
-                let response = fail(&mut served, "ValidationException", &message);
-                self.record(served);
-                return response;
-            }
+        if !converse && let Err(message) = families::validate(entry.family, &json) {
+            let response = fail(&mut served, "ValidationException", &message);
+            self.record(served);
+            return response;
         }
         let shape = prompt::analyze(&json, (!converse).then_some(entry.family));
         let outcome = self.outcome(

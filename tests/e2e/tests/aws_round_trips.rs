@@ -189,7 +189,7 @@ async fn cloudwatch_alarms_and_metrics_round_trip_over_cbor() {
         .unwrap();
     let found = &alarms.metric_alarms()[0];
     assert_eq!(found.threshold(), Some(200.0));
-    assert_eq!(found.dimensions(), [budget.clone()]);
+    assert_eq!(found.dimensions(), std::slice::from_ref(&budget));
     assert!(
         found.alarm_configuration_updated_timestamp().is_some(),
         "timestamps decode from CBOR"
