@@ -25,5 +25,10 @@ cargo fmt --all -- --check
 log "cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 log "cargo test"
-cargo test --workspace 2>&1
+results="$AIGOV_RUN/cargo-test.log"
+cargo test --workspace 2>&1 | tee "$results"
+passed=$(grep -Eo '^test result: .* ([0-9]+) passed' "$results" | grep -Eo '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
+failed=$(grep -Eo '[0-9]+ failed;' "$results" | awk '{s+=$1} END {print s+0}')
+(( passed > 0 )) || die "cargo test ran no test"
 log "all checks passed in $((SECONDS - started))s"
+echo "$passed passed, $failed failed"
