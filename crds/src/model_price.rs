@@ -6,9 +6,10 @@ use kube::KubeSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
+use crate::catalog::TokenPrices;
 use crate::money::Usd;
 use crate::pattern::ModelPattern;
-use crate::pricing::{OverridePrices, PriceOverride};
+use crate::pricing::PriceOverride;
 
 /// A price per 1M tokens: a plain decimal, up to 9 decimal places.
 pub const PRICE_REGEX: &str = r"^(0|[1-9][0-9]{0,8})(\.[0-9]{1,9})?$";
@@ -83,7 +84,7 @@ impl AIModelPrice {
         Ok(PriceOverride {
             name,
             pattern: ModelPattern::parse(&spec.model)?,
-            prices: OverridePrices {
+            prices: TokenPrices {
                 input: Usd::parse(&spec.input)?,
                 output: Usd::parse(&spec.output)?,
                 cache_read: optional(&spec.cache_read)?,

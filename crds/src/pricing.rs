@@ -59,25 +59,10 @@ pub struct PriceOverride {
     pub name: String,
     /// Which models it prices.
     pub pattern: ModelPattern,
-    /// USD per 1M tokens; missing cache prices are taken from the catalog entry.
-    pub prices: OverridePrices,
+    /// USD per 1M tokens; a cache price left `None` is taken from the catalog entry.
+    pub prices: TokenPrices,
     /// From when on it applies; `None` means always.
     pub effective_from: Option<Timestamp>,
-}
-
-/// Prices of an override; cache prices may be left to the catalog.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct OverridePrices {
-    /// Uncached input tokens.
-    pub input: Usd,
-    /// Output tokens.
-    pub output: Usd,
-    /// Cache reads; `None` inherits the catalog's.
-    pub cache_read: Option<Usd>,
-    /// Cache writes (5 minutes); `None` inherits the catalog's.
-    pub cache_write_5m: Option<Usd>,
-    /// Cache writes (1 hour); `None` inherits the catalog's.
-    pub cache_write_1h: Option<Usd>,
 }
 
 /// Where an effective price came from, for Events, status and the audit trail.
@@ -324,7 +309,7 @@ mod tests {
         PriceOverride {
             name: name.into(),
             pattern: ModelPattern::parse(pattern).unwrap(),
-            prices: OverridePrices {
+            prices: TokenPrices {
                 input: usd(input),
                 output: usd("1"),
                 cache_read: None,
