@@ -30,6 +30,9 @@ pub enum Error {
     /// Thresholds that are not strictly ascending percents in 1..=100.
     #[error("invalid thresholds {0:?}: use strictly ascending percents between 1 and 100")]
     InvalidThresholds(Vec<u32>),
+    /// A Bedrock response whose usage could not be read; it is never counted as free.
+    #[error("malformed usage in {0}")]
+    MalformedUsage(String),
     /// Date arithmetic left the range jiff supports (years -9999..=9999).
     #[error("time out of range: {0}")]
     TimeOutOfRange(String),

@@ -16,6 +16,7 @@ pub mod money;
 pub mod pattern;
 pub mod period;
 pub mod pricing;
+pub mod usage;
 
 pub use budget::{AIBudget, AIBudgetSpec, AIBudgetStatus};
 pub use error::Error;
