@@ -201,6 +201,38 @@ mod tests {
     }
 
     #[test]
+    fn aigov_reads_the_same_usage_from_every_family_s_last_chunk() {
+        for family in [
+            ModelFamily::AnthropicClaude,
+            ModelFamily::AmazonNova,
+            ModelFamily::AmazonTitanText,
+            ModelFamily::MetaLlama,
+            ModelFamily::Mistral,
+        ] {
+            let chunks = chunks(family, "m", "r", &outcome());
+            let usages: Vec<_> = chunks
+                .iter()
+                .map(|c| aigov_api::usage::from_stream_chunk(c.to_string().as_bytes()).unwrap())
+                .collect();
+            assert!(
+                usages[..usages.len() - 1].iter().all(Option::is_none),
+                "{family:?}"
+            );
+            let last = usages.last().unwrap().unwrap();
+            assert_eq!(
+                (
+                    last.input_tokens,
+                    last.output_tokens,
+                    last.cache_read_tokens,
+                    last.cache_write_tokens
+                ),
+                (12, 3, 4, 5),
+                "{family:?}"
+            );
+        }
+    }
+
+    #[test]
     fn anthropic_bodies_need_version_max_tokens_and_messages() {
         assert!(
             validate(
