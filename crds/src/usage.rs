@@ -137,16 +137,6 @@ pub fn output_token_bound(requested: Option<u64>, model_max: u32) -> u64 {
     requested.map_or(u64::from(model_max), |r| r.min(u64::from(model_max)))
 }
 
-/// The share of a worst-case reservation that settlement hands back.
-pub fn released(reserved: Usd, actual: Usd) -> Usd {
-    reserved.saturating_sub(actual)
-}
-
-/// True when `actual` stayed within `reserved` (what the overshoot bound rests on).
-pub fn within_reservation(reserved: Usd, actual: Usd) -> bool {
-    actual <= reserved
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -278,7 +268,7 @@ mod tests {
                     .cost(&model, &usage, crate::pricing::InvocationMode::OnDemand, at)
                     .amount;
                 assert!(
-                    within_reservation(worst_case_cost(&price, 1000, 64), actual),
+                    actual <= worst_case_cost(&price, 1000, 64),
                     "{}",
                     entry.model_id
                 );
@@ -293,9 +283,5 @@ mod tests {
         assert_eq!(output_token_bound(Some(100), 4096), 100);
         assert_eq!(output_token_bound(Some(100_000), 4096), 4096);
         assert_eq!(output_token_bound(None, 4096), 4096);
-        assert_eq!(
-            released(Usd::parse("1").unwrap(), Usd::parse("0.25").unwrap()),
-            Usd::parse("0.75").unwrap()
-        );
     }
 }

@@ -19,7 +19,7 @@ build_kube() {
   [[ -x "$KUBE_APISERVER" && -x "$KUBECTL" ]] && return
   log "building kube-apiserver and kubectl $KUBE_VERSION from the Go module proxy (first run only, ~10 min)"
   local minor="${KUBE_VERSION#v1.}"; minor="${minor%%.*}"
-  local v
+  local v ldflags=""
   for v in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ldflags+=" -X $v.gitVersion=$KUBE_VERSION -X $v.gitMajor=1 -X $v.gitMinor=$minor -X $v.gitTreeState=clean"
   done

@@ -16,7 +16,7 @@ pub fn status_for(code: &str) -> StatusCode {
         "ModelErrorException" => StatusCode::FAILED_DEPENDENCY,
         "ServiceUnavailableException" => StatusCode::SERVICE_UNAVAILABLE,
         "InternalServerException" => StatusCode::INTERNAL_SERVER_ERROR,
-        "ValidationException" | "ServiceQuotaExceededException" => StatusCode::BAD_REQUEST,
+        // ValidationException, ServiceQuotaExceededException and anything unknown.
         _ => StatusCode::BAD_REQUEST,
     }
 }

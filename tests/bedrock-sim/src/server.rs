@@ -194,6 +194,15 @@ impl Simulator {
         *self.config.lock().expect("lock") = config;
     }
 
+    /// Answers with a Bedrock error and records the refusal.
+    fn refuse(&self, mut served: Served, code: &str, message: &str) -> Response<Body> {
+        served.status = errors::status_for(code).as_u16();
+        served.error = Some(code.to_owned());
+        let response = full(errors::response(code, message, &served.request_id));
+        self.record(served);
+        response
+    }
+
     fn record(&self, served: Served) {
         self.served.lock().expect("lock").push(served);
     }
@@ -274,11 +283,6 @@ impl Simulator {
             usage_delivered: false,
             signed_for: signed_for.clone().unwrap_or_default(),
         };
-        let fail = |served: &mut Served, code: &str, message: &str| {
-            served.status = errors::status_for(code).as_u16();
-            served.error = Some(code.to_owned());
-            full(errors::response(code, message, &served.request_id))
-        };
         let Some(operation) = Operation::from_path(action) else {
             return full(errors::response(
                 "UnknownOperationException",
@@ -288,41 +292,35 @@ impl Simulator {
         };
         served.operation = operation.name().to_owned();
         if signed_for.is_none() {
-            let response = fail(
-                &mut served,
+            return self.refuse(
+                served,
                 "MissingAuthenticationTokenException",
                 "Missing Authentication Token",
             );
-            self.record(served);
-            return response;
         }
         let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
             Ok(b) => b.to_bytes(),
             Err(_) => {
-                let response = fail(
-                    &mut served,
+                return self.refuse(
+                    served,
                     "ValidationException",
                     "Input is too long for requested model.",
                 );
-                self.record(served);
-                return response;
             }
         };
-        let config = self.config.lock().expect("lock").clone();
+        let (config, queued_error) = {
+            let mut c = self.config.lock().expect("lock");
+            let queued = (!c.errors.is_empty()).then(|| c.errors.remove(0));
+            (c.clone(), queued)
+        };
         let text = String::from_utf8_lossy(&body);
         let directives = directives::parse(&text);
-        let queued_error = {
-            let mut c = self.config.lock().expect("lock");
-            (!c.errors.is_empty()).then(|| c.errors.remove(0))
-        };
         if let Some(code) = directives.error.clone().or(queued_error) {
             tokio::time::sleep(Duration::from_millis(
                 directives.latency_ms.unwrap_or(config.latency_ms),
             ))
             .await;
-            let response = fail(&mut served, &code, &format!("Simulated {code}."));
-            self.record(served);
-            return response;
+            return self.refuse(served, &code, &format!("Simulated {code}."));
         }
         let resolved = aigov_api::model::resolve(&model_id);
         let catalog = resolved.catalog.or_else(|| match resolved.routing {
@@ -332,37 +330,26 @@ impl Simulator {
             _ => None,
         });
         let Some(entry) = catalog else {
-            let response = fail(
-                &mut served,
+            return self.refuse(
+                served,
                 "ValidationException",
                 "The provided model identifier is invalid.",
             );
-            self.record(served);
-            return response;
         };
         let Ok(json) = serde_json::from_slice::<Value>(&body) else {
-            let response = fail(
-                &mut served,
+            return self.refuse(
+                served,
                 "ValidationException",
                 "Malformed input request, please reformat your input and try again.",
             );
-            self.record(served);
-            return response;
         };
         let converse = matches!(operation, Operation::Converse | Operation::ConverseStream);
         if converse && !json.get("messages").is_some_and(Value::is_array) {
-            let response = fail(
-                &mut served,
-                "ValidationException",
-                "1 validation error detected: Value null at 'messages' failed to satisfy constraint: Member must not be null",
-            );
-            self.record(served);
-            return response;
+            return self.refuse(served, "ValidationException",
+                "1 validation error detected: Value null at 'messages' failed to satisfy constraint: Member must not be null");
         }
         if !converse && let Err(message) = families::validate(entry.family, &json) {
-            let response = fail(&mut served, "ValidationException", &message);
-            self.record(served);
-            return response;
+            return self.refuse(served, "ValidationException", &message);
         }
         let shape = prompt::analyze(&json, (!converse).then_some(entry.family));
         let outcome = self.outcome(
