@@ -6,6 +6,8 @@ Usage: python boto3_client.py http://127.0.0.1:18080
 
 import json
 import sys
+import urllib.error
+import urllib.request
 
 import boto3
 from botocore.config import Config
@@ -25,7 +27,7 @@ def check(condition, what):
 client = boto3.client(
     "bedrock-runtime", endpoint_url=sys.argv[1], region_name="us-east-1",
     aws_access_key_id="testing", aws_secret_access_key="testing",
-    config=Config(retries={"max_attempts": 1, "mode": "standard"}),
+    config=Config(retries={"total_max_attempts": 1, "mode": "standard"}),
 )
 
 out = client.converse(modelId=f"us.{HAIKU}", messages=[{"role": "user", "content": [{"text": "hi [sim:output_tokens=6]"}]}],
@@ -54,5 +56,29 @@ try:
     check(False, "throttle raised")
 except client.exceptions.ThrottlingException as error:
     check(error.response["ResponseMetadata"]["HTTPStatusCode"] == 429, "throttle status")
+
+# The control endpoints over HTTP: queue a throttle, see boto3 get it, see it in the request log.
+endpoint = sys.argv[1]
+queue = urllib.request.Request(f"{endpoint}/_sim/config", data=json.dumps({"errors": ["ThrottlingException"]}).encode(),
+                               headers={"Content-Type": "application/json"}, method="POST")
+urllib.request.urlopen(queue).read()
+try:
+    client.converse(modelId=HAIKU, messages=[{"role": "user", "content": [{"text": "queued"}]}])
+    check(False, "queued throttle raised")
+except client.exceptions.ThrottlingException:
+    checks += 1
+urllib.request.urlopen(urllib.request.Request(f"{endpoint}/_sim/config", data=b"{}", method="POST")).read()
+served = json.loads(urllib.request.urlopen(f"{endpoint}/_sim/requests").read())
+check(served[-1]["status"] == 429 and served[-1]["error"] == "ThrottlingException", f"request log {served[-1]}")
+check(served[-1]["signedFor"] == "bedrock/us-east-1", "boto3 signs for bedrock")
+
+# An unsigned request is refused as Bedrock refuses it.
+unsigned = urllib.request.Request(f"{endpoint}/model/{HAIKU}/converse", data=b"{}", method="POST")
+try:
+    urllib.request.urlopen(unsigned)
+    check(False, "unsigned request refused")
+except urllib.error.HTTPError as error:
+    check(error.code == 403 and error.headers["x-amzn-ErrorType"].startswith("MissingAuthenticationTokenException"),
+          f"unsigned: {error.code} {error.headers}")
 
 print(f"boto3: {checks} checks passed")

@@ -272,3 +272,51 @@ async fn unknown_models_and_bad_bodies_are_validation_exceptions() {
             || format!("{err:?}").contains("anthropic_version")
     );
 }
+
+#[tokio::test]
+async fn a_mid_stream_exception_reaches_the_sdk_as_its_typed_stream_error() {
+    let (client, sim) = start().await;
+    let mut out = client
+        .converse_stream()
+        .model_id(HAIKU)
+        .messages(user(
+            "[sim:output_tokens=6][sim:stream_error=ThrottlingException]",
+        ))
+        .send()
+        .await
+        .unwrap();
+    let mut events = 0;
+    let err = loop {
+        match out.stream.recv().await {
+            Ok(Some(_)) => events += 1,
+            Ok(None) => panic!("the stream ended without its exception"),
+            Err(e) => break e,
+        }
+    };
+    assert!(events > 0, "some events arrive before the exception");
+    assert!(err.into_service_error().is_throttling_exception());
+    let served = &sim.served()[0];
+    assert!(!served.usage_delivered);
+    assert_eq!(served.error.as_deref(), Some("ThrottlingException"));
+}
+
+#[tokio::test]
+async fn a_truncated_stream_ends_without_its_usage() {
+    let (client, sim) = start().await;
+    let mut out = client
+        .converse_stream()
+        .model_id(HAIKU)
+        .messages(user("[sim:output_tokens=3][sim:truncate]"))
+        .send()
+        .await
+        .unwrap();
+    let mut saw_metadata = false;
+    let mut events = 0;
+    while let Some(event) = out.stream.recv().await.unwrap() {
+        events += 1;
+        saw_metadata |= matches!(event, ConverseStreamOutput::Metadata(_));
+    }
+    assert_eq!(events, 6, "start, 3 deltas, block stop, message stop");
+    assert!(!saw_metadata);
+    assert!(!sim.served()[0].usage_delivered);
+}

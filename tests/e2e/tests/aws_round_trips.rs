@@ -5,8 +5,8 @@
 use aigov_e2e::{aws_config, unique};
 use aws_sdk_budgets::types::{
     Budget, BudgetType, ComparisonOperator, Dimension as CostDimension, Expression,
-    ExpressionDimensionValues, Notification, NotificationType, NotificationWithSubscribers, Spend,
-    Subscriber, SubscriptionType, ThresholdType, TimeUnit,
+    ExpressionDimensionValues, Notification, NotificationType, NotificationWithSubscribers,
+    ResourceTag, Spend, Subscriber, SubscriptionType, ThresholdType, TimeUnit,
 };
 use aws_sdk_cloudwatch::types::{
     ComparisonOperator as AlarmComparison, Dimension, MetricDatum, StandardUnit, Statistic,
@@ -152,6 +152,164 @@ async fn budgets_create_update_and_manage_subscribers() {
         .describe_budget()
         .account_id(&account)
         .budget_name(&name)
+        .send()
+        .await
+        .unwrap_err();
+    assert!(gone.into_service_error().is_not_found_exception());
+}
+
+#[tokio::test]
+async fn budgets_update_notifications_and_subscribers_and_keep_tags() {
+    let budgets = aws_sdk_budgets::Client::new(&aws_config().await);
+    let account = account_id().await;
+    let name = unique("tagged-budget");
+    let arn = format!("arn:aws:budgets::{account}:budget/{name}");
+    let tag = |k: &str, v: &str| ResourceTag::builder().key(k).value(v).build().unwrap();
+    let at = |percent: f64| {
+        Notification::builder()
+            .notification_type(NotificationType::Actual)
+            .comparison_operator(ComparisonOperator::GreaterThan)
+            .threshold(percent)
+            .threshold_type(ThresholdType::Percentage)
+            .build()
+            .unwrap()
+    };
+    let email = |address: &str| {
+        Subscriber::builder()
+            .subscription_type(SubscriptionType::Email)
+            .address(address)
+            .build()
+            .unwrap()
+    };
+    let budget = Budget::builder()
+        .budget_name(&name)
+        .budget_limit(Spend::builder().amount("10").unit("USD").build().unwrap())
+        .time_unit(TimeUnit::Daily)
+        .budget_type(BudgetType::Cost)
+        .filter_expression(bedrock_only())
+        .build()
+        .unwrap();
+    budgets
+        .create_budget()
+        .account_id(&account)
+        .budget(budget)
+        .notifications_with_subscribers(
+            NotificationWithSubscribers::builder()
+                .notification(at(50.0))
+                .subscribers(email("a@example.com"))
+                .build()
+                .unwrap(),
+        )
+        .resource_tags(tag("team", "chat"))
+        .send()
+        .await
+        .unwrap();
+
+    // Move the notification from 50% to 90%; its subscribers stay with it.
+    budgets
+        .update_notification()
+        .account_id(&account)
+        .budget_name(&name)
+        .old_notification(at(50.0))
+        .new_notification(at(90.0))
+        .send()
+        .await
+        .unwrap();
+    let notifications = budgets
+        .describe_notifications_for_budget()
+        .account_id(&account)
+        .budget_name(&name)
+        .send()
+        .await
+        .unwrap();
+    let thresholds: Vec<f64> = notifications
+        .notifications()
+        .iter()
+        .map(|n| n.threshold())
+        .collect();
+    assert_eq!(thresholds, [90.0]);
+
+    budgets
+        .update_subscriber()
+        .account_id(&account)
+        .budget_name(&name)
+        .notification(at(90.0))
+        .old_subscriber(email("a@example.com"))
+        .new_subscriber(email("b@example.com"))
+        .send()
+        .await
+        .unwrap();
+    let subscribers = budgets
+        .describe_subscribers_for_notification()
+        .account_id(&account)
+        .budget_name(&name)
+        .notification(at(90.0))
+        .send()
+        .await
+        .unwrap();
+    let addresses: Vec<&str> = subscribers
+        .subscribers()
+        .iter()
+        .map(|s| s.address())
+        .collect();
+    assert_eq!(addresses, ["b@example.com"]);
+    let missing = budgets
+        .describe_subscribers_for_notification()
+        .account_id(&account)
+        .budget_name(&name)
+        .notification(at(50.0))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(missing.into_service_error().is_not_found_exception());
+
+    // Tags given at creation, then added and removed.
+    let tags =
+        |out: aws_sdk_budgets::operation::list_tags_for_resource::ListTagsForResourceOutput| {
+            out.resource_tags()
+                .iter()
+                .map(|t| format!("{}={}", t.key(), t.value()))
+                .collect::<Vec<_>>()
+        };
+    let listed = budgets
+        .list_tags_for_resource()
+        .resource_arn(&arn)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tags(listed), ["team=chat"]);
+    budgets
+        .tag_resource()
+        .resource_arn(&arn)
+        .resource_tags(tag("cost-center", "42"))
+        .send()
+        .await
+        .unwrap();
+    budgets
+        .untag_resource()
+        .resource_arn(&arn)
+        .resource_tag_keys("team")
+        .send()
+        .await
+        .unwrap();
+    let listed = budgets
+        .list_tags_for_resource()
+        .resource_arn(&arn)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tags(listed), ["cost-center=42"]);
+
+    budgets
+        .delete_budget()
+        .account_id(&account)
+        .budget_name(&name)
+        .send()
+        .await
+        .unwrap();
+    let gone = budgets
+        .list_tags_for_resource()
+        .resource_arn(&arn)
         .send()
         .await
         .unwrap_err();

@@ -19,5 +19,5 @@ fn boto3_runs_all_four_operations_against_the_simulator() {
         "boto3 script failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("boto3: 8 checks passed"), "{stdout}");
+    assert!(stdout.contains("boto3: 12 checks passed"), "{stdout}");
 }
