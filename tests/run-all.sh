@@ -5,7 +5,9 @@
 #   2. cargo fmt --check, cargo clippy -D warnings;
 #   3. cargo test --workspace: unit tests, the simulator's SDK tests, and the end-to-end tests
 #      against the real kube-apiserver, moto and the Bedrock simulator;
-#   4. stops the environment by PID and removes its state.
+#   4. runs the README's first command (tests/demo.sh) against the same environment and checks
+#      what it shows;
+#   5. stops the environment by PID and removes its state.
 set -euo pipefail
 export AIGOV_RUN="${AIGOV_TEST_RUN:-${TMPDIR:-/tmp}/aigov-test-env}"
 export AIGOV_ETCD_PORT=23791 AIGOV_ETCD_PEER_PORT=23801 AIGOV_APISERVER_PORT=16444
@@ -30,5 +32,12 @@ cargo test --workspace 2>&1 | tee "$results"
 passed=$(grep -Eo '^test result: .* ([0-9]+) passed' "$results" | grep -Eo '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
 failed=$(grep -Eo '[0-9]+ failed;' "$results" | awk '{s+=$1} END {print s+0}')
 (( passed > 0 )) || die "cargo test ran no test"
+log "the README's first command (tests/demo.sh) in this environment"
+demo="$AIGOV_RUN/demo.log"
+bash tests/demo.sh >"$demo" 2>&1 || { cat "$demo"; die "tests/demo.sh failed"; }
+for expected in "team-research +research-daily +5\.00" "spec\.thresholds: .*strictly ascending" "boto3: 12 checks passed"; do
+  grep -qE -- "$expected" "$demo" || { cat "$demo"; die "tests/demo.sh did not show: $expected"; }
+done
+passed=$((passed + 1))
 log "all checks passed in $((SECONDS - started))s"
 echo "$passed passed, $failed failed"

@@ -320,3 +320,16 @@ async fn a_truncated_stream_ends_without_its_usage() {
     assert!(!saw_metadata);
     assert!(!sim.served()[0].usage_delivered);
 }
+
+#[tokio::test]
+async fn simulated_latency_is_reported_in_the_response_metrics() {
+    let (client, _) = start().await;
+    let out = client
+        .converse()
+        .model_id(HAIKU)
+        .messages(user("[sim:latency_ms=40]"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.metrics().unwrap().latency_ms(), 40);
+}
