@@ -282,6 +282,56 @@ pub struct AIBudgetStatus {
     /// Recent finished periods, newest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<PeriodSummary>,
+    /// Thresholds already crossed (and announced) this period, so a restart does not repeat
+    /// an Event or an alert.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub thresholds_crossed: Vec<u32>,
+    /// A temporary extension in force this period (from the `aigov.dev/extension` annotation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extension: Option<ExtensionStatus>,
+    /// Escalation progress this period.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalation: Option<EscalationStatus>,
+    /// Per metering gateway, the last usage record counted in `spent`: a restarted controller
+    /// or a new leader skips what gateways re-send up to here, so nothing is counted twice.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ledger: Vec<LedgerWatermark>,
+}
+
+/// A temporary raise of the limit for the rest of one period.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExtensionStatus {
+    /// USD added to the spec's limit.
+    pub amount: String,
+    /// The period it applies to (its start, RFC 3339).
+    pub period_start: String,
+    /// Who or what asked for it (the annotation's value after the amount, if any).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// How far escalation has gone this period.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EscalationStatus {
+    /// When spend reached the limit (RFC 3339).
+    pub limit_reached_at: String,
+    /// How many `spec.escalation` steps have been notified.
+    pub steps_notified: u32,
+    /// Who acknowledged (the `aigov.dev/acknowledged` annotation), stopping further steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acknowledged_by: Option<String>,
+}
+
+/// The last usage record of one gateway counted in a budget's spend.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LedgerWatermark {
+    /// The gateway process (pod name and start nonce).
+    pub gateway: String,
+    /// Its last record counted.
+    pub sequence: u64,
 }
 
 /// Token counts by kind.

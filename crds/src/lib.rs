@@ -5,6 +5,7 @@
 //! Nothing here does I/O.
 #![forbid(unsafe_code)]
 
+pub mod bedrock_error;
 pub mod budget;
 pub mod catalog;
 pub mod crd;

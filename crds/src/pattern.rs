@@ -62,7 +62,17 @@ impl ModelPattern {
         self.matcher.is_match(model)
     }
 
-    /// True when the pattern has a wildcard.
+    /// True when the pattern matches the model as requested or its foundation model, so
+    /// `*claude-3-5-sonnet*` covers `us.` profiles and ARNs alike.
+    pub fn matches_model(&self, model: &crate::model::ResolvedModel) -> bool {
+        self.matches(&model.requested)
+            || model
+                .model_id
+                .as_deref()
+                .is_some_and(|id| self.matches(id))
+    }
+
+    /// True when the pattern has a `*`.
     pub fn has_wildcard(&self) -> bool {
         self.text.contains('*')
     }

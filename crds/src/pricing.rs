@@ -150,6 +150,12 @@ impl PriceBook {
         }
     }
 
+    /// This book with `overrides` in place of its own (same fallback).
+    pub fn with_overrides(mut self, overrides: Vec<PriceOverride>) -> Self {
+        self.overrides = overrides;
+        self
+    }
+
     /// The overrides in force.
     pub fn overrides(&self) -> &[PriceOverride] {
         &self.overrides
@@ -286,12 +292,7 @@ fn specificity(pattern: &ModelPattern, model: &ResolvedModel) -> Option<(u8, usi
     if exact && model.model_id.as_deref() == Some(pattern.as_str()) {
         return Some((2, pattern.literal_len()));
     }
-    let matches = pattern.matches(&model.requested)
-        || model
-            .model_id
-            .as_deref()
-            .is_some_and(|id| pattern.matches(id));
-    (!exact && matches).then(|| (1, pattern.literal_len()))
+    (!exact && pattern.matches_model(model)).then(|| (1, pattern.literal_len()))
 }
 
 #[cfg(test)]

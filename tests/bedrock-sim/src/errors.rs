@@ -6,31 +6,19 @@ use http::{Response, StatusCode};
 
 /// The HTTP status Bedrock answers a named error with.
 pub fn status_for(code: &str) -> StatusCode {
-    match code {
-        "ThrottlingException" | "ModelNotReadyException" => StatusCode::TOO_MANY_REQUESTS,
-        "AccessDeniedException"
-        | "MissingAuthenticationTokenException"
-        | "UnrecognizedClientException" => StatusCode::FORBIDDEN,
-        "ResourceNotFoundException" | "UnknownOperationException" => StatusCode::NOT_FOUND,
-        "ModelTimeoutException" => StatusCode::REQUEST_TIMEOUT,
-        "ModelErrorException" => StatusCode::FAILED_DEPENDENCY,
-        "ServiceUnavailableException" => StatusCode::SERVICE_UNAVAILABLE,
-        "InternalServerException" => StatusCode::INTERNAL_SERVER_ERROR,
-        // ValidationException, ServiceQuotaExceededException and anything unknown.
-        _ => StatusCode::BAD_REQUEST,
-    }
+    StatusCode::from_u16(aigov_api::bedrock_error::status_for(code)).expect("a valid status")
 }
 
 /// A complete Bedrock error response.
 pub fn response(code: &str, message: &str, request_id: &str) -> Response<Bytes> {
-    let body = serde_json::json!({ "message": message }).to_string();
+    let body = aigov_api::bedrock_error::body(message);
     Response::builder()
         .status(status_for(code))
         .header("content-type", "application/json")
         .header("x-amzn-RequestId", request_id)
         .header(
             "x-amzn-ErrorType",
-            format!("{code}:http://internal.amazon.com/coral/com.amazon.bedrock/"),
+            aigov_api::bedrock_error::error_type(code),
         )
         .body(Bytes::from(body))
         .expect("static headers are valid")

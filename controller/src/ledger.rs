@@ -1,0 +1,485 @@
+//! The usage ledger: every budget's spend this period, counted exactly once, and the slices of
+//! the remaining budget held by gateways. Pure state and decisions; the gRPC service and the
+//! status writer drive it.
+//!
+//! Exactly-once: a gateway numbers its records; a budget remembers, per gateway, the last
+//! sequence it counted (`applied`), and what of that is in AIBudget status (`persisted`). A
+//! record is acknowledged only once every budget it was charged to has persisted it, so a new
+//! leader that restores `persisted` from status and receives the re-sent records counts each
+//! once. Within a session the Bedrock request ID is checked as well.
+//!
+//! No overshoot: spend plus what gateways hold never exceeds the effective limit, because a
+//! grant is only ever made from `limit - spent - held`, and a gateway only spends from what it
+//! holds (reserving each request's worst case first).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use aigov_api::budget::{LedgerWatermark, ModelSpend, TokenCounts};
+use aigov_api::model::resolve;
+use aigov_api::period::Window;
+use aigov_api::pricing::{InvocationMode, PriceBook, Usage};
+use aigov_api::{AIBudgetStatus, Usd};
+use jiff::Timestamp;
+
+use crate::proto::{Refusal, UsageRecord};
+
+/// `namespace/name` of an AIBudget.
+pub type BudgetKey = String;
+
+/// How many models a status lists in `topModels`.
+pub const TOP_MODELS: usize = 10;
+
+/// One budget's account for the current period.
+#[derive(Clone, Debug)]
+pub struct Account {
+    /// The current period.
+    pub window: Window,
+    /// The effective limit (spec plus extension).
+    pub limit: Usd,
+    /// Settled spend.
+    pub spent: Usd,
+    /// Tokens by kind.
+    pub tokens: TokenCounts,
+    /// Calls charged (refusals included).
+    pub requests: u64,
+    /// Calls refused with a throttle or an exhausted budget.
+    pub throttled: u64,
+    /// Spend and calls per model.
+    pub models: BTreeMap<String, (Usd, u64)>,
+    /// Per gateway, the last record counted here.
+    pub applied: HashMap<String, u64>,
+    /// Per gateway, the last record counted here that is also in AIBudget status.
+    pub persisted: HashMap<String, u64>,
+    /// Per gateway, what it holds of this budget (granted, not yet spent).
+    pub held: HashMap<String, Usd>,
+    /// Request IDs counted this session and period.
+    seen: HashSet<String>,
+    /// Bumped on every change; the status writer compares it.
+    pub version: u64,
+}
+
+impl Account {
+    /// A fresh account, restored from the status a previous leader wrote when that status is
+    /// for the same period.
+    pub fn restore(window: Window, limit: Usd, status: Option<&AIBudgetStatus>) -> Account {
+        let mut account = Account {
+            window: window.clone(),
+            limit,
+            spent: Usd::ZERO,
+            tokens: TokenCounts::default(),
+            requests: 0,
+            throttled: 0,
+            models: BTreeMap::new(),
+            applied: HashMap::new(),
+            persisted: HashMap::new(),
+            held: HashMap::new(),
+            seen: HashSet::new(),
+            version: 1,
+        };
+        let Some(status) = status else {
+            return account;
+        };
+        let same_period = status
+            .period_start
+            .as_deref()
+            .and_then(|s| s.parse::<Timestamp>().ok())
+            == Some(window.start);
+        // Watermarks survive a rollover: a gateway's sequence keeps counting across periods.
+        for w in &status.ledger {
+            account.applied.insert(w.gateway.clone(), w.sequence);
+            account.persisted.insert(w.gateway.clone(), w.sequence);
+        }
+        if !same_period {
+            return account;
+        }
+        account.spent = status
+            .spent
+            .as_deref()
+            .and_then(|s| Usd::parse(s).ok())
+            .unwrap_or(Usd::ZERO);
+        account.tokens = status.tokens.clone().unwrap_or_default();
+        account.requests = status.requests;
+        account.throttled = status.throttled_requests;
+        for m in &status.top_models {
+            if let Ok(spent) = Usd::parse(&m.spent) {
+                account.models.insert(m.model.clone(), (spent, m.requests));
+            }
+        }
+        account
+    }
+
+    /// What gateways hold of this budget in all.
+    pub fn held_total(&self) -> Usd {
+        self.held.values().copied().fold(Usd::ZERO, |a, b| a + b)
+    }
+
+    /// What may still be granted: the limit less spend and holdings.
+    pub fn grantable(&self) -> Usd {
+        self.limit.saturating_sub(self.spent + self.held_total())
+    }
+
+    /// The models with most spend, dearest first.
+    pub fn top_models(&self) -> Vec<ModelSpend> {
+        let mut models: Vec<_> = self.models.iter().collect();
+        models.sort_by(|a, b| b.1.0.cmp(&a.1.0).then(a.0.cmp(b.0)));
+        models
+            .into_iter()
+            .take(TOP_MODELS)
+            .map(|(model, (spent, requests))| ModelSpend {
+                model: model.clone(),
+                spent: spent.to_api_string(),
+                requests: *requests,
+            })
+            .collect()
+    }
+
+    /// The watermarks to persist with the status, sorted for a stable status.
+    pub fn watermarks(&self) -> Vec<LedgerWatermark> {
+        let mut marks: Vec<_> = self
+            .applied
+            .iter()
+            .map(|(gateway, sequence)| LedgerWatermark {
+                gateway: gateway.clone(),
+                sequence: *sequence,
+            })
+            .collect();
+        marks.sort_by(|a, b| a.gateway.cmp(&b.gateway));
+        marks
+    }
+
+    /// Starts the next period at zero. Watermarks and holdings carry over.
+    pub fn roll_over(&mut self, window: Window, limit: Usd) {
+        self.window = window;
+        self.limit = limit;
+        self.spent = Usd::ZERO;
+        self.tokens = TokenCounts::default();
+        self.requests = 0;
+        self.throttled = 0;
+        self.models.clear();
+        self.seen.clear();
+        self.version += 1;
+    }
+}
+
+/// What applying one record did to one budget.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Charge {
+    /// The budget charged.
+    pub budget: BudgetKey,
+    /// Spend before.
+    pub before: Usd,
+    /// Spend after.
+    pub after: Usd,
+}
+
+/// Every budget's account, and which gateway records still await acknowledgement.
+#[derive(Debug, Default)]
+pub struct Ledger {
+    accounts: HashMap<BudgetKey, Account>,
+    /// Per gateway: received records not yet acknowledged, in order (sequence, budgets).
+    unacknowledged: HashMap<String, Vec<(u64, Vec<BudgetKey>)>>,
+    /// Per gateway: the highest sequence acknowledged.
+    acknowledged: HashMap<String, u64>,
+}
+
+impl Ledger {
+    /// The account of `key`, if the budget is known.
+    pub fn account(&self, key: &str) -> Option<&Account> {
+        self.accounts.get(key)
+    }
+
+    /// The account of `key` for changes.
+    pub fn account_mut(&mut self, key: &str) -> Option<&mut Account> {
+        self.accounts.get_mut(key)
+    }
+
+    /// Adds or replaces an account (a budget seen for the first time by this leader).
+    pub fn insert(&mut self, key: BudgetKey, account: Account) {
+        self.accounts.insert(key, account);
+    }
+
+    /// Forgets a deleted budget; records charged to it are then acknowledged for it.
+    pub fn remove(&mut self, key: &str) {
+        self.accounts.remove(key);
+    }
+
+    /// Every known budget.
+    pub fn keys(&self) -> impl Iterator<Item = &BudgetKey> {
+        self.accounts.keys()
+    }
+
+    /// Counts one record from `gateway` into every budget it names, exactly once, priced at
+    /// the record's own time. Returns what changed.
+    pub fn apply(&mut self, gateway: &str, record: &UsageRecord, prices: &PriceBook) -> Vec<Charge> {
+        let mut charges = Vec::new();
+        let at = Timestamp::from_millisecond(record.occurred_at_ms).unwrap_or_else(|_| Timestamp::now());
+        let usage = Usage {
+            input_tokens: record.input_tokens,
+            output_tokens: record.output_tokens,
+            cache_read_tokens: record.cache_read_tokens,
+            cache_write_tokens: record.cache_write_tokens,
+            cache_write_1h_tokens: record.cache_write_1h_tokens,
+        };
+        let refused = record.refusal != Refusal::None as i32;
+        let cost = if refused {
+            Usd::ZERO
+        } else {
+            prices
+                .cost(&resolve(&record.model), &usage, InvocationMode::OnDemand, at)
+                .amount
+        };
+        for key in &record.budgets {
+            let Some(account) = self.accounts.get_mut(key) else {
+                continue;
+            };
+            let applied = account.applied.get(gateway).copied().unwrap_or(0);
+            if record.sequence <= applied {
+                continue;
+            }
+            account.applied.insert(gateway.to_owned(), record.sequence);
+            account.version += 1;
+            if !record.request_id.is_empty() && !account.seen.insert(record.request_id.clone()) {
+                continue;
+            }
+            let before = account.spent;
+            account.requests += 1;
+            if refused {
+                if record.refusal != Refusal::ModelForbidden as i32 {
+                    account.throttled += 1;
+                }
+            } else {
+                account.spent = account.spent + cost;
+                account.tokens.input += usage.input_tokens;
+                account.tokens.output += usage.output_tokens;
+                account.tokens.cache_read += usage.cache_read_tokens;
+                account.tokens.cache_write += usage.cache_write_tokens + usage.cache_write_1h_tokens;
+                let entry = account
+                    .models
+                    .entry(record.model.clone())
+                    .or_insert((Usd::ZERO, 0));
+                entry.0 = entry.0 + cost;
+                entry.1 += 1;
+            }
+            charges.push(Charge {
+                budget: key.clone(),
+                before,
+                after: account.spent,
+            });
+        }
+        let pending = self.unacknowledged.entry(gateway.to_owned()).or_default();
+        if pending.last().is_none_or(|(seq, _)| *seq < record.sequence) {
+            pending.push((record.sequence, record.budgets.clone()));
+        }
+        charges
+    }
+
+    /// Records that the status of `key` now holds everything counted up to `watermarks`.
+    pub fn mark_persisted(&mut self, key: &str, watermarks: &[LedgerWatermark]) {
+        if let Some(account) = self.accounts.get_mut(key) {
+            for w in watermarks {
+                account.persisted.insert(w.gateway.clone(), w.sequence);
+            }
+        }
+    }
+
+    /// The highest sequence of `gateway` up to which every record is persisted in every
+    /// budget it was charged to (a deleted budget needs nothing).
+    pub fn acknowledge(&mut self, gateway: &str) -> u64 {
+        let accounts = &self.accounts;
+        let persisted = |seq: u64, budgets: &[BudgetKey]| {
+            budgets.iter().all(|key| {
+                accounts
+                    .get(key)
+                    .is_none_or(|a| a.persisted.get(gateway).copied().unwrap_or(0) >= seq)
+            })
+        };
+        let mut through = self.acknowledged.get(gateway).copied().unwrap_or(0);
+        if let Some(pending) = self.unacknowledged.get_mut(gateway) {
+            let done = pending
+                .iter()
+                .take_while(|(seq, budgets)| persisted(*seq, budgets))
+                .count();
+            if done > 0 {
+                through = through.max(pending[done - 1].0);
+                pending.drain(..done);
+            }
+        }
+        self.acknowledged.insert(gateway.to_owned(), through);
+        through
+    }
+
+    /// Takes a gateway's report of what it holds of `key`.
+    pub fn set_held(&mut self, key: &str, gateway: &str, held: Usd) {
+        if let Some(account) = self.accounts.get_mut(key) {
+            account.held.insert(gateway.to_owned(), held);
+        }
+    }
+
+    /// Grants `gateway` up to `wanted` of `key` from what no one holds; returns the grant.
+    pub fn grant(&mut self, key: &str, gateway: &str, wanted: Usd) -> Usd {
+        let Some(account) = self.accounts.get_mut(key) else {
+            return Usd::ZERO;
+        };
+        let amount = wanted.min(account.grantable());
+        if !amount.is_zero() {
+            let held = account.held.entry(gateway.to_owned()).or_insert(Usd::ZERO);
+            *held = *held + amount;
+        }
+        amount
+    }
+
+    /// Forgets the holdings of a gateway that has not been heard from (its slices expired).
+    pub fn expire_gateway(&mut self, gateway: &str) {
+        for account in self.accounts.values_mut() {
+            account.held.remove(gateway);
+        }
+        self.unacknowledged.remove(gateway);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aigov_api::period::{Period, time_zone};
+
+    fn usd(s: &str) -> Usd {
+        Usd::parse(s).unwrap()
+    }
+
+    fn window() -> Window {
+        Period::Monthly
+            .window_at("2026-11-10T00:00:00Z".parse().unwrap(), &time_zone("UTC").unwrap())
+            .unwrap()
+    }
+
+    fn record(seq: u64, id: &str, budgets: &[&str], output: u64) -> UsageRecord {
+        UsageRecord {
+            sequence: seq,
+            request_id: id.into(),
+            budgets: budgets.iter().map(|b| (*b).to_owned()).collect(),
+            model: "anthropic.claude-3-haiku-20240307-v1:0".into(),
+            input_tokens: 0,
+            output_tokens: output,
+            occurred_at_ms: 1_763_000_000_000,
+            ..Default::default()
+        }
+    }
+
+    fn ledger_with(keys: &[&str], limit: &str) -> Ledger {
+        let mut ledger = Ledger::default();
+        for key in keys {
+            ledger.insert((*key).to_owned(), Account::restore(window(), usd(limit), None));
+        }
+        ledger
+    }
+
+    #[test]
+    fn a_record_is_priced_and_charged_to_every_budget_it_names() {
+        let mut ledger = ledger_with(&["a/x", "a/y"], "10");
+        // Haiku 3 output: $1.25 per 1M tokens, so 800,000 tokens cost $1.00.
+        let charges = ledger.apply("g1", &record(1, "r1", &["a/x", "a/y"], 800_000), &PriceBook::default());
+        assert_eq!(charges.len(), 2);
+        assert_eq!(ledger.account("a/x").unwrap().spent, usd("1.00"));
+        assert_eq!(ledger.account("a/y").unwrap().spent, usd("1.00"));
+        assert_eq!(ledger.account("a/x").unwrap().tokens.output, 800_000);
+    }
+
+    #[test]
+    fn a_resent_record_is_counted_once() {
+        let mut ledger = ledger_with(&["a/x"], "10");
+        let r = record(1, "r1", &["a/x"], 800_000);
+        ledger.apply("g1", &r, &PriceBook::default());
+        ledger.apply("g1", &r, &PriceBook::default());
+        assert_eq!(ledger.account("a/x").unwrap().spent, usd("1.00"));
+        assert_eq!(ledger.account("a/x").unwrap().requests, 1);
+    }
+
+    #[test]
+    fn the_same_bedrock_request_id_from_two_gateways_is_counted_once() {
+        let mut ledger = ledger_with(&["a/x"], "10");
+        ledger.apply("g1", &record(1, "r1", &["a/x"], 800_000), &PriceBook::default());
+        ledger.apply("g2", &record(1, "r1", &["a/x"], 800_000), &PriceBook::default());
+        assert_eq!(ledger.account("a/x").unwrap().spent, usd("1.00"));
+    }
+
+    #[test]
+    fn a_record_is_acknowledged_only_once_every_budget_persisted_it() {
+        let mut ledger = ledger_with(&["a/x", "a/y"], "10");
+        ledger.apply("g1", &record(1, "r1", &["a/x", "a/y"], 1), &PriceBook::default());
+        ledger.apply("g1", &record(2, "r2", &["a/x"], 1), &PriceBook::default());
+        assert_eq!(ledger.acknowledge("g1"), 0);
+        let marks = ledger.account("a/x").unwrap().watermarks();
+        ledger.mark_persisted("a/x", &marks);
+        assert_eq!(ledger.acknowledge("g1"), 0, "a/y has not persisted record 1");
+        let marks = ledger.account("a/y").unwrap().watermarks();
+        ledger.mark_persisted("a/y", &marks);
+        assert_eq!(ledger.acknowledge("g1"), 2);
+    }
+
+    #[test]
+    fn a_new_leader_restored_from_status_skips_what_status_already_counts() {
+        let mut first = ledger_with(&["a/x"], "10");
+        first.apply("g1", &record(1, "r1", &["a/x"], 800_000), &PriceBook::default());
+        let account = first.account("a/x").unwrap();
+        let status = AIBudgetStatus {
+            period_start: Some(account.window.start.to_string()),
+            spent: Some(account.spent.to_api_string()),
+            requests: account.requests,
+            ledger: account.watermarks(),
+            ..Default::default()
+        };
+        let mut second = Ledger::default();
+        second.insert("a/x".into(), Account::restore(window(), usd("10"), Some(&status)));
+        // The gateway re-sends record 1 (never acknowledged) and sends record 2.
+        second.apply("g1", &record(1, "r1", &["a/x"], 800_000), &PriceBook::default());
+        second.apply("g1", &record(2, "r2", &["a/x"], 800_000), &PriceBook::default());
+        assert_eq!(second.account("a/x").unwrap().spent, usd("2.00"));
+        assert_eq!(second.account("a/x").unwrap().requests, 2);
+    }
+
+    #[test]
+    fn status_from_an_earlier_period_restores_watermarks_but_not_spend() {
+        let status = AIBudgetStatus {
+            period_start: Some("2026-10-01T00:00:00Z".into()),
+            spent: Some("7.00".into()),
+            ledger: vec![LedgerWatermark {
+                gateway: "g1".into(),
+                sequence: 9,
+            }],
+            ..Default::default()
+        };
+        let account = Account::restore(window(), usd("10"), Some(&status));
+        assert_eq!(account.spent, Usd::ZERO);
+        assert_eq!(account.applied.get("g1"), Some(&9));
+    }
+
+    #[test]
+    fn grants_never_exceed_the_limit_less_spend_and_holdings() {
+        let mut ledger = ledger_with(&["a/x"], "1.00");
+        ledger.apply("g1", &record(1, "r1", &["a/x"], 320_000), &PriceBook::default()); // $0.40
+        assert_eq!(ledger.grant("a/x", "g1", usd("0.50")), usd("0.50"));
+        assert_eq!(ledger.grant("a/x", "g2", usd("0.50")), usd("0.10"));
+        assert_eq!(ledger.grant("a/x", "g2", usd("0.50")), Usd::ZERO);
+        ledger.set_held("a/x", "g1", usd("0.20"));
+        assert_eq!(ledger.account("a/x").unwrap().grantable(), usd("0.30"));
+    }
+
+    #[test]
+    fn refusals_count_as_requests_and_throttles_but_cost_nothing() {
+        let mut ledger = ledger_with(&["a/x"], "1.00");
+        let mut r = record(1, "g1-1", &["a/x"], 0);
+        r.refusal = Refusal::Throttled as i32;
+        ledger.apply("g1", &r, &PriceBook::default());
+        let a = ledger.account("a/x").unwrap();
+        assert_eq!((a.requests, a.throttled, a.spent), (1, 1, Usd::ZERO));
+    }
+
+    #[test]
+    fn an_expired_gateway_gives_back_what_it_held() {
+        let mut ledger = ledger_with(&["a/x"], "1.00");
+        ledger.grant("a/x", "g1", usd("1.00"));
+        assert_eq!(ledger.account("a/x").unwrap().grantable(), Usd::ZERO);
+        ledger.expire_gateway("g1");
+        assert_eq!(ledger.account("a/x").unwrap().grantable(), usd("1.00"));
+    }
+}

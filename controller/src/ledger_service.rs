@@ -1,0 +1,247 @@
+//! The ledger's gRPC service: takes gateways' usage records and holdings, grants slices,
+//! acknowledges what AIBudget status has persisted. Only the leader answers; other replicas
+//! say so and the gateway tries the next endpoint.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use aigov_api::Usd;
+use tokio::sync::mpsc;
+use tonic::{Request, Response, Status};
+
+use crate::clock::Clock;
+use crate::emf::{EmfWriter, UsageEvent};
+use crate::ledger::{BudgetKey, Ledger};
+use crate::metrics::Metrics;
+use crate::prices::Prices;
+use crate::proto::ledger_server::{Ledger as LedgerApi, LedgerServer};
+use crate::proto::{BudgetFigures, ExchangeRequest, ExchangeResponse, Grant, Refusal};
+
+/// Something a record did that people should hear about, published by the reconciler.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Notable {
+    /// Calls refused (throttled or exhausted) since the last report.
+    pub refused: u64,
+    /// Calls downgraded since the last report, with the last pair of models.
+    pub downgraded: u64,
+    /// `(from, to)` of the last downgrade.
+    pub last_downgrade: Option<(String, String)>,
+    /// The last refusal's pod.
+    pub last_pod: Option<String>,
+}
+
+/// The leader's ledger and what the service and reconciler share.
+pub struct LedgerShared {
+    ledger: Mutex<Ledger>,
+    /// Prices for settling records.
+    pub prices: Prices,
+    /// True while this replica leads.
+    pub leading: AtomicBool,
+    session: Mutex<(String, Instant)>,
+    settle: Duration,
+    seen: Mutex<HashMap<String, Instant>>,
+    notable: Mutex<HashMap<BudgetKey, Notable>>,
+    /// Budgets whose account changed; the reconciler writes their status.
+    pub changed: mpsc::UnboundedSender<BudgetKey>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Time.
+    pub clock: Clock,
+    emf: Option<EmfWriter>,
+}
+
+impl LedgerShared {
+    /// Shared state, and the receiver of changed budgets.
+    pub fn new(
+        prices: Prices,
+        settle: Duration,
+        metrics: Arc<Metrics>,
+        clock: Clock,
+        emf: Option<EmfWriter>,
+    ) -> (Arc<LedgerShared>, mpsc::UnboundedReceiver<BudgetKey>) {
+        let (changed, receiver) = mpsc::unbounded_channel();
+        let shared = LedgerShared {
+            ledger: Mutex::new(Ledger::default()),
+            prices,
+            leading: AtomicBool::new(false),
+            session: Mutex::new((String::new(), Instant::now())),
+            settle,
+            seen: Mutex::default(),
+            notable: Mutex::default(),
+            changed,
+            metrics,
+            clock,
+            emf,
+        };
+        (Arc::new(shared), receiver)
+    }
+
+    /// The ledger, locked.
+    pub fn ledger(&self) -> MutexGuard<'_, Ledger> {
+        self.ledger.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts leading: a new session, no grants until gateways have reported their holdings.
+    pub fn start_leading(&self, identity: &str) {
+        let nonce = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        *self.session.lock().unwrap_or_else(|e| e.into_inner()) = (format!("{identity}-{nonce:x}"), Instant::now());
+        self.leading.store(true, Ordering::Release);
+    }
+
+    /// What records did to `key` since the last call.
+    pub fn take_notable(&self, key: &str) -> Option<Notable> {
+        self.notable.lock().unwrap_or_else(|e| e.into_inner()).remove(key)
+    }
+
+    /// Forgets the holdings of gateways silent for longer than `expiry`, and accounts of
+    /// budgets no longer in `existing`.
+    pub fn expire(&self, expiry: Duration, existing: &HashSet<BudgetKey>) {
+        let stale: Vec<String> = {
+            let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+            let stale = seen
+                .iter()
+                .filter(|(_, t)| t.elapsed() > expiry)
+                .map(|(g, _)| g.clone())
+                .collect::<Vec<_>>();
+            for g in &stale {
+                seen.remove(g);
+            }
+            stale
+        };
+        let mut ledger = self.ledger();
+        for g in &stale {
+            tracing::info!(gateway = g, "gateway silent: its slices return to the budgets");
+            ledger.expire_gateway(g);
+        }
+        let gone: Vec<BudgetKey> = ledger.keys().filter(|k| !existing.contains(*k)).cloned().collect();
+        for key in gone {
+            ledger.remove(&key);
+        }
+    }
+
+    fn exchange(&self, request: ExchangeRequest) -> Result<ExchangeResponse, Status> {
+        if !self.leading.load(Ordering::Acquire) {
+            return Err(Status::failed_precondition("not the leader"));
+        }
+        let started = Instant::now();
+        let gateway = request.gateway_id.as_str();
+        if gateway.is_empty() || gateway.len() > 253 {
+            return Err(Status::invalid_argument("gateway_id must be 1 to 253 characters"));
+        }
+        let (session, settling) = {
+            let s = self.session.lock().unwrap_or_else(|e| e.into_inner());
+            (s.0.clone(), s.1.elapsed() < self.settle)
+        };
+        self.seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(gateway.to_owned(), Instant::now());
+        let prices = self.prices.current();
+        let mut changed: HashSet<BudgetKey> = HashSet::new();
+        let mut ledger = self.ledger();
+        for record in &request.records {
+            for charge in ledger.apply(gateway, record, &prices) {
+                if let Some(emf) = &self.emf
+                    && charge.after != charge.before
+                {
+                    let (namespace, budget) = charge.budget.split_once('/').unwrap_or_default();
+                    emf.push(UsageEvent {
+                        timestamp_ms: record.occurred_at_ms,
+                        namespace: namespace.to_owned(),
+                        budget: budget.to_owned(),
+                        model: record.model.clone(),
+                        cost: charge.after - charge.before,
+                        tokens: [
+                            record.input_tokens,
+                            record.output_tokens,
+                            record.cache_read_tokens,
+                            record.cache_write_tokens + record.cache_write_1h_tokens,
+                        ],
+                        request_id: record.request_id.clone(),
+                        pod: format!("{}/{}", record.pod_namespace, record.pod_name),
+                    });
+                }
+                changed.insert(charge.budget);
+            }
+            let refused = record.refusal == Refusal::Throttled as i32 || record.refusal == Refusal::Exhausted as i32;
+            if refused || !record.downgraded_from.is_empty() {
+                let mut notable = self.notable.lock().unwrap_or_else(|e| e.into_inner());
+                for key in &record.budgets {
+                    let n = notable.entry(key.clone()).or_default();
+                    if refused {
+                        n.refused += 1;
+                        n.last_pod = Some(format!("{}/{}", record.pod_namespace, record.pod_name));
+                    } else {
+                        n.downgraded += 1;
+                        n.last_downgrade = Some((record.downgraded_from.clone(), record.model.clone()));
+                    }
+                    changed.insert(key.clone());
+                }
+            }
+        }
+        let mut grants = Vec::new();
+        let mut budgets = Vec::new();
+        for holding in &request.holdings {
+            let held = Usd::parse(&holding.held).unwrap_or(Usd::ZERO);
+            ledger.set_held(&holding.budget, gateway, held);
+            let wanted = Usd::parse(&holding.wanted).unwrap_or(Usd::ZERO);
+            if !settling && !wanted.is_zero() {
+                let amount = ledger.grant(&holding.budget, gateway, wanted);
+                if !amount.is_zero() {
+                    grants.push(Grant {
+                        budget: holding.budget.clone(),
+                        amount: amount.to_api_string(),
+                    });
+                }
+            }
+            if let Some(account) = ledger.account(&holding.budget) {
+                budgets.push(BudgetFigures {
+                    budget: holding.budget.clone(),
+                    spent: account.spent.to_api_string(),
+                    limit: account.limit.to_api_string(),
+                    period_end: account.window.end.to_string(),
+                    settling,
+                });
+            }
+        }
+        let acknowledged_through = ledger.acknowledge(gateway);
+        drop(ledger);
+        for key in changed {
+            let _ = self.changed.send(key);
+        }
+        self.metrics.exchanged(started.elapsed(), request.records.len() as u64);
+        Ok(ExchangeResponse {
+            acknowledged_through,
+            grants,
+            budgets,
+            session,
+        })
+    }
+}
+
+/// The tonic service over the shared ledger.
+#[derive(Clone)]
+pub struct LedgerService {
+    shared: Arc<LedgerShared>,
+}
+
+impl LedgerService {
+    /// The gRPC server for `shared`, with message limits raised for large record batches.
+    pub fn server(shared: Arc<LedgerShared>) -> LedgerServer<LedgerService> {
+        LedgerServer::new(LedgerService { shared })
+            .max_decoding_message_size(64 << 20)
+            .max_encoding_message_size(64 << 20)
+    }
+}
+
+#[tonic::async_trait]
+impl LedgerApi for LedgerService {
+    async fn exchange(&self, request: Request<ExchangeRequest>) -> Result<Response<ExchangeResponse>, Status> {
+        self.shared.exchange(request.into_inner()).map(Response::new)
+    }
+}

@@ -1,0 +1,167 @@
+//! Prometheus metrics and the `/metrics`, `/healthz`, `/readyz` endpoints.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Response, StatusCode};
+use http_body_util::Full;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BudgetLabels {
+    namespace: String,
+    budget: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TokenLabels {
+    namespace: String,
+    budget: String,
+    kind: String,
+}
+
+/// Every metric aigov exports.
+pub struct Metrics {
+    registry: Registry,
+    gateway_requests: Family<OutcomeLabels, Counter>,
+    gateway_overhead: Histogram,
+    spent: Family<BudgetLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    limit: Family<BudgetLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    tokens: Family<TokenLabels, Gauge>,
+    throttled: Family<BudgetLabels, Gauge>,
+    reconcile: Histogram,
+    exchange: Histogram,
+    records: Counter,
+    /// Set once the process can do its job (caches synced; for the controller, leading).
+    pub ready: AtomicBool,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("aigov");
+        let m = Metrics {
+            gateway_requests: Family::default(),
+            gateway_overhead: Histogram::new(exponential_buckets(0.000_01, 2.0, 16)),
+            spent: Family::default(),
+            limit: Family::default(),
+            tokens: Family::default(),
+            throttled: Family::default(),
+            reconcile: Histogram::new(exponential_buckets(0.000_1, 2.0, 16)),
+            exchange: Histogram::new(exponential_buckets(0.000_01, 2.0, 16)),
+            records: Counter::default(),
+            ready: AtomicBool::new(false),
+            registry: Registry::default(),
+        };
+        registry.register("gateway_requests", "Calls the gateway answered, by outcome", m.gateway_requests.clone());
+        registry.register(
+            "gateway_overhead_seconds",
+            "Time a call spends in the gateway before it is forwarded",
+            m.gateway_overhead.clone(),
+        );
+        registry.register("budget_spent_usd", "Settled spend this period", m.spent.clone());
+        registry.register("budget_limit_usd", "Effective limit this period", m.limit.clone());
+        registry.register("budget_tokens", "Tokens this period by kind", m.tokens.clone());
+        registry.register("budget_throttled_requests", "Refused calls this period", m.throttled.clone());
+        registry.register("reconcile_duration_seconds", "AIBudget reconcile latency", m.reconcile.clone());
+        registry.register("ledger_exchange_duration_seconds", "Ledger Exchange gRPC latency", m.exchange.clone());
+        registry.register("ledger_records", "Usage records received by the ledger", m.records.clone());
+        Metrics { registry, ..m }
+    }
+}
+
+impl Metrics {
+    /// Counts one gateway answer.
+    pub fn gateway_request(&self, outcome: &str) {
+        self.gateway_requests
+            .get_or_create(&OutcomeLabels { outcome: outcome.to_owned() })
+            .inc();
+    }
+
+    /// Observes the gateway's own time for one call.
+    pub fn gateway_overhead(&self, elapsed: Duration) {
+        self.gateway_overhead.observe(elapsed.as_secs_f64());
+    }
+
+    /// Publishes one budget's figures.
+    pub fn budget(&self, namespace: &str, budget: &str, spent: f64, limit: f64, tokens: [(&str, u64); 4], throttled: u64) {
+        let labels = BudgetLabels {
+            namespace: namespace.to_owned(),
+            budget: budget.to_owned(),
+        };
+        self.spent.get_or_create(&labels).set(spent);
+        self.limit.get_or_create(&labels).set(limit);
+        self.throttled.get_or_create(&labels).set(throttled as i64);
+        for (kind, count) in tokens {
+            self.tokens
+                .get_or_create(&TokenLabels {
+                    namespace: namespace.to_owned(),
+                    budget: budget.to_owned(),
+                    kind: kind.to_owned(),
+                })
+                .set(count as i64);
+        }
+    }
+
+    /// Observes one reconcile.
+    pub fn reconciled(&self, elapsed: Duration) {
+        self.reconcile.observe(elapsed.as_secs_f64());
+    }
+
+    /// Observes one ledger exchange and the records it carried.
+    pub fn exchanged(&self, elapsed: Duration, records: u64) {
+        self.exchange.observe(elapsed.as_secs_f64());
+        self.records.inc_by(records);
+    }
+
+    /// The text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    /// Serves `/metrics`, `/healthz` (always 200 while the process runs) and `/readyz`.
+    pub async fn serve(self: Arc<Self>, listener: TcpListener) {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let metrics = self.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
+                    let metrics = metrics.clone();
+                    async move {
+                        let (status, body) = match request.uri().path() {
+                            "/metrics" => (StatusCode::OK, metrics.encode()),
+                            "/healthz" => (StatusCode::OK, "ok\n".to_owned()),
+                            "/readyz" if metrics.ready.load(Ordering::Acquire) => (StatusCode::OK, "ready\n".to_owned()),
+                            "/readyz" => (StatusCode::SERVICE_UNAVAILABLE, "not ready\n".to_owned()),
+                            _ => (StatusCode::NOT_FOUND, "not found\n".to_owned()),
+                        };
+                        let mut response = Response::new(Full::new(Bytes::from(body)));
+                        *response.status_mut() = status;
+                        Ok::<_, Infallible>(response)
+                    }
+                });
+                let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+            });
+        }
+    }
+}

@@ -1,0 +1,278 @@
+//! An AIBudget compiled for the data path: which workloads it selects, which models it
+//! allows, what it downgrades, its soft limit. Pure; built once per budget change, read on
+//! every request.
+
+use std::collections::BTreeMap;
+
+use aigov_api::budget::{FailMode, WorkloadSelector};
+use aigov_api::evaluation::EnforcementAction;
+use aigov_api::model::ResolvedModel;
+use aigov_api::pattern::ModelPattern;
+use aigov_api::period::{Period, Window, time_zone};
+use aigov_api::{AIBudget, Usd};
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+
+use crate::error::{Error, Result};
+use crate::ledger::BudgetKey;
+
+/// The percent of the limit from which `Downgrade` rewrites models when the budget sets no
+/// `softLimitPercent`.
+pub const DEFAULT_DOWNGRADE_PERCENT: u32 = 90;
+
+/// The calling workload, as the pod watch cache knows it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Workload {
+    /// The pod's namespace.
+    pub namespace: String,
+    /// The pod's name.
+    pub name: String,
+    /// Its service account.
+    pub service_account: String,
+    /// Its labels.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// An AIBudget ready for per-request decisions.
+#[derive(Clone, Debug)]
+pub struct BudgetPolicy {
+    /// `namespace/name`.
+    pub key: BudgetKey,
+    /// The budget's namespace.
+    pub namespace: String,
+    /// The budget's name.
+    pub name: String,
+    /// The spec's limit (an extension arrives with the controller's figures).
+    pub limit: Usd,
+    selector: WorkloadSelector,
+    allow: Vec<ModelPattern>,
+    deny: Vec<ModelPattern>,
+    /// What happens at the limit.
+    pub action: EnforcementAction,
+    downgrade: Vec<(ModelPattern, String)>,
+    /// Percent from which requests are rate-limited, and the rate.
+    pub soft_limit: Option<(u32, u32)>,
+    /// What the gateway does while the controller is unreachable.
+    pub fail_mode: FailMode,
+    period: Period,
+    tz: TimeZone,
+}
+
+/// Whether a budget lets a model through.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ModelVerdict {
+    /// Allowed.
+    Allowed,
+    /// Denied by a `models.deny` pattern.
+    Denied(String),
+    /// Not matched by any `models.allow` pattern.
+    NotAllowed,
+}
+
+impl BudgetPolicy {
+    /// Compiles an AIBudget (already validated by the API server).
+    pub fn from_budget(budget: &AIBudget) -> Result<BudgetPolicy> {
+        let namespace = budget
+            .metadata
+            .namespace
+            .clone()
+            .ok_or_else(|| Error::Missing("AIBudget".into(), "namespace"))?;
+        let name = budget
+            .metadata
+            .name
+            .clone()
+            .ok_or_else(|| Error::Missing("AIBudget".into(), "name"))?;
+        let spec = &budget.spec;
+        let patterns = |list: &[String]| -> Result<Vec<ModelPattern>> {
+            list.iter()
+                .map(|p| ModelPattern::parse(p).map_err(Error::from))
+                .collect()
+        };
+        let rules = spec.models.clone().unwrap_or_default();
+        let enforcement = spec.enforcement.clone().unwrap_or_default();
+        let downgrade = enforcement
+            .downgrade
+            .iter()
+            .map(|r| Ok((ModelPattern::parse(&r.from)?, r.to.clone())))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(BudgetPolicy {
+            key: format!("{namespace}/{name}"),
+            limit: Usd::parse(&spec.limit)?,
+            selector: spec.selector.clone().unwrap_or_default(),
+            allow: patterns(&rules.allow)?,
+            deny: patterns(&rules.deny)?,
+            action: enforcement.action,
+            downgrade,
+            soft_limit: enforcement
+                .soft_limit_percent
+                .zip(enforcement.soft_limit_requests_per_minute),
+            fail_mode: enforcement.fail_mode,
+            period: spec.period,
+            tz: time_zone(&spec.time_zone)?,
+            namespace,
+            name,
+        })
+    }
+
+    /// The period that contains `at`.
+    pub fn window_at(&self, at: Timestamp) -> Result<Window> {
+        Ok(self.period.window_at(at, &self.tz)?)
+    }
+
+    /// True when the budget applies to `workload`: same namespace, one of the service
+    /// accounts (if any are listed), and the pod selector (if set).
+    pub fn selects(&self, workload: &Workload) -> bool {
+        workload.namespace == self.namespace
+            && (self.selector.service_accounts.is_empty()
+                || self
+                    .selector
+                    .service_accounts
+                    .contains(&workload.service_account))
+            && self
+                .selector
+                .pod_selector
+                .as_ref()
+                .is_none_or(|s| label_selector_matches(s, &workload.labels))
+    }
+
+    /// Whether `model` may be called under this budget: deny wins over allow; an empty
+    /// allow list allows everything.
+    pub fn model_verdict(&self, model: &ResolvedModel) -> ModelVerdict {
+        if let Some(p) = self.deny.iter().find(|p| p.matches_model(model)) {
+            return ModelVerdict::Denied(p.as_str().to_owned());
+        }
+        if !self.allow.is_empty() && !self.allow.iter().any(|p| p.matches_model(model)) {
+            return ModelVerdict::NotAllowed;
+        }
+        ModelVerdict::Allowed
+    }
+
+    /// The cheaper model `model` is rewritten to, when this budget downgrades and `spent`
+    /// has reached the downgrade point (the soft limit, else 90%).
+    pub fn downgrade_target(&self, model: &ResolvedModel, spent: Usd, limit: Usd) -> Option<&str> {
+        if self.action != EnforcementAction::Downgrade {
+            return None;
+        }
+        let percent = self
+            .soft_limit
+            .map_or(DEFAULT_DOWNGRADE_PERCENT, |(p, _)| p);
+        if !aigov_api::evaluation::reached(spent, limit, percent) {
+            return None;
+        }
+        self.downgrade
+            .iter()
+            .find(|(from, _)| from.matches_model(model))
+            .map(|(_, to)| to.as_str())
+    }
+
+    /// The requests-per-minute cap in force at `spent`, if the soft limit is reached.
+    pub fn soft_rate(&self, spent: Usd, limit: Usd) -> Option<u32> {
+        self.soft_limit
+            .filter(|(percent, _)| aigov_api::evaluation::reached(spent, limit, *percent))
+            .map(|(_, rpm)| rpm)
+    }
+}
+
+/// Kubernetes label-selector semantics: every `matchLabels` pair and every expression.
+pub fn label_selector_matches(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
+    let pairs = selector
+        .match_labels
+        .iter()
+        .flatten()
+        .all(|(k, v)| labels.get(k) == Some(v));
+    let expressions = selector.match_expressions.iter().flatten().all(|e| {
+        let values = e.values.as_deref().unwrap_or_default();
+        let value = labels.get(&e.key);
+        match e.operator.as_str() {
+            "In" => value.is_some_and(|v| values.contains(v)),
+            "NotIn" => value.is_none_or(|v| !values.contains(v)),
+            "Exists" => value.is_some(),
+            "DoesNotExist" => value.is_none(),
+            _ => false,
+        }
+    });
+    pairs && expressions
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aigov_api::model::resolve;
+
+    fn budget(yaml: &str) -> BudgetPolicy {
+        let budget: AIBudget = serde_yaml::from_str(yaml).unwrap();
+        BudgetPolicy::from_budget(&budget).unwrap()
+    }
+
+    fn workload(sa: &str, labels: &[(&str, &str)]) -> Workload {
+        Workload {
+            namespace: "team".into(),
+            name: "pod".into(),
+            service_account: sa.into(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| ((*k).into(), (*v).into()))
+                .collect(),
+        }
+    }
+
+    const HEAD: &str = "apiVersion: aigov.dev/v1alpha1\nkind: AIBudget\nmetadata: {name: b, namespace: team}\n";
+
+    #[test]
+    fn an_empty_selector_selects_every_workload_in_the_namespace_only() {
+        let b = budget(&format!("{HEAD}spec: {{limit: '10'}}"));
+        assert!(b.selects(&workload("default", &[])));
+        let other = Workload {
+            namespace: "elsewhere".into(),
+            ..workload("default", &[])
+        };
+        assert!(!b.selects(&other));
+    }
+
+    #[test]
+    fn service_accounts_and_pod_selector_must_both_match() {
+        let b = budget(&format!(
+            "{HEAD}spec:\n  limit: '10'\n  selector:\n    serviceAccounts: [chat]\n    podSelector:\n      matchLabels: {{app: chat}}\n      matchExpressions: [{{key: tier, operator: NotIn, values: [batch]}}]\n"
+        ));
+        assert!(b.selects(&workload("chat", &[("app", "chat")])));
+        assert!(!b.selects(&workload("other", &[("app", "chat")])));
+        assert!(!b.selects(&workload("chat", &[("app", "web")])));
+        assert!(!b.selects(&workload("chat", &[("app", "chat"), ("tier", "batch")])));
+    }
+
+    #[test]
+    fn deny_wins_over_allow_and_profiles_match_their_model() {
+        let b = budget(&format!(
+            "{HEAD}spec:\n  limit: '10'\n  models: {{allow: ['anthropic.*'], deny: ['*opus*']}}\n"
+        ));
+        assert_eq!(
+            b.model_verdict(&resolve("us.anthropic.claude-3-5-haiku-20241022-v1:0")),
+            ModelVerdict::Allowed
+        );
+        assert_eq!(
+            b.model_verdict(&resolve("anthropic.claude-opus-4-20250514-v1:0")),
+            ModelVerdict::Denied("*opus*".into())
+        );
+        assert_eq!(
+            b.model_verdict(&resolve("amazon.nova-micro-v1:0")),
+            ModelVerdict::NotAllowed
+        );
+    }
+
+    #[test]
+    fn downgrade_starts_at_the_soft_limit() {
+        let b = budget(&format!(
+            "{HEAD}spec:\n  limit: '10'\n  enforcement:\n    action: Downgrade\n    downgrade: [{{from: '*sonnet*', to: anthropic.claude-3-haiku-20240307-v1:0}}]\n    softLimitPercent: 80\n    softLimitRequestsPerMinute: 60\n"
+        ));
+        let sonnet = resolve("anthropic.claude-3-5-sonnet-20240620-v1:0");
+        let limit = Usd::parse("10").unwrap();
+        assert_eq!(b.downgrade_target(&sonnet, Usd::parse("7.99").unwrap(), limit), None);
+        assert_eq!(
+            b.downgrade_target(&sonnet, Usd::parse("8").unwrap(), limit),
+            Some("anthropic.claude-3-haiku-20240307-v1:0")
+        );
+        assert_eq!(b.soft_rate(Usd::parse("8").unwrap(), limit), Some(60));
+        assert_eq!(b.soft_rate(Usd::parse("7").unwrap(), limit), None);
+    }
+}

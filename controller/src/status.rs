@@ -1,0 +1,371 @@
+//! The status an AIBudget should show, from its ledger account: pure, so every figure and
+//! condition is unit-tested without a cluster.
+
+use aigov_api::budget::{AIBudgetSpec, EscalationStatus, ExtensionStatus, PeriodSummary};
+use aigov_api::evaluation::{self, Phase, PhaseInputs};
+use aigov_api::period::Window;
+use aigov_api::{AIBudgetStatus, Usd};
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+use crate::ledger::Account;
+
+/// How many finished periods `status.history` keeps.
+pub const HISTORY_LEN: usize = 12;
+
+/// Everything the status depends on.
+#[derive(Clone, Debug)]
+pub struct StatusInputs<'a> {
+    /// The spec.
+    pub spec: &'a AIBudgetSpec,
+    /// `metadata.generation`.
+    pub generation: Option<i64>,
+    /// The status as it is now (for transition times and thresholds already announced).
+    pub previous: Option<&'a AIBudgetStatus>,
+    /// The ledger account (a snapshot).
+    pub account: &'a Account,
+    /// The effective limit.
+    pub limit: Usd,
+    /// The extension in force, if any.
+    pub extension: Option<ExtensionStatus>,
+    /// Escalation progress.
+    pub escalation: Option<EscalationStatus>,
+    /// Finished periods, newest first.
+    pub history: Vec<PeriodSummary>,
+    /// Now.
+    pub now: Timestamp,
+}
+
+/// The new status and what changed that people should hear about.
+#[derive(Clone, Debug)]
+pub struct StatusOutcome {
+    /// The status to write.
+    pub status: AIBudgetStatus,
+    /// Thresholds crossed since the last status, ascending.
+    pub newly_crossed: Vec<u32>,
+    /// The phase before, when it changed.
+    pub phase_changed: Option<Option<Phase>>,
+}
+
+impl StatusOutcome {
+    /// True when the status must be written at once rather than coalesced.
+    pub fn urgent(&self) -> bool {
+        !self.newly_crossed.is_empty() || self.phase_changed.is_some()
+    }
+}
+
+/// Computes the status.
+pub fn build(inputs: StatusInputs<'_>) -> StatusOutcome {
+    let account = inputs.account;
+    let limit = inputs.limit;
+    let spent = account.spent;
+    let acknowledged = inputs
+        .escalation
+        .as_ref()
+        .is_some_and(|e| e.acknowledged_by.is_some());
+    let escalated = inputs
+        .escalation
+        .as_ref()
+        .is_some_and(|e| e.steps_notified > 0 && !acknowledged);
+    let action = inputs
+        .spec
+        .enforcement
+        .as_ref()
+        .map(|e| e.action)
+        .unwrap_or_default();
+    let phase = evaluation::phase(PhaseInputs {
+        spent,
+        limit,
+        thresholds: &inputs.spec.thresholds,
+        action,
+        escalated,
+    });
+    let same_period = inputs
+        .previous
+        .and_then(|p| p.period_start.as_deref())
+        .and_then(|s| s.parse::<Timestamp>().ok())
+        == Some(account.window.start);
+    let announced: Vec<u32> = if same_period {
+        inputs
+            .previous
+            .map(|p| p.thresholds_crossed.clone())
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let reached: Vec<u32> = inputs
+        .spec
+        .thresholds
+        .iter()
+        .copied()
+        .filter(|t| evaluation::reached(spent, limit, *t))
+        .collect();
+    let newly_crossed: Vec<u32> = reached
+        .iter()
+        .copied()
+        .filter(|t| !announced.contains(t))
+        .collect();
+    let mut crossed = announced.clone();
+    crossed.extend(&newly_crossed);
+    crossed.sort_unstable();
+    crossed.dedup();
+
+    let previous_phase = inputs.previous.and_then(|p| p.phase);
+    let percent = format!("{:.1}", spent.percent_of(limit));
+    let resets = account.window.end.to_string();
+    let exhausted = evaluation::reached(spent, limit, 100);
+    let soft = inputs
+        .spec
+        .enforcement
+        .as_ref()
+        .and_then(|e| e.soft_limit_percent)
+        .filter(|p| evaluation::reached(spent, limit, *p));
+    let highest = crossed.last().copied();
+
+    let previous_conditions = inputs.previous.map(|p| p.conditions.as_slice()).unwrap_or_default();
+    let condition = |type_: &str, status: bool, reason: &str, message: String| {
+        make_condition(previous_conditions, type_, status, reason, message, inputs.generation, inputs.now)
+    };
+    let summary = format!(
+        "spent {} of {} ({percent}%) this period; resets at {resets}",
+        spent.display_cents(),
+        limit.display_cents()
+    );
+    let conditions = vec![
+        condition("Ready", true, "Reconciled", summary.clone()),
+        condition(
+            "ThresholdCrossed",
+            highest.is_some(),
+            &highest.map_or_else(|| "BelowThresholds".to_owned(), |t| format!("Threshold{t}")),
+            highest.map_or_else(
+                || format!("no threshold reached: {summary}"),
+                |t| format!("{t}% threshold reached: {summary}"),
+            ),
+        ),
+        condition(
+            "BudgetExhausted",
+            exhausted,
+            if exhausted { "LimitReached" } else { "WithinLimit" },
+            if exhausted {
+                format!("the limit is reached: calls are refused until {resets}, or until an extension")
+            } else {
+                format!("{} left this period", limit.saturating_sub(spent).display_cents())
+            },
+        ),
+        condition(
+            "Throttling",
+            exhausted || soft.is_some(),
+            if exhausted {
+                "LimitReached"
+            } else if soft.is_some() {
+                "SoftLimit"
+            } else {
+                "NotThrottling"
+            },
+            match (exhausted, soft) {
+                (true, _) => format!("every call is refused until {resets} ({} refused this period)", account.throttled),
+                (false, Some(p)) => format!("past the {p}% soft limit: calls are rate-limited ({} refused this period)", account.throttled),
+                (false, None) => "calls are admitted".to_owned(),
+            },
+        ),
+        condition(
+            "Escalated",
+            escalated,
+            if escalated {
+                "StepNotified"
+            } else if acknowledged {
+                "Acknowledged"
+            } else {
+                "NotEscalated"
+            },
+            match &inputs.escalation {
+                Some(e) if acknowledged => format!(
+                    "acknowledged by {} after {} escalation step(s)",
+                    e.acknowledged_by.as_deref().unwrap_or("someone"),
+                    e.steps_notified
+                ),
+                Some(e) if e.steps_notified > 0 => format!(
+                    "{} escalation step(s) notified since the limit was reached at {}; set annotation aigov.dev/acknowledged to stop",
+                    e.steps_notified, e.limit_reached_at
+                ),
+                _ => "no escalation".to_owned(),
+            },
+        ),
+    ];
+
+    let tokens = account.tokens.clone();
+    let status = AIBudgetStatus {
+        observed_generation: inputs.generation,
+        phase: Some(phase),
+        period_start: Some(account.window.start.to_string()),
+        period_end: Some(resets),
+        effective_limit: Some(limit.to_api_string()),
+        spent: Some(spent.to_api_string()),
+        reserved: Some(account.held_total().to_api_string()),
+        percent_used: Some(percent.clone()),
+        forecast: evaluation::forecast(spent, &account.window, inputs.now).map(Usd::to_api_string),
+        tokens: Some(tokens),
+        requests: account.requests,
+        throttled_requests: account.throttled,
+        top_models: account.top_models(),
+        conditions,
+        history: inputs.history,
+        thresholds_crossed: crossed,
+        extension: inputs.extension,
+        escalation: inputs.escalation,
+        ledger: account.watermarks(),
+    };
+    StatusOutcome {
+        status,
+        newly_crossed,
+        phase_changed: (previous_phase != Some(phase)).then_some(previous_phase),
+    }
+}
+
+/// A condition whose `lastTransitionTime` moves only when its status does.
+fn make_condition(
+    previous: &[Condition],
+    type_: &str,
+    status: bool,
+    reason: &str,
+    message: String,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> Condition {
+    let status = if status { "True" } else { "False" }.to_owned();
+    let since = previous
+        .iter()
+        .find(|c| c.type_ == type_ && c.status == status)
+        .map_or(Time(crate::clock::k8s_timestamp(now)), |c| c.last_transition_time.clone());
+    Condition {
+        type_: type_.to_owned(),
+        status,
+        reason: reason.to_owned(),
+        message,
+        observed_generation: generation,
+        last_transition_time: since,
+    }
+}
+
+/// The summary of a finished period, for `status.history`.
+pub fn summarize(account: &Account) -> PeriodSummary {
+    PeriodSummary {
+        start: account.window.start.to_string(),
+        end: account.window.end.to_string(),
+        spent: account.spent.to_api_string(),
+        limit: account.limit.to_api_string(),
+        requests: account.requests,
+        throttled_requests: account.throttled,
+    }
+}
+
+/// The window a status was written for, if it says.
+pub fn status_window(status: &AIBudgetStatus) -> Option<Window> {
+    Some(Window {
+        start: status.period_start.as_deref()?.parse().ok()?,
+        end: status.period_end.as_deref()?.parse().ok()?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aigov_api::period::{Period, time_zone};
+
+    fn spec() -> AIBudgetSpec {
+        serde_yaml::from_str("limit: '100'\nthresholds: [50, 80, 100]\n").unwrap()
+    }
+
+    fn account(spent: &str) -> Account {
+        let window = Period::Monthly
+            .window_at("2026-11-10T00:00:00Z".parse().unwrap(), &time_zone("UTC").unwrap())
+            .unwrap();
+        let mut a = Account::restore(window, Usd::parse("100").unwrap(), None);
+        a.spent = Usd::parse(spent).unwrap();
+        a
+    }
+
+    fn build_for<'a>(spec: &'a AIBudgetSpec, account: &'a Account, previous: Option<&'a AIBudgetStatus>, now: &str) -> StatusOutcome {
+        build(StatusInputs {
+            spec,
+            generation: Some(3),
+            previous,
+            account,
+            limit: account.limit,
+            extension: None,
+            escalation: None,
+            history: Vec::new(),
+            now: now.parse().unwrap(),
+        })
+    }
+
+    fn condition<'a>(status: &'a AIBudgetStatus, type_: &str) -> &'a Condition {
+        status.conditions.iter().find(|c| c.type_ == type_).unwrap()
+    }
+
+    #[test]
+    fn crossing_eighty_percent_is_announced_once_and_the_phase_is_warning() {
+        let spec = spec();
+        let a = account("85");
+        let first = build_for(&spec, &a, None, "2026-11-15T00:00:00Z");
+        assert_eq!(first.newly_crossed, vec![50, 80]);
+        assert_eq!(first.status.phase, Some(Phase::Warning));
+        assert_eq!(first.status.percent_used.as_deref(), Some("85.0"));
+        let second = build_for(&spec, &a, Some(&first.status), "2026-11-15T00:01:00Z");
+        assert!(second.newly_crossed.is_empty());
+        assert!(!second.urgent());
+        assert_eq!(condition(&second.status, "ThresholdCrossed").reason, "Threshold80");
+    }
+
+    #[test]
+    fn a_condition_keeps_its_transition_time_until_its_status_changes() {
+        let spec = spec();
+        let below = account("10");
+        let first = build_for(&spec, &below, None, "2026-11-15T00:00:00Z");
+        let later = build_for(&spec, &below, Some(&first.status), "2026-11-16T00:00:00Z");
+        assert_eq!(
+            condition(&later.status, "BudgetExhausted").last_transition_time,
+            condition(&first.status, "BudgetExhausted").last_transition_time
+        );
+        let spent = account("100");
+        let exhausted = build_for(&spec, &spent, Some(&later.status), "2026-11-17T00:00:00Z");
+        let c = condition(&exhausted.status, "BudgetExhausted");
+        assert_eq!((c.status.as_str(), crate::clock::from_k8s_timestamp(c.last_transition_time.0).to_string().as_str()), ("True", "2026-11-17T00:00:00Z"));
+        assert_eq!(exhausted.status.phase, Some(Phase::Throttled));
+        assert_eq!(exhausted.phase_changed, Some(Some(Phase::Active)));
+        assert_eq!(c.observed_generation, Some(3));
+    }
+
+    #[test]
+    fn a_new_period_announces_thresholds_again() {
+        let spec = spec();
+        let a = account("60");
+        let mut previous = build_for(&spec, &a, None, "2026-11-15T00:00:00Z").status;
+        previous.period_start = Some("2026-10-01T00:00:00Z".into());
+        let next = build_for(&spec, &a, Some(&previous), "2026-11-15T00:00:00Z");
+        assert_eq!(next.newly_crossed, vec![50]);
+    }
+
+    #[test]
+    fn escalation_notified_and_unacknowledged_is_the_escalated_phase() {
+        let spec = spec();
+        let a = account("100");
+        let outcome = build(StatusInputs {
+            spec: &spec,
+            generation: None,
+            previous: None,
+            account: &a,
+            limit: a.limit,
+            extension: None,
+            escalation: Some(EscalationStatus {
+                limit_reached_at: "2026-11-15T00:00:00Z".into(),
+                steps_notified: 1,
+                acknowledged_by: None,
+            }),
+            history: Vec::new(),
+            now: "2026-11-15T01:00:00Z".parse().unwrap(),
+        });
+        assert_eq!(outcome.status.phase, Some(Phase::Escalated));
+        assert_eq!(condition(&outcome.status, "Escalated").status, "True");
+    }
+}
