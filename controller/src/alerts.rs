@@ -34,7 +34,11 @@ pub enum Channel {
 
 impl Channel {
     /// The channels of an alerts block or escalation step.
-    pub fn from_parts(namespace: &str, sns: Option<&String>, webhook: Option<&SecretKeyRef>) -> Vec<Channel> {
+    pub fn from_parts(
+        namespace: &str,
+        sns: Option<&String>,
+        webhook: Option<&SecretKeyRef>,
+    ) -> Vec<Channel> {
         let mut channels = Vec::new();
         if let Some(arn) = sns {
             channels.push(Channel::Sns(arn.clone()));
@@ -88,7 +92,11 @@ impl Alerter {
 /// Attempts per delivery before giving up (logged and counted).
 pub const ATTEMPTS: u32 = 5;
 
-async fn deliver(mut receiver: mpsc::UnboundedReceiver<Alert>, sns: aws_sdk_sns::Client, kube: kube::Client) {
+async fn deliver(
+    mut receiver: mpsc::UnboundedReceiver<Alert>,
+    sns: aws_sdk_sns::Client,
+    kube: kube::Client,
+) {
     let mut last_sent: HashMap<(String, Channel), Instant> = HashMap::new();
     let mut held: HashMap<(String, Channel), Alert> = HashMap::new();
     let http = Client::builder(TokioExecutor::new()).build(
@@ -117,11 +125,17 @@ async fn deliver(mut receiver: mpsc::UnboundedReceiver<Alert>, sns: aws_sdk_sns:
         let now = Instant::now();
         let due: Vec<_> = held
             .iter()
-            .filter(|(key, alert)| last_sent.get(*key).is_none_or(|t| now.duration_since(*t) >= alert.cooldown))
+            .filter(|(key, alert)| {
+                last_sent
+                    .get(*key)
+                    .is_none_or(|t| now.duration_since(*t) >= alert.cooldown)
+            })
             .map(|(key, _)| key.clone())
             .collect();
         for key in due {
-            let Some(alert) = held.remove(&key) else { continue };
+            let Some(alert) = held.remove(&key) else {
+                continue;
+            };
             last_sent.insert(key, now);
             let (sns, kube, http) = (sns.clone(), kube.clone(), http.clone());
             tokio::spawn(async move {
@@ -160,9 +174,16 @@ async fn send_once(
             .await
             .map(|_| ())
             .map_err(|e| format!("{}", aws_sdk_sns::error::DisplayErrorContext(e))),
-        Channel::Webhook { namespace, secret, key } => {
+        Channel::Webhook {
+            namespace,
+            secret,
+            key,
+        } => {
             let secrets: Api<Secret> = Api::namespaced(kube.clone(), namespace);
-            let found = secrets.get(secret).await.map_err(|e| format!("secret {namespace}/{secret}: {e}"))?;
+            let found = secrets
+                .get(secret)
+                .await
+                .map_err(|e| format!("secret {namespace}/{secret}: {e}"))?;
             let url = found
                 .data
                 .as_ref()

@@ -84,7 +84,11 @@ pub struct EmfWriter {
 
 impl EmfWriter {
     /// Starts writing to `group`/`stream`, creating the stream if needed.
-    pub fn start(client: aws_sdk_cloudwatchlogs::Client, group: String, stream: String) -> EmfWriter {
+    pub fn start(
+        client: aws_sdk_cloudwatchlogs::Client,
+        group: String,
+        stream: String,
+    ) -> EmfWriter {
         let writer = EmfWriter {
             queue: Arc::default(),
             dropped: Arc::default(),
@@ -95,7 +99,13 @@ impl EmfWriter {
             loop {
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 if !stream_ready {
-                    match client.create_log_stream().log_group_name(&group).log_stream_name(&stream).send().await {
+                    match client
+                        .create_log_stream()
+                        .log_group_name(&group)
+                        .log_stream_name(&stream)
+                        .send()
+                        .await
+                    {
                         Ok(_) => stream_ready = true,
                         Err(e) => {
                             let e = e.into_service_error();
@@ -180,7 +190,10 @@ mod tests {
             request_id: "req-1".into(),
             pod: "team/p".into(),
         });
-        assert_eq!(doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"], json!([["Namespace", "Budget", "Model"]]));
+        assert_eq!(
+            doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["Namespace", "Budget", "Model"]])
+        );
         assert_eq!(doc["RequestId"], "req-1");
         assert_eq!(doc["CostUSDExact"], "0.012345");
         assert_eq!(doc["CacheReadTokens"], 3);

@@ -29,9 +29,19 @@ pub fn recorder(client: Client, instance: &str) -> Recorder {
 
 /// Publishes an Event, logging (never failing) when the API server refuses it: Events are
 /// for people, never on the path of a decision.
-pub async fn publish(recorder: &Recorder, regarding: &ObjectReference, warning: bool, reason: &str, note: String) {
+pub async fn publish(
+    recorder: &Recorder,
+    regarding: &ObjectReference,
+    warning: bool,
+    reason: &str,
+    note: String,
+) {
     let event = Event {
-        type_: if warning { EventType::Warning } else { EventType::Normal },
+        type_: if warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
         reason: reason.to_owned(),
         note: Some(truncate(note, 1000)),
         action: reason.to_owned(),
@@ -91,7 +101,10 @@ impl PodWarnings {
         {
             let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
             let now = Instant::now();
-            if last.get(&key).is_some_and(|t| now.duration_since(*t) < self.interval) {
+            if last
+                .get(&key)
+                .is_some_and(|t| now.duration_since(*t) < self.interval)
+            {
                 return;
             }
             last.insert(key, now);

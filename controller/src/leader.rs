@@ -23,7 +23,13 @@ pub struct Elector {
 
 impl Elector {
     /// A candidate `identity` for lease `namespace/name`.
-    pub fn new(client: Client, namespace: &str, name: &str, identity: &str, duration: Duration) -> Elector {
+    pub fn new(
+        client: Client,
+        namespace: &str,
+        name: &str,
+        identity: &str,
+        duration: Duration,
+    ) -> Elector {
         Elector {
             api: Api::namespaced(client, namespace),
             name: name.to_owned(),
@@ -103,7 +109,11 @@ impl Elector {
         }
         spec.renew_time = Some(MicroTime(k8s_timestamp(now)));
         spec.lease_duration_seconds = Some(seconds);
-        match self.api.replace(&self.name, &PostParams::default(), &lease).await {
+        match self
+            .api
+            .replace(&self.name, &PostParams::default(), &lease)
+            .await
+        {
             Ok(_) => Ok(true),
             Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
             Err(e) => Err(e.into()),

@@ -210,9 +210,15 @@ impl Ledger {
 
     /// Counts one record from `gateway` into every budget it names, exactly once, priced at
     /// the record's own time. Returns what changed.
-    pub fn apply(&mut self, gateway: &str, record: &UsageRecord, prices: &PriceBook) -> Vec<Charge> {
+    pub fn apply(
+        &mut self,
+        gateway: &str,
+        record: &UsageRecord,
+        prices: &PriceBook,
+    ) -> Vec<Charge> {
         let mut charges = Vec::new();
-        let at = Timestamp::from_millisecond(record.occurred_at_ms).unwrap_or_else(|_| Timestamp::now());
+        let at =
+            Timestamp::from_millisecond(record.occurred_at_ms).unwrap_or_else(|_| Timestamp::now());
         let usage = Usage {
             input_tokens: record.input_tokens,
             output_tokens: record.output_tokens,
@@ -225,7 +231,12 @@ impl Ledger {
             Usd::ZERO
         } else {
             prices
-                .cost(&resolve(&record.model), &usage, InvocationMode::OnDemand, at)
+                .cost(
+                    &resolve(&record.model),
+                    &usage,
+                    InvocationMode::OnDemand,
+                    at,
+                )
                 .amount
         };
         for key in &record.budgets {
@@ -252,7 +263,8 @@ impl Ledger {
                 account.tokens.input += usage.input_tokens;
                 account.tokens.output += usage.output_tokens;
                 account.tokens.cache_read += usage.cache_read_tokens;
-                account.tokens.cache_write += usage.cache_write_tokens + usage.cache_write_1h_tokens;
+                account.tokens.cache_write +=
+                    usage.cache_write_tokens + usage.cache_write_1h_tokens;
                 let entry = account
                     .models
                     .entry(record.model.clone())
@@ -348,7 +360,10 @@ mod tests {
 
     fn window() -> Window {
         Period::Monthly
-            .window_at("2026-11-10T00:00:00Z".parse().unwrap(), &time_zone("UTC").unwrap())
+            .window_at(
+                "2026-11-10T00:00:00Z".parse().unwrap(),
+                &time_zone("UTC").unwrap(),
+            )
             .unwrap()
     }
 
@@ -368,7 +383,10 @@ mod tests {
     fn ledger_with(keys: &[&str], limit: &str) -> Ledger {
         let mut ledger = Ledger::default();
         for key in keys {
-            ledger.insert((*key).to_owned(), Account::restore(window(), usd(limit), None));
+            ledger.insert(
+                (*key).to_owned(),
+                Account::restore(window(), usd(limit), None),
+            );
         }
         ledger
     }
@@ -377,7 +395,11 @@ mod tests {
     fn a_record_is_priced_and_charged_to_every_budget_it_names() {
         let mut ledger = ledger_with(&["a/x", "a/y"], "10");
         // Haiku 3 output: $1.25 per 1M tokens, so 800,000 tokens cost $1.00.
-        let charges = ledger.apply("g1", &record(1, "r1", &["a/x", "a/y"], 800_000), &PriceBook::default());
+        let charges = ledger.apply(
+            "g1",
+            &record(1, "r1", &["a/x", "a/y"], 800_000),
+            &PriceBook::default(),
+        );
         assert_eq!(charges.len(), 2);
         assert_eq!(ledger.account("a/x").unwrap().spent, usd("1.00"));
         assert_eq!(ledger.account("a/y").unwrap().spent, usd("1.00"));
@@ -397,20 +419,36 @@ mod tests {
     #[test]
     fn the_same_bedrock_request_id_from_two_gateways_is_counted_once() {
         let mut ledger = ledger_with(&["a/x"], "10");
-        ledger.apply("g1", &record(1, "r1", &["a/x"], 800_000), &PriceBook::default());
-        ledger.apply("g2", &record(1, "r1", &["a/x"], 800_000), &PriceBook::default());
+        ledger.apply(
+            "g1",
+            &record(1, "r1", &["a/x"], 800_000),
+            &PriceBook::default(),
+        );
+        ledger.apply(
+            "g2",
+            &record(1, "r1", &["a/x"], 800_000),
+            &PriceBook::default(),
+        );
         assert_eq!(ledger.account("a/x").unwrap().spent, usd("1.00"));
     }
 
     #[test]
     fn a_record_is_acknowledged_only_once_every_budget_persisted_it() {
         let mut ledger = ledger_with(&["a/x", "a/y"], "10");
-        ledger.apply("g1", &record(1, "r1", &["a/x", "a/y"], 1), &PriceBook::default());
+        ledger.apply(
+            "g1",
+            &record(1, "r1", &["a/x", "a/y"], 1),
+            &PriceBook::default(),
+        );
         ledger.apply("g1", &record(2, "r2", &["a/x"], 1), &PriceBook::default());
         assert_eq!(ledger.acknowledge("g1"), 0);
         let marks = ledger.account("a/x").unwrap().watermarks();
         ledger.mark_persisted("a/x", &marks);
-        assert_eq!(ledger.acknowledge("g1"), 0, "a/y has not persisted record 1");
+        assert_eq!(
+            ledger.acknowledge("g1"),
+            0,
+            "a/y has not persisted record 1"
+        );
         let marks = ledger.account("a/y").unwrap().watermarks();
         ledger.mark_persisted("a/y", &marks);
         assert_eq!(ledger.acknowledge("g1"), 2);
@@ -419,7 +457,11 @@ mod tests {
     #[test]
     fn a_new_leader_restored_from_status_skips_what_status_already_counts() {
         let mut first = ledger_with(&["a/x"], "10");
-        first.apply("g1", &record(1, "r1", &["a/x"], 800_000), &PriceBook::default());
+        first.apply(
+            "g1",
+            &record(1, "r1", &["a/x"], 800_000),
+            &PriceBook::default(),
+        );
         let account = first.account("a/x").unwrap();
         let status = AIBudgetStatus {
             period_start: Some(account.window.start.to_string()),
@@ -429,10 +471,21 @@ mod tests {
             ..Default::default()
         };
         let mut second = Ledger::default();
-        second.insert("a/x".into(), Account::restore(window(), usd("10"), Some(&status)));
+        second.insert(
+            "a/x".into(),
+            Account::restore(window(), usd("10"), Some(&status)),
+        );
         // The gateway re-sends record 1 (never acknowledged) and sends record 2.
-        second.apply("g1", &record(1, "r1", &["a/x"], 800_000), &PriceBook::default());
-        second.apply("g1", &record(2, "r2", &["a/x"], 800_000), &PriceBook::default());
+        second.apply(
+            "g1",
+            &record(1, "r1", &["a/x"], 800_000),
+            &PriceBook::default(),
+        );
+        second.apply(
+            "g1",
+            &record(2, "r2", &["a/x"], 800_000),
+            &PriceBook::default(),
+        );
         assert_eq!(second.account("a/x").unwrap().spent, usd("2.00"));
         assert_eq!(second.account("a/x").unwrap().requests, 2);
     }
@@ -456,7 +509,11 @@ mod tests {
     #[test]
     fn grants_never_exceed_the_limit_less_spend_and_holdings() {
         let mut ledger = ledger_with(&["a/x"], "1.00");
-        ledger.apply("g1", &record(1, "r1", &["a/x"], 320_000), &PriceBook::default()); // $0.40
+        ledger.apply(
+            "g1",
+            &record(1, "r1", &["a/x"], 320_000),
+            &PriceBook::default(),
+        ); // $0.40
         assert_eq!(ledger.grant("a/x", "g1", usd("0.50")), usd("0.50"));
         assert_eq!(ledger.grant("a/x", "g2", usd("0.50")), usd("0.10"));
         assert_eq!(ledger.grant("a/x", "g2", usd("0.50")), Usd::ZERO);

@@ -89,13 +89,17 @@ impl LedgerShared {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or_default();
-        *self.session.lock().unwrap_or_else(|e| e.into_inner()) = (format!("{identity}-{nonce:x}"), Instant::now());
+        *self.session.lock().unwrap_or_else(|e| e.into_inner()) =
+            (format!("{identity}-{nonce:x}"), Instant::now());
         self.leading.store(true, Ordering::Release);
     }
 
     /// What records did to `key` since the last call.
     pub fn take_notable(&self, key: &str) -> Option<Notable> {
-        self.notable.lock().unwrap_or_else(|e| e.into_inner()).remove(key)
+        self.notable
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key)
     }
 
     /// Forgets the holdings of gateways silent for longer than `expiry`, and accounts of
@@ -115,10 +119,17 @@ impl LedgerShared {
         };
         let mut ledger = self.ledger();
         for g in &stale {
-            tracing::info!(gateway = g, "gateway silent: its slices return to the budgets");
+            tracing::info!(
+                gateway = g,
+                "gateway silent: its slices return to the budgets"
+            );
             ledger.expire_gateway(g);
         }
-        let gone: Vec<BudgetKey> = ledger.keys().filter(|k| !existing.contains(*k)).cloned().collect();
+        let gone: Vec<BudgetKey> = ledger
+            .keys()
+            .filter(|k| !existing.contains(*k))
+            .cloned()
+            .collect();
         for key in gone {
             ledger.remove(&key);
         }
@@ -131,7 +142,9 @@ impl LedgerShared {
         let started = Instant::now();
         let gateway = request.gateway_id.as_str();
         if gateway.is_empty() || gateway.len() > 253 {
-            return Err(Status::invalid_argument("gateway_id must be 1 to 253 characters"));
+            return Err(Status::invalid_argument(
+                "gateway_id must be 1 to 253 characters",
+            ));
         }
         let (session, settling) = {
             let s = self.session.lock().unwrap_or_else(|e| e.into_inner());
@@ -168,7 +181,8 @@ impl LedgerShared {
                 }
                 changed.insert(charge.budget);
             }
-            let refused = record.refusal == Refusal::Throttled as i32 || record.refusal == Refusal::Exhausted as i32;
+            let refused = record.refusal == Refusal::Throttled as i32
+                || record.refusal == Refusal::Exhausted as i32;
             if refused || !record.downgraded_from.is_empty() {
                 let mut notable = self.notable.lock().unwrap_or_else(|e| e.into_inner());
                 for key in &record.budgets {
@@ -178,7 +192,8 @@ impl LedgerShared {
                         n.last_pod = Some(format!("{}/{}", record.pod_namespace, record.pod_name));
                     } else {
                         n.downgraded += 1;
-                        n.last_downgrade = Some((record.downgraded_from.clone(), record.model.clone()));
+                        n.last_downgrade =
+                            Some((record.downgraded_from.clone(), record.model.clone()));
                     }
                     changed.insert(key.clone());
                 }
@@ -214,12 +229,14 @@ impl LedgerShared {
         for key in changed {
             let _ = self.changed.send(key);
         }
-        self.metrics.exchanged(started.elapsed(), request.records.len() as u64);
+        self.metrics
+            .exchanged(started.elapsed(), request.records.len() as u64);
         Ok(ExchangeResponse {
             acknowledged_through,
             grants,
             budgets,
             session,
+            settling,
         })
     }
 }
@@ -241,7 +258,12 @@ impl LedgerService {
 
 #[tonic::async_trait]
 impl LedgerApi for LedgerService {
-    async fn exchange(&self, request: Request<ExchangeRequest>) -> Result<Response<ExchangeResponse>, Status> {
-        self.shared.exchange(request.into_inner()).map(Response::new)
+    async fn exchange(
+        &self,
+        request: Request<ExchangeRequest>,
+    ) -> Result<Response<ExchangeResponse>, Status> {
+        self.shared
+            .exchange(request.into_inner())
+            .map(Response::new)
     }
 }

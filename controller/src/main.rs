@@ -63,7 +63,12 @@ struct Cli {
     #[arg(long, env = "AIGOV_GATEWAY_LISTEN", default_value = "127.0.0.1:8080")]
     gateway_listen: SocketAddr,
     /// The controller replicas' ledger URLs, comma-separated (the gateway finds the leader).
-    #[arg(long, env = "AIGOV_CONTROLLER_ENDPOINTS", value_delimiter = ',', default_value = "http://127.0.0.1:7070")]
+    #[arg(
+        long,
+        env = "AIGOV_CONTROLLER_ENDPOINTS",
+        value_delimiter = ',',
+        default_value = "http://127.0.0.1:7070"
+    )]
     controller_endpoints: Vec<String>,
     /// Bedrock runtime endpoint (default: the region's public endpoint).
     #[arg(long, env = "AIGOV_BEDROCK_ENDPOINT")]
@@ -94,7 +99,12 @@ struct Cli {
     #[arg(long, env = "AIGOV_SLICE_FRACTION", default_value = "0.05")]
     slice_fraction: Decimal,
     /// Callers whose IP matches no pod.
-    #[arg(long, env = "AIGOV_UNKNOWN_CALLERS", value_enum, default_value = "refuse")]
+    #[arg(
+        long,
+        env = "AIGOV_UNKNOWN_CALLERS",
+        value_enum,
+        default_value = "refuse"
+    )]
     unknown_callers: UnknownCallers,
     /// Largest request body the gateway accepts.
     #[arg(long, env = "AIGOV_MAX_BODY_BYTES", default_value_t = 20 << 20)]
@@ -105,6 +115,9 @@ struct Cli {
     /// Send alerts (SNS, webhooks).
     #[arg(long, env = "AIGOV_ALERTS", default_value_t = true, action = clap::ArgAction::Set)]
     alerts: bool,
+    /// Watch only this namespace (budgets, pods, the lease namespace is separate); unset: all.
+    #[arg(long, env = "AIGOV_WATCH_NAMESPACE")]
+    watch_namespace: Option<String>,
     /// Testing only: a file holding "<target time> <written at>" shifts this process's clock.
     #[arg(long, env = "AIGOV_CLOCK_FILE")]
     clock_file: Option<PathBuf>,
@@ -120,7 +133,9 @@ fn humantime_like(text: &str) -> Result<Duration, String> {
             number.push(c);
             continue;
         }
-        let n: u64 = number.parse().map_err(|_| format!("{text:?} is not a duration such as 250ms, 2s or 1m30s"))?;
+        let n: u64 = number
+            .parse()
+            .map_err(|_| format!("{text:?} is not a duration such as 250ms, 2s or 1m30s"))?;
         number.clear();
         total += match c {
             'm' if chars.peek() == Some(&'s') => {
@@ -134,7 +149,9 @@ fn humantime_like(text: &str) -> Result<Duration, String> {
         };
     }
     if !number.is_empty() || total.is_zero() {
-        return Err(format!("{text:?} is not a duration such as 250ms, 2s or 1m30s"));
+        return Err(format!(
+            "{text:?} is not a duration such as 250ms, 2s or 1m30s"
+        ));
     }
     Ok(total)
 }
@@ -149,9 +166,17 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let cli = Cli::parse();
-    let identity = cli.identity.clone().unwrap_or_else(|| format!("aigov-{}", std::process::id()));
-    let clock = cli.clock_file.clone().map_or_else(Clock::system, Clock::from_file);
-    let client = kube::Client::try_default().await.context("a Kubernetes client (in-cluster or KUBECONFIG)")?;
+    let identity = cli
+        .identity
+        .clone()
+        .unwrap_or_else(|| format!("aigov-{}", std::process::id()));
+    let clock = cli
+        .clock_file
+        .clone()
+        .map_or_else(Clock::system, Clock::from_file);
+    let client = kube::Client::try_default()
+        .await
+        .context("a Kubernetes client (in-cluster or KUBECONFIG)")?;
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let metrics = Arc::new(Metrics::default());
     let prices = Prices::default();
@@ -167,9 +192,19 @@ async fn main() -> anyhow::Result<()> {
 
     if runs_controller {
         let emf_writer = cli.emf_log_group.clone().map(|group| {
-            emf::EmfWriter::start(aws_sdk_cloudwatchlogs::Client::new(&aws), group, identity.clone())
+            emf::EmfWriter::start(
+                aws_sdk_cloudwatchlogs::Client::new(&aws),
+                group,
+                identity.clone(),
+            )
         });
-        let (shared, changed) = LedgerShared::new(prices.clone(), cli.settle, metrics.clone(), clock.clone(), emf_writer);
+        let (shared, changed) = LedgerShared::new(
+            prices.clone(),
+            cli.settle,
+            metrics.clone(),
+            clock.clone(),
+            emf_writer,
+        );
         let listener = tokio::net::TcpListener::bind(cli.ledger_listen)
             .await
             .with_context(|| format!("--ledger-listen {}", cli.ledger_listen))?;
@@ -192,12 +227,19 @@ async fn main() -> anyhow::Result<()> {
             clock.clone(),
             cli.status_interval,
         );
-        let elector = leader::Elector::new(client.clone(), &cli.namespace, &cli.lease_name, &identity, cli.lease_duration);
+        let elector = leader::Elector::new(
+            client.clone(),
+            &cli.namespace,
+            &cli.lease_name,
+            &identity,
+            cli.lease_duration,
+        );
         let metrics_c = metrics.clone();
         let prices_c = prices.clone();
         let client_c = client.clone();
         let gateway_expiry = cli.gateway_expiry;
         let gateway_too = runs_gateway;
+        let watch_namespace = cli.watch_namespace.clone();
         let identity_c = identity.clone();
         tasks.spawn(async move {
             let identity = identity_c;
@@ -210,7 +252,12 @@ async fn main() -> anyhow::Result<()> {
             if !gateway_too {
                 metrics_c.ready.store(true, Ordering::Release);
             }
-            let run = tokio::spawn(reconcile::run(ctx, changed, gateway_expiry));
+            let run = tokio::spawn(reconcile::run(
+                ctx,
+                changed,
+                gateway_expiry,
+                watch_namespace,
+            ));
             elector.hold().await;
             run.abort();
             anyhow::bail!("lost the leader lease; exiting so that a fresh process stands again")
@@ -221,7 +268,11 @@ async fn main() -> anyhow::Result<()> {
 
     if runs_gateway {
         let cluster = ClusterView::default();
-        tokio::spawn(cluster.clone().watch(client.clone()));
+        tokio::spawn(
+            cluster
+                .clone()
+                .watch(client.clone(), cli.watch_namespace.clone()),
+        );
         let slices = Slices::new(SliceConfig {
             gateway_id: format!("{identity}-{:x}", std::process::id() as u64 ^ nonce()),
             endpoints: cli.controller_endpoints.clone(),
@@ -232,6 +283,7 @@ async fn main() -> anyhow::Result<()> {
             batch: 5_000,
         });
         tokio::spawn(slices.clone().run());
+        let slices_ready = slices.clone();
         let credentials = aws
             .credentials_provider()
             .context("the gateway needs AWS credentials (standard chain) to sign for Bedrock")?;
@@ -257,7 +309,11 @@ async fn main() -> anyhow::Result<()> {
             slices,
             prices.clone(),
             upstream,
-            Some(events::PodWarnings::start(client.clone(), &identity, Duration::from_secs(60))),
+            Some(events::PodWarnings::start(
+                client.clone(),
+                &identity,
+                Duration::from_secs(60),
+            )),
             metrics.clone(),
             clock.clone(),
             format!("aigov-{:08x}", nonce() as u32),
@@ -268,7 +324,7 @@ async fn main() -> anyhow::Result<()> {
         tracing::info!(listen = %cli.gateway_listen, "gateway serving");
         let metrics_g = metrics.clone();
         tokio::spawn(async move {
-            while !cluster.synced() {
+            while !(cluster.synced() && slices_ready.ready()) {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             metrics_g.ready.store(true, Ordering::Release);

@@ -69,19 +69,51 @@ impl Default for Metrics {
             ready: AtomicBool::new(false),
             registry: Registry::default(),
         };
-        registry.register("gateway_requests", "Calls the gateway answered, by outcome", m.gateway_requests.clone());
+        registry.register(
+            "gateway_requests",
+            "Calls the gateway answered, by outcome",
+            m.gateway_requests.clone(),
+        );
         registry.register(
             "gateway_overhead_seconds",
             "Time a call spends in the gateway before it is forwarded",
             m.gateway_overhead.clone(),
         );
-        registry.register("budget_spent_usd", "Settled spend this period", m.spent.clone());
-        registry.register("budget_limit_usd", "Effective limit this period", m.limit.clone());
-        registry.register("budget_tokens", "Tokens this period by kind", m.tokens.clone());
-        registry.register("budget_throttled_requests", "Refused calls this period", m.throttled.clone());
-        registry.register("reconcile_duration_seconds", "AIBudget reconcile latency", m.reconcile.clone());
-        registry.register("ledger_exchange_duration_seconds", "Ledger Exchange gRPC latency", m.exchange.clone());
-        registry.register("ledger_records", "Usage records received by the ledger", m.records.clone());
+        registry.register(
+            "budget_spent_usd",
+            "Settled spend this period",
+            m.spent.clone(),
+        );
+        registry.register(
+            "budget_limit_usd",
+            "Effective limit this period",
+            m.limit.clone(),
+        );
+        registry.register(
+            "budget_tokens",
+            "Tokens this period by kind",
+            m.tokens.clone(),
+        );
+        registry.register(
+            "budget_throttled_requests",
+            "Refused calls this period",
+            m.throttled.clone(),
+        );
+        registry.register(
+            "reconcile_duration_seconds",
+            "AIBudget reconcile latency",
+            m.reconcile.clone(),
+        );
+        registry.register(
+            "ledger_exchange_duration_seconds",
+            "Ledger Exchange gRPC latency",
+            m.exchange.clone(),
+        );
+        registry.register(
+            "ledger_records",
+            "Usage records received by the ledger",
+            m.records.clone(),
+        );
         Metrics { registry, ..m }
     }
 }
@@ -90,7 +122,9 @@ impl Metrics {
     /// Counts one gateway answer.
     pub fn gateway_request(&self, outcome: &str) {
         self.gateway_requests
-            .get_or_create(&OutcomeLabels { outcome: outcome.to_owned() })
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.to_owned(),
+            })
             .inc();
     }
 
@@ -100,7 +134,15 @@ impl Metrics {
     }
 
     /// Publishes one budget's figures.
-    pub fn budget(&self, namespace: &str, budget: &str, spent: f64, limit: f64, tokens: [(&str, u64); 4], throttled: u64) {
+    pub fn budget(
+        &self,
+        namespace: &str,
+        budget: &str,
+        spent: f64,
+        limit: f64,
+        tokens: [(&str, u64); 4],
+        throttled: u64,
+    ) {
         let labels = BudgetLabels {
             namespace: namespace.to_owned(),
             budget: budget.to_owned(),
@@ -151,8 +193,12 @@ impl Metrics {
                         let (status, body) = match request.uri().path() {
                             "/metrics" => (StatusCode::OK, metrics.encode()),
                             "/healthz" => (StatusCode::OK, "ok\n".to_owned()),
-                            "/readyz" if metrics.ready.load(Ordering::Acquire) => (StatusCode::OK, "ready\n".to_owned()),
-                            "/readyz" => (StatusCode::SERVICE_UNAVAILABLE, "not ready\n".to_owned()),
+                            "/readyz" if metrics.ready.load(Ordering::Acquire) => {
+                                (StatusCode::OK, "ready\n".to_owned())
+                            }
+                            "/readyz" => {
+                                (StatusCode::SERVICE_UNAVAILABLE, "not ready\n".to_owned())
+                            }
                             _ => (StatusCode::NOT_FOUND, "not found\n".to_owned()),
                         };
                         let mut response = Response::new(Full::new(Bytes::from(body)));
@@ -160,7 +206,9 @@ impl Metrics {
                         Ok::<_, Infallible>(response)
                     }
                 });
-                let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
             });
         }
     }

@@ -217,7 +217,8 @@ mod tests {
         }
     }
 
-    const HEAD: &str = "apiVersion: aigov.dev/v1alpha1\nkind: AIBudget\nmetadata: {name: b, namespace: team}\n";
+    const HEAD: &str =
+        "apiVersion: aigov.dev/v1alpha1\nkind: AIBudget\nmetadata: {name: b, namespace: team}\n";
 
     #[test]
     fn an_empty_selector_selects_every_workload_in_the_namespace_only() {
@@ -267,7 +268,10 @@ mod tests {
         ));
         let sonnet = resolve("anthropic.claude-3-5-sonnet-20240620-v1:0");
         let limit = Usd::parse("10").unwrap();
-        assert_eq!(b.downgrade_target(&sonnet, Usd::parse("7.99").unwrap(), limit), None);
+        assert_eq!(
+            b.downgrade_target(&sonnet, Usd::parse("7.99").unwrap(), limit),
+            None
+        );
         assert_eq!(
             b.downgrade_target(&sonnet, Usd::parse("8").unwrap(), limit),
             Some("anthropic.claude-3-haiku-20240307-v1:0")

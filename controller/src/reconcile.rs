@@ -124,7 +124,11 @@ impl Context {
 }
 
 /// A budget's extension this period, from its annotation and what status recorded.
-fn extension_for(annotation: Option<&String>, previous: Option<&ExtensionStatus>, window_start: &str) -> Option<ExtensionStatus> {
+fn extension_for(
+    annotation: Option<&String>,
+    previous: Option<&ExtensionStatus>,
+    window_start: &str,
+) -> Option<ExtensionStatus> {
     let text = annotation?.trim();
     let (amount, reason) = match text.split_once(char::is_whitespace) {
         Some((a, r)) => (a, Some(r.trim().to_owned())),
@@ -133,7 +137,9 @@ fn extension_for(annotation: Option<&String>, previous: Option<&ExtensionStatus>
     let amount = Usd::parse(amount).ok()?.to_api_string();
     match previous {
         // The same annotation, recorded for an earlier period: it has expired.
-        Some(p) if p.amount == amount && p.reason == reason && p.period_start != window_start => None,
+        Some(p) if p.amount == amount && p.reason == reason && p.period_start != window_start => {
+            None
+        }
         Some(p) if p.amount == amount && p.reason == reason => Some(p.clone()),
         _ => Some(ExtensionStatus {
             amount,
@@ -160,7 +166,9 @@ fn parse_duration(text: &str) -> Option<SignedDuration> {
             };
         }
     }
-    number.is_empty().then_some(SignedDuration::from_secs(total))
+    number
+        .is_empty()
+        .then_some(SignedDuration::from_secs(total))
 }
 
 /// Reconciles one AIBudget.
@@ -174,7 +182,11 @@ pub async fn reconcile(budget: Arc<AIBudget>, ctx: Arc<Context>) -> Result<Actio
     let previous = budget.status.as_ref();
     let annotations = budget.annotations();
     let previous_extension = previous.and_then(|p| p.extension.as_ref());
-    let extension = extension_for(annotations.get(EXTENSION_ANNOTATION), previous_extension, &window_start);
+    let extension = extension_for(
+        annotations.get(EXTENSION_ANNOTATION),
+        previous_extension,
+        &window_start,
+    );
     let extension_granted = extension.is_some() && extension.as_ref() != previous_extension;
     let limit = policy.limit
         + extension
@@ -186,7 +198,10 @@ pub async fn reconcile(budget: Arc<AIBudget>, ctx: Arc<Context>) -> Result<Actio
     let snapshot: Account = {
         let mut ledger = ctx.shared.ledger();
         if ledger.account(&key).is_none() {
-            ledger.insert(key.clone(), Account::restore(window.clone(), limit, previous));
+            ledger.insert(
+                key.clone(),
+                Account::restore(window.clone(), limit, previous),
+            );
             // A status from an earlier period: that period ended while no leader ran.
             if let Some(p) = previous
                 && let Some(old) = status::status_window(p)
@@ -196,7 +211,10 @@ pub async fn reconcile(budget: Arc<AIBudget>, ctx: Arc<Context>) -> Result<Actio
                     start: old.start.to_string(),
                     end: old.end.to_string(),
                     spent: p.spent.clone().unwrap_or_else(|| "0.00".into()),
-                    limit: p.effective_limit.clone().unwrap_or_else(|| budget.spec.limit.clone()),
+                    limit: p
+                        .effective_limit
+                        .clone()
+                        .unwrap_or_else(|| budget.spec.limit.clone()),
                     requests: p.requests,
                     throttled_requests: p.throttled_requests,
                 });
@@ -225,8 +243,11 @@ pub async fn reconcile(budget: Arc<AIBudget>, ctx: Arc<Context>) -> Result<Actio
     // Escalation: from the moment spend reaches the limit, each step fires after its delay
     // unless someone acknowledged.
     let exhausted = aigov_api::evaluation::reached(snapshot.spent, limit, 100);
-    let same_period = previous.and_then(|p| p.period_start.as_deref()) == Some(window_start.as_str());
-    let mut escalation: Option<EscalationStatus> = previous.filter(|_| same_period).and_then(|p| p.escalation.clone());
+    let same_period =
+        previous.and_then(|p| p.period_start.as_deref()) == Some(window_start.as_str());
+    let mut escalation: Option<EscalationStatus> = previous
+        .filter(|_| same_period)
+        .and_then(|p| p.escalation.clone());
     if exhausted && escalation.is_none() {
         escalation = Some(EscalationStatus {
             limit_reached_at: now.to_string(),
@@ -245,7 +266,13 @@ pub async fn reconcile(budget: Arc<AIBudget>, ctx: Arc<Context>) -> Result<Actio
         }
         let reached_at: Timestamp = e.limit_reached_at.parse().unwrap_or(now);
         if e.acknowledged_by.is_none() {
-            for (i, step) in budget.spec.escalation.iter().enumerate().skip(e.steps_notified as usize) {
+            for (i, step) in budget
+                .spec
+                .escalation
+                .iter()
+                .enumerate()
+                .skip(e.steps_notified as usize)
+            {
                 let due = reached_at + parse_duration(&step.after).unwrap_or_default();
                 if now >= due {
                     e.steps_notified = i as u32 + 1;
@@ -285,7 +312,12 @@ pub async fn reconcile(budget: Arc<AIBudget>, ctx: Arc<Context>) -> Result<Actio
     comparable.forecast = None;
     let mut before = previous.cloned().unwrap_or_default();
     before.forecast = None;
-    let last_write = ctx.written.lock().unwrap_or_else(|e| e.into_inner()).get(&key).copied();
+    let last_write = ctx
+        .written
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&key)
+        .copied();
     let urgent = outcome.urgent()
         || finished.is_some()
         || extension_granted
@@ -295,7 +327,8 @@ pub async fn reconcile(budget: Arc<AIBudget>, ctx: Arc<Context>) -> Result<Actio
         || escalation.as_ref() != previous.and_then(|p| p.escalation.as_ref());
     let since_write = last_write.map(|t| t.elapsed());
     let interval_passed = since_write.is_none_or(|e| e >= ctx.status_interval);
-    let stale = since_write.is_none_or(|e| e >= REFRESH) && outcome.status.forecast != previous.and_then(|p| p.forecast.clone());
+    let stale = since_write.is_none_or(|e| e >= REFRESH)
+        && outcome.status.forecast != previous.and_then(|p| p.forecast.clone());
     let write = urgent || (comparable != before && interval_passed) || stale;
     let mut requeue = REFRESH;
     if write {
@@ -305,15 +338,23 @@ pub async fn reconcile(budget: Arc<AIBudget>, ctx: Arc<Context>) -> Result<Actio
             "kind": "AIBudget",
             "status": outcome.status,
         });
-        api.patch_status(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
-            .await?;
-        ctx.shared.ledger().mark_persisted(&key, &outcome.status.ledger);
+        api.patch_status(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await?;
+        ctx.shared
+            .ledger()
+            .mark_persisted(&key, &outcome.status.ledger);
         ctx.written
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(key.clone(), Instant::now());
     } else if comparable != before {
-        requeue = ctx.status_interval.saturating_sub(since_write.unwrap_or_default());
+        requeue = ctx
+            .status_interval
+            .saturating_sub(since_write.unwrap_or_default());
     }
 
     // Events and alerts, after the status they describe is written.
@@ -340,7 +381,10 @@ pub async fn reconcile(budget: Arc<AIBudget>, ctx: Arc<Context>) -> Result<Actio
             format!(
                 "limit raised by ${} for this period{} (effective limit {}); {figures}",
                 e.amount,
-                e.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default(),
+                e.reason
+                    .as_deref()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default(),
                 limit.display_cents()
             ),
         )
@@ -350,7 +394,13 @@ pub async fn reconcile(budget: Arc<AIBudget>, ctx: Arc<Context>) -> Result<Actio
         .spec
         .alerts
         .as_ref()
-        .map(|a| Channel::from_parts(&namespace, a.sns_topic_arn.as_ref(), a.webhook_secret_ref.as_ref()))
+        .map(|a| {
+            Channel::from_parts(
+                &namespace,
+                a.sns_topic_arn.as_ref(),
+                a.webhook_secret_ref.as_ref(),
+            )
+        })
         .unwrap_or_default();
     let cooldown = budget
         .spec
@@ -374,33 +424,75 @@ pub async fn reconcile(budget: Arc<AIBudget>, ctx: Arc<Context>) -> Result<Actio
     };
     for threshold in &outcome.newly_crossed {
         let message = format!("AIBudget {key}: {threshold}% threshold crossed: {figures}");
-        publish(&ctx.recorder, &regarding, false, "ThresholdCrossed", message.clone()).await;
-        alert(&alert_channels, format!("AIBudget {key} at {threshold}%"), message);
+        publish(
+            &ctx.recorder,
+            &regarding,
+            false,
+            "ThresholdCrossed",
+            message.clone(),
+        )
+        .await;
+        alert(
+            &alert_channels,
+            format!("AIBudget {key} at {threshold}%"),
+            message,
+        );
     }
     let was_exhausted = previous
         .and_then(|p| p.conditions.iter().find(|c| c.type_ == "BudgetExhausted"))
         .is_some_and(|c| c.status == "True")
         && finished.is_none();
     if exhausted && !was_exhausted {
-        let message = format!("AIBudget {key} reached its limit: {figures}; calls are refused until then");
-        publish(&ctx.recorder, &regarding, true, "BudgetExhausted", message.clone()).await;
+        let message =
+            format!("AIBudget {key} reached its limit: {figures}; calls are refused until then");
+        publish(
+            &ctx.recorder,
+            &regarding,
+            true,
+            "BudgetExhausted",
+            message.clone(),
+        )
+        .await;
         if !budget.spec.thresholds.contains(&100) {
-            alert(&alert_channels, format!("AIBudget {key} exhausted"), message);
+            alert(
+                &alert_channels,
+                format!("AIBudget {key} exhausted"),
+                message,
+            );
         }
     }
     for (i, after) in &escalations {
         let step = &budget.spec.escalation[*i];
-        let channels = Channel::from_parts(&namespace, step.sns_topic_arn.as_ref(), step.webhook_secret_ref.as_ref());
+        let channels = Channel::from_parts(
+            &namespace,
+            step.sns_topic_arn.as_ref(),
+            step.webhook_secret_ref.as_ref(),
+        );
         let message = format!(
             "AIBudget {key} has been at its limit for {after} without acknowledgement (escalation step {}): {figures}. \
              Acknowledge with: kubectl annotate aib -n {namespace} {name} {ACKNOWLEDGED_ANNOTATION}=<your name>",
             i + 1
         );
-        publish(&ctx.recorder, &regarding, true, "Escalated", message.clone()).await;
-        alert(&channels, format!("ESCALATION: AIBudget {key} exhausted"), message);
+        publish(
+            &ctx.recorder,
+            &regarding,
+            true,
+            "Escalated",
+            message.clone(),
+        )
+        .await;
+        alert(
+            &channels,
+            format!("ESCALATION: AIBudget {key} exhausted"),
+            message,
+        );
     }
     publish_refusals(&ctx, &key, &regarding, &figures).await;
-    let notes = ctx.notes.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
+    let notes = ctx
+        .notes
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&key);
     for note in notes.into_iter().flatten() {
         publish(&ctx.recorder, &regarding, false, "PriceChanged", note).await;
     }
@@ -432,7 +524,12 @@ pub async fn reconcile(budget: Arc<AIBudget>, ctx: Arc<Context>) -> Result<Actio
     ))
 }
 
-async fn publish_refusals(ctx: &Context, key: &str, regarding: &k8s_openapi::api::core::v1::ObjectReference, figures: &str) {
+async fn publish_refusals(
+    ctx: &Context,
+    key: &str,
+    regarding: &k8s_openapi::api::core::v1::ObjectReference,
+    figures: &str,
+) {
     let Some(fresh) = ctx.shared.take_notable(key) else {
         return;
     };
@@ -470,7 +567,9 @@ async fn publish_refusals(ctx: &Context, key: &str, regarding: &k8s_openapi::api
             format!(
                 "{} call(s) refused (throttled or over the limit){}; {figures}",
                 n.refused,
-                n.last_pod.map(|p| format!(", the last from pod {p}")).unwrap_or_default()
+                n.last_pod
+                    .map(|p| format!(", the last from pod {p}"))
+                    .unwrap_or_default()
             ),
         )
         .await;
@@ -482,7 +581,10 @@ async fn publish_refusals(ctx: &Context, key: &str, regarding: &k8s_openapi::api
             regarding,
             true,
             "Downgraded",
-            format!("{} call(s) downgraded, the last from {from} to {to}; {figures}", n.downgraded),
+            format!(
+                "{} call(s) downgraded, the last from {from} to {to}; {figures}",
+                n.downgraded
+            ),
         )
         .await;
     }
@@ -495,8 +597,16 @@ fn error_policy(budget: Arc<AIBudget>, error: &Error, _ctx: Arc<Context>) -> Act
 
 /// Runs the reconciler until the process ends; `changed` names budgets whose ledger account
 /// moved. Also expires silent gateways' slices every few seconds.
-pub async fn run(ctx: Arc<Context>, changed: tokio::sync::mpsc::UnboundedReceiver<BudgetKey>, gateway_expiry: Duration) {
-    let api: Api<AIBudget> = Api::all(ctx.client.clone());
+pub async fn run(
+    ctx: Arc<Context>,
+    changed: tokio::sync::mpsc::UnboundedReceiver<BudgetKey>,
+    gateway_expiry: Duration,
+    namespace: Option<String>,
+) {
+    let api: Api<AIBudget> = match &namespace {
+        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
+        None => Api::all(ctx.client.clone()),
+    };
     let triggers = futures::stream::unfold(changed, |mut receiver| async move {
         let key = receiver.recv().await?;
         let (namespace, name) = key.split_once('/').unwrap_or(("", &key));
@@ -531,19 +641,46 @@ mod tests {
 
     #[test]
     fn durations_read_like_go() {
-        assert_eq!(parse_duration("1h30m"), Some(SignedDuration::from_secs(5400)));
+        assert_eq!(
+            parse_duration("1h30m"),
+            Some(SignedDuration::from_secs(5400))
+        );
         assert_eq!(parse_duration("45s"), Some(SignedDuration::from_secs(45)));
         assert_eq!(parse_duration("5"), None);
     }
 
     #[test]
     fn an_extension_lasts_for_the_period_it_was_granted_in() {
-        let granted = extension_for(Some(&"50.00 launch".to_owned()), None, "2026-11-01T00:00:00Z").unwrap();
-        assert_eq!((granted.amount.as_str(), granted.reason.as_deref()), ("50.00", Some("launch")));
-        let same = extension_for(Some(&"50.00 launch".to_owned()), Some(&granted), "2026-11-01T00:00:00Z");
+        let granted = extension_for(
+            Some(&"50.00 launch".to_owned()),
+            None,
+            "2026-11-01T00:00:00Z",
+        )
+        .unwrap();
+        assert_eq!(
+            (granted.amount.as_str(), granted.reason.as_deref()),
+            ("50.00", Some("launch"))
+        );
+        let same = extension_for(
+            Some(&"50.00 launch".to_owned()),
+            Some(&granted),
+            "2026-11-01T00:00:00Z",
+        );
         assert_eq!(same.as_ref(), Some(&granted));
-        assert_eq!(extension_for(Some(&"50.00 launch".to_owned()), Some(&granted), "2026-12-01T00:00:00Z"), None);
-        let again = extension_for(Some(&"20 december".to_owned()), Some(&granted), "2026-12-01T00:00:00Z").unwrap();
+        assert_eq!(
+            extension_for(
+                Some(&"50.00 launch".to_owned()),
+                Some(&granted),
+                "2026-12-01T00:00:00Z"
+            ),
+            None
+        );
+        let again = extension_for(
+            Some(&"20 december".to_owned()),
+            Some(&granted),
+            "2026-12-01T00:00:00Z",
+        )
+        .unwrap();
         assert_eq!(again.period_start, "2026-12-01T00:00:00Z");
         assert_eq!(extension_for(Some(&"lots".to_owned()), None, "x"), None);
     }

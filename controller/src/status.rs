@@ -122,9 +122,20 @@ pub fn build(inputs: StatusInputs<'_>) -> StatusOutcome {
         .filter(|p| evaluation::reached(spent, limit, *p));
     let highest = crossed.last().copied();
 
-    let previous_conditions = inputs.previous.map(|p| p.conditions.as_slice()).unwrap_or_default();
+    let previous_conditions = inputs
+        .previous
+        .map(|p| p.conditions.as_slice())
+        .unwrap_or_default();
     let condition = |type_: &str, status: bool, reason: &str, message: String| {
-        make_condition(previous_conditions, type_, status, reason, message, inputs.generation, inputs.now)
+        make_condition(
+            previous_conditions,
+            type_,
+            status,
+            reason,
+            message,
+            inputs.generation,
+            inputs.now,
+        )
     };
     let summary = format!(
         "spent {} of {} ({percent}%) this period; resets at {resets}",
@@ -145,11 +156,20 @@ pub fn build(inputs: StatusInputs<'_>) -> StatusOutcome {
         condition(
             "BudgetExhausted",
             exhausted,
-            if exhausted { "LimitReached" } else { "WithinLimit" },
             if exhausted {
-                format!("the limit is reached: calls are refused until {resets}, or until an extension")
+                "LimitReached"
             } else {
-                format!("{} left this period", limit.saturating_sub(spent).display_cents())
+                "WithinLimit"
+            },
+            if exhausted {
+                format!(
+                    "the limit is reached: calls are refused until {resets}, or until an extension"
+                )
+            } else {
+                format!(
+                    "{} left this period",
+                    limit.saturating_sub(spent).display_cents()
+                )
             },
         ),
         condition(
@@ -163,8 +183,14 @@ pub fn build(inputs: StatusInputs<'_>) -> StatusOutcome {
                 "NotThrottling"
             },
             match (exhausted, soft) {
-                (true, _) => format!("every call is refused until {resets} ({} refused this period)", account.throttled),
-                (false, Some(p)) => format!("past the {p}% soft limit: calls are rate-limited ({} refused this period)", account.throttled),
+                (true, _) => format!(
+                    "every call is refused until {resets} ({} refused this period)",
+                    account.throttled
+                ),
+                (false, Some(p)) => format!(
+                    "past the {p}% soft limit: calls are rate-limited ({} refused this period)",
+                    account.throttled
+                ),
                 (false, None) => "calls are admitted".to_owned(),
             },
         ),
@@ -236,7 +262,9 @@ fn make_condition(
     let since = previous
         .iter()
         .find(|c| c.type_ == type_ && c.status == status)
-        .map_or(Time(crate::clock::k8s_timestamp(now)), |c| c.last_transition_time.clone());
+        .map_or(Time(crate::clock::k8s_timestamp(now)), |c| {
+            c.last_transition_time.clone()
+        });
     Condition {
         type_: type_.to_owned(),
         status,
@@ -278,14 +306,22 @@ mod tests {
 
     fn account(spent: &str) -> Account {
         let window = Period::Monthly
-            .window_at("2026-11-10T00:00:00Z".parse().unwrap(), &time_zone("UTC").unwrap())
+            .window_at(
+                "2026-11-10T00:00:00Z".parse().unwrap(),
+                &time_zone("UTC").unwrap(),
+            )
             .unwrap();
         let mut a = Account::restore(window, Usd::parse("100").unwrap(), None);
         a.spent = Usd::parse(spent).unwrap();
         a
     }
 
-    fn build_for<'a>(spec: &'a AIBudgetSpec, account: &'a Account, previous: Option<&'a AIBudgetStatus>, now: &str) -> StatusOutcome {
+    fn build_for<'a>(
+        spec: &'a AIBudgetSpec,
+        account: &'a Account,
+        previous: Option<&'a AIBudgetStatus>,
+        now: &str,
+    ) -> StatusOutcome {
         build(StatusInputs {
             spec,
             generation: Some(3),
@@ -314,7 +350,10 @@ mod tests {
         let second = build_for(&spec, &a, Some(&first.status), "2026-11-15T00:01:00Z");
         assert!(second.newly_crossed.is_empty());
         assert!(!second.urgent());
-        assert_eq!(condition(&second.status, "ThresholdCrossed").reason, "Threshold80");
+        assert_eq!(
+            condition(&second.status, "ThresholdCrossed").reason,
+            "Threshold80"
+        );
     }
 
     #[test]
@@ -330,7 +369,15 @@ mod tests {
         let spent = account("100");
         let exhausted = build_for(&spec, &spent, Some(&later.status), "2026-11-17T00:00:00Z");
         let c = condition(&exhausted.status, "BudgetExhausted");
-        assert_eq!((c.status.as_str(), crate::clock::from_k8s_timestamp(c.last_transition_time.0).to_string().as_str()), ("True", "2026-11-17T00:00:00Z"));
+        assert_eq!(
+            (
+                c.status.as_str(),
+                crate::clock::from_k8s_timestamp(c.last_transition_time.0)
+                    .to_string()
+                    .as_str()
+            ),
+            ("True", "2026-11-17T00:00:00Z")
+        );
         assert_eq!(exhausted.status.phase, Some(Phase::Throttled));
         assert_eq!(exhausted.phase_changed, Some(Some(Phase::Active)));
         assert_eq!(c.observed_generation, Some(3));

@@ -66,10 +66,7 @@ impl ModelPattern {
     /// `*claude-3-5-sonnet*` covers `us.` profiles and ARNs alike.
     pub fn matches_model(&self, model: &crate::model::ResolvedModel) -> bool {
         self.matches(&model.requested)
-            || model
-                .model_id
-                .as_deref()
-                .is_some_and(|id| self.matches(id))
+            || model.model_id.as_deref().is_some_and(|id| self.matches(id))
     }
 
     /// True when the pattern has a `*`.

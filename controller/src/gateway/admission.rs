@@ -27,9 +27,10 @@ pub struct BudgetState<'a> {
 
 impl BudgetState<'_> {
     fn resets_text(&self) -> String {
-        self.resets
-            .as_deref()
-            .map_or_else(|| "at the end of the period".to_owned(), |r| format!("at {r}"))
+        self.resets.as_deref().map_or_else(
+            || "at the end of the period".to_owned(),
+            |r| format!("at {r}"),
+        )
     }
 }
 
@@ -56,7 +57,11 @@ pub struct Admitted {
 }
 
 /// Checks model rules, applies a downgrade, and refuses when a budget is spent.
-pub fn decide(states: &[BudgetState<'_>], operation: Operation, requested: &str) -> Result<Admitted, Refused> {
+pub fn decide(
+    states: &[BudgetState<'_>],
+    operation: Operation,
+    requested: &str,
+) -> Result<Admitted, Refused> {
     let asked = resolve(requested);
     check_models(states, &asked)?;
     let mut admitted = Admitted {
@@ -65,7 +70,10 @@ pub fn decide(states: &[BudgetState<'_>], operation: Operation, requested: &str)
         downgraded_by: None,
     };
     for state in states {
-        let Some(target) = state.policy.downgrade_target(&asked, state.spent, state.limit) else {
+        let Some(target) = state
+            .policy
+            .downgrade_target(&asked, state.spent, state.limit)
+        else {
             continue;
         };
         let cheaper = resolve(target);
@@ -162,13 +170,22 @@ pub fn shortfall(state: &BudgetState<'_>, worst: Usd) -> Refused {
 
 /// The output tokens a request asks for at most, where its body says: Converse's
 /// `inferenceConfig.maxTokens`, or the model-native field of an InvokeModel body.
-pub fn requested_output_tokens(operation: Operation, model: &ResolvedModel, body: &Value) -> Option<u64> {
+pub fn requested_output_tokens(
+    operation: Operation,
+    model: &ResolvedModel,
+    body: &Value,
+) -> Option<u64> {
     if operation.is_converse() {
-        return body.pointer("/inferenceConfig/maxTokens").and_then(Value::as_u64);
+        return body
+            .pointer("/inferenceConfig/maxTokens")
+            .and_then(Value::as_u64);
     }
     let pointers: &[&str] = match model.catalog.map(|e| e.family) {
         Some(ModelFamily::AnthropicClaude) | Some(ModelFamily::Mistral) => &["/max_tokens"],
-        Some(ModelFamily::AmazonNova) => &["/inferenceConfig/max_new_tokens", "/inferenceConfig/maxTokens"],
+        Some(ModelFamily::AmazonNova) => &[
+            "/inferenceConfig/max_new_tokens",
+            "/inferenceConfig/maxTokens",
+        ],
         Some(ModelFamily::AmazonTitanText) => &["/textGenerationConfig/maxTokenCount"],
         Some(ModelFamily::MetaLlama) => &["/max_gen_len"],
         None => &["/max_tokens"],
@@ -209,7 +226,11 @@ mod tests {
         let refused = decide(&[state], Operation::Converse, HAIKU).unwrap_err();
         assert_eq!(refused.kind, Refusal::Exhausted);
         for needle in ["team/b", "$1.00 of its $1.00", "2026-12-01T00:00:00Z"] {
-            assert!(refused.message.contains(needle), "{needle} in {}", refused.message);
+            assert!(
+                refused.message.contains(needle),
+                "{needle} in {}",
+                refused.message
+            );
         }
     }
 
@@ -218,14 +239,26 @@ mod tests {
         let p = policy(&format!(
             "  limit: '10'\n  enforcement:\n    action: Downgrade\n    downgrade:\n    - {{from: '*sonnet*', to: '{HAIKU}'}}\n    - {{from: '*opus*', to: 'amazon.nova-micro-v1:0'}}\n"
         ));
-        let state = BudgetState { policy: &p, spent: usd("9.50"), limit: usd("10"), resets: None };
+        let state = BudgetState {
+            policy: &p,
+            spent: usd("9.50"),
+            limit: usd("10"),
+            resets: None,
+        };
         let a = decide(std::slice::from_ref(&state), Operation::Converse, SONNET).unwrap();
-        assert_eq!((a.model.as_str(), a.downgraded_from.as_deref()), (HAIKU, Some(SONNET)));
+        assert_eq!(
+            (a.model.as_str(), a.downgraded_from.as_deref()),
+            (HAIKU, Some(SONNET))
+        );
         let a = decide(std::slice::from_ref(&state), Operation::InvokeModel, SONNET).unwrap();
         assert_eq!(a.model, HAIKU, "Claude to Claude keeps the body valid");
         let opus = "anthropic.claude-opus-4-20250514-v1:0";
         let a = decide(std::slice::from_ref(&state), Operation::InvokeModel, opus).unwrap();
-        assert_eq!((a.model.as_str(), a.downgraded_from), (opus, None), "Claude body cannot go to Nova");
+        assert_eq!(
+            (a.model.as_str(), a.downgraded_from),
+            (opus, None),
+            "Claude body cannot go to Nova"
+        );
         let a = decide(&[state], Operation::ConverseStream, opus).unwrap();
         assert_eq!(a.model, "amazon.nova-micro-v1:0");
     }
@@ -233,8 +266,18 @@ mod tests {
     #[test]
     fn a_forbidden_model_is_refused_by_name() {
         let p = policy("  limit: '10'\n  models: {deny: ['*opus*']}\n");
-        let state = BudgetState { policy: &p, spent: Usd::ZERO, limit: usd("10"), resets: None };
-        let refused = decide(&[state], Operation::Converse, "us.anthropic.claude-opus-4-20250514-v1:0").unwrap_err();
+        let state = BudgetState {
+            policy: &p,
+            spent: Usd::ZERO,
+            limit: usd("10"),
+            resets: None,
+        };
+        let refused = decide(
+            &[state],
+            Operation::Converse,
+            "us.anthropic.claude-opus-4-20250514-v1:0",
+        )
+        .unwrap_err();
         assert_eq!(refused.kind, Refusal::ModelForbidden);
         assert!(refused.message.contains("*opus*"));
     }
@@ -242,7 +285,12 @@ mod tests {
     #[test]
     fn a_worst_case_that_can_never_fit_is_a_403_else_a_429() {
         let p = policy("  limit: '1.00'\n");
-        let state = BudgetState { policy: &p, spent: usd("0.90"), limit: usd("1.00"), resets: None };
+        let state = BudgetState {
+            policy: &p,
+            spent: usd("0.90"),
+            limit: usd("1.00"),
+            resets: None,
+        };
         assert_eq!(shortfall(&state, usd("0.20")).kind, Refusal::Exhausted);
         assert_eq!(shortfall(&state, usd("0.05")).kind, Refusal::Throttled);
     }
@@ -250,17 +298,31 @@ mod tests {
     #[test]
     fn max_tokens_is_read_where_each_family_puts_it() {
         let converse = serde_json::json!({"inferenceConfig": {"maxTokens": 100}});
-        assert_eq!(requested_output_tokens(Operation::Converse, &resolve(SONNET), &converse), Some(100));
+        assert_eq!(
+            requested_output_tokens(Operation::Converse, &resolve(SONNET), &converse),
+            Some(100)
+        );
         let claude = serde_json::json!({"max_tokens": 200});
-        assert_eq!(requested_output_tokens(Operation::InvokeModel, &resolve(SONNET), &claude), Some(200));
+        assert_eq!(
+            requested_output_tokens(Operation::InvokeModel, &resolve(SONNET), &claude),
+            Some(200)
+        );
         let titan = serde_json::json!({"textGenerationConfig": {"maxTokenCount": 300}});
         assert_eq!(
-            requested_output_tokens(Operation::InvokeModel, &resolve("amazon.titan-text-express-v1"), &titan),
+            requested_output_tokens(
+                Operation::InvokeModel,
+                &resolve("amazon.titan-text-express-v1"),
+                &titan
+            ),
             Some(300)
         );
         let llama = serde_json::json!({"max_gen_len": 400});
         assert_eq!(
-            requested_output_tokens(Operation::InvokeModel, &resolve("meta.llama3-8b-instruct-v1:0"), &llama),
+            requested_output_tokens(
+                Operation::InvokeModel,
+                &resolve("meta.llama3-8b-instruct-v1:0"),
+                &llama
+            ),
             Some(400)
         );
     }

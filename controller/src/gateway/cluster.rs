@@ -36,7 +36,12 @@ impl ClusterView {
     pub fn budgets_for(&self, workload: &Workload) -> Vec<Arc<BudgetPolicy>> {
         read(&self.budgets)
             .get(&workload.namespace)
-            .map(|list| list.iter().filter(|b| b.selects(workload)).cloned().collect())
+            .map(|list| {
+                list.iter()
+                    .filter(|b| b.selects(workload))
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -61,26 +66,37 @@ impl ClusterView {
                     .entry(policy.namespace.clone())
                     .or_default()
                     .push(Arc::new(policy)),
-                Err(e) => tracing::warn!(budget = budget.name_any(), error = %e, "AIBudget ignored"),
+                Err(e) => {
+                    tracing::warn!(budget = budget.name_any(), error = %e, "AIBudget ignored")
+                }
             }
         }
         *self.budgets.write().unwrap_or_else(|e| e.into_inner()) = index;
     }
 
-    /// Watches pods and AIBudgets in all namespaces until the process ends.
-    pub async fn watch(self, client: Client) {
-        let pods = watch_all::<Pod>(Api::all(client.clone()), {
+    /// Watches pods and AIBudgets (in `namespace`, else all) until the process ends.
+    pub async fn watch(self, client: Client, namespace: Option<String>) {
+        let (pod_api, budget_api) = match &namespace {
+            Some(ns) => (
+                Api::namespaced(client.clone(), ns),
+                Api::namespaced(client, ns),
+            ),
+            None => (Api::all(client.clone()), Api::all(client)),
+        };
+        let pods = watch_all::<Pod>(pod_api, {
             let view = self.clone();
             move |all| {
                 view.set_pods(all);
-                view.pods_synced.store(true, std::sync::atomic::Ordering::Release);
+                view.pods_synced
+                    .store(true, std::sync::atomic::Ordering::Release);
             }
         });
-        let budgets = watch_all::<AIBudget>(Api::all(client), {
+        let budgets = watch_all::<AIBudget>(budget_api, {
             let view = self.clone();
             move |all| {
                 view.set_budgets(all);
-                view.budgets_synced.store(true, std::sync::atomic::Ordering::Release);
+                view.budgets_synced
+                    .store(true, std::sync::atomic::Ordering::Release);
             }
         });
         tokio::join!(pods, budgets);
@@ -179,7 +195,14 @@ mod tests {
             pod("team", "b", "127.0.0.11", "Succeeded"),
         ]);
         let w = view.workload("127.0.0.10".parse().unwrap()).unwrap();
-        assert_eq!((w.namespace.as_str(), w.name.as_str(), w.service_account.as_str()), ("team", "a", "chat"));
+        assert_eq!(
+            (
+                w.namespace.as_str(),
+                w.name.as_str(),
+                w.service_account.as_str()
+            ),
+            ("team", "a", "chat")
+        );
         assert!(view.workload("127.0.0.11".parse().unwrap()).is_none());
     }
 }

@@ -33,7 +33,12 @@ pub fn bedrock_error(code: &str, message: &str, request_id: &str) -> Response<Re
 }
 
 /// A 429 with a `Retry-After` hint (seconds).
-pub fn throttled(message: &str, request_id: &str, retry_after_secs: u64, budget: &str) -> Response<ResponseBody> {
+pub fn throttled(
+    message: &str,
+    request_id: &str,
+    retry_after_secs: u64,
+    budget: &str,
+) -> Response<ResponseBody> {
     let mut response = bedrock_error("ThrottlingException", message, request_id);
     response
         .headers_mut()

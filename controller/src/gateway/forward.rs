@@ -85,11 +85,13 @@ pub struct Upstream {
 
 impl Upstream {
     /// A client for `config`, signing with `credentials`.
-    pub fn new(config: UpstreamConfig, credentials: SharedCredentialsProvider) -> Result<Upstream, ForwardError> {
-        let base: Uri = config
-            .endpoint
-            .parse()
-            .map_err(|e| ForwardError::Unreachable(format!("bad endpoint {:?}: {e}", config.endpoint)))?;
+    pub fn new(
+        config: UpstreamConfig,
+        credentials: SharedCredentialsProvider,
+    ) -> Result<Upstream, ForwardError> {
+        let base: Uri = config.endpoint.parse().map_err(|e| {
+            ForwardError::Unreachable(format!("bad endpoint {:?}: {e}", config.endpoint))
+        })?;
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
@@ -147,7 +149,8 @@ impl Upstream {
         }
         headers.insert(
             "host",
-            HeaderValue::from_str(authority.as_str()).map_err(|e| ForwardError::Signing(e.to_string()))?,
+            HeaderValue::from_str(authority.as_str())
+                .map_err(|e| ForwardError::Signing(e.to_string()))?,
         );
         self.sign(&mut request, &body).await?;
         match tokio::time::timeout(self.config.timeout, self.client.request(request)).await {
@@ -157,7 +160,11 @@ impl Upstream {
         }
     }
 
-    async fn sign(&self, request: &mut Request<Full<Bytes>>, body: &[u8]) -> Result<(), ForwardError> {
+    async fn sign(
+        &self,
+        request: &mut Request<Full<Bytes>>,
+        body: &[u8],
+    ) -> Result<(), ForwardError> {
         let credentials = self
             .credentials
             .provide_credentials()
@@ -179,8 +186,13 @@ impl Upstream {
             .filter_map(|(n, v)| v.to_str().ok().map(|v| (n.as_str(), v)))
             .collect();
         let uri = request.uri().to_string();
-        let signable = SignableRequest::new("POST", &uri, header_pairs.into_iter(), SignableBody::Bytes(body))
-            .map_err(|e| ForwardError::Signing(e.to_string()))?;
+        let signable = SignableRequest::new(
+            "POST",
+            &uri,
+            header_pairs.into_iter(),
+            SignableBody::Bytes(body),
+        )
+        .map_err(|e| ForwardError::Signing(e.to_string()))?;
         let (instructions, _signature) = sign(signable, &params)
             .map_err(|e| ForwardError::Signing(e.to_string()))?
             .into_parts();

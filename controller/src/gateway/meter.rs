@@ -43,7 +43,12 @@ impl StreamMeter {
         self.buffer.extend_from_slice(bytes);
         // Each message starts with its total length (big-endian u32), CRCs checked on decode.
         while self.buffer.len() >= 4 {
-            let total = u32::from_be_bytes([self.buffer[0], self.buffer[1], self.buffer[2], self.buffer[3]]) as usize;
+            let total = u32::from_be_bytes([
+                self.buffer[0],
+                self.buffer[1],
+                self.buffer[2],
+                self.buffer[3],
+            ]) as usize;
             if !(16..=MAX_FRAME_BYTES).contains(&total) {
                 self.break_off();
                 return;
@@ -113,7 +118,11 @@ fn chunk_usage(payload: &[u8]) -> Option<Usage> {
 }
 
 /// Usage from a complete (non-streaming) response: the Converse body, or InvokeModel's headers.
-pub fn response_usage(operation: Operation, headers: &http::HeaderMap, body: &[u8]) -> Option<Usage> {
+pub fn response_usage(
+    operation: Operation,
+    headers: &http::HeaderMap,
+    body: &[u8],
+) -> Option<Usage> {
     match operation {
         Operation::Converse => usage::from_converse_body(body).ok(),
         Operation::InvokeModel => {
@@ -132,8 +141,14 @@ mod tests {
 
     fn event(kind: &str, payload: &str) -> Vec<u8> {
         let message = Message::new(Bytes::from(payload.to_owned()))
-            .add_header(Header::new(":event-type", HeaderValue::String(kind.to_owned().into())))
-            .add_header(Header::new(":message-type", HeaderValue::String("event".into())));
+            .add_header(Header::new(
+                ":event-type",
+                HeaderValue::String(kind.to_owned().into()),
+            ))
+            .add_header(Header::new(
+                ":message-type",
+                HeaderValue::String("event".into()),
+            ));
         let mut out = Vec::new();
         write_message_to(&message, &mut out).unwrap();
         out
@@ -151,7 +166,14 @@ mod tests {
             meter.feed(std::slice::from_ref(b));
         }
         let usage = meter.usage().unwrap();
-        assert_eq!((usage.input_tokens, usage.output_tokens, usage.cache_read_tokens), (10, 20, 5));
+        assert_eq!(
+            (
+                usage.input_tokens,
+                usage.output_tokens,
+                usage.cache_read_tokens
+            ),
+            (10, 20, 5)
+        );
         assert_eq!(meter.buffered(), 0);
     }
 

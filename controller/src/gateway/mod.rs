@@ -152,11 +152,19 @@ impl Gateway {
     }
 
     fn request_id(&self) -> String {
-        format!("{}-{:012x}", self.id_prefix, self.next_id.fetch_add(1, Ordering::Relaxed))
+        format!(
+            "{}-{:012x}",
+            self.id_prefix,
+            self.next_id.fetch_add(1, Ordering::Relaxed)
+        )
     }
 
     /// Answers one request from `peer`. Never panics on input; every refusal is Bedrock-shaped.
-    pub async fn handle(self: &Arc<Self>, peer: IpAddr, request: Request<Incoming>) -> Response<ResponseBody> {
+    pub async fn handle(
+        self: &Arc<Self>,
+        peer: IpAddr,
+        request: Request<Incoming>,
+    ) -> Response<ResponseBody> {
         let started = Instant::now();
         let (response, outcome) = self.handle_inner(peer, request, started).await;
         self.metrics.gateway_request(outcome);
@@ -187,7 +195,9 @@ impl Gateway {
                 return (
                     bedrock_error(
                         "ValidationException",
-                        &format!("the model identifier {id:?} is not a Bedrock model ID, inference profile or ARN"),
+                        &format!(
+                            "the model identifier {id:?} is not a Bedrock model ID, inference profile or ARN"
+                        ),
                         &request_id,
                     ),
                     "invalid",
@@ -224,7 +234,11 @@ impl Gateway {
             Ok(v @ serde_json::Value::Object(_)) => v,
             Ok(_) => {
                 return (
-                    bedrock_error("ValidationException", "the request body must be a JSON object", &request_id),
+                    bedrock_error(
+                        "ValidationException",
+                        "the request body must be a JSON object",
+                        &request_id,
+                    ),
                     "invalid",
                 );
             }
@@ -243,7 +257,10 @@ impl Gateway {
             .as_deref()
             .map(|w| self.cluster.budgets_for(w))
             .unwrap_or_default();
-        let figures: Vec<_> = policies.iter().map(|p| self.slices.figures(&p.key)).collect();
+        let figures: Vec<_> = policies
+            .iter()
+            .map(|p| self.slices.figures(&p.key))
+            .collect();
         let states: Vec<BudgetState<'_>> = policies
             .iter()
             .zip(&figures)
@@ -256,7 +273,9 @@ impl Gateway {
             .collect();
         let admitted = match admission::decide(&states, route.operation, &route.model) {
             Ok(a) => a,
-            Err(refused) => return self.refuse(refused, workload.as_deref(), &route, &request_id, 0),
+            Err(refused) => {
+                return self.refuse(refused, workload.as_deref(), &route, &request_id, 0);
+            }
         };
         for state in &states {
             if let Some(rpm) = state.policy.soft_rate(state.spent, state.limit)
@@ -302,7 +321,10 @@ impl Gateway {
             match self.slices.reserve(&claims, worst).await {
                 Ok(r) => r,
                 Err(Shortfall::Budget(key)) => {
-                    let state = states.iter().find(|s| s.policy.key == key).expect("claimed");
+                    let state = states
+                        .iter()
+                        .find(|s| s.policy.key == key)
+                        .expect("claimed");
                     let fresh = self.slices.figures(&key);
                     let state = BudgetState {
                         spent: fresh.as_ref().map_or(state.spent, |f| f.spent),
@@ -341,8 +363,14 @@ impl Gateway {
 
         let record = UsageRecord {
             model: admitted.model.clone(),
-            pod_namespace: workload.as_ref().map(|w| w.namespace.clone()).unwrap_or_default(),
-            pod_name: workload.as_ref().map(|w| w.name.clone()).unwrap_or_default(),
+            pod_namespace: workload
+                .as_ref()
+                .map(|w| w.namespace.clone())
+                .unwrap_or_default(),
+            pod_name: workload
+                .as_ref()
+                .map(|w| w.name.clone())
+                .unwrap_or_default(),
             operation: route.operation.name().to_owned(),
             downgraded_from: admitted.downgraded_from.clone().unwrap_or_default(),
             ..UsageRecord::default()
@@ -357,7 +385,13 @@ impl Gateway {
         self.metrics.gateway_overhead(started.elapsed());
         let upstream = self
             .upstream
-            .send(route.operation, &admitted.model, query.as_deref(), &parts.headers, body)
+            .send(
+                route.operation,
+                &admitted.model,
+                query.as_deref(),
+                &parts.headers,
+                body,
+            )
             .await;
         let response = match upstream {
             Ok(r) => r,
@@ -367,23 +401,45 @@ impl Gateway {
                     ForwardError::Timeout(_) => "ModelTimeoutException",
                     _ => "ServiceUnavailableException",
                 };
-                return (bedrock_error(code, &e.to_string(), &request_id), "upstream_error");
+                return (
+                    bedrock_error(code, &e.to_string(), &request_id),
+                    "upstream_error",
+                );
             }
         };
         let mut response = self.relay(route.operation, response, settlement).await;
         if let Some(from) = &admitted.downgraded_from {
             let headers = response.headers_mut();
-            if let (Ok(f), Ok(t)) = (HeaderValue::from_str(from), HeaderValue::from_str(&admitted.model)) {
+            if let (Ok(f), Ok(t)) = (
+                HeaderValue::from_str(from),
+                HeaderValue::from_str(&admitted.model),
+            ) {
                 headers.insert(DOWNGRADED_FROM_HEADER, f);
                 headers.insert(DOWNGRADED_TO_HEADER, t);
             }
         }
-        (response, if admitted.downgraded_from.is_some() { "downgraded" } else { "forwarded" })
+        (
+            response,
+            if admitted.downgraded_from.is_some() {
+                "downgraded"
+            } else {
+                "forwarded"
+            },
+        )
     }
 
-    async fn read_body(&self, body: Incoming, request_id: &str) -> Result<Bytes, Response<ResponseBody>> {
+    async fn read_body(
+        &self,
+        body: Incoming,
+        request_id: &str,
+    ) -> Result<Bytes, Response<ResponseBody>> {
         let limit = self.config.max_body_bytes;
-        match tokio::time::timeout(self.config.body_timeout, Limited::new(body, limit).collect()).await {
+        match tokio::time::timeout(
+            self.config.body_timeout,
+            Limited::new(body, limit).collect(),
+        )
+        .await
+        {
             Ok(Ok(collected)) => Ok(collected.to_bytes()),
             Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(bedrock_error(
                 "ValidationException",
@@ -397,7 +453,10 @@ impl Gateway {
             )),
             Err(_) => Err(bedrock_error(
                 "ValidationException",
-                &format!("the request body did not arrive within {:?}", self.config.body_timeout),
+                &format!(
+                    "the request body did not arrive within {:?}",
+                    self.config.body_timeout
+                ),
                 request_id,
             )),
         }
@@ -433,8 +492,14 @@ impl Gateway {
                 throttled(&refused.message, request_id, retry_after, &refused.budget),
                 "throttled",
             ),
-            Refusal::ModelForbidden => (denied(&refused.message, request_id, &refused.budget), "model_forbidden"),
-            _ => (denied(&refused.message, request_id, &refused.budget), "exhausted"),
+            Refusal::ModelForbidden => (
+                denied(&refused.message, request_id, &refused.budget),
+                "model_forbidden",
+            ),
+            _ => (
+                denied(&refused.message, request_id, &refused.budget),
+                "exhausted",
+            ),
         }
     }
 
@@ -471,7 +536,10 @@ impl Gateway {
             Ok(collected) => {
                 let bytes = collected.to_bytes();
                 settlement.finish(meter::response_usage(operation, &parts.headers, &bytes));
-                Response::from_parts(parts, Full::new(bytes).map_err(|never| match never {}).boxed())
+                Response::from_parts(
+                    parts,
+                    Full::new(bytes).map_err(|never| match never {}).boxed(),
+                )
             }
             Err(e) => {
                 settlement.finish(None);
@@ -503,8 +571,12 @@ fn check_auth(headers: &http::HeaderMap, request_id: &str) -> Result<(), Respons
         ));
     };
     let text = value.to_str().unwrap_or_default();
-    let sigv4 = text.starts_with("AWS4-HMAC-SHA256 ") && text.contains("Credential=") && text.contains("Signature=");
-    let bearer = text.strip_prefix("Bearer ").is_some_and(|t| !t.trim().is_empty());
+    let sigv4 = text.starts_with("AWS4-HMAC-SHA256 ")
+        && text.contains("Credential=")
+        && text.contains("Signature=");
+    let bearer = text
+        .strip_prefix("Bearer ")
+        .is_some_and(|t| !t.trim().is_empty());
     if sigv4 || bearer {
         Ok(())
     } else {
@@ -545,7 +617,10 @@ impl Settlement {
             .cost(&resolve(&self.model), &usage, InvocationMode::OnDemand, now)
             .amount;
         let mut record = std::mem::take(&mut self.record);
-        record.request_id = self.request_id.take().unwrap_or_else(|| self.gateway.request_id());
+        record.request_id = self
+            .request_id
+            .take()
+            .unwrap_or_else(|| self.gateway.request_id());
         record.input_tokens = usage.input_tokens;
         record.output_tokens = usage.output_tokens;
         record.cache_read_tokens = usage.cache_read_tokens;
@@ -576,7 +651,10 @@ impl Body for MeteredBody {
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {

@@ -52,6 +52,10 @@ mod tests {
             assert!(limiter.check("b", 60, start).is_ok());
         }
         assert_eq!(limiter.check("b", 60, start), Err(1));
-        assert!(limiter.check("b", 60, start + Duration::from_secs(1)).is_ok());
+        assert!(
+            limiter
+                .check("b", 60, start + Duration::from_secs(1))
+                .is_ok()
+        );
     }
 }

@@ -74,7 +74,9 @@ pub const MAX_MODEL_ID_LEN: usize = 2048;
 
 /// Routes a request path (without the query).
 pub fn route(path: &str) -> Result<Route, RouteError> {
-    let rest = path.strip_prefix("/model/").ok_or(RouteError::UnknownOperation)?;
+    let rest = path
+        .strip_prefix("/model/")
+        .ok_or(RouteError::UnknownOperation)?;
     let (encoded, suffix) = rest.rsplit_once('/').ok_or(RouteError::UnknownOperation)?;
     let operation = match suffix {
         "converse" => Operation::Converse,
@@ -134,18 +136,36 @@ mod tests {
         ] {
             let path = path_for(op, "us.amazon.nova-lite-v1:0");
             let r = route(&path).unwrap();
-            assert_eq!((r.operation, r.model.as_str()), (op, "us.amazon.nova-lite-v1:0"));
+            assert_eq!(
+                (r.operation, r.model.as_str()),
+                (op, "us.amazon.nova-lite-v1:0")
+            );
         }
     }
 
     #[test]
     fn other_paths_and_hostile_ids_are_refused() {
-        assert_eq!(route("/guardrail/x/version/1/apply"), Err(RouteError::UnknownOperation));
-        assert_eq!(route("/model/a/b/converse"), Err(RouteError::UnknownOperation));
+        assert_eq!(
+            route("/guardrail/x/version/1/apply"),
+            Err(RouteError::UnknownOperation)
+        );
+        assert_eq!(
+            route("/model/a/b/converse"),
+            Err(RouteError::UnknownOperation)
+        );
         assert_eq!(route("/model//converse"), Err(RouteError::UnknownOperation));
-        assert!(matches!(route("/model/%FF%FE/converse"), Err(RouteError::BadModelId(_))));
-        assert!(matches!(route("/model/a%20b/converse"), Err(RouteError::BadModelId(_))));
+        assert!(matches!(
+            route("/model/%FF%FE/converse"),
+            Err(RouteError::BadModelId(_))
+        ));
+        assert!(matches!(
+            route("/model/a%20b/converse"),
+            Err(RouteError::BadModelId(_))
+        ));
         let long = "a".repeat(MAX_MODEL_ID_LEN + 1);
-        assert!(matches!(route(&format!("/model/{long}/invoke")), Err(RouteError::BadModelId(_))));
+        assert!(matches!(
+            route(&format!("/model/{long}/invoke")),
+            Err(RouteError::BadModelId(_))
+        ));
     }
 }

@@ -73,6 +73,7 @@ struct State {
     next_sequence: u64,
     session: String,
     last_contact: Option<Instant>,
+    settling: bool,
     started: u64,
 }
 
@@ -144,9 +145,21 @@ impl Slices {
             .is_some_and(|t| t.elapsed() < self.config.ttl)
     }
 
+    /// True once a leader answers and grants (it is not settling in).
+    pub fn ready(&self) -> bool {
+        let state = self.lock();
+        state
+            .last_contact
+            .is_some_and(|t| t.elapsed() < self.config.ttl)
+            && !state.settling
+    }
+
     /// The controller's latest figures for `key`.
     pub fn figures(&self, key: &str) -> Option<Figures> {
-        self.lock().accounts.get(key).and_then(|a| a.figures.clone())
+        self.lock()
+            .accounts
+            .get(key)
+            .and_then(|a| a.figures.clone())
     }
 
     fn try_reserve(&self, claims: &[Claim], worst: Usd) -> Result<Reservation, Shortfall> {
@@ -188,8 +201,8 @@ impl Slices {
     pub async fn reserve(&self, claims: &[Claim], worst: Usd) -> Result<Reservation, Shortfall> {
         let shortfall = match self.try_reserve(claims, worst) {
             Ok(r) => return Ok(r),
-            Err(Shortfall::Budget(key)) => key,
-            Err(other) => return Err(other),
+            Err(Shortfall::Budget(key) | Shortfall::Unreachable(key)) => key,
+            Err(Shortfall::Backlog) => return Err(Shortfall::Backlog),
         };
         let target = {
             let mut state = self.lock();
@@ -267,11 +280,15 @@ impl Slices {
                 // Expired: the controller will hand this replica's slice to others.
                 account.free = account.free.min(Usd::ZERO);
             }
-            let limit = account.figures.as_ref().map_or(account.limit_hint, |f| f.limit);
+            let limit = account
+                .figures
+                .as_ref()
+                .map_or(account.limit_hint, |f| f.limit);
             let slice = limit.scaled(fraction);
             let recently_used = account.last_used.elapsed() < Duration::from_secs(60);
             let mut wanted = std::mem::replace(&mut account.urgent, Usd::ZERO);
-            if wanted.is_zero() && recently_used && account.free < slice.scaled(Decimal::new(5, 1)) {
+            if wanted.is_zero() && recently_used && account.free < slice.scaled(Decimal::new(5, 1))
+            {
                 wanted = slice.saturating_sub(account.free);
             }
             let keep = if recently_used { slice } else { Usd::ZERO };
@@ -281,7 +298,9 @@ impl Slices {
             }
             holdings.push(Holding {
                 budget: key.clone(),
-                held: (account.free + account.reserved).max(Usd::ZERO).to_api_string(),
+                held: (account.free + account.reserved)
+                    .max(Usd::ZERO)
+                    .to_api_string(),
                 wanted: wanted.to_api_string(),
             });
         }
@@ -308,6 +327,7 @@ impl Slices {
     fn apply_response(&self, response: ExchangeResponse) -> bool {
         let mut state = self.lock();
         state.last_contact = Some(Instant::now());
+        state.settling = response.settling;
         if response.session != state.session {
             state.session = response.session.clone();
             for p in state.pending.iter_mut() {
@@ -322,9 +342,10 @@ impl Slices {
             state.pending.pop_front();
         }
         for grant in response.grants {
-            if let (Some(account), Ok(amount)) =
-                (state.accounts.get_mut(&grant.budget), Usd::parse(&grant.amount))
-            {
+            if let (Some(account), Ok(amount)) = (
+                state.accounts.get_mut(&grant.budget),
+                Usd::parse(&grant.amount),
+            ) {
                 account.free = account.free + amount;
             }
         }
@@ -367,7 +388,10 @@ impl Slices {
                     None
                 }
             })
-            .map(|c| c.max_decoding_message_size(64 << 20).max_encoding_message_size(64 << 20))
+            .map(|c| {
+                c.max_decoding_message_size(64 << 20)
+                    .max_encoding_message_size(64 << 20)
+            })
             .collect();
         if channels.is_empty() {
             tracing::error!("no controller endpoint: slices will never be granted");

@@ -85,6 +85,9 @@ pub struct Served {
     pub usage_delivered: bool,
     /// The SigV4 credential scope's service and region (`bedrock/us-east-1`).
     pub signed_for: String,
+    /// The access key ID that signed the request (empty for an API key or no signature).
+    #[serde(default)]
+    pub access_key: String,
 }
 
 /// The simulator's shared state.
@@ -282,6 +285,7 @@ impl Simulator {
             cache_write_tokens: 0,
             usage_delivered: false,
             signed_for: signed_for.clone().unwrap_or_default(),
+            access_key: access_key(req.headers()).unwrap_or_default(),
         };
         let Some(operation) = Operation::from_path(action) else {
             return full(errors::response(
@@ -477,6 +481,17 @@ impl Simulator {
     }
 }
 
+/// The `Credential=` value of a SigV4 `Authorization` header (`AKID/DATE/REGION/SERVICE/aws4_request`).
+fn sigv4_credential(headers: &http::HeaderMap) -> Option<&str> {
+    headers
+        .get(http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("AWS4-HMAC-SHA256 ")?
+        .split(',')
+        .find_map(|p| p.trim().strip_prefix("Credential="))
+}
+
 /// `service/region` from a SigV4 `Authorization` header, or `bearer` for an API key;
 /// `None` when the request is not authenticated at all.
 fn credential_scope(headers: &http::HeaderMap) -> Option<String> {
@@ -484,13 +499,16 @@ fn credential_scope(headers: &http::HeaderMap) -> Option<String> {
     if auth.starts_with("Bearer ") {
         return Some("bearer".into());
     }
-    let credential = auth
-        .strip_prefix("AWS4-HMAC-SHA256 ")?
-        .split(',')
-        .find_map(|p| p.trim().strip_prefix("Credential="))?;
-    // AKID/DATE/REGION/SERVICE/aws4_request
-    let parts: Vec<&str> = credential.split('/').collect();
+    let parts: Vec<&str> = sigv4_credential(headers)?.split('/').collect();
     (parts.len() == 5 && parts[4] == "aws4_request").then(|| format!("{}/{}", parts[3], parts[2]))
+}
+
+/// The access key ID that signed a request.
+fn access_key(headers: &http::HeaderMap) -> Option<String> {
+    sigv4_credential(headers)?
+        .split('/')
+        .next()
+        .map(str::to_owned)
 }
 
 fn converse_usage(o: &Outcome) -> Value {

@@ -1,0 +1,193 @@
+//! Runs the real `aigov-controller` binary (any role) as a child process for a test, on free
+//! loopback ports, and stops it by PID when the test ends.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::local_env;
+
+/// The binary cargo built beside the test executables (`target/debug/aigov-controller`).
+pub fn binary() -> PathBuf {
+    if let Ok(path) = std::env::var("AIGOV_CONTROLLER_BIN") {
+        return path.into();
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target/debug");
+    let bin = dir.join("aigov-controller");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build -p aigov-controller` first (tests/run-all.sh does)",
+        bin.display()
+    );
+    bin
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// One running aigov process.
+pub struct Aigov {
+    child: Option<Child>,
+    /// The gateway's URL (`http://127.0.0.1:PORT`).
+    pub gateway: String,
+    /// The ledger's URL.
+    pub ledger: String,
+    /// The metrics port.
+    pub metrics_port: u16,
+    /// The log file.
+    pub log: PathBuf,
+}
+
+/// What to start.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// `controller`, `gateway` or `all`.
+    pub role: &'static str,
+    /// The replica's identity.
+    pub identity: String,
+    /// Namespace watched (and where the lease lives).
+    pub namespace: String,
+    /// The lease's name (unique per test so tests do not contend).
+    pub lease: String,
+    /// Ledger endpoints for a gateway (defaults to its own).
+    pub controller_endpoints: Vec<String>,
+    /// A fixed ledger port (for a replica that must answer at a known address).
+    pub ledger_port: Option<u16>,
+    /// Extra flags.
+    pub extra: Vec<String>,
+    /// Extra environment.
+    pub env: Vec<(String, String)>,
+    /// Watch only `namespace` (default true).
+    pub scoped: bool,
+}
+
+impl Options {
+    /// An `all`-role process scoped to `namespace`.
+    pub fn all(namespace: &str) -> Options {
+        Options {
+            role: "all",
+            identity: crate::unique("aigov"),
+            namespace: namespace.to_owned(),
+            lease: crate::unique("lease"),
+            controller_endpoints: Vec::new(),
+            ledger_port: None,
+            extra: Vec::new(),
+            env: Vec::new(),
+            scoped: true,
+        }
+    }
+}
+
+impl Aigov {
+    /// Starts the process and waits until `/readyz` answers 200 (or `wait_ready` is false).
+    pub fn start(options: Options, wait_ready: bool) -> Aigov {
+        let env = local_env();
+        let gateway_port = free_port();
+        let ledger_port = options.ledger_port.unwrap_or_else(free_port);
+        let metrics_port = free_port();
+        let ledger = format!("http://127.0.0.1:{ledger_port}");
+        let endpoints = if options.controller_endpoints.is_empty() {
+            vec![ledger.clone()]
+        } else {
+            options.controller_endpoints.clone()
+        };
+        let log = std::env::temp_dir().join(format!("{}.log", options.identity));
+        let log_file = std::fs::File::create(&log).expect("log file");
+        let mut command = Command::new(binary());
+        command
+            .args(["--role", options.role, "--identity", &options.identity])
+            .args([
+                "--namespace",
+                &options.namespace,
+                "--lease-name",
+                &options.lease,
+            ])
+            .args(["--gateway-listen", &format!("127.0.0.1:{gateway_port}")])
+            .args(["--ledger-listen", &format!("127.0.0.1:{ledger_port}")])
+            .args(["--metrics-listen", &format!("127.0.0.1:{metrics_port}")])
+            .args(["--controller-endpoints", &endpoints.join(",")])
+            .args(["--bedrock-endpoint", &env.bedrock_sim_endpoint])
+            .args(&options.extra)
+            .env("KUBECONFIG", &env.kubeconfig)
+            .env("AWS_ACCESS_KEY_ID", "aigov-gateway")
+            .env("AWS_SECRET_ACCESS_KEY", "gateway-secret")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ENDPOINT_URL", &env.moto_endpoint)
+            .env_remove("AWS_SESSION_TOKEN")
+            .env_remove("AWS_PROFILE")
+            .env(
+                "RUST_LOG",
+                std::env::var("AIGOV_TEST_LOG").unwrap_or_else(|_| "info,kube_runtime=warn".into()),
+            )
+            .stdout(Stdio::from(log_file.try_clone().expect("log")))
+            .stderr(Stdio::from(log_file));
+        if options.scoped {
+            command.args(["--watch-namespace", &options.namespace]);
+        }
+        for (k, v) in &options.env {
+            command.env(k, v);
+        }
+        let child = command.spawn().expect("aigov-controller starts");
+        let aigov = Aigov {
+            child: Some(child),
+            gateway: format!("http://127.0.0.1:{gateway_port}"),
+            ledger,
+            metrics_port,
+            log,
+        };
+        if wait_ready {
+            aigov.wait_ready(Duration::from_secs(30));
+        }
+        aigov
+    }
+
+    /// Waits until `/readyz` says ready, or panics with the process's log.
+    pub fn wait_ready(&self, within: Duration) {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if self.get("/readyz").is_some_and(|(status, _)| status == 200) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("aigov never became ready:\n{}", self.log_text());
+    }
+
+    /// GETs a path on the metrics port: `(status, body)`.
+    pub fn get(&self, path: &str) -> Option<(u16, String)> {
+        crate::http_get(&format!("127.0.0.1:{}", self.metrics_port), path)
+    }
+
+    /// The process's log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Kills the process (SIGKILL: a crash, not a goodbye) and waits for it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// True while the process runs.
+    pub fn running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().ok().flatten().is_none())
+    }
+}
+
+impl Drop for Aigov {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -1,0 +1,149 @@
+//! Real Bedrock clients for gateway tests: `aws-sdk-bedrockruntime` whose connections leave
+//! from a chosen loopback address (standing in for a pod IP), pods that carry those IPs in the
+//! real kube-apiserver, and the simulator's record of what it served.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use aigov_bedrock_sim::server::Served;
+use aws_sdk_bedrockruntime::config::retry::RetryConfig;
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
+    SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
+use aws_smithy_runtime_api::client::result::ConnectorError;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::body::SdkBody;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector as TcpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use crate::{kubectl_ok, local_env};
+
+/// An HTTP client for the AWS SDK whose connections come from `source`.
+#[derive(Clone, Debug)]
+struct FromAddress {
+    client: Client<TcpConnector, SdkBody>,
+}
+
+impl FromAddress {
+    fn new(source: IpAddr) -> FromAddress {
+        let mut tcp = TcpConnector::new();
+        tcp.set_local_address(Some(source));
+        tcp.set_nodelay(true);
+        FromAddress {
+            client: Client::builder(TokioExecutor::new()).build(tcp),
+        }
+    }
+}
+
+impl HttpConnector for FromAddress {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        let client = self.client.clone();
+        HttpConnectorFuture::new(async move {
+            let request = request
+                .try_into_http1x()
+                .map_err(|e| ConnectorError::other(e.into(), None))?;
+            let response = client
+                .request(request)
+                .await
+                .map_err(|e| ConnectorError::io(e.into()))?;
+            HttpResponse::try_from(response.map(SdkBody::from_body_1_x))
+                .map_err(|e| ConnectorError::other(e.into(), None))
+        })
+    }
+}
+
+impl HttpClient for FromAddress {
+    fn http_connector(
+        &self,
+        _: &HttpConnectorSettings,
+        _: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        SharedHttpConnector::new(self.clone())
+    }
+}
+
+/// A Bedrock runtime client pointed at `endpoint` whose calls come from `source`, with the
+/// workload's own (test) credentials. `retries` false turns the SDK's retries off, so a
+/// throttle reaches the test as the typed error.
+pub async fn client_from(
+    source: IpAddr,
+    endpoint: &str,
+    retries: bool,
+) -> aws_sdk_bedrockruntime::Client {
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_sdk_bedrockruntime::config::Credentials::new(
+            "workload-key",
+            "workload-secret",
+            None,
+            None,
+            "aigov-e2e",
+        ))
+        .http_client(SharedHttpClient::new(FromAddress::new(source)))
+        .retry_config(if retries {
+            RetryConfig::standard().with_max_attempts(8)
+        } else {
+            RetryConfig::disabled()
+        })
+        .load()
+        .await;
+    aws_sdk_bedrockruntime::Client::new(&config)
+}
+
+/// A loopback address no other test process uses: 127.<pid-derived>.<n>.<n>.
+pub fn pod_ip() -> IpAddr {
+    static NEXT: AtomicU32 = AtomicU32::new(1);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let pid = std::process::id();
+    format!("127.{}.{}.{}", 20 + pid % 200, (pid / 200) % 250, n)
+        .parse()
+        .expect("an IPv4 address")
+}
+
+/// Creates a running pod `name` in `namespace` with service account `sa`, labels, and `ip`
+/// (set on its status as the kubelet would).
+pub fn pod(namespace: &str, name: &str, sa: &str, labels: &[(&str, &str)], ip: IpAddr) {
+    let labels: serde_json::Map<String, serde_json::Value> = labels
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).into()))
+        .collect();
+    let manifest = serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "spec": {"serviceAccountName": sa, "automountServiceAccountToken": false,
+                 "containers": [{"name": "app", "image": "example.invalid/app:1"}]}
+    });
+    kubectl_ok(&["apply", "-f", "-"], Some(&manifest.to_string()));
+    let status = serde_json::json!({"status": {"phase": "Running", "podIP": ip.to_string(), "podIPs": [{"ip": ip.to_string()}]}});
+    kubectl_ok(
+        &[
+            "patch",
+            "pod",
+            "-n",
+            namespace,
+            name,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            &status.to_string(),
+        ],
+        None,
+    );
+}
+
+/// Every request the shared simulator has served.
+pub fn served() -> Vec<Served> {
+    let env = local_env();
+    let authority = env
+        .bedrock_sim_endpoint
+        .trim_start_matches("http://")
+        .trim_end_matches('/');
+    let (status, body) =
+        crate::http_get(authority, "/_sim/requests").expect("the simulator answers");
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str(&body).expect("served requests as JSON")
+}

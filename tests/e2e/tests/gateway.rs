@@ -1,0 +1,546 @@
+//! The metering gateway with real clients: `aws-sdk-bedrockruntime` calls from pod IPs (loopback
+//! addresses that pods in the real kube-apiserver carry) through the real `aigov-controller`
+//! binary to the Bedrock simulator; spend checked against the simulator's own record.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use aigov_api::Usd;
+use aigov_api::model::resolve;
+use aigov_api::pricing::{InvocationMode, PriceBook, Usage};
+use aigov_e2e::aigov::{Aigov, Options};
+use aigov_e2e::bedrock::{client_from, pod, pod_ip, served};
+use aigov_e2e::{kubectl_ok, namespace};
+use aws_sdk_bedrockruntime::operation::RequestId;
+use aws_sdk_bedrockruntime::primitives::Blob;
+use aws_sdk_bedrockruntime::types::{
+    ContentBlock, ConversationRole, InferenceConfiguration, Message,
+};
+
+const HAIKU: &str = "anthropic.claude-3-haiku-20240307-v1:0";
+
+fn budget(ns: &str, name: &str, spec: &str) {
+    kubectl_ok(
+        &["apply", "-f", "-"],
+        Some(&format!(
+            "apiVersion: aigov.dev/v1alpha1\nkind: AIBudget\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n{spec}"
+        )),
+    );
+}
+
+fn status(ns: &str, name: &str) -> serde_json::Value {
+    let out = kubectl_ok(&["get", "aib", "-n", ns, name, "-o", "json"], None);
+    serde_json::from_str::<serde_json::Value>(&out).expect("json")["status"].clone()
+}
+
+/// Polls the budget's status until `done` holds, or panics with the last status.
+fn wait_status(
+    ns: &str,
+    name: &str,
+    within: Duration,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let s = status(ns, name);
+        if done(&s) {
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "status of {ns}/{name} never got there: {s:#}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The exact cost of what the simulator served under these request IDs.
+fn served_cost(ids: &HashSet<String>) -> (Usd, usize) {
+    let book = PriceBook::default();
+    let mut total = Usd::ZERO;
+    let mut count = 0;
+    for s in served().into_iter().filter(|s| ids.contains(&s.request_id)) {
+        let usage = Usage {
+            input_tokens: s.input_tokens,
+            output_tokens: s.output_tokens,
+            cache_read_tokens: s.cache_read_tokens,
+            cache_write_tokens: s.cache_write_tokens,
+            cache_write_1h_tokens: 0,
+        };
+        let at = jiff::Timestamp::now();
+        total = total
+            + book
+                .cost(&resolve(&s.model_id), &usage, InvocationMode::OnDemand, at)
+                .amount;
+        count += 1;
+    }
+    (total, count)
+}
+
+fn user(text: &str) -> Message {
+    Message::builder()
+        .role(ConversationRole::User)
+        .content(ContentBlock::Text(text.to_owned()))
+        .build()
+        .expect("message")
+}
+
+async fn converse(
+    client: &aws_sdk_bedrockruntime::Client,
+    model: &str,
+    text: &str,
+    max_tokens: i32,
+) -> Result<String, aws_sdk_bedrockruntime::Error> {
+    let out = client
+        .converse()
+        .model_id(model)
+        .messages(user(text))
+        .inference_config(
+            InferenceConfiguration::builder()
+                .max_tokens(max_tokens)
+                .build(),
+        )
+        .send()
+        .await?;
+    Ok(out.request_id().unwrap_or_default().to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sdk_clients_work_through_the_gateway_and_every_call_is_charged_exactly() {
+    let ns = namespace("gw-sdk");
+    budget(&ns, "chat", "  limit: '10.00'\n");
+    let ip = pod_ip();
+    pod(&ns, "chat-0", "default", &[("app", "chat")], ip);
+    let aigov = Aigov::start(Options::all(&ns), true);
+    let client = client_from(ip, &aigov.gateway, true).await;
+    let mut ids = HashSet::new();
+
+    ids.insert(
+        converse(&client, HAIKU, "hello [sim:output_tokens=40]", 100)
+            .await
+            .expect("converse"),
+    );
+
+    let mut stream = client
+        .converse_stream()
+        .model_id(format!("us.{HAIKU}"))
+        .messages(user(
+            "stream please [sim:output_tokens=30] [sim:cache_read=12]",
+        ))
+        .inference_config(InferenceConfiguration::builder().max_tokens(64).build())
+        .send()
+        .await
+        .expect("converse-stream");
+    ids.insert(stream.request_id().unwrap_or_default().to_owned());
+    let mut saw_usage = false;
+    while let Some(event) = stream.stream.recv().await.expect("stream event") {
+        if let aws_sdk_bedrockruntime::types::ConverseStreamOutput::Metadata(m) = event {
+            saw_usage = m.usage().is_some();
+        }
+    }
+    assert!(saw_usage, "the client still receives the metadata event");
+
+    let body = serde_json::json!({"anthropic_version": "bedrock-2023-05-31", "max_tokens": 50,
+        "messages": [{"role": "user", "content": "invoke [sim:output_tokens=25]"}]});
+    let out = client
+        .invoke_model()
+        .model_id(HAIKU)
+        .content_type("application/json")
+        .body(Blob::new(body.to_string()))
+        .send()
+        .await
+        .expect("invoke");
+    ids.insert(out.request_id().unwrap_or_default().to_owned());
+
+    let mut out = client
+        .invoke_model_with_response_stream()
+        .model_id(HAIKU)
+        .content_type("application/json")
+        .body(Blob::new(body.to_string()))
+        .send()
+        .await
+        .expect("invoke-with-response-stream");
+    ids.insert(out.request_id().unwrap_or_default().to_owned());
+    let mut chunks = 0;
+    while let Some(_event) = out.body.recv().await.expect("chunk") {
+        chunks += 1;
+    }
+    assert!(chunks > 1);
+
+    let served_here: Vec<_> = served()
+        .into_iter()
+        .filter(|s| ids.contains(&s.request_id))
+        .collect();
+    assert_eq!(
+        served_here.len(),
+        4,
+        "the simulator served all four calls: {served_here:?}"
+    );
+    for s in &served_here {
+        assert_eq!(
+            s.access_key, "aigov-gateway",
+            "re-signed with the gateway's own credentials"
+        );
+        assert_eq!(s.signed_for, "bedrock/us-east-1");
+    }
+    let (expected, _) = served_cost(&ids);
+    assert!(expected > Usd::ZERO);
+    let s = wait_status(&ns, "chat", Duration::from_secs(20), |s| {
+        s["spent"].as_str() == Some(expected.to_api_string().as_str()) && s["requests"] == 4
+    });
+    assert_eq!(s["tokens"]["cacheRead"], 12);
+    assert_eq!(s["phase"], "Active");
+    let describe = kubectl_ok(&["describe", "aib", "-n", &ns, "chat"], None);
+    assert!(describe.contains(&expected.to_api_string()), "{describe}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_spent_budget_refuses_with_access_denied_naming_budget_spend_limit_and_reset() {
+    let ns = namespace("gw-exhaust");
+    budget(&ns, "team", "  limit: '5.00'\n");
+    let ip = pod_ip();
+    pod(&ns, "app", "default", &[], ip);
+    let aigov = Aigov::start(Options::all(&ns), true);
+    let client = client_from(ip, &aigov.gateway, false).await;
+    converse(&client, HAIKU, "spend [sim:output_tokens=400]", 500)
+        .await
+        .expect("first call");
+    let s = wait_status(&ns, "team", Duration::from_secs(20), |s| s["requests"] == 1);
+    let spent = s["spent"].as_str().expect("spent").to_owned();
+    // Someone lowers the limit to what is already spent: the budget is exhausted.
+    kubectl_ok(
+        &[
+            "patch",
+            "aib",
+            "-n",
+            &ns,
+            "team",
+            "--type=merge",
+            "-p",
+            &format!(r#"{{"spec":{{"limit":"{spent}"}}}}"#),
+        ],
+        None,
+    );
+    wait_status(&ns, "team", Duration::from_secs(20), |s| {
+        s["phase"] == "Throttled"
+    });
+    tokio::time::sleep(Duration::from_millis(600)).await; // the gateway's next exchange
+    let err = converse(&client, HAIKU, "more", 100)
+        .await
+        .expect_err("refused");
+    let aws_sdk_bedrockruntime::Error::AccessDeniedException(denied) = err else {
+        panic!("expected AccessDeniedException, got {err:?}");
+    };
+    let message = denied.message().unwrap_or_default().to_owned();
+    let limit = Usd::parse(&spent).unwrap().display_cents();
+    for needle in [
+        format!("AIBudget {ns}/team"),
+        format!("of its {limit} limit"),
+        "resets at".to_owned(),
+    ] {
+        assert!(message.contains(&needle), "{needle:?} in {message:?}");
+    }
+    let s = wait_status(&ns, "team", Duration::from_secs(20), |s| {
+        s["throttledRequests"] == 1
+    });
+    assert_eq!(
+        s["spent"].as_str(),
+        Some(spent.as_str()),
+        "a refused call costs nothing"
+    );
+    let describe = kubectl_ok(&["describe", "aib", "-n", &ns, "team"], None);
+    assert!(describe.contains("BudgetExhausted"), "{describe}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn past_the_soft_limit_calls_are_throttled_with_a_throttling_exception() {
+    let ns = namespace("gw-soft");
+    budget(
+        &ns,
+        "team",
+        "  limit: '1.00'\n  enforcement: {action: Throttle, softLimitPercent: 1, softLimitRequestsPerMinute: 1}\n",
+    );
+    let ip = pod_ip();
+    pod(&ns, "app", "default", &[], ip);
+    let aigov = Aigov::start(Options::all(&ns), true);
+    let client = client_from(ip, &aigov.gateway, false).await;
+    // Sonnet 3.5 output at $15/1M: 1,000 tokens are $0.015, past the 1% soft limit.
+    let sonnet = "anthropic.claude-3-5-sonnet-20240620-v1:0";
+    converse(&client, sonnet, "spend [sim:output_tokens=1000]", 1000)
+        .await
+        .expect("first call");
+    wait_status(&ns, "team", Duration::from_secs(20), |s| s["requests"] == 1);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let mut throttled = None;
+    for _ in 0..3 {
+        match converse(&client, sonnet, "again", 10).await {
+            Ok(_) => continue,
+            Err(e) => {
+                throttled = Some(e);
+                break;
+            }
+        }
+    }
+    let err = throttled.expect("the soft limit throttles within three calls at 1/min");
+    assert!(
+        matches!(err, aws_sdk_bedrockruntime::Error::ThrottlingException(_)),
+        "{err:?}"
+    );
+    let s = wait_status(&ns, "team", Duration::from_secs(20), |s| {
+        s["throttledRequests"].as_u64() >= Some(1)
+    });
+    let throttling = s["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Throttling")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (throttling["status"].as_str(), throttling["reason"].as_str()),
+        (Some("True"), Some("SoftLimit"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_forbidden_model_is_refused_and_a_downgrade_is_announced_in_a_header() {
+    let ns = namespace("gw-models");
+    budget(
+        &ns,
+        "team",
+        &format!(
+            "  limit: '10.00'\n  models: {{deny: ['*opus*']}}\n  enforcement:\n    action: Downgrade\n    softLimitPercent: 1\n    softLimitRequestsPerMinute: 1000\n    downgrade: [{{from: '*sonnet*', to: '{HAIKU}'}}]\n"
+        ),
+    );
+    let ip = pod_ip();
+    pod(&ns, "app", "default", &[], ip);
+    let aigov = Aigov::start(Options::all(&ns), true);
+    let client = client_from(ip, &aigov.gateway, false).await;
+    let err = converse(
+        &client,
+        "us.anthropic.claude-opus-4-20250514-v1:0",
+        "hi",
+        10,
+    )
+    .await
+    .expect_err("denied");
+    let aws_sdk_bedrockruntime::Error::AccessDeniedException(denied) = err else {
+        panic!("expected AccessDeniedException, got {err:?}");
+    };
+    assert!(denied.message().unwrap_or_default().contains("*opus*"));
+
+    // Spend past 1% ($0.10) with Sonnet, then Sonnet calls are rewritten to Haiku.
+    let sonnet = "anthropic.claude-3-5-sonnet-20240620-v1:0";
+    converse(&client, sonnet, "spend [sim:output_tokens=8000]", 8000)
+        .await
+        .expect("sonnet call");
+    wait_status(&ns, "team", Duration::from_secs(20), |s| s["requests"] == 2);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let id = converse(&client, sonnet, "now cheaper", 10)
+        .await
+        .expect("downgraded call");
+    let billed = served()
+        .into_iter()
+        .find(|s| s.request_id == id)
+        .expect("served");
+    assert_eq!(
+        billed.model_id, HAIKU,
+        "Bedrock was called with the cheaper model"
+    );
+    let s = wait_status(&ns, "team", Duration::from_secs(20), |s| s["requests"] == 3);
+    assert!(
+        s["topModels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["model"] == HAIKU)
+    );
+    let events = kubectl_ok(
+        &["get", "events.events.k8s.io", "-n", &ns, "-o", "json"],
+        None,
+    );
+    let _ = events; // Downgraded Events are published at most once a minute; checked in the controller tests.
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn unknown_callers_and_hostile_requests_get_bedrock_errors_and_the_gateway_survives() {
+    let ns = namespace("gw-hostile");
+    budget(&ns, "team", "  limit: '10.00'\n");
+    let ip = pod_ip();
+    pod(&ns, "app", "default", &[], ip);
+    let aigov = Aigov::start(Options::all(&ns), true);
+
+    // A caller whose IP is no pod's.
+    let stranger = client_from(pod_ip(), &aigov.gateway, false).await;
+    let err = converse(&stranger, HAIKU, "hi", 10)
+        .await
+        .expect_err("refused");
+    let aws_sdk_bedrockruntime::Error::AccessDeniedException(denied) = err else {
+        panic!("expected AccessDeniedException, got {err:?}");
+    };
+    assert!(
+        denied
+            .message()
+            .unwrap_or_default()
+            .contains("no running pod has IP")
+    );
+
+    // Raw hostile requests from the pod's address.
+    let port = aigov
+        .gateway
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse::<u16>()
+        .unwrap();
+    let auth = "AWS4-HMAC-SHA256 Credential=AKID/20260101/us-east-1/bedrock/aws4_request, SignedHeaders=host, Signature=abc";
+    let cases: Vec<(String, Vec<u8>, &str, u16)> = vec![
+        (
+            "/model/anthropic.claude-3-haiku-20240307-v1:0/converse".into(),
+            b"{not json".to_vec(),
+            "ValidationException",
+            400,
+        ),
+        (
+            "/model/anthropic.claude-3-haiku-20240307-v1:0/converse".into(),
+            b"[1,2]".to_vec(),
+            "ValidationException",
+            400,
+        ),
+        (
+            "/model/%FF%FE/converse".into(),
+            b"{}".to_vec(),
+            "ValidationException",
+            400,
+        ),
+        (
+            "/model/a%20b%3Cscript%3E/invoke".into(),
+            b"{}".to_vec(),
+            "ValidationException",
+            400,
+        ),
+        (
+            "/guardrail/g/version/1/apply".into(),
+            b"{}".to_vec(),
+            "UnknownOperationException",
+            404,
+        ),
+        (
+            "/model/anthropic.claude-3-haiku-20240307-v1:0/converse".into(),
+            vec![b'{'; 21 << 20],
+            "ValidationException",
+            400,
+        ),
+    ];
+    for (path, body, code, status) in cases {
+        let (got_status, headers, _) = raw_post(ip, port, &path, &body, Some(auth)).await;
+        assert_eq!(got_status, status, "{path}");
+        assert!(
+            headers.contains(&format!("x-amzn-errortype: {}", code.to_ascii_lowercase())),
+            "{path}: {headers}"
+        );
+    }
+    let (status, headers, _) = raw_post(
+        ip,
+        port,
+        "/model/anthropic.claude-3-haiku-20240307-v1:0/converse",
+        b"{}",
+        None,
+    )
+    .await;
+    assert_eq!(status, 403);
+    assert!(headers.contains("missingauthenticationtokenexception"));
+    let (status, headers, _) = raw_post(
+        ip,
+        port,
+        "/model/anthropic.claude-3-haiku-20240307-v1:0/converse",
+        b"{}",
+        Some("garbage"),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(headers.contains("incompletesignatureexception"));
+
+    // An upstream error is passed through and costs nothing; a truncated stream is charged
+    // nothing it did not report.
+    let client = client_from(ip, &aigov.gateway, false).await;
+    let err = converse(&client, HAIKU, "fail [sim:error=ModelErrorException]", 10)
+        .await
+        .expect_err("upstream error");
+    assert!(
+        matches!(err, aws_sdk_bedrockruntime::Error::ModelErrorException(_)),
+        "{err:?}"
+    );
+    let truncated = client
+        .converse_stream()
+        .model_id(HAIKU)
+        .messages(user("cut [sim:truncate]"))
+        .send()
+        .await;
+    if let Ok(mut s) = truncated {
+        while let Ok(Some(_)) = s.stream.recv().await {}
+    }
+
+    // Still alive, still metering, nothing leaked: a real call goes through and is the only
+    // one charged.
+    let id = converse(&client, HAIKU, "fine [sim:output_tokens=10]", 20)
+        .await
+        .expect("a normal call after all that");
+    let (expected, _) = served_cost(&HashSet::from([id]));
+    let s = wait_status(&ns, "team", Duration::from_secs(20), |s| {
+        s["spent"].as_str() == Some(expected.to_api_string().as_str())
+    });
+    assert_eq!(
+        s["reserved"]
+            .as_str()
+            .map(|r| Usd::parse(r).unwrap() <= Usd::parse("10").unwrap()),
+        Some(true)
+    );
+    let metrics = aigov.get("/metrics").expect("metrics").1;
+    assert!(
+        metrics.contains("aigov_gateway_requests_total{outcome=\"invalid\"}"),
+        "{metrics}"
+    );
+}
+
+/// A raw HTTP/1.1 POST from `source`: `(status, lower-cased headers, body)`. A body over
+/// 20 MiB is declared in full but sent only past the gateway's limit, as a hostile client would.
+async fn raw_post(
+    source: std::net::IpAddr,
+    port: u16,
+    path: &str,
+    body: &[u8],
+    auth: Option<&str>,
+) -> (u16, String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(std::net::SocketAddr::new(source, 0)).unwrap();
+    let mut stream = socket
+        .connect(std::net::SocketAddr::new(
+            "127.0.0.1".parse().unwrap(),
+            port,
+        ))
+        .await
+        .unwrap();
+    let mut head = format!(
+        "POST {path} HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    if let Some(a) = auth {
+        head.push_str(&format!("Authorization: {a}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let sent = body.len().min((20 << 20) + 4096);
+    let _ = stream.write_all(&body[..sent]).await;
+    let mut response = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut response)).await;
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_ascii_lowercase(), body.to_owned())
+}
