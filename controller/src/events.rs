@@ -28,12 +28,26 @@ pub fn recorder(client: Client, instance: &str) -> Recorder {
 }
 
 /// Publishes an Event, logging (never failing) when the API server refuses it: Events are
-/// for people, never on the path of a decision.
+/// for people, never on the path of a decision. Repeats of the same reason are folded into
+/// one Event series by the recorder.
 pub async fn publish(
     recorder: &Recorder,
     regarding: &ObjectReference,
     warning: bool,
     reason: &str,
+    note: String,
+) {
+    publish_action(recorder, regarding, warning, reason, reason, note).await;
+}
+
+/// Like `publish`, with a distinct `action`: Events that differ in action are never folded
+/// together (each threshold gets its own Event).
+pub async fn publish_action(
+    recorder: &Recorder,
+    regarding: &ObjectReference,
+    warning: bool,
+    reason: &str,
+    action: &str,
     note: String,
 ) {
     let event = Event {
@@ -44,7 +58,7 @@ pub async fn publish(
         },
         reason: reason.to_owned(),
         note: Some(truncate(note, 1000)),
-        action: reason.to_owned(),
+        action: action.to_owned(),
         secondary: None,
     };
     if let Err(e) = recorder.publish(&event, regarding).await {

@@ -21,7 +21,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use crate::alerts::{Alert, Alerter, Channel};
 use crate::clock::Clock;
 use crate::error::{Error, Result};
-use crate::events::publish;
+use crate::events::{publish, publish_action};
 use crate::ledger::{Account, BudgetKey};
 use crate::ledger_service::{LedgerShared, Notable};
 use crate::policy::BudgetPolicy;
@@ -301,7 +301,7 @@ pub async fn reconcile(budget: Arc<AIBudget>, ctx: Arc<Context>) -> Result<Actio
     let namespace = policy.namespace.clone();
     let resets = snapshot.window.end.to_string();
     let figures = format!(
-        "spent {} of {} ({}%); resets at {resets}",
+        "spent {} of {} ({:.1}%); resets at {resets}",
         snapshot.spent.display_cents(),
         limit.display_cents(),
         snapshot.spent.percent_of(limit)
@@ -424,11 +424,12 @@ pub async fn reconcile(budget: Arc<AIBudget>, ctx: Arc<Context>) -> Result<Actio
     };
     for threshold in &outcome.newly_crossed {
         let message = format!("AIBudget {key}: {threshold}% threshold crossed: {figures}");
-        publish(
+        publish_action(
             &ctx.recorder,
             &regarding,
             false,
             "ThresholdCrossed",
+            &format!("Threshold{threshold}"),
             message.clone(),
         )
         .await;

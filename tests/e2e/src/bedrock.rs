@@ -147,3 +147,74 @@ pub fn served() -> Vec<Served> {
     assert_eq!(status, 200, "{body}");
     serde_json::from_str(&body).expect("served requests as JSON")
 }
+
+/// Claude 3 Haiku, the cheap model most tests call.
+pub const HAIKU: &str = "anthropic.claude-3-haiku-20240307-v1:0";
+
+/// The exact catalog cost of what the simulator served under these request IDs, and how
+/// many it served.
+pub fn served_cost(ids: &std::collections::HashSet<String>) -> (aigov_api::Usd, usize) {
+    served_cost_with(ids, &aigov_api::pricing::PriceBook::default())
+}
+
+/// Like `served_cost`, priced by `book`.
+pub fn served_cost_with(
+    ids: &std::collections::HashSet<String>,
+    book: &aigov_api::pricing::PriceBook,
+) -> (aigov_api::Usd, usize) {
+    let mut total = aigov_api::Usd::ZERO;
+    let mut count = 0;
+    for s in served().into_iter().filter(|s| ids.contains(&s.request_id)) {
+        let usage = aigov_api::pricing::Usage {
+            input_tokens: s.input_tokens,
+            output_tokens: s.output_tokens,
+            cache_read_tokens: s.cache_read_tokens,
+            cache_write_tokens: s.cache_write_tokens,
+            cache_write_1h_tokens: 0,
+        };
+        let model = aigov_api::model::resolve(&s.model_id);
+        total += book
+            .cost(
+                &model,
+                &usage,
+                aigov_api::pricing::InvocationMode::OnDemand,
+                jiff::Timestamp::now(),
+            )
+            .amount;
+        count += 1;
+    }
+    (total, count)
+}
+
+/// A user message.
+pub fn user(text: &str) -> aws_sdk_bedrockruntime::types::Message {
+    aws_sdk_bedrockruntime::types::Message::builder()
+        .role(aws_sdk_bedrockruntime::types::ConversationRole::User)
+        .content(aws_sdk_bedrockruntime::types::ContentBlock::Text(
+            text.to_owned(),
+        ))
+        .build()
+        .expect("message")
+}
+
+/// One Converse call; returns Bedrock's request ID.
+pub async fn converse(
+    client: &aws_sdk_bedrockruntime::Client,
+    model: &str,
+    text: &str,
+    max_tokens: i32,
+) -> Result<String, aws_sdk_bedrockruntime::Error> {
+    use aws_sdk_bedrockruntime::operation::RequestId;
+    let out = client
+        .converse()
+        .model_id(model)
+        .messages(user(text))
+        .inference_config(
+            aws_sdk_bedrockruntime::types::InferenceConfiguration::builder()
+                .max_tokens(max_tokens)
+                .build(),
+        )
+        .send()
+        .await?;
+    Ok(out.request_id().unwrap_or_default().to_owned())
+}

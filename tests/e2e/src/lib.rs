@@ -7,6 +7,8 @@
 
 pub mod aigov;
 pub mod bedrock;
+pub mod budgets;
+pub mod webhook;
 
 use std::io::{Read, Write};
 use std::path::PathBuf;

@@ -3,107 +3,18 @@
 //! binary to the Bedrock simulator; spend checked against the simulator's own record.
 
 use std::collections::HashSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aigov_api::Usd;
-use aigov_api::model::resolve;
-use aigov_api::pricing::{InvocationMode, PriceBook, Usage};
 use aigov_e2e::aigov::{Aigov, Options};
 use aigov_e2e::bedrock::{client_from, pod, pod_ip, served};
 use aigov_e2e::{kubectl_ok, namespace};
 use aws_sdk_bedrockruntime::operation::RequestId;
 use aws_sdk_bedrockruntime::primitives::Blob;
-use aws_sdk_bedrockruntime::types::{
-    ContentBlock, ConversationRole, InferenceConfiguration, Message,
-};
+use aws_sdk_bedrockruntime::types::InferenceConfiguration;
 
-const HAIKU: &str = "anthropic.claude-3-haiku-20240307-v1:0";
-
-fn budget(ns: &str, name: &str, spec: &str) {
-    kubectl_ok(
-        &["apply", "-f", "-"],
-        Some(&format!(
-            "apiVersion: aigov.dev/v1alpha1\nkind: AIBudget\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n{spec}"
-        )),
-    );
-}
-
-fn status(ns: &str, name: &str) -> serde_json::Value {
-    let out = kubectl_ok(&["get", "aib", "-n", ns, name, "-o", "json"], None);
-    serde_json::from_str::<serde_json::Value>(&out).expect("json")["status"].clone()
-}
-
-/// Polls the budget's status until `done` holds, or panics with the last status.
-fn wait_status(
-    ns: &str,
-    name: &str,
-    within: Duration,
-    done: impl Fn(&serde_json::Value) -> bool,
-) -> serde_json::Value {
-    let deadline = Instant::now() + within;
-    loop {
-        let s = status(ns, name);
-        if done(&s) {
-            return s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "status of {ns}/{name} never got there: {s:#}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-/// The exact cost of what the simulator served under these request IDs.
-fn served_cost(ids: &HashSet<String>) -> (Usd, usize) {
-    let book = PriceBook::default();
-    let mut total = Usd::ZERO;
-    let mut count = 0;
-    for s in served().into_iter().filter(|s| ids.contains(&s.request_id)) {
-        let usage = Usage {
-            input_tokens: s.input_tokens,
-            output_tokens: s.output_tokens,
-            cache_read_tokens: s.cache_read_tokens,
-            cache_write_tokens: s.cache_write_tokens,
-            cache_write_1h_tokens: 0,
-        };
-        let at = jiff::Timestamp::now();
-        total = total
-            + book
-                .cost(&resolve(&s.model_id), &usage, InvocationMode::OnDemand, at)
-                .amount;
-        count += 1;
-    }
-    (total, count)
-}
-
-fn user(text: &str) -> Message {
-    Message::builder()
-        .role(ConversationRole::User)
-        .content(ContentBlock::Text(text.to_owned()))
-        .build()
-        .expect("message")
-}
-
-async fn converse(
-    client: &aws_sdk_bedrockruntime::Client,
-    model: &str,
-    text: &str,
-    max_tokens: i32,
-) -> Result<String, aws_sdk_bedrockruntime::Error> {
-    let out = client
-        .converse()
-        .model_id(model)
-        .messages(user(text))
-        .inference_config(
-            InferenceConfiguration::builder()
-                .max_tokens(max_tokens)
-                .build(),
-        )
-        .send()
-        .await?;
-    Ok(out.request_id().unwrap_or_default().to_owned())
-}
+use aigov_e2e::bedrock::{HAIKU, converse, served_cost, user};
+use aigov_e2e::budgets::{budget, wait_status};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sdk_clients_work_through_the_gateway_and_every_call_is_charged_exactly() {

@@ -1,0 +1,72 @@
+//! AIBudgets in the real kube-apiserver: apply one, read its status, wait for a status.
+
+use std::time::{Duration, Instant};
+
+use crate::kubectl_ok;
+
+/// Applies an AIBudget `name` in `ns` with `spec` (YAML lines indented by two spaces).
+pub fn budget(ns: &str, name: &str, spec: &str) {
+    kubectl_ok(
+        &["apply", "-f", "-"],
+        Some(&format!(
+            "apiVersion: aigov.dev/v1alpha1\nkind: AIBudget\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n{spec}"
+        )),
+    );
+}
+
+/// The budget's status as JSON.
+pub fn status(ns: &str, name: &str) -> serde_json::Value {
+    let out = kubectl_ok(&["get", "aib", "-n", ns, name, "-o", "json"], None);
+    serde_json::from_str::<serde_json::Value>(&out).expect("json")["status"].clone()
+}
+
+/// Polls the budget's status until `done` holds, or panics with the last status.
+pub fn wait_status(
+    ns: &str,
+    name: &str,
+    within: Duration,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let s = status(ns, name);
+        if done(&s) {
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "status of {ns}/{name} never got there: {s:#}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The condition `type_` of a status.
+pub fn condition(status: &serde_json::Value, type_: &str) -> serde_json::Value {
+    status["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == type_))
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// The reasons and notes of the Events regarding `kind/name` in `ns`.
+pub fn events(ns: &str, name: &str) -> Vec<(String, String)> {
+    let out = kubectl_ok(
+        &["get", "events.events.k8s.io", "-n", ns, "-o", "json"],
+        None,
+    );
+    let list: serde_json::Value = serde_json::from_str(&out).expect("json");
+    list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["regarding"]["name"] == name)
+        .map(|e| {
+            (
+                e["reason"].as_str().unwrap_or_default().to_owned(),
+                e["note"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}

@@ -1,0 +1,76 @@
+//! A Slack-compatible webhook receiver on loopback that keeps every body posted to it.
+
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+
+/// A running receiver.
+pub struct Receiver {
+    /// Its URL.
+    pub url: String,
+    bodies: Arc<Mutex<Vec<String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Receiver {
+    /// Starts a receiver on a free port (inside a tokio runtime).
+    pub async fn start() -> Receiver {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!(
+            "http://{}/hooks/aigov",
+            listener.local_addr().expect("addr")
+        );
+        let bodies: Arc<Mutex<Vec<String>>> = Arc::default();
+        let kept = bodies.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let kept = kept.clone();
+                tokio::spawn(async move {
+                    let service =
+                        service_fn(move |request: http::Request<hyper::body::Incoming>| {
+                            let kept = kept.clone();
+                            async move {
+                                let body = request
+                                    .into_body()
+                                    .collect()
+                                    .await
+                                    .map(|b| b.to_bytes())
+                                    .unwrap_or_default();
+                                kept.lock()
+                                    .expect("lock")
+                                    .push(String::from_utf8_lossy(&body).into_owned());
+                                Ok::<_, Infallible>(http::Response::new(Full::new(
+                                    Bytes::from_static(b"ok"),
+                                )))
+                            }
+                        });
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Receiver { url, bodies, task }
+    }
+
+    /// Every body received so far.
+    pub fn bodies(&self) -> Vec<String> {
+        self.bodies.lock().expect("lock").clone()
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
