@@ -1,0 +1,172 @@
+//! The overshoot bound, proven: two gateway replicas and one controller, 64 concurrent SDK
+//! clients mixing all four operations (streaming included) against a $1.00 budget. Settled
+//! spend must never pass the limit (the stated bound is zero with worst-case reservations),
+//! and every call the simulator served must be charged exactly once.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aigov_api::Usd;
+use aigov_e2e::aigov::{Aigov, Options};
+use aigov_e2e::bedrock::{client_from, pod, pod_ip, served, served_cost, user};
+use aigov_e2e::budgets::wait_status;
+use aigov_e2e::{budgets::budget, namespace};
+use aws_sdk_bedrockruntime::operation::RequestId;
+use aws_sdk_bedrockruntime::primitives::Blob;
+use aws_sdk_bedrockruntime::types::InferenceConfiguration;
+
+/// A profile ID no other test calls, so the simulator's record of this test is exact.
+const MODEL: &str = "apac.anthropic.claude-3-5-sonnet-20240620-v1:0";
+const CLIENTS: usize = 64;
+const PODS: usize = 8;
+
+/// One call of kind `n % 4`; `Ok(Some(id))` when Bedrock answered, `Ok(None)` when refused
+/// for good (403: the budget cannot take it), `Err` on anything else.
+async fn call(client: &aws_sdk_bedrockruntime::Client, n: usize, output: u32) -> Result<Option<String>, String> {
+    let text = format!("call {n} [sim:output_tokens={output}]");
+    let max_tokens = 1000;
+    let refused = |e: &aws_sdk_bedrockruntime::Error| matches!(e, aws_sdk_bedrockruntime::Error::AccessDeniedException(_));
+    let claude_body = serde_json::json!({"anthropic_version": "bedrock-2023-05-31", "max_tokens": max_tokens,
+        "messages": [{"role": "user", "content": text}]})
+    .to_string();
+    let result: Result<String, aws_sdk_bedrockruntime::Error> = match n % 4 {
+        0 => client
+            .converse()
+            .model_id(MODEL)
+            .messages(user(&text))
+            .inference_config(InferenceConfiguration::builder().max_tokens(max_tokens).build())
+            .send()
+            .await
+            .map(|o| o.request_id().unwrap_or_default().to_owned())
+            .map_err(Into::into),
+        1 => match client
+            .converse_stream()
+            .model_id(MODEL)
+            .messages(user(&text))
+            .inference_config(InferenceConfiguration::builder().max_tokens(max_tokens).build())
+            .send()
+            .await
+        {
+            Ok(mut out) => {
+                let id = out.request_id().unwrap_or_default().to_owned();
+                while let Some(_event) = out.stream.recv().await.map_err(|e| format!("{e:?}"))? {}
+                Ok(id)
+            }
+            Err(e) => Err(e.into()),
+        },
+        2 => client
+            .invoke_model()
+            .model_id(MODEL)
+            .content_type("application/json")
+            .body(Blob::new(claude_body))
+            .send()
+            .await
+            .map(|o| o.request_id().unwrap_or_default().to_owned())
+            .map_err(Into::into),
+        _ => match client
+            .invoke_model_with_response_stream()
+            .model_id(MODEL)
+            .content_type("application/json")
+            .body(Blob::new(claude_body))
+            .send()
+            .await
+        {
+            Ok(mut out) => {
+                let id = out.request_id().unwrap_or_default().to_owned();
+                while let Some(_event) = out.body.recv().await.map_err(|e| format!("{e:?}"))? {}
+                Ok(id)
+            }
+            Err(e) => Err(e.into()),
+        },
+    };
+    match result {
+        Ok(id) => Ok(Some(id)),
+        Err(e) if refused(&e) => Ok(None),
+        Err(aws_sdk_bedrockruntime::Error::ThrottlingException(_)) => Err("throttled".into()),
+        Err(e) => Err(format!("{e:?}")),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_gateways_and_64_clients_never_overshoot_a_one_dollar_budget() {
+    let ns = namespace("overshoot");
+    budget(&ns, "dollar", "  limit: '1.00'\n");
+    let ips: Vec<_> = (0..PODS).map(|_| pod_ip()).collect();
+    for (i, ip) in ips.iter().enumerate() {
+        pod(&ns, &format!("worker-{i}"), "default", &[("app", "worker")], *ip);
+    }
+    let mut controller = Options::all(&ns);
+    controller.role = "controller";
+    controller.extra = vec!["--settle".into(), "500ms".into()];
+    let controller = Aigov::start(controller, false);
+    let gateways: Vec<Aigov> = (0..2)
+        .map(|_| {
+            let mut o = Options::all(&ns);
+            o.role = "gateway";
+            o.controller_endpoints = vec![controller.ledger.clone()];
+            Aigov::start(o, true)
+        })
+        .collect();
+    let served_before: HashSet<String> = served().into_iter().map(|s| s.request_id).collect();
+
+    let ids: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let errors: Arc<Mutex<Vec<String>>> = Arc::default();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut tasks = Vec::new();
+    for c in 0..CLIENTS {
+        let client = client_from(ips[c % PODS], &gateways[c % 2].gateway, true).await;
+        let (ids, errors) = (ids.clone(), errors.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut n = c;
+            let mut throttles = 0;
+            while Instant::now() < deadline {
+                let output = 200 + ((n * 7919) % 800) as u32;
+                match call(&client, n, output).await {
+                    Ok(Some(id)) => {
+                        ids.lock().unwrap().insert(id);
+                    }
+                    Ok(None) => return,
+                    Err(e) if e == "throttled" => {
+                        throttles += 1;
+                        if throttles > 50 {
+                            return;
+                        }
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    Err(e) => errors.lock().unwrap().push(e),
+                }
+                n += CLIENTS;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("client task");
+    }
+    let errors = errors.lock().unwrap().clone();
+    assert!(errors.is_empty(), "unexpected errors: {errors:?}");
+    let ids = ids.lock().unwrap().clone();
+
+    // Everything the simulator served for this test, whether or not a client saw it.
+    let ours: HashSet<String> = served()
+        .into_iter()
+        .filter(|s| s.model_id == MODEL && !served_before.contains(&s.request_id))
+        .map(|s| s.request_id)
+        .collect();
+    assert_eq!(ours, ids, "the simulator served exactly the calls the clients saw answered");
+    let (expected, count) = served_cost(&ours);
+    assert_eq!(count, ids.len());
+    let s = wait_status(&ns, "dollar", Duration::from_secs(30), |s| {
+        s["spent"].as_str().and_then(|v| Usd::parse(v).ok()) == Some(expected)
+    });
+    let spent = Usd::parse(s["spent"].as_str().unwrap()).unwrap();
+    let limit = Usd::parse("1.00").unwrap();
+    assert!(spent <= limit, "overshoot: spent {spent} of {limit}");
+    assert!(spent > Usd::parse("0.50").unwrap(), "the budget was really used: {spent}");
+    eprintln!(
+        "overshoot test: {} calls served, spent {spent} of {limit}; statuses: requests {} throttled {}",
+        ids.len(),
+        s["requests"],
+        s["throttledRequests"]
+    );
+}
