@@ -12,6 +12,7 @@ set -euo pipefail
 export AIGOV_RUN="${AIGOV_TEST_RUN:-${TMPDIR:-/tmp}/aigov-test-env}"
 export AIGOV_ETCD_PORT=23791 AIGOV_ETCD_PEER_PORT=23801 AIGOV_APISERVER_PORT=16444
 export AIGOV_MOTO_PORT=15001 AIGOV_BEDROCK_SIM_PORT=18081
+export AIGOV_GATEWAY_PORT=18091 AIGOV_LEDGER_PORT=17071 AIGOV_METRICS_PORT=19091
 source "$(dirname "${BASH_SOURCE[0]}")/env/lib.sh"
 cd "$AIGOV_REPO"
 
@@ -26,6 +27,8 @@ log "cargo fmt --check"
 cargo fmt --all -- --check
 log "cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+log "cargo build (the aigov-controller binary the end-to-end tests run)"
+cargo build --workspace --bins --quiet
 log "cargo test"
 results="$AIGOV_RUN/cargo-test.log"
 cargo test --workspace 2>&1 | tee "$results"
@@ -35,7 +38,9 @@ failed=$(grep -Eo '[0-9]+ failed;' "$results" | awk '{s+=$1} END {print s+0}')
 log "the README's first command (tests/demo.sh) in this environment"
 demo="$AIGOV_RUN/demo.log"
 bash tests/demo.sh >"$demo" 2>&1 || { cat "$demo"; die "tests/demo.sh failed"; }
-for expected in "team-research +research-daily +5\.00" "spec\.thresholds: .*strictly ascending" "boto3: 12 checks passed"; do
+for expected in "team-research +research-daily +5\.00 " "not allowed by AIBudget team-chat/chat-monthly" \
+    "ThresholdCrossed .*research-daily: 50% threshold crossed" "refused \(AccessDeniedException\): AIBudget team-research/research-daily" \
+    "aigov_budget_spent_usd\{namespace=\"team-research\""; do
   grep -qE -- "$expected" "$demo" || { cat "$demo"; die "tests/demo.sh did not show: $expected"; }
 done
 passed=$((passed + 1))

@@ -154,7 +154,25 @@ pub const HAIKU: &str = "anthropic.claude-3-haiku-20240307-v1:0";
 /// The exact catalog cost of what the simulator served under these request IDs, and how
 /// many it served.
 pub fn served_cost(ids: &std::collections::HashSet<String>) -> (aigov_api::Usd, usize) {
-    served_cost_with(ids, &aigov_api::pricing::PriceBook::default())
+    served_cost_with(ids, &cluster_price_book())
+}
+
+/// The catalog plus every AIModelPrice in the cluster, as aigov prices with it.
+pub fn cluster_price_book() -> aigov_api::pricing::PriceBook {
+    let out = kubectl_ok(&["get", "aimp", "-o", "json"], None);
+    let list: serde_json::Value = serde_json::from_str(&out).expect("json");
+    let overrides = list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|item| {
+            serde_json::from_value::<aigov_api::AIModelPrice>(item.clone())
+                .expect("an AIModelPrice")
+                .to_override()
+                .expect("a valid price")
+        })
+        .collect();
+    aigov_api::pricing::PriceBook::default().with_overrides(overrides)
 }
 
 /// Like `served_cost`, priced by `book`.

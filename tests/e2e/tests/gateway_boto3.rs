@@ -15,23 +15,37 @@ use aigov_e2e::{kubectl_ok, local_env, namespace};
 fn boto3(gateway: &str, ip: &str, args: &[&str]) -> String {
     let env = local_env();
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("gateway_boto3.py");
-    let out = Command::new(&env.python).arg(&script).args([gateway, ip]).args(args).output().expect("python runs");
+    let out = Command::new(&env.python)
+        .arg(&script)
+        .args([gateway, ip])
+        .args(args)
+        .output()
+        .expect("python runs");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "boto3 {args:?} failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "boto3 {args:?} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     stdout
 }
 
 #[test]
 fn boto3_calls_are_metered_and_refusals_are_its_typed_exceptions() {
     let ns = namespace("gw-boto3");
-    budget(&ns, "team", "  limit: '1.00'\n  enforcement: {action: Throttle, softLimitPercent: 1, softLimitRequestsPerMinute: 1}\n");
+    budget(
+        &ns,
+        "team",
+        "  limit: '1.00'\n  enforcement: {action: Throttle, softLimitPercent: 1, softLimitRequestsPerMinute: 1}\n",
+    );
     let ip = pod_ip();
     pod(&ns, "py", "default", &[], ip);
     let aigov = Aigov::start(Options::all(&ns), true);
     let ip = ip.to_string();
 
     let out = boto3(&aigov.gateway, &ip, &["calls"]);
-    let ids: HashSet<String> = serde_json::from_str(out.lines().last().unwrap_or("[]")).expect("request IDs");
+    let ids: HashSet<String> =
+        serde_json::from_str(out.lines().last().unwrap_or("[]")).expect("request IDs");
     assert_eq!(ids.len(), 4);
     let (expected, count) = served_cost(&ids);
     assert_eq!(count, 4);
@@ -41,20 +55,49 @@ fn boto3_calls_are_metered_and_refusals_are_its_typed_exceptions() {
 
     // The limit lowered to what is spent: boto3 sees the exhausted budget.
     kubectl_ok(
-        &["patch", "aib", "-n", &ns, "team", "--type=merge", "-p", &format!(r#"{{"spec":{{"limit":"{}"}}}}"#, micro_floor(expected).to_api_string())],
+        &[
+            "patch",
+            "aib",
+            "-n",
+            &ns,
+            "team",
+            "--type=merge",
+            "-p",
+            &format!(
+                r#"{{"spec":{{"limit":"{}"}}}}"#,
+                micro_floor(expected).to_api_string()
+            ),
+        ],
         None,
     );
-    wait_status(&ns, "team", Duration::from_secs(20), |s| s["phase"] == "Throttled");
+    wait_status(&ns, "team", Duration::from_secs(20), |s| {
+        s["phase"] == "Throttled"
+    });
     std::thread::sleep(Duration::from_millis(600));
-    let denied = boto3(&aigov.gateway, &ip, &["expect-denied", &format!("AIBudget {ns}/team")]);
+    let denied = boto3(
+        &aigov.gateway,
+        &ip,
+        &["expect-denied", &format!("AIBudget {ns}/team")],
+    );
     assert!(denied.contains("resets at"), "{denied}");
     // Ten times what is spent: 10%, past the 1% soft limit of one call a minute.
     let limit = micro_floor(expected.scaled(rust_decimal::Decimal::TEN));
     kubectl_ok(
-        &["patch", "aib", "-n", &ns, "team", "--type=merge", "-p", &format!(r#"{{"spec":{{"limit":"{}"}}}}"#, limit.to_api_string())],
+        &[
+            "patch",
+            "aib",
+            "-n",
+            &ns,
+            "team",
+            "--type=merge",
+            "-p",
+            &format!(r#"{{"spec":{{"limit":"{}"}}}}"#, limit.to_api_string()),
+        ],
         None,
     );
-    wait_status(&ns, "team", Duration::from_secs(20), |s| s["phase"] == "Active");
+    wait_status(&ns, "team", Duration::from_secs(20), |s| {
+        s["phase"] == "Active"
+    });
     std::thread::sleep(Duration::from_millis(600));
     let throttled = boto3(&aigov.gateway, &ip, &["expect-throttle"]);
     assert!(throttled.contains("requests per minute"), "{throttled}");
@@ -62,5 +105,9 @@ fn boto3_calls_are_metered_and_refusals_are_its_typed_exceptions() {
 
 /// An amount rounded down to the micro-dollar, as `spec.limit` takes it.
 fn micro_floor(amount: Usd) -> Usd {
-    Usd::from_decimal(amount.as_decimal().round_dp_with_strategy(6, rust_decimal::RoundingStrategy::ToZero))
+    Usd::from_decimal(
+        amount
+            .as_decimal()
+            .round_dp_with_strategy(6, rust_decimal::RoundingStrategy::ToZero),
+    )
 }

@@ -23,19 +23,30 @@ const PODS: usize = 8;
 
 /// One call of kind `n % 4`; `Ok(Some(id))` when Bedrock answered, `Ok(None)` when refused
 /// for good (403: the budget cannot take it), `Err` on anything else.
-async fn call(client: &aws_sdk_bedrockruntime::Client, n: usize, output: u32) -> Result<Option<String>, String> {
+async fn call(
+    client: &aws_sdk_bedrockruntime::Client,
+    n: usize,
+    output: u32,
+) -> Result<Option<String>, String> {
     let text = format!("call {n} [sim:output_tokens={output}]");
     let max_tokens = 1000;
-    let refused = |e: &aws_sdk_bedrockruntime::Error| matches!(e, aws_sdk_bedrockruntime::Error::AccessDeniedException(_));
-    let claude_body = serde_json::json!({"anthropic_version": "bedrock-2023-05-31", "max_tokens": max_tokens,
+    let refused = |e: &aws_sdk_bedrockruntime::Error| {
+        matches!(e, aws_sdk_bedrockruntime::Error::AccessDeniedException(_))
+    };
+    let claude_body =
+        serde_json::json!({"anthropic_version": "bedrock-2023-05-31", "max_tokens": max_tokens,
         "messages": [{"role": "user", "content": text}]})
-    .to_string();
+        .to_string();
     let result: Result<String, aws_sdk_bedrockruntime::Error> = match n % 4 {
         0 => client
             .converse()
             .model_id(MODEL)
             .messages(user(&text))
-            .inference_config(InferenceConfiguration::builder().max_tokens(max_tokens).build())
+            .inference_config(
+                InferenceConfiguration::builder()
+                    .max_tokens(max_tokens)
+                    .build(),
+            )
             .send()
             .await
             .map(|o| o.request_id().unwrap_or_default().to_owned())
@@ -44,7 +55,11 @@ async fn call(client: &aws_sdk_bedrockruntime::Client, n: usize, output: u32) ->
             .converse_stream()
             .model_id(MODEL)
             .messages(user(&text))
-            .inference_config(InferenceConfiguration::builder().max_tokens(max_tokens).build())
+            .inference_config(
+                InferenceConfiguration::builder()
+                    .max_tokens(max_tokens)
+                    .build(),
+            )
             .send()
             .await
         {
@@ -94,7 +109,13 @@ async fn two_gateways_and_64_clients_never_overshoot_a_one_dollar_budget() {
     budget(&ns, "dollar", "  limit: '1.00'\n");
     let ips: Vec<_> = (0..PODS).map(|_| pod_ip()).collect();
     for (i, ip) in ips.iter().enumerate() {
-        pod(&ns, &format!("worker-{i}"), "default", &[("app", "worker")], *ip);
+        pod(
+            &ns,
+            &format!("worker-{i}"),
+            "default",
+            &[("app", "worker")],
+            *ip,
+        );
     }
     let mut controller = Options::all(&ns);
     controller.role = "controller";
@@ -153,7 +174,10 @@ async fn two_gateways_and_64_clients_never_overshoot_a_one_dollar_budget() {
         .filter(|s| s.model_id == MODEL && !served_before.contains(&s.request_id))
         .map(|s| s.request_id)
         .collect();
-    assert_eq!(ours, ids, "the simulator served exactly the calls the clients saw answered");
+    assert_eq!(
+        ours, ids,
+        "the simulator served exactly the calls the clients saw answered"
+    );
     let (expected, count) = served_cost(&ours);
     assert_eq!(count, ids.len());
     let s = wait_status(&ns, "dollar", Duration::from_secs(30), |s| {
@@ -162,7 +186,10 @@ async fn two_gateways_and_64_clients_never_overshoot_a_one_dollar_budget() {
     let spent = Usd::parse(s["spent"].as_str().unwrap()).unwrap();
     let limit = Usd::parse("1.00").unwrap();
     assert!(spent <= limit, "overshoot: spent {spent} of {limit}");
-    assert!(spent > Usd::parse("0.50").unwrap(), "the budget was really used: {spent}");
+    assert!(
+        spent > Usd::parse("0.50").unwrap(),
+        "the budget was really used: {spent}"
+    );
     eprintln!(
         "overshoot test: {} calls served, spent {spent} of {limit}; statuses: requests {} throttled {}",
         ids.len(),
