@@ -77,12 +77,15 @@ fn truncate(mut text: String, max: usize) -> String {
     text
 }
 
+/// When each (namespace, pod, reason) was last warned about.
+type LastWarned = HashMap<(String, String, &'static str), Instant>;
+
 /// Warning Events on pods whose calls were refused, at most one per pod and reason per
 /// interval, sent off the data path.
 #[derive(Clone)]
 pub struct PodWarnings {
     sender: mpsc::Sender<(ObjectReference, &'static str, String)>,
-    last: std::sync::Arc<Mutex<HashMap<(String, String, &'static str), Instant>>>,
+    last: std::sync::Arc<Mutex<LastWarned>>,
     interval: Duration,
 }
 

@@ -259,7 +259,7 @@ impl Ledger {
                     account.throttled += 1;
                 }
             } else {
-                account.spent = account.spent + cost;
+                account.spent += cost;
                 account.tokens.input += usage.input_tokens;
                 account.tokens.output += usage.output_tokens;
                 account.tokens.cache_read += usage.cache_read_tokens;
@@ -269,7 +269,7 @@ impl Ledger {
                     .models
                     .entry(record.model.clone())
                     .or_insert((Usd::ZERO, 0));
-                entry.0 = entry.0 + cost;
+                entry.0 += cost;
                 entry.1 += 1;
             }
             charges.push(Charge {
@@ -335,7 +335,7 @@ impl Ledger {
         let amount = wanted.min(account.grantable());
         if !amount.is_zero() {
             let held = account.held.entry(gateway.to_owned()).or_insert(Usd::ZERO);
-            *held = *held + amount;
+            *held += amount;
         }
         amount
     }

@@ -96,7 +96,7 @@ impl StreamMeter {
 
     /// The usage the stream reported, if it got that far.
     pub fn usage(&self) -> Option<Usage> {
-        self.usage.clone()
+        self.usage
     }
 
     /// Bytes held for an incomplete frame.

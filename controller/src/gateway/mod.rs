@@ -204,8 +204,8 @@ impl Gateway {
                 );
             }
         };
-        if let Err(response) = check_auth(request.headers(), &request_id) {
-            return (response, "unauthenticated");
+        if let Err((code, message)) = check_auth(request.headers()) {
+            return (bedrock_error(code, message, &request_id), "unauthenticated");
         }
         let workload = match self.cluster.workload(peer) {
             Some(w) => Some(w),
@@ -562,12 +562,12 @@ fn settlement_id(headers: &http::HeaderMap) -> Option<String> {
 
 /// The client must have signed (SigV4) or sent a Bedrock API key; the gateway does not
 /// verify the signature (it was made for the gateway's host), identity comes from the pod.
-fn check_auth(headers: &http::HeaderMap, request_id: &str) -> Result<(), Response<ResponseBody>> {
+/// Returns the Bedrock error code and message of a refusal.
+fn check_auth(headers: &http::HeaderMap) -> Result<(), (&'static str, &'static str)> {
     let Some(value) = headers.get("authorization") else {
-        return Err(bedrock_error(
+        return Err((
             "MissingAuthenticationTokenException",
             "missing Authentication Token: sign the request with SigV4 as the AWS SDKs do",
-            request_id,
         ));
     };
     let text = value.to_str().unwrap_or_default();
@@ -580,11 +580,10 @@ fn check_auth(headers: &http::HeaderMap, request_id: &str) -> Result<(), Respons
     if sigv4 || bearer {
         Ok(())
     } else {
-        Err(bedrock_error(
+        Err((
             "IncompleteSignatureException",
             "the Authorization header is not a SigV4 signature (AWS4-HMAC-SHA256 Credential=..., \
              SignedHeaders=..., Signature=...) or a Bearer API key",
-            request_id,
         ))
     }
 }

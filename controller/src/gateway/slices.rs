@@ -172,14 +172,12 @@ impl Slices {
             .is_some_and(|t| t.elapsed() < self.config.ttl);
         for claim in claims {
             let account = account(&mut state, claim);
-            if account.free < worst {
-                if connected || !claim.fail_open {
-                    return Err(if connected {
-                        Shortfall::Budget(claim.key.clone())
-                    } else {
-                        Shortfall::Unreachable(claim.key.clone())
-                    });
-                }
+            if account.free < worst && (connected || !claim.fail_open) {
+                return Err(if connected {
+                    Shortfall::Budget(claim.key.clone())
+                } else {
+                    Shortfall::Unreachable(claim.key.clone())
+                });
             }
         }
         let mut reservation = Reservation::default();
@@ -190,7 +188,7 @@ impl Slices {
             let backed = account.free >= worst;
             let amount = if backed { worst } else { Usd::ZERO };
             account.free = account.free - amount;
-            account.reserved = account.reserved + amount;
+            account.reserved += amount;
             reservation.amounts.push((claim.key.clone(), amount));
         }
         Ok(reservation)
@@ -250,7 +248,7 @@ impl Slices {
         for (key, amount) in &reservation.amounts {
             if let Some(account) = state.accounts.get_mut(key) {
                 account.reserved = account.reserved.saturating_sub(*amount);
-                account.free = account.free + *amount;
+                account.free += *amount;
             }
         }
     }
@@ -346,7 +344,7 @@ impl Slices {
                 state.accounts.get_mut(&grant.budget),
                 Usd::parse(&grant.amount),
             ) {
-                account.free = account.free + amount;
+                account.free += amount;
             }
         }
         for figures in response.budgets {

@@ -529,7 +529,7 @@ async fn restart_and_leader_failover_lose_nothing_and_count_nothing_twice() {
         ];
         o
     };
-    let mut replicas = vec![
+    let mut replicas = [
         Some(Aigov::start(controller(0), false)),
         Some(Aigov::start(controller(1), false)),
     ];
