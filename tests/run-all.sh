@@ -31,7 +31,7 @@ log "cargo build (the aigov-controller binary the end-to-end tests run)"
 cargo build --workspace --bins --quiet
 log "cargo test"
 results="$AIGOV_RUN/cargo-test.log"
-cargo test --workspace 2>&1 | tee "$results"
+cargo test --workspace --no-fail-fast 2>&1 | tee "$results"
 passed=$(grep -Eo '^test result: .* ([0-9]+) passed' "$results" | grep -Eo '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
 failed=$(grep -Eo '[0-9]+ failed;' "$results" | awk '{s+=$1} END {print s+0}')
 (( passed > 0 )) || die "cargo test ran no test"

@@ -70,3 +70,25 @@ pub fn events(ns: &str, name: &str) -> Vec<(String, String)> {
         })
         .collect()
 }
+
+/// An amount rounded down to the micro-dollar, as `spec.limit` takes it (spend is exact and
+/// may have more places).
+pub fn micro_floor(amount: aigov_api::Usd) -> aigov_api::Usd {
+    aigov_api::Usd::from_decimal(
+        amount
+            .as_decimal()
+            .round_dp_with_strategy(6, rust_decimal::RoundingStrategy::ToZero),
+    )
+}
+
+/// Sets a budget's limit to `limit` rounded down to the micro-dollar.
+pub fn set_limit(ns: &str, name: &str, limit: aigov_api::Usd) {
+    let patch = format!(
+        r#"{{"spec":{{"limit":"{}"}}}}"#,
+        micro_floor(limit).to_api_string()
+    );
+    kubectl_ok(
+        &["patch", "aib", "-n", ns, name, "--type=merge", "-p", &patch],
+        None,
+    );
+}

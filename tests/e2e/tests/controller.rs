@@ -12,7 +12,7 @@ use aigov_e2e::aigov::{Aigov, Options, free_port};
 use aigov_e2e::bedrock::{
     HAIKU, client_from, converse, pod, pod_ip, served_cost, served_cost_with,
 };
-use aigov_e2e::budgets::{budget, condition, events, wait_status};
+use aigov_e2e::budgets::{budget, condition, events, set_limit, wait_status};
 use aigov_e2e::webhook::Receiver;
 use aigov_e2e::{aws_config, kubectl_ok, namespace, unique};
 use rust_decimal::Decimal;
@@ -91,22 +91,6 @@ async fn wait_for(what: &str, within: Duration, mut check: impl AsyncFnMut() -> 
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-}
-
-fn set_limit(ns: &str, name: &str, limit: Usd) {
-    kubectl_ok(
-        &[
-            "patch",
-            "aib",
-            "-n",
-            ns,
-            name,
-            "--type=merge",
-            "-p",
-            &format!(r#"{{"spec":{{"limit":"{}"}}}}"#, limit.to_api_string()),
-        ],
-        None,
-    );
 }
 
 fn spent(s: &serde_json::Value) -> Usd {

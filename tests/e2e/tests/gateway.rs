@@ -14,7 +14,7 @@ use aws_sdk_bedrockruntime::primitives::Blob;
 use aws_sdk_bedrockruntime::types::InferenceConfiguration;
 
 use aigov_e2e::bedrock::{HAIKU, converse, served_cost, user};
-use aigov_e2e::budgets::{budget, wait_status};
+use aigov_e2e::budgets::{budget, micro_floor, set_limit, wait_status};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sdk_clients_work_through_the_gateway_and_every_call_is_charged_exactly() {
@@ -119,19 +119,7 @@ async fn a_spent_budget_refuses_with_access_denied_naming_budget_spend_limit_and
     let s = wait_status(&ns, "team", Duration::from_secs(20), |s| s["requests"] == 1);
     let spent = s["spent"].as_str().expect("spent").to_owned();
     // Someone lowers the limit to what is already spent: the budget is exhausted.
-    kubectl_ok(
-        &[
-            "patch",
-            "aib",
-            "-n",
-            &ns,
-            "team",
-            "--type=merge",
-            "-p",
-            &format!(r#"{{"spec":{{"limit":"{spent}"}}}}"#),
-        ],
-        None,
-    );
+    set_limit(&ns, "team", Usd::parse(&spent).unwrap());
     wait_status(&ns, "team", Duration::from_secs(20), |s| {
         s["phase"] == "Throttled"
     });
@@ -143,7 +131,7 @@ async fn a_spent_budget_refuses_with_access_denied_naming_budget_spend_limit_and
         panic!("expected AccessDeniedException, got {err:?}");
     };
     let message = denied.message().unwrap_or_default().to_owned();
-    let limit = Usd::parse(&spent).unwrap().display_cents();
+    let limit = micro_floor(Usd::parse(&spent).unwrap()).display_cents();
     for needle in [
         format!("AIBudget {ns}/team"),
         format!("of its {limit} limit"),

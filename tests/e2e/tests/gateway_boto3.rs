@@ -9,8 +9,8 @@ use std::time::Duration;
 use aigov_api::Usd;
 use aigov_e2e::aigov::{Aigov, Options};
 use aigov_e2e::bedrock::{pod, pod_ip, served_cost};
-use aigov_e2e::budgets::{budget, wait_status};
-use aigov_e2e::{kubectl_ok, local_env, namespace};
+use aigov_e2e::budgets::{budget, set_limit, wait_status};
+use aigov_e2e::{local_env, namespace};
 
 fn boto3(gateway: &str, ip: &str, args: &[&str]) -> String {
     let env = local_env();
@@ -54,22 +54,7 @@ fn boto3_calls_are_metered_and_refusals_are_its_typed_exceptions() {
     });
 
     // The limit lowered to what is spent: boto3 sees the exhausted budget.
-    kubectl_ok(
-        &[
-            "patch",
-            "aib",
-            "-n",
-            &ns,
-            "team",
-            "--type=merge",
-            "-p",
-            &format!(
-                r#"{{"spec":{{"limit":"{}"}}}}"#,
-                micro_floor(expected).to_api_string()
-            ),
-        ],
-        None,
-    );
+    set_limit(&ns, "team", expected);
     wait_status(&ns, "team", Duration::from_secs(20), |s| {
         s["phase"] == "Throttled"
     });
@@ -81,33 +66,11 @@ fn boto3_calls_are_metered_and_refusals_are_its_typed_exceptions() {
     );
     assert!(denied.contains("resets at"), "{denied}");
     // Ten times what is spent: 10%, past the 1% soft limit of one call a minute.
-    let limit = micro_floor(expected.scaled(rust_decimal::Decimal::TEN));
-    kubectl_ok(
-        &[
-            "patch",
-            "aib",
-            "-n",
-            &ns,
-            "team",
-            "--type=merge",
-            "-p",
-            &format!(r#"{{"spec":{{"limit":"{}"}}}}"#, limit.to_api_string()),
-        ],
-        None,
-    );
+    set_limit(&ns, "team", expected.scaled(rust_decimal::Decimal::TEN));
     wait_status(&ns, "team", Duration::from_secs(20), |s| {
         s["phase"] == "Active"
     });
     std::thread::sleep(Duration::from_millis(600));
     let throttled = boto3(&aigov.gateway, &ip, &["expect-throttle"]);
     assert!(throttled.contains("requests per minute"), "{throttled}");
-}
-
-/// An amount rounded down to the micro-dollar, as `spec.limit` takes it.
-fn micro_floor(amount: Usd) -> Usd {
-    Usd::from_decimal(
-        amount
-            .as_decimal()
-            .round_dp_with_strategy(6, rust_decimal::RoundingStrategy::ToZero),
-    )
 }
