@@ -132,6 +132,35 @@ pub fn response_usage(
     }
 }
 
+/// Feeds `data` to every usage parser, as the fuzz target and the robustness test do: the
+/// stream meters whole and split at every 7th byte, the Converse body, the stream chunk, and
+/// InvokeModel headers. Must never panic, and a meter never holds more than one frame.
+pub fn exercise(data: &[u8]) {
+    for operation in [
+        Operation::ConverseStream,
+        Operation::InvokeModelWithResponseStream,
+    ] {
+        let mut whole = StreamMeter::new(operation);
+        whole.feed(data);
+        let mut split = StreamMeter::new(operation);
+        for piece in data.chunks(7) {
+            split.feed(piece);
+        }
+        assert_eq!(
+            whole.usage(),
+            split.usage(),
+            "framing must not depend on how bytes arrive"
+        );
+        assert!(split.buffered() <= MAX_FRAME_BYTES);
+    }
+    let _ = usage::from_converse_body(data);
+    let _ = usage::from_converse_stream_metadata(data);
+    let _ = usage::from_stream_chunk(data);
+    let _ = chunk_usage(data);
+    let text = String::from_utf8_lossy(data);
+    let _ = usage::from_invoke_headers(|_| Some(text.as_ref()));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,6 +214,33 @@ mod tests {
         meter.feed(&event("chunk", &format!(r#"{{"bytes":"{encoded}"}}"#)));
         let usage = meter.usage().unwrap();
         assert_eq!((usage.input_tokens, usage.output_tokens), (7, 9));
+    }
+
+    #[test]
+    fn mutated_streams_and_random_bytes_never_panic() {
+        let mut stream = event("messageStart", r#"{"role":"assistant"}"#);
+        stream.extend(event(
+            "metadata",
+            r#"{"usage":{"inputTokens":1,"outputTokens":2,"totalTokens":3}}"#,
+        ));
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..5_000 {
+            let mut bytes = stream.clone();
+            for _ in 0..(next() % 4 + 1) {
+                let i = (next() as usize) % bytes.len();
+                bytes[i] = next() as u8;
+            }
+            bytes.truncate((next() as usize) % (bytes.len() + 1));
+            exercise(&bytes);
+            let random: Vec<u8> = (0..(next() % 64)).map(|_| next() as u8).collect();
+            exercise(&random);
+        }
     }
 
     #[test]

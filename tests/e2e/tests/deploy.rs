@@ -6,6 +6,9 @@ use aigov_e2e::kubectl_ok;
 #[test]
 fn the_deployment_manifests_pass_a_server_side_dry_run() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../controller/deploy");
+    // Namespaced objects are dry-run against an existing namespace.
+    let ns = "apiVersion: v1\nkind: Namespace\nmetadata: {name: aigov-system}\n";
+    kubectl_ok(&["apply", "-f", "-"], Some(ns));
     let out = kubectl_ok(
         &[
             "apply",
