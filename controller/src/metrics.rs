@@ -49,6 +49,7 @@ pub struct Metrics {
     reconcile: Histogram,
     exchange: Histogram,
     records: Counter,
+    status_writes: Counter,
     /// Set once the process can do its job (caches synced; for the controller, leading).
     pub ready: AtomicBool,
 }
@@ -66,6 +67,7 @@ impl Default for Metrics {
             reconcile: Histogram::new(exponential_buckets(0.000_1, 2.0, 16)),
             exchange: Histogram::new(exponential_buckets(0.000_01, 2.0, 16)),
             records: Counter::default(),
+            status_writes: Counter::default(),
             ready: AtomicBool::new(false),
             registry: Registry::default(),
         };
@@ -113,6 +115,11 @@ impl Default for Metrics {
             "ledger_records",
             "Usage records received by the ledger",
             m.records.clone(),
+        );
+        registry.register(
+            "status_writes",
+            "AIBudget status patches written",
+            m.status_writes.clone(),
         );
         Metrics { registry, ..m }
     }
@@ -164,6 +171,11 @@ impl Metrics {
     /// Observes one reconcile.
     pub fn reconciled(&self, elapsed: Duration) {
         self.reconcile.observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts one status write.
+    pub fn status_written(&self) {
+        self.status_writes.inc();
     }
 
     /// Observes one ledger exchange and the records it carried.

@@ -347,6 +347,7 @@ pub async fn reconcile(budget: Arc<AIBudget>, ctx: Arc<Context>) -> Result<Actio
         ctx.shared
             .ledger()
             .mark_persisted(&key, &outcome.status.ledger);
+        ctx.shared.metrics.status_written();
         ctx.written
             .lock()
             .unwrap_or_else(|e| e.into_inner())
