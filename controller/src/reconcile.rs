@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use aigov_api::budget::{EscalationStatus, ExtensionStatus, PeriodSummary};
 use aigov_api::{AIBudget, Usd};
 use futures::StreamExt;
+use kube::runtime::WatchStreamExt;
 use jiff::{SignedDuration, Timestamp};
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
@@ -614,7 +615,14 @@ pub async fn run(
         let (namespace, name) = key.split_once('/').unwrap_or(("", &key));
         Some((ObjectRef::<AIBudget>::new(name).within(namespace), receiver))
     });
-    let controller = Controller::new(api, watcher::Config::default()).reconcile_on(triggers);
+    // The controller's own cache of budgets, without managedFields (a third of each object).
+    let (store, writer) = kube::runtime::reflector::store();
+    let budgets = watcher::watcher(api, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .modify(|budget: &mut AIBudget| budget.managed_fields_mut().clear())
+        .reflect(writer)
+        .touched_objects();
+    let controller = Controller::for_stream(budgets, store).reconcile_on(triggers);
     let store = controller.store();
     let shared = ctx.shared.clone();
     tokio::spawn(async move {

@@ -143,7 +143,12 @@ pub fn build(inputs: StatusInputs<'_>) -> StatusOutcome {
         limit.display_cents()
     );
     let conditions = vec![
-        condition("Ready", true, "Reconciled", summary.clone()),
+        condition(
+            "Ready",
+            true,
+            "Reconciled",
+            format!("{summary}; {}", fail_mode_note(inputs.spec)),
+        ),
         condition(
             "ThresholdCrossed",
             highest.is_some(),
@@ -245,6 +250,18 @@ pub fn build(inputs: StatusInputs<'_>) -> StatusOutcome {
         status,
         newly_crossed,
         phase_changed: (previous_phase != Some(phase)).then_some(previous_phase),
+    }
+}
+
+/// What gateways do for this budget if they lose the controller, said where people look.
+fn fail_mode_note(spec: &AIBudgetSpec) -> &'static str {
+    match spec.enforcement.as_ref().map(|e| e.fail_mode).unwrap_or_default() {
+        aigov_api::budget::FailMode::Closed => {
+            "failMode Closed: without the controller, gateways spend only the slices they hold"
+        }
+        aigov_api::budget::FailMode::Open => {
+            "failMode Open: without the controller, gateways keep admitting and report later (the limit may be passed)"
+        }
     }
 }
 

@@ -28,8 +28,9 @@ cargo build --release --quiet -p aigov-controller -p aigov-bedrock-sim -p aigov-
 REL="$CARGO_TARGET_DIR/release"
 
 start_bg() { # name cmd...
-  setsid "$@" >"$AIGOV_RUN/logs/$1.log" 2>&1 </dev/null &
-  echo $! >"$AIGOV_RUN/pids/$1"
+  local name="$1"; shift
+  setsid "$@" >"$AIGOV_RUN/logs/$name.log" 2>&1 </dev/null &
+  echo $! >"$AIGOV_RUN/pids/$name"
 }
 start_bg bench-sim "$REL/aigov-bedrock-sim" --listen "127.0.0.1:$SIM_PORT"
 sleep 0.5
@@ -62,6 +63,7 @@ AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_REGION=us-east-1 AWS_END
     --bedrock-endpoint "http://127.0.0.1:$SIM_PORT" --settle 500ms --alerts false
 AIGOV_PID=$(cat "$AIGOV_RUN/pids/aigov")
 for _ in $(seq 1 600); do curl -fsS "http://127.0.0.1:$METRICS_PORT/readyz" >/dev/null 2>&1 && break; sleep 0.2; done
+kill -0 "$AIGOV_PID" || { cat "$AIGOV_RUN/logs/aigov.log"; die "aigov exited"; }
 log "waiting until the controller has reconciled every budget once"
 for _ in $(seq 1 900); do
   n=$(curl -fsS "http://127.0.0.1:$METRICS_PORT/metrics" | awk '/^aigov_reconcile_duration_seconds_count/ {print $2}')
@@ -71,21 +73,21 @@ done
 sleep 3
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-loadgen() { "$REL/loadgen" --seconds "$SECONDS_PER_RUN" "$@"; }
+loadgen() { "$REL/loadgen" "$@"; }
 RESULTS="$AIGOV_RUN/results.jsonl"
 : >"$RESULTS"
 
 for rate in 1000 5000; do
-  loadgen --url "http://127.0.0.1:$SIM_PORT" --rate "$rate" --label direct | tee -a "$RESULTS"
+  loadgen --seconds "$SECONDS_PER_RUN" --url "http://127.0.0.1:$SIM_PORT" --rate "$rate" --label direct | tee -a "$RESULTS"
   before=$(cpu_ticks "$AIGOV_PID")
-  loadgen --url "http://127.0.0.1:$GW_PORT" --rate "$rate" --source "$POD_IP" --label aigov | tee -a "$RESULTS"
+  loadgen --seconds "$SECONDS_PER_RUN" --url "http://127.0.0.1:$GW_PORT" --rate "$rate" --source "$POD_IP" --label aigov | tee -a "$RESULTS"
   after=$(cpu_ticks "$AIGOV_PID")
   echo "{\"label\":\"aigov-cpu\",\"rate\":$rate,\"cpu_ticks\":$((after - before)),\"requests\":$((rate * (SECONDS_PER_RUN + 2)))}" | tee -a "$RESULTS"
 done
 
 log "highest sustained rate through the gateway (achieved >= 97% of offered, p99 < 50 ms)"
-for rate in 6000 8000 10000 12000 15000; do
-  line=$(loadgen --url "http://127.0.0.1:$GW_PORT" --rate "$rate" --source "$POD_IP" --label aigov-max --warmup 1)
+for rate in 2000 3000 4000 5000 6000 7000 8000 10000 12000; do
+  line=$(loadgen --seconds "$SECONDS_PER_RUN" --url "http://127.0.0.1:$GW_PORT" --rate "$rate" --source "$POD_IP" --label aigov-max --warmup 1)
   echo "$line" | tee -a "$RESULTS"
   ok=$(python3 -c "import json,sys; r=json.loads(sys.argv[1]); print(int(r['achieved_rps'] >= 0.97*r['rate'] and r['p99_us'] < 50000 and r['errors'] == 0))" "$line")
   [[ "$ok" == 1 ]] || break
@@ -112,6 +114,7 @@ general_settings:
 YAML
   start_bg litellm "$LITELLM" --config "$AIGOV_RUN/litellm.yaml" --host 127.0.0.1 --port "$LITELLM_PORT" --num_workers 1
   for _ in $(seq 1 300); do curl -fsS "http://127.0.0.1:$LITELLM_PORT/health/liveliness" >/dev/null 2>&1 && break; sleep 0.5; done
+  curl -fsS "http://127.0.0.1:$LITELLM_PORT/health/liveliness" >/dev/null || { tail -n 30 "$AIGOV_RUN/logs/litellm.log"; die "LiteLLM did not start"; }
   for rate in 50 100 200 400 1000; do
     loadgen --url "http://127.0.0.1:$SIM_PORT" --rate "$rate" --label direct --seconds 5 --warmup 1 | tee -a "$RESULTS"
     loadgen --url "http://127.0.0.1:$GW_PORT" --rate "$rate" --source "$POD_IP" --label aigov --seconds 5 --warmup 1 | tee -a "$RESULTS"

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use aigov_api::AIBudget;
@@ -14,100 +15,181 @@ use kube::{Api, Client, ResourceExt};
 
 use crate::policy::{BudgetPolicy, Workload};
 
-type PodIndex = HashMap<IpAddr, Arc<Workload>>;
-type BudgetIndex = HashMap<String, Vec<Arc<BudgetPolicy>>>;
+/// Pods by IP, and which IP each pod (by `namespace/name`) holds.
+#[derive(Default)]
+struct PodIndex {
+    by_ip: HashMap<IpAddr, Arc<Workload>>,
+    ip_of: HashMap<String, IpAddr>,
+}
+
+/// Budgets by namespace (what requests read), and by key with the generation compiled.
+#[derive(Default)]
+struct BudgetIndex {
+    by_namespace: HashMap<String, Arc<Vec<Arc<BudgetPolicy>>>>,
+    compiled: HashMap<String, (Option<i64>, Arc<BudgetPolicy>)>,
+}
 
 /// The pod and budget caches.
 #[derive(Clone, Default)]
 pub struct ClusterView {
     pods: Arc<RwLock<PodIndex>>,
     budgets: Arc<RwLock<BudgetIndex>>,
-    pods_synced: Arc<std::sync::atomic::AtomicBool>,
-    budgets_synced: Arc<std::sync::atomic::AtomicBool>,
+    pods_synced: Arc<AtomicBool>,
+    budgets_synced: Arc<AtomicBool>,
 }
 
 impl ClusterView {
     /// The running pod with IP `ip`, if any.
     pub fn workload(&self, ip: IpAddr) -> Option<Arc<Workload>> {
-        read(&self.pods).get(&ip).cloned()
+        read(&self.pods).by_ip.get(&ip).cloned()
     }
 
     /// Every budget that selects `workload`.
     pub fn budgets_for(&self, workload: &Workload) -> Vec<Arc<BudgetPolicy>> {
-        read(&self.budgets)
-            .get(&workload.namespace)
-            .map(|list| {
-                list.iter()
-                    .filter(|b| b.selects(workload))
-                    .cloned()
-                    .collect()
-            })
+        let list = read(&self.budgets).by_namespace.get(&workload.namespace).cloned();
+        list.map(|list| list.iter().filter(|b| b.selects(workload)).cloned().collect())
             .unwrap_or_default()
     }
 
     /// True once both caches hold a full list.
     pub fn synced(&self) -> bool {
-        use std::sync::atomic::Ordering::Acquire;
-        self.pods_synced.load(Acquire) && self.budgets_synced.load(Acquire)
+        self.pods_synced.load(Ordering::Acquire) && self.budgets_synced.load(Ordering::Acquire)
     }
 
-    /// Replaces the pod index (used by the watch; tests may call it directly).
+    /// Replaces every pod (a relist; tests may call it directly).
     pub fn set_pods(&self, pods: &[Pod]) {
-        let index = pods.iter().filter_map(pod_entry).collect();
-        *self.pods.write().unwrap_or_else(|e| e.into_inner()) = index;
+        *write(&self.pods) = PodIndex::default();
+        for pod in pods {
+            self.apply_pod(pod);
+        }
     }
 
-    /// Replaces the budget index.
-    pub fn set_budgets(&self, budgets: &[AIBudget]) {
-        let mut index: BudgetIndex = HashMap::new();
-        for budget in budgets {
-            match BudgetPolicy::from_budget(budget) {
-                Ok(policy) => index
-                    .entry(policy.namespace.clone())
-                    .or_default()
-                    .push(Arc::new(policy)),
-                Err(e) => {
-                    tracing::warn!(budget = budget.name_any(), error = %e, "AIBudget ignored")
-                }
-            }
+    /// Adds or updates one pod.
+    pub fn apply_pod(&self, pod: &Pod) {
+        let key = object_key(pod);
+        let mut index = write(&self.pods);
+        if let Some(old) = index.ip_of.remove(&key) {
+            index.by_ip.remove(&old);
         }
-        *self.budgets.write().unwrap_or_else(|e| e.into_inner()) = index;
+        if let Some((ip, workload)) = pod_entry(pod) {
+            index.by_ip.insert(ip, workload);
+            index.ip_of.insert(key, ip);
+        }
+    }
+
+    /// Forgets one pod.
+    pub fn delete_pod(&self, pod: &Pod) {
+        let mut index = write(&self.pods);
+        if let Some(old) = index.ip_of.remove(&object_key(pod)) {
+            index.by_ip.remove(&old);
+        }
+    }
+
+    /// Replaces every budget (a relist).
+    pub fn set_budgets(&self, budgets: &[AIBudget]) {
+        *write(&self.budgets) = BudgetIndex::default();
+        for budget in budgets {
+            self.apply_budget(budget);
+        }
+    }
+
+    /// Adds or updates one budget; a change that leaves the spec's generation alone (a status
+    /// write, an annotation) compiles nothing.
+    pub fn apply_budget(&self, budget: &AIBudget) {
+        let key = object_key(budget);
+        let generation = budget.metadata.generation;
+        if read(&self.budgets)
+            .compiled
+            .get(&key)
+            .is_some_and(|(g, _)| generation.is_some() && *g == generation)
+        {
+            return;
+        }
+        match BudgetPolicy::from_budget(budget) {
+            Ok(policy) => {
+                let policy = Arc::new(policy);
+                let mut index = write(&self.budgets);
+                index.compiled.insert(key.clone(), (generation, policy.clone()));
+                let namespace = policy.namespace.clone();
+                index.rebuild_namespace(&namespace);
+            }
+            Err(e) => tracing::warn!(budget = key, error = %e, "AIBudget ignored"),
+        }
+    }
+
+    /// Forgets one budget.
+    pub fn delete_budget(&self, budget: &AIBudget) {
+        let mut index = write(&self.budgets);
+        if let Some((_, policy)) = index.compiled.remove(&object_key(budget)) {
+            index.rebuild_namespace(&policy.namespace);
+        }
     }
 
     /// Watches pods and AIBudgets (in `namespace`, else all) until the process ends.
     pub async fn watch(self, client: Client, namespace: Option<String>) {
         let (pod_api, budget_api) = match &namespace {
-            Some(ns) => (
-                Api::namespaced(client.clone(), ns),
-                Api::namespaced(client, ns),
-            ),
+            Some(ns) => (Api::namespaced(client.clone(), ns), Api::namespaced(client, ns)),
             None => (Api::all(client.clone()), Api::all(client)),
         };
-        let pods = watch_all::<Pod>(pod_api, {
-            let view = self.clone();
-            move |all| {
-                view.set_pods(all);
-                view.pods_synced
-                    .store(true, std::sync::atomic::Ordering::Release);
-            }
-        });
-        let budgets = watch_all::<AIBudget>(budget_api, {
-            let view = self.clone();
-            move |all| {
-                view.set_budgets(all);
-                view.budgets_synced
-                    .store(true, std::sync::atomic::Ordering::Release);
-            }
-        });
+        let pods = {
+            let (apply, delete, reset) = (self.clone(), self.clone(), self.clone());
+            watch_each::<Pod>(
+                pod_api,
+                move |p| apply.apply_pod(p),
+                move |p| delete.delete_pod(p),
+                move |all| {
+                    reset.set_pods(all);
+                    reset.pods_synced.store(true, Ordering::Release);
+                },
+            )
+        };
+        let budgets = {
+            let (apply, delete, reset) = (self.clone(), self.clone(), self.clone());
+            watch_each::<AIBudget>(
+                budget_api,
+                move |b| apply.apply_budget(b),
+                move |b| delete.delete_budget(b),
+                move |all| {
+                    reset.set_budgets(all);
+                    reset.budgets_synced.store(true, Ordering::Release);
+                },
+            )
+        };
         tokio::join!(pods, budgets);
     }
+}
+
+impl BudgetIndex {
+    /// Rebuilds the (small) list of one namespace from the compiled budgets.
+    fn rebuild_namespace(&mut self, namespace: &str) {
+        let mut list: Vec<Arc<BudgetPolicy>> = self
+            .compiled
+            .values()
+            .filter(|(_, p)| p.namespace == namespace)
+            .map(|(_, p)| p.clone())
+            .collect();
+        list.sort_by(|a, b| a.key.cmp(&b.key));
+        if list.is_empty() {
+            self.by_namespace.remove(namespace);
+        } else {
+            self.by_namespace.insert(namespace.to_owned(), Arc::new(list));
+        }
+    }
+}
+
+fn object_key<K: kube::Resource>(object: &K) -> String {
+    format!("{}/{}", object.namespace().unwrap_or_default(), object.name_any())
 }
 
 fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
     lock.read().unwrap_or_else(|e| e.into_inner())
 }
 
-/// A pod's entry: its IPs, for pods that are not finished (a finished pod's IP may be reused).
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A pod's entry: its IP, for pods that are not finished (a finished pod's IP may be reused).
 fn pod_entry(pod: &Pod) -> Option<(IpAddr, Arc<Workload>)> {
     let status = pod.status.as_ref()?;
     if matches!(status.phase.as_deref(), Some("Succeeded" | "Failed")) {
@@ -127,49 +209,29 @@ fn pod_entry(pod: &Pod) -> Option<(IpAddr, Arc<Workload>)> {
     Some((ip, Arc::new(workload)))
 }
 
-/// Keeps a full copy of every object of a kind, calling `publish` with all of them after each
-/// change. Pods and budgets change rarely next to the request rate, so a rebuild is cheap.
-async fn watch_all<K>(api: Api<K>, publish: impl Fn(&[K]))
+/// Follows a watch: `apply` and `delete` per object as they change, `reset` with the full
+/// list after each (re)list. Only the changed object is touched, so a status write on one of
+/// 10,000 budgets costs one comparison.
+async fn watch_each<K>(api: Api<K>, apply: impl Fn(&K), delete: impl Fn(&K), reset: impl Fn(&[K]))
 where
     K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
     K::DynamicType: Default + Eq + std::hash::Hash + Clone,
 {
-    let mut objects: HashMap<String, K> = HashMap::new();
-    let mut initial: Option<HashMap<String, K>> = None;
-    let key = |o: &K| format!("{}/{}", o.namespace().unwrap_or_default(), o.name_any());
-    let mut events = std::pin::pin!(watcher::watcher(api, watcher::Config::default()));
+    let mut initial: Option<Vec<K>> = None;
+    let config = watcher::Config::default().any_semantic();
+    let mut events = std::pin::pin!(watcher::watcher(api, config));
     while let Some(event) = events.next().await {
-        let changed = match event {
-            Ok(Event::Init) => {
-                initial = Some(HashMap::new());
-                false
-            }
+        match event {
+            Ok(Event::Init) => initial = Some(Vec::new()),
             Ok(Event::InitApply(o)) => {
                 if let Some(init) = initial.as_mut() {
-                    init.insert(key(&o), o);
+                    init.push(o);
                 }
-                false
             }
-            Ok(Event::InitDone) => {
-                objects = initial.take().unwrap_or_default();
-                true
-            }
-            Ok(Event::Apply(o)) => {
-                objects.insert(key(&o), o);
-                true
-            }
-            Ok(Event::Delete(o)) => {
-                objects.remove(&key(&o));
-                true
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "watch");
-                false
-            }
-        };
-        if changed {
-            let all: Vec<K> = objects.values().cloned().collect();
-            publish(&all);
+            Ok(Event::InitDone) => reset(&initial.take().unwrap_or_default()),
+            Ok(Event::Apply(o)) => apply(&o),
+            Ok(Event::Delete(o)) => delete(&o),
+            Err(e) => tracing::warn!(error = %e, "watch"),
         }
     }
 }

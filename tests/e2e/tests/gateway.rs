@@ -14,7 +14,7 @@ use aws_sdk_bedrockruntime::primitives::Blob;
 use aws_sdk_bedrockruntime::types::InferenceConfiguration;
 
 use aigov_e2e::bedrock::{HAIKU, converse, served_cost, user};
-use aigov_e2e::budgets::{budget, micro_floor, set_limit, wait_status};
+use aigov_e2e::budgets::{budget, events, micro_floor, set_limit, wait_status};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sdk_clients_work_through_the_gateway_and_every_call_is_charged_exactly() {
@@ -199,6 +199,12 @@ async fn past_the_soft_limit_calls_are_throttled_with_a_throttling_exception() {
         (throttling["status"].as_str(), throttling["reason"].as_str()),
         (Some("True"), Some("SoftLimit"))
     );
+    // The throttled pod gets a Warning Event of its own.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !events(&ns, "app").iter().any(|(r, n)| r == "Throttled" && n.contains("requests per minute")) {
+        assert!(std::time::Instant::now() < deadline, "no Throttled Event on the pod: {:?}", events(&ns, "app"));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
