@@ -38,6 +38,8 @@ pub const ACKNOWLEDGED_ANNOTATION: &str = "aigov.dev/acknowledged";
 pub const FIELD_MANAGER: &str = "aigov-controller";
 /// Status figures (forecast) are refreshed at least this often even without usage.
 pub const REFRESH: Duration = Duration::from_secs(300);
+/// Reconciles in flight at most.
+pub const RECONCILE_CONCURRENCY: u16 = 16;
 /// Throttled / Downgraded Events on a budget at most this often.
 pub const REFUSAL_EVENT_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -622,7 +624,11 @@ pub async fn run(
         .modify(|budget: &mut AIBudget| budget.managed_fields_mut().clear())
         .reflect(writer)
         .touched_objects();
-    let controller = Controller::for_stream(budgets, store).reconcile_on(triggers);
+    // Bounded concurrency: 10,000 budgets at start-up must not mean 10,000 requests in flight
+    // (each with its own connection and buffers).
+    let controller = Controller::for_stream(budgets, store)
+        .with_config(kube::runtime::controller::Config::default().concurrency(RECONCILE_CONCURRENCY))
+        .reconcile_on(triggers);
     let store = controller.store();
     let shared = ctx.shared.clone();
     tokio::spawn(async move {
