@@ -102,9 +102,9 @@ impl LedgerShared {
             .remove(key)
     }
 
-    /// Forgets the holdings of gateways silent for longer than `expiry`, and accounts of
-    /// budgets no longer in `existing`.
-    pub fn expire(&self, expiry: Duration, existing: &HashSet<BudgetKey>) {
+    /// Forgets the holdings of gateways silent for longer than `expiry` (cheap: one pass over
+    /// the gateways seen).
+    pub fn expire_gateways(&self, expiry: Duration) {
         let stale: Vec<String> = {
             let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
             let stale = seen
@@ -117,6 +117,9 @@ impl LedgerShared {
             }
             stale
         };
+        if stale.is_empty() {
+            return;
+        }
         let mut ledger = self.ledger();
         for g in &stale {
             tracing::info!(
@@ -125,11 +128,12 @@ impl LedgerShared {
             );
             ledger.expire_gateway(g);
         }
-        let gone: Vec<BudgetKey> = ledger
-            .keys()
-            .filter(|k| !existing.contains(*k))
-            .cloned()
-            .collect();
+    }
+
+    /// Forgets the accounts of budgets that no longer exist.
+    pub fn forget_deleted(&self, exists: impl Fn(&str) -> bool) {
+        let mut ledger = self.ledger();
+        let gone: Vec<BudgetKey> = ledger.keys().filter(|k| !exists(k)).cloned().collect();
         for key in gone {
             ledger.remove(&key);
         }

@@ -3,16 +3,16 @@
 //! server-side apply, at once when a threshold or the phase changes, else at most once per
 //! `status_interval` (bursts of usage coalesce into one write).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aigov_api::budget::{EscalationStatus, ExtensionStatus, PeriodSummary};
 use aigov_api::{AIBudget, Usd};
 use futures::StreamExt;
-use kube::runtime::WatchStreamExt;
 use jiff::{SignedDuration, Timestamp};
 use kube::api::{Patch, PatchParams};
+use kube::runtime::WatchStreamExt;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::Recorder;
 use kube::runtime::reflector::ObjectRef;
@@ -627,22 +627,29 @@ pub async fn run(
     // Bounded concurrency: 10,000 budgets at start-up must not mean 10,000 requests in flight
     // (each with its own connection and buffers).
     let controller = Controller::for_stream(budgets, store)
-        .with_config(kube::runtime::controller::Config::default().concurrency(RECONCILE_CONCURRENCY))
+        .with_config(
+            kube::runtime::controller::Config::default().concurrency(RECONCILE_CONCURRENCY),
+        )
         .reconcile_on(triggers);
     let store = controller.store();
     let shared = ctx.shared.clone();
     tokio::spawn(async move {
+        let mut ticks = 0u64;
         loop {
             tokio::time::sleep(Duration::from_secs(2)).await;
-            if store.wait_until_ready().await.is_err() {
-                continue;
+            shared.expire_gateways(gateway_expiry);
+            ticks += 1;
+            // Deleted budgets are rare: look for them every 30 seconds, off the async workers.
+            if ticks % 15 == 0 && store.wait_until_ready().await.is_ok() {
+                let (store, shared) = (store.clone(), shared.clone());
+                let _ = tokio::task::spawn_blocking(move || {
+                    shared.forget_deleted(|key| {
+                        let (namespace, name) = key.split_once('/').unwrap_or(("", key));
+                        store.get(&ObjectRef::new(name).within(namespace)).is_some()
+                    });
+                })
+                .await;
             }
-            let existing: HashSet<BudgetKey> = store
-                .state()
-                .iter()
-                .map(|b| format!("{}/{}", b.namespace().unwrap_or_default(), b.name_any()))
-                .collect();
-            shared.expire(gateway_expiry, &existing);
         }
     });
     controller

@@ -255,7 +255,12 @@ pub fn build(inputs: StatusInputs<'_>) -> StatusOutcome {
 
 /// What gateways do for this budget if they lose the controller, said where people look.
 fn fail_mode_note(spec: &AIBudgetSpec) -> &'static str {
-    match spec.enforcement.as_ref().map(|e| e.fail_mode).unwrap_or_default() {
+    match spec
+        .enforcement
+        .as_ref()
+        .map(|e| e.fail_mode)
+        .unwrap_or_default()
+    {
         aigov_api::budget::FailMode::Closed => {
             "failMode Closed: without the controller, gateways spend only the slices they hold"
         }

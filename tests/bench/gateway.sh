@@ -5,7 +5,8 @@
 #   through LiteLLM's proxy (`litellm[proxy]` from PyPI, pointed at the same simulator) when
 #   it installs here.
 # Prints p50/p99 latency and added latency at 1,000 and 5,000 requests per second, the highest
-# rate sustained, gateway CPU per request and peak memory. Open-loop load (tests/bench/src/bin/
+# rate sustained, gateway CPU per request and peak memory. The gateway and the controller run
+# as separate processes, as deployed (controller/deploy/). Open-loop load (tests/bench/src/bin/
 # loadgen.rs), release builds, everything on 127.0.0.1.
 # Usage: bash tests/bench/gateway.sh   (needs the local environment's tools; starts what it needs)
 set -euo pipefail
@@ -56,17 +57,19 @@ kubectl patch pod -n bench client --subresource=status --type=merge \
 log "applied in $((SECONDS - t0))s"
 
 kubectl create namespace aigov-system >/dev/null 2>&1 || true
-AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_REGION=us-east-1 AWS_ENDPOINT_URL="$AIGOV_MOTO_ENDPOINT" \
-  start_bg aigov "$REL/aigov-controller" --role all --identity bench --namespace aigov-system \
-    --gateway-listen "127.0.0.1:$GW_PORT" --ledger-listen "127.0.0.1:$LEDGER_PORT" \
-    --metrics-listen "127.0.0.1:$METRICS_PORT" --controller-endpoints "http://127.0.0.1:$LEDGER_PORT" \
-    --bedrock-endpoint "http://127.0.0.1:$SIM_PORT" --settle 500ms --alerts false
+# As deployed: the controller and the gateway are separate processes (Deployments).
+export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_REGION=us-east-1 AWS_ENDPOINT_URL="$AIGOV_MOTO_ENDPOINT"
+start_bg aigov-controller "$REL/aigov-controller" --role controller --identity bench-controller --namespace aigov-system \
+    --ledger-listen "127.0.0.1:$LEDGER_PORT" --metrics-listen "127.0.0.1:$((METRICS_PORT + 1))" --settle 500ms --alerts false
+start_bg aigov "$REL/aigov-controller" --role gateway --identity bench-gateway \
+    --gateway-listen "127.0.0.1:$GW_PORT" --metrics-listen "127.0.0.1:$METRICS_PORT" \
+    --controller-endpoints "http://127.0.0.1:$LEDGER_PORT" --bedrock-endpoint "http://127.0.0.1:$SIM_PORT"
 AIGOV_PID=$(cat "$AIGOV_RUN/pids/aigov")
 for _ in $(seq 1 600); do curl -fsS "http://127.0.0.1:$METRICS_PORT/readyz" >/dev/null 2>&1 && break; sleep 0.2; done
-kill -0 "$AIGOV_PID" || { cat "$AIGOV_RUN/logs/aigov.log"; die "aigov exited"; }
+kill -0 "$AIGOV_PID" || { cat "$AIGOV_RUN/logs/aigov.log"; die "the aigov gateway exited"; }
 log "waiting until the controller has reconciled every budget once"
 for _ in $(seq 1 900); do
-  n=$(curl -fsS "http://127.0.0.1:$METRICS_PORT/metrics" | awk '/^aigov_reconcile_duration_seconds_count/ {print $2}')
+  n=$(curl -fsS "http://127.0.0.1:$((METRICS_PORT + 1))/metrics" | awk '/^aigov_reconcile_duration_seconds_count/ {print $2}')
   [[ "${n%.*}" -ge $((BUDGETS + 1)) ]] 2>/dev/null && break
   sleep 1
 done
@@ -93,6 +96,7 @@ for rate in 2000 3000 4000 5000 6000 7000 8000 10000 12000; do
   [[ "$ok" == 1 ]] || break
 done
 grep VmHWM "/proc/$AIGOV_PID/status" | awk '{print "{\"label\":\"aigov-peak-rss-kb\",\"value\":" $2 "}"}' | tee -a "$RESULTS"
+grep VmHWM "/proc/$(cat "$AIGOV_RUN/pids/aigov-controller")/status" | awk '{print "{\"label\":\"controller-peak-rss-kb\",\"value\":" $2 "}"}' | tee -a "$RESULTS"
 
 LITELLM="$AIGOV_CACHE/tools/litellm-venv/bin/litellm"
 if [[ -x "$LITELLM" ]]; then
@@ -150,5 +154,7 @@ for r in rows:
     if r.get("label") == "aigov-max":
         print(f"aigov at {r['rate']} rps offered: {r['achieved_rps']:.0f} achieved, p99 {r['p99_us']/1000:.3f} ms, errors {r['errors']}")
     if r.get("label") == "aigov-peak-rss-kb":
-        print(f"aigov peak memory (RSS high-water mark, {sys.argv[1].count('x') or 'with'} budgets loaded): {r['value']/1024:.1f} MiB")
+        print(f"gateway peak memory (RSS high-water mark, all budgets loaded in its caches): {r['value']/1024:.1f} MiB")
+    if r.get("label") == "controller-peak-rss-kb":
+        print(f"controller peak memory (RSS high-water mark): {r['value']/1024:.1f} MiB")
 PY

@@ -46,9 +46,17 @@ impl ClusterView {
 
     /// Every budget that selects `workload`.
     pub fn budgets_for(&self, workload: &Workload) -> Vec<Arc<BudgetPolicy>> {
-        let list = read(&self.budgets).by_namespace.get(&workload.namespace).cloned();
-        list.map(|list| list.iter().filter(|b| b.selects(workload)).cloned().collect())
-            .unwrap_or_default()
+        let list = read(&self.budgets)
+            .by_namespace
+            .get(&workload.namespace)
+            .cloned();
+        list.map(|list| {
+            list.iter()
+                .filter(|b| b.selects(workload))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default()
     }
 
     /// True once both caches hold a full list.
@@ -109,7 +117,9 @@ impl ClusterView {
             Ok(policy) => {
                 let policy = Arc::new(policy);
                 let mut index = write(&self.budgets);
-                index.compiled.insert(key.clone(), (generation, policy.clone()));
+                index
+                    .compiled
+                    .insert(key.clone(), (generation, policy.clone()));
                 let namespace = policy.namespace.clone();
                 index.rebuild_namespace(&namespace);
             }
@@ -128,7 +138,10 @@ impl ClusterView {
     /// Watches pods and AIBudgets (in `namespace`, else all) until the process ends.
     pub async fn watch(self, client: Client, namespace: Option<String>) {
         let (pod_api, budget_api) = match &namespace {
-            Some(ns) => (Api::namespaced(client.clone(), ns), Api::namespaced(client, ns)),
+            Some(ns) => (
+                Api::namespaced(client.clone(), ns),
+                Api::namespaced(client, ns),
+            ),
             None => (Api::all(client.clone()), Api::all(client)),
         };
         let pods = {
@@ -172,13 +185,18 @@ impl BudgetIndex {
         if list.is_empty() {
             self.by_namespace.remove(namespace);
         } else {
-            self.by_namespace.insert(namespace.to_owned(), Arc::new(list));
+            self.by_namespace
+                .insert(namespace.to_owned(), Arc::new(list));
         }
     }
 }
 
 fn object_key<K: kube::Resource>(object: &K) -> String {
-    format!("{}/{}", object.namespace().unwrap_or_default(), object.name_any())
+    format!(
+        "{}/{}",
+        object.namespace().unwrap_or_default(),
+        object.name_any()
+    )
 }
 
 fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {

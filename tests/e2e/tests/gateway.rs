@@ -201,8 +201,15 @@ async fn past_the_soft_limit_calls_are_throttled_with_a_throttling_exception() {
     );
     // The throttled pod gets a Warning Event of its own.
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while !events(&ns, "app").iter().any(|(r, n)| r == "Throttled" && n.contains("requests per minute")) {
-        assert!(std::time::Instant::now() < deadline, "no Throttled Event on the pod: {:?}", events(&ns, "app"));
+    while !events(&ns, "app")
+        .iter()
+        .any(|(r, n)| r == "Throttled" && n.contains("requests per minute"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no Throttled Event on the pod: {:?}",
+            events(&ns, "app")
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
