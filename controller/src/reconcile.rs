@@ -640,7 +640,7 @@ pub async fn run(
             shared.expire_gateways(gateway_expiry);
             ticks += 1;
             // Deleted budgets are rare: look for them every 30 seconds, off the async workers.
-            if ticks % 15 == 0 && store.wait_until_ready().await.is_ok() {
+            if ticks.is_multiple_of(15) && store.wait_until_ready().await.is_ok() {
                 let (store, shared) = (store.clone(), shared.clone());
                 let _ = tokio::task::spawn_blocking(move || {
                     shared.forget_deleted(|key| {
