@@ -584,3 +584,87 @@ async fn restart_and_leader_failover_lose_nothing_and_count_nothing_twice() {
     );
     eprintln!("leader takeover after {takeover:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_the_controller_fail_closed_stops_and_fail_open_continues_and_reconciles_later() {
+    let ns = namespace("ctl-failmode");
+    budget(
+        &ns,
+        "open",
+        "  limit: '10.00'\n  selector: {serviceAccounts: [open]}\n  enforcement: {failMode: Open}\n",
+    );
+    budget(
+        &ns,
+        "closed",
+        "  limit: '10.00'\n  selector: {serviceAccounts: [closed]}\n  enforcement: {failMode: Closed}\n",
+    );
+    let (open_ip, closed_ip) = (pod_ip(), pod_ip());
+    pod(&ns, "open-app", "open", &[], open_ip);
+    pod(&ns, "closed-app", "closed", &[], closed_ip);
+    let lease = unique("lease");
+    let ledger_port = free_port();
+    let controller = |name: &str| {
+        let mut o = Options::all(&ns);
+        o.role = "controller";
+        o.identity = unique(name);
+        o.lease = lease.clone();
+        o.ledger_port = Some(ledger_port);
+        o.extra = vec![
+            "--lease-duration".into(),
+            "3s".into(),
+            "--settle".into(),
+            "500ms".into(),
+        ];
+        o
+    };
+    let mut first = Aigov::start(controller("first"), false);
+    let mut gw = Options::all(&ns);
+    gw.role = "gateway";
+    gw.controller_endpoints = vec![format!("http://127.0.0.1:{ledger_port}")];
+    gw.extra = vec!["--slice-ttl".into(), "2s".into()];
+    let gateway = Aigov::start(gw, true);
+    let open = client_from(open_ip, &gateway.gateway, false).await;
+    let closed = client_from(closed_ip, &gateway.gateway, false).await;
+    let mut open_ids = HashSet::new();
+    open_ids.insert(
+        converse(&open, HAIKU, "before [sim:output_tokens=20]", 32)
+            .await
+            .expect("open, controller up"),
+    );
+    converse(&closed, HAIKU, "before", 32)
+        .await
+        .expect("closed, controller up");
+
+    first.kill();
+    tokio::time::sleep(Duration::from_secs(3)).await; // past the slice TTL
+    let err = converse(&closed, HAIKU, "during", 32)
+        .await
+        .expect_err("fail closed");
+    assert!(
+        matches!(
+            err,
+            aws_sdk_bedrockruntime::Error::ServiceUnavailableException(_)
+        ),
+        "{err:?}"
+    );
+    open_ids.insert(
+        converse(&open, HAIKU, "during [sim:output_tokens=30]", 32)
+            .await
+            .expect("fail open admits"),
+    );
+
+    let _second = Aigov::start(controller("second"), false);
+    let (expected, _) = served_cost(&open_ids);
+    let s = wait_status(&ns, "open", Duration::from_secs(30), |s| s["requests"] == 2);
+    assert_eq!(
+        spent(&s),
+        expected,
+        "usage admitted while the controller was away is reconciled, once"
+    );
+    assert!(
+        condition(&s, "Ready")["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("failMode Open")
+    );
+}
