@@ -62,7 +62,7 @@ step "Starting aigov (controller + metering gateway), pointed at the Bedrock sim
 if [[ -f "$AIGOV_RUN/pids/aigov" ]] && kill -0 "$(cat "$AIGOV_RUN/pids/aigov")" 2>/dev/null; then
   kill "$(cat "$AIGOV_RUN/pids/aigov")"; sleep 1
 fi
-AWS_ACCESS_KEY_ID=aigov-gateway AWS_SECRET_ACCESS_KEY=demo AWS_REGION=us-east-1 \
+AWS_ACCESS_KEY_ID=aigov-gateway AWS_SECRET_ACCESS_KEY=gateway-secret AWS_REGION=us-east-1 \
   setsid "$AIGOV_BIN" --role all --identity aigov-demo --namespace aigov-system \
     --gateway-listen "127.0.0.1:$GATEWAY_PORT" --ledger-listen "127.0.0.1:$LEDGER_PORT" \
     --metrics-listen "127.0.0.1:$METRICS_PORT" --controller-endpoints "http://127.0.0.1:$LEDGER_PORT" \

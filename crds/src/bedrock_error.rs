@@ -8,6 +8,7 @@ pub fn status_for(code: &str) -> u16 {
         "ThrottlingException" | "ModelNotReadyException" => 429,
         "AccessDeniedException"
         | "MissingAuthenticationTokenException"
+        | "InvalidSignatureException"
         | "UnrecognizedClientException" => 403,
         "ResourceNotFoundException" | "UnknownOperationException" => 404,
         "ModelTimeoutException" => 408,

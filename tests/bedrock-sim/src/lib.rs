@@ -18,6 +18,7 @@ pub mod errors;
 pub mod families;
 pub mod prompt;
 pub mod server;
+pub mod sigv4;
 pub mod stream;
 
 pub use server::{Config, Served, Simulator, serve};

@@ -17,6 +17,15 @@ struct Cli {
     /// Output tokens reported when the request does not say.
     #[arg(long, default_value_t = 16)]
     default_output_tokens: u64,
+    /// `ACCESS_KEY=SECRET` whose SigV4 signatures are checked (repeatable).
+    #[arg(long = "sigv4-secret", value_parser = key_secret)]
+    sigv4_secrets: Vec<(String, String)>,
+}
+
+fn key_secret(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, s)| (k.to_owned(), s.to_owned()))
+        .ok_or_else(|| format!("{text:?}: expected ACCESS_KEY=SECRET"))
 }
 
 #[tokio::main]
@@ -35,6 +44,7 @@ async fn main() -> anyhow::Result<()> {
     let config = aigov_bedrock_sim::Config {
         latency_ms: cli.latency_ms,
         default_output_tokens: cli.default_output_tokens,
+        sigv4_secrets: cli.sigv4_secrets.into_iter().collect(),
         ..aigov_bedrock_sim::Config::default()
     };
     let handle = aigov_bedrock_sim::serve(listener, config).await?;

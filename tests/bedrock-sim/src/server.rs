@@ -45,6 +45,10 @@ pub struct Config {
     pub errors: Vec<String>,
     /// The model an application inference profile ARN stands for.
     pub application_profile_model: String,
+    /// Secrets of access keys whose SigV4 signatures are checked (others are not). Set at
+    /// start; `POST /_sim/config` and `/_sim/reset` keep them, and they are never shown.
+    #[serde(skip)]
+    pub sigv4_secrets: std::collections::HashMap<String, String>,
 }
 
 impl Default for Config {
@@ -55,6 +59,7 @@ impl Default for Config {
             default_output_tokens: 16,
             errors: Vec::new(),
             application_profile_model: "anthropic.claude-3-haiku-20240307-v1:0".into(),
+            sigv4_secrets: std::collections::HashMap::new(),
         }
     }
 }
@@ -88,6 +93,9 @@ pub struct Served {
     /// The access key ID that signed the request (empty for an API key or no signature).
     #[serde(default)]
     pub access_key: String,
+    /// True when the simulator knew the key's secret and the signature checked out.
+    #[serde(default)]
+    pub signature_verified: bool,
 }
 
 /// The simulator's shared state.
@@ -194,7 +202,12 @@ impl Simulator {
 
     /// Replaces the run-time settings (what `POST /_sim/config` does).
     pub fn configure(&self, config: Config) {
-        *self.config.lock().expect("lock") = config;
+        let mut current = self.config.lock().expect("lock");
+        let secrets = std::mem::take(&mut current.sigv4_secrets);
+        *current = Config {
+            sigv4_secrets: secrets,
+            ..config
+        };
     }
 
     /// Answers with a Bedrock error and records the refusal.
@@ -226,7 +239,7 @@ impl Simulator {
                 )
             }
             (&Method::POST, "/_sim/reset") => {
-                *self.config.lock().expect("lock") = Config::default();
+                self.configure(Config::default());
                 self.served.lock().expect("lock").clear();
                 self.cached_prefixes.lock().expect("lock").clear();
                 json_response(StatusCode::OK, &json!({"reset": true}))
@@ -240,7 +253,7 @@ impl Simulator {
                     .unwrap_or_default();
                 match serde_json::from_slice::<Config>(&body) {
                     Ok(config) => {
-                        *self.config.lock().expect("lock") = config;
+                        self.configure(config);
                         json_response(StatusCode::OK, &json!({"configured": true}))
                     }
                     Err(e) => {
@@ -286,7 +299,14 @@ impl Simulator {
             usage_delivered: false,
             signed_for: signed_for.clone().unwrap_or_default(),
             access_key: access_key(req.headers()).unwrap_or_default(),
+            signature_verified: false,
         };
+        let path_and_query = req
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str().to_owned())
+            .unwrap_or_default();
+        let request_headers = req.headers().clone();
         let Some(operation) = Operation::from_path(action) else {
             return full(errors::response(
                 "UnknownOperationException",
@@ -317,6 +337,29 @@ impl Simulator {
             let queued = (!c.errors.is_empty()).then(|| c.errors.remove(0));
             (c.clone(), queued)
         };
+        match crate::sigv4::verify(
+            &config.sigv4_secrets,
+            "POST",
+            &path_and_query,
+            &request_headers,
+            &body,
+        ) {
+            Ok(verified) => served.signature_verified = verified,
+            Err(crate::sigv4::Refusal::Mismatch) => {
+                return self.refuse(
+                    served,
+                    "InvalidSignatureException",
+                    "The request signature we calculated does not match the signature you provided.",
+                );
+            }
+            Err(crate::sigv4::Refusal::Malformed(what)) => {
+                return self.refuse(
+                    served,
+                    "IncompleteSignatureException",
+                    &format!("The request signature is incomplete: {what}."),
+                );
+            }
+        }
         let text = String::from_utf8_lossy(&body);
         let directives = directives::parse(&text);
         if let Some(code) = directives.error.clone().or(queued_error) {

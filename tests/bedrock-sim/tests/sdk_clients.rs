@@ -15,13 +15,21 @@ use serde_json::{Value, json};
 const HAIKU: &str = "anthropic.claude-3-haiku-20240307-v1:0";
 
 async fn start() -> (Client, std::sync::Arc<aigov_bedrock_sim::Simulator>) {
+    start_with(Config::default(), "secret").await
+}
+
+/// A simulator with `config` and a client signing as AKIDTEST with `secret`.
+async fn start_with(
+    config: Config,
+    secret: &str,
+) -> (Client, std::sync::Arc<aigov_bedrock_sim::Simulator>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let handle = serve(listener, Config::default()).await.unwrap();
+    let handle = serve(listener, config).await.unwrap();
     let conf = aws_sdk_bedrockruntime::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .endpoint_url(format!("http://{}", handle.addr))
-        .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "test"))
+        .credentials_provider(Credentials::new("AKIDTEST", secret, None, None, "test"))
         .retry_config(
             RetryConfig::standard()
                 .with_max_attempts(3)
@@ -332,4 +340,48 @@ async fn simulated_latency_is_reported_in_the_response_metrics() {
         .await
         .unwrap();
     assert_eq!(out.metrics().unwrap().latency_ms(), 40);
+}
+
+#[tokio::test]
+async fn sigv4_signatures_of_known_keys_are_verified_and_a_wrong_secret_is_refused() {
+    let config = Config {
+        sigv4_secrets: [("AKIDTEST".to_owned(), "right".to_owned())].into(),
+        ..Config::default()
+    };
+    let (good, sim) = start_with(config.clone(), "right").await;
+    good.converse()
+        .model_id(format!("us.{HAIKU}"))
+        .messages(user("hi"))
+        .send()
+        .await
+        .unwrap();
+    let body = json!({"anthropic_version": "bedrock-2023-05-31", "max_tokens": 5,
+        "messages": [{"role": "user", "content": "hi"}]});
+    good.invoke_model()
+        .model_id(
+            "arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-3-haiku-20240307-v1:0",
+        )
+        .body(Blob::new(body.to_string()))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        sim.served().iter().all(|s| s.signature_verified),
+        "{:?}",
+        sim.served()
+    );
+
+    let (bad, _) = start_with(config, "wrong").await;
+    let err = bad
+        .converse()
+        .model_id(HAIKU)
+        .messages(user("hi"))
+        .send()
+        .await
+        .unwrap_err();
+    let service = err.into_service_error();
+    assert_eq!(
+        aws_sdk_bedrockruntime::error::ProvideErrorMetadata::code(&service),
+        Some("InvalidSignatureException")
+    );
 }

@@ -349,7 +349,7 @@ async fn escalation_fires_after_its_delay_stops_on_acknowledgement_and_an_extens
     });
     assert_eq!(
         Usd::parse(s["effectiveLimit"].as_str().unwrap()).unwrap(),
-        before + Usd::parse("1").unwrap()
+        aigov_e2e::budgets::micro_floor(before) + Usd::parse("1").unwrap()
     );
     assert_eq!(s["extension"]["reason"], "incident-42");
     assert_eq!(condition(&s, "BudgetExhausted")["status"], "False");

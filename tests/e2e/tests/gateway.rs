@@ -93,6 +93,10 @@ async fn sdk_clients_work_through_the_gateway_and_every_call_is_charged_exactly(
             "re-signed with the gateway's own credentials"
         );
         assert_eq!(s.signed_for, "bedrock/us-east-1");
+        assert!(
+            s.signature_verified,
+            "the simulator verified the gateway's SigV4 signature: {s:?}"
+        );
     }
     let (expected, _) = served_cost(&ids);
     assert!(expected > Usd::ZERO);
