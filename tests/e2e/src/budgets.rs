@@ -92,3 +92,22 @@ pub fn set_limit(ns: &str, name: &str, limit: aigov_api::Usd) {
         None,
     );
 }
+
+/// Waits until an Event with `reason` whose note contains `text` regards `name` in `ns`.
+pub fn wait_event(ns: &str, name: &str, reason: &str, text: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let found = events(ns, name)
+            .into_iter()
+            .find(|(r, n)| r == reason && n.contains(text));
+        if let Some((_, note)) = found {
+            return note;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {reason} Event containing {text:?} on {ns}/{name}: {:?}",
+            events(ns, name)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

@@ -14,7 +14,7 @@ use aws_sdk_bedrockruntime::primitives::Blob;
 use aws_sdk_bedrockruntime::types::InferenceConfiguration;
 
 use aigov_e2e::bedrock::{HAIKU, converse, served_cost, user};
-use aigov_e2e::budgets::{budget, events, micro_floor, set_limit, wait_status};
+use aigov_e2e::budgets::{budget, micro_floor, set_limit, wait_event, wait_status};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sdk_clients_work_through_the_gateway_and_every_call_is_charged_exactly() {
@@ -203,19 +203,9 @@ async fn past_the_soft_limit_calls_are_throttled_with_a_throttling_exception() {
         (throttling["status"].as_str(), throttling["reason"].as_str()),
         (Some("True"), Some("SoftLimit"))
     );
-    // The throttled pod gets a Warning Event of its own.
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while !events(&ns, "app")
-        .iter()
-        .any(|(r, n)| r == "Throttled" && n.contains("requests per minute"))
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no Throttled Event on the pod: {:?}",
-            events(&ns, "app")
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    // The throttled pod gets a Warning Event of its own, and the budget one with the count.
+    wait_event(&ns, "app", "Throttled", "requests per minute");
+    wait_event(&ns, "team", "Throttled", "the last from pod");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -271,11 +261,39 @@ async fn a_forbidden_model_is_refused_and_a_downgrade_is_announced_in_a_header()
             .iter()
             .any(|m| m["model"] == HAIKU)
     );
-    let events = kubectl_ok(
-        &["get", "events.events.k8s.io", "-n", &ns, "-o", "json"],
-        None,
+    // The budget says so, and so does every downgraded answer.
+    wait_event(
+        &ns,
+        "team",
+        "Downgraded",
+        &format!("from {sonnet} to {HAIKU}"),
     );
-    let _ = events; // Downgraded Events are published at most once a minute; checked in the controller tests.
+    let port = aigov
+        .gateway
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse::<u16>()
+        .unwrap();
+    let body = br#"{"messages":[{"role":"user","content":[{"text":"raw"}]}],"inferenceConfig":{"maxTokens":10}}"#;
+    let auth = "AWS4-HMAC-SHA256 Credential=workload/20260101/us-east-1/bedrock/aws4_request, SignedHeaders=host, Signature=00";
+    let (status, headers, _) = raw_post(
+        ip,
+        port,
+        &format!("/model/{sonnet}/converse"),
+        body,
+        Some(auth),
+    )
+    .await;
+    assert_eq!(status, 200, "{headers}");
+    assert!(
+        headers.contains(&format!("x-aigov-downgraded-from: {sonnet}")),
+        "{headers}"
+    );
+    assert!(
+        headers.contains(&format!("x-aigov-downgraded-to: {HAIKU}")),
+        "{headers}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
