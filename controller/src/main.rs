@@ -123,37 +123,15 @@ struct Cli {
     clock_file: Option<PathBuf>,
 }
 
-/// Parses `250ms`, `2s`, `1m30s`, `1h`.
+/// Parses `250ms`, `2s`, `1m30s`, `1h` (jiff's friendly duration format).
 fn humantime_like(text: &str) -> Result<Duration, String> {
-    let mut total = Duration::ZERO;
-    let mut number = String::new();
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c.is_ascii_digit() {
-            number.push(c);
-            continue;
-        }
-        let n: u64 = number
-            .parse()
-            .map_err(|_| format!("{text:?} is not a duration such as 250ms, 2s or 1m30s"))?;
-        number.clear();
-        total += match c {
-            'm' if chars.peek() == Some(&'s') => {
-                chars.next();
-                Duration::from_millis(n)
-            }
-            'h' => Duration::from_secs(n * 3600),
-            'm' => Duration::from_secs(n * 60),
-            's' => Duration::from_secs(n),
-            _ => return Err(format!("{text:?}: unknown unit {c:?}; use ms, s, m or h")),
-        };
-    }
-    if !number.is_empty() || total.is_zero() {
-        return Err(format!(
-            "{text:?} is not a duration such as 250ms, 2s or 1m30s"
-        ));
-    }
-    Ok(total)
+    let parsed: jiff::SignedDuration = text
+        .parse()
+        .map_err(|e| format!("{text:?} is not a duration such as 250ms, 2s or 1m30s: {e}"))?;
+    Duration::try_from(parsed)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("{text:?}: a duration must be positive"))
 }
 
 #[tokio::main]

@@ -152,27 +152,6 @@ fn extension_for(
     }
 }
 
-fn parse_duration(text: &str) -> Option<SignedDuration> {
-    let mut total = 0i64;
-    let mut number = String::new();
-    for c in text.chars() {
-        if c.is_ascii_digit() {
-            number.push(c);
-        } else {
-            let n: i64 = number.parse().ok()?;
-            number.clear();
-            total += n * match c {
-                's' => 1,
-                'm' => 60,
-                'h' => 3600,
-                _ => return None,
-            };
-        }
-    }
-    number
-        .is_empty()
-        .then_some(SignedDuration::from_secs(total))
-}
 
 /// Reconciles one AIBudget.
 pub async fn reconcile(budget: Arc<AIBudget>, ctx: Arc<Context>) -> Result<Action> {
@@ -276,7 +255,7 @@ pub async fn reconcile(budget: Arc<AIBudget>, ctx: Arc<Context>) -> Result<Actio
                 .enumerate()
                 .skip(e.steps_notified as usize)
             {
-                let due = reached_at + parse_duration(&step.after).unwrap_or_default();
+                let due = reached_at + step.after.parse::<SignedDuration>().unwrap_or_default();
                 if now >= due {
                     e.steps_notified = i as u32 + 1;
                     escalations.push((i, step.after.clone()));
@@ -410,7 +389,7 @@ pub async fn reconcile(budget: Arc<AIBudget>, ctx: Arc<Context>) -> Result<Actio
         .spec
         .alerts
         .as_ref()
-        .and_then(|a| parse_duration(&a.cooldown))
+        .and_then(|a| a.cooldown.parse::<SignedDuration>().ok())
         .and_then(|d| Duration::try_from(d).ok())
         .unwrap_or(Duration::from_secs(900));
     let alert = |channels: &[Channel], subject: String, message: String| {
@@ -661,16 +640,6 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_read_like_go() {
-        assert_eq!(
-            parse_duration("1h30m"),
-            Some(SignedDuration::from_secs(5400))
-        );
-        assert_eq!(parse_duration("45s"), Some(SignedDuration::from_secs(45)));
-        assert_eq!(parse_duration("5"), None);
-    }
 
     #[test]
     fn an_extension_lasts_for_the_period_it_was_granted_in() {
