@@ -152,7 +152,6 @@ fn extension_for(
     }
 }
 
-
 /// Reconciles one AIBudget.
 pub async fn reconcile(budget: Arc<AIBudget>, ctx: Arc<Context>) -> Result<Action> {
     let started = Instant::now();

@@ -44,10 +44,14 @@ async fn main() -> anyhow::Result<()> {
     let config = aigov_bedrock_sim::Config {
         latency_ms: cli.latency_ms,
         default_output_tokens: cli.default_output_tokens,
-        sigv4_secrets: cli.sigv4_secrets.into_iter().collect(),
         ..aigov_bedrock_sim::Config::default()
     };
-    let handle = aigov_bedrock_sim::serve(listener, config).await?;
+    let handle = aigov_bedrock_sim::server::serve_verifying(
+        listener,
+        config,
+        cli.sigv4_secrets.into_iter().collect(),
+    )
+    .await?;
     eprintln!("aigov-bedrock-sim listening on http://{}", handle.addr);
     tokio::signal::ctrl_c().await?;
     Ok(())

@@ -45,10 +45,6 @@ pub struct Config {
     pub errors: Vec<String>,
     /// The model an application inference profile ARN stands for.
     pub application_profile_model: String,
-    /// Secrets of access keys whose SigV4 signatures are checked (others are not). Set at
-    /// start; `POST /_sim/config` and `/_sim/reset` keep them, and they are never shown.
-    #[serde(skip)]
-    pub sigv4_secrets: std::collections::HashMap<String, String>,
 }
 
 impl Default for Config {
@@ -59,7 +55,6 @@ impl Default for Config {
             default_output_tokens: 16,
             errors: Vec::new(),
             application_profile_model: "anthropic.claude-3-haiku-20240307-v1:0".into(),
-            sigv4_secrets: std::collections::HashMap::new(),
         }
     }
 }
@@ -102,6 +97,9 @@ pub struct Served {
 #[derive(Default)]
 pub struct Simulator {
     config: Mutex<Config>,
+    /// Secrets of access keys whose SigV4 signatures are checked (others are not). Fixed at
+    /// start, unlike the run-time `Config`, and never shown.
+    sigv4_secrets: std::collections::HashMap<String, String>,
     served: Mutex<Vec<Served>>,
     cached_prefixes: Mutex<HashSet<(String, String)>>,
     next_id: AtomicU64,
@@ -117,9 +115,19 @@ pub struct Handle {
 
 /// Serves the simulator on `listener` until the process ends.
 pub async fn serve(listener: TcpListener, config: Config) -> std::io::Result<Handle> {
+    serve_verifying(listener, config, Default::default()).await
+}
+
+/// Like `serve`, checking the SigV4 signatures of the keys in `sigv4_secrets` (key → secret).
+pub async fn serve_verifying(
+    listener: TcpListener,
+    config: Config,
+    sigv4_secrets: std::collections::HashMap<String, String>,
+) -> std::io::Result<Handle> {
     let addr = listener.local_addr()?;
     let simulator = Arc::new(Simulator {
         config: Mutex::new(config),
+        sigv4_secrets,
         ..Simulator::default()
     });
     let shared = simulator.clone();
@@ -202,12 +210,7 @@ impl Simulator {
 
     /// Replaces the run-time settings (what `POST /_sim/config` does).
     pub fn configure(&self, config: Config) {
-        let mut current = self.config.lock().expect("lock");
-        let secrets = std::mem::take(&mut current.sigv4_secrets);
-        *current = Config {
-            sigv4_secrets: secrets,
-            ..config
-        };
+        *self.config.lock().expect("lock") = config;
     }
 
     /// Answers with a Bedrock error and records the refusal.
@@ -338,7 +341,7 @@ impl Simulator {
             (c.clone(), queued)
         };
         match crate::sigv4::verify(
-            &config.sigv4_secrets,
+            &self.sigv4_secrets,
             "POST",
             &path_and_query,
             &request_headers,
@@ -524,17 +527,6 @@ impl Simulator {
     }
 }
 
-/// The `Credential=` value of a SigV4 `Authorization` header (`AKID/DATE/REGION/SERVICE/aws4_request`).
-fn sigv4_credential(headers: &http::HeaderMap) -> Option<&str> {
-    headers
-        .get(http::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .strip_prefix("AWS4-HMAC-SHA256 ")?
-        .split(',')
-        .find_map(|p| p.trim().strip_prefix("Credential="))
-}
-
 /// `service/region` from a SigV4 `Authorization` header, or `bearer` for an API key;
 /// `None` when the request is not authenticated at all.
 fn credential_scope(headers: &http::HeaderMap) -> Option<String> {
@@ -542,16 +534,14 @@ fn credential_scope(headers: &http::HeaderMap) -> Option<String> {
     if auth.starts_with("Bearer ") {
         return Some("bearer".into());
     }
-    let parts: Vec<&str> = sigv4_credential(headers)?.split('/').collect();
-    (parts.len() == 5 && parts[4] == "aws4_request").then(|| format!("{}/{}", parts[3], parts[2]))
+    let parsed = crate::sigv4::parse(auth)?;
+    Some(format!("{}/{}", parsed.service, parsed.region))
 }
 
 /// The access key ID that signed a request.
 fn access_key(headers: &http::HeaderMap) -> Option<String> {
-    sigv4_credential(headers)?
-        .split('/')
-        .next()
-        .map(str::to_owned)
+    let auth = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    crate::sigv4::parse(auth).map(|a| a.access_key.to_owned())
 }
 
 fn converse_usage(o: &Outcome) -> Value {

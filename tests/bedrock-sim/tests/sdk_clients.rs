@@ -1,7 +1,7 @@
 //! The real `aws-sdk-bedrockruntime` client against the simulator: all four operations,
 //! streaming, cache tokens, errors as the SDK's own typed errors, and the SDK's retry.
 
-use aigov_bedrock_sim::{Config, serve};
+use aigov_bedrock_sim::Config;
 use aws_sdk_bedrockruntime::Client;
 use aws_sdk_bedrockruntime::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_bedrockruntime::primitives::Blob;
@@ -15,16 +15,19 @@ use serde_json::{Value, json};
 const HAIKU: &str = "anthropic.claude-3-haiku-20240307-v1:0";
 
 async fn start() -> (Client, std::sync::Arc<aigov_bedrock_sim::Simulator>) {
-    start_with(Config::default(), "secret").await
+    start_with(Default::default(), "secret").await
 }
 
-/// A simulator with `config` and a client signing as AKIDTEST with `secret`.
+/// A simulator checking the signatures of `secrets` (key → secret), and a client signing as
+/// AKIDTEST with `secret`.
 async fn start_with(
-    config: Config,
+    secrets: std::collections::HashMap<String, String>,
     secret: &str,
 ) -> (Client, std::sync::Arc<aigov_bedrock_sim::Simulator>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let handle = serve(listener, config).await.unwrap();
+    let handle = aigov_bedrock_sim::server::serve_verifying(listener, Config::default(), secrets)
+        .await
+        .unwrap();
     let conf = aws_sdk_bedrockruntime::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
@@ -344,11 +347,9 @@ async fn simulated_latency_is_reported_in_the_response_metrics() {
 
 #[tokio::test]
 async fn sigv4_signatures_of_known_keys_are_verified_and_a_wrong_secret_is_refused() {
-    let config = Config {
-        sigv4_secrets: [("AKIDTEST".to_owned(), "right".to_owned())].into(),
-        ..Config::default()
-    };
-    let (good, sim) = start_with(config.clone(), "right").await;
+    let secrets: std::collections::HashMap<String, String> =
+        [("AKIDTEST".to_owned(), "right".to_owned())].into();
+    let (good, sim) = start_with(secrets.clone(), "right").await;
     good.converse()
         .model_id(format!("us.{HAIKU}"))
         .messages(user("hi"))
@@ -371,7 +372,7 @@ async fn sigv4_signatures_of_known_keys_are_verified_and_a_wrong_secret_is_refus
         sim.served()
     );
 
-    let (bad, _) = start_with(config, "wrong").await;
+    let (bad, _) = start_with(secrets, "wrong").await;
     let err = bad
         .converse()
         .model_id(HAIKU)
