@@ -17,5 +17,6 @@ pub mod prices;
 pub mod proto;
 pub mod reconcile;
 pub mod status;
+pub mod watch;
 
 pub use error::{Error, Result};

@@ -1,12 +1,11 @@
 //! The price book in force: the catalog plus every AIModelPrice, kept current by a watch.
 //! The controller prices settled usage with it; the gateway prices reservations with it.
 
-use std::sync::{Arc, RwLock};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use aigov_api::AIModelPrice;
 use aigov_api::pricing::{PriceBook, PriceOverride};
-use futures::StreamExt;
-use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client, ResourceExt};
 
 /// A shared, swappable price book.
@@ -27,40 +26,38 @@ impl Prices {
         *self.book.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(book);
     }
 
-    /// Watches AIModelPrice objects and keeps the book current; calls `changed` with the
-    /// names of the prices that appeared or changed after the initial list.
+    /// Watches AIModelPrice objects and keeps the book current; calls `changed` with each
+    /// price that appears or changes after the initial list.
     pub async fn watch(self, client: Client, changed: impl Fn(&AIModelPrice) + Send + 'static) {
-        let api: Api<AIModelPrice> = Api::all(client);
-        let mut known: std::collections::BTreeMap<String, AIModelPrice> = Default::default();
-        let mut initial: Option<std::collections::BTreeMap<String, AIModelPrice>> = None;
-        let mut events = std::pin::pin!(watcher::watcher(api, watcher::Config::default()));
-        while let Some(event) = events.next().await {
-            match event {
-                Ok(Event::Init) => initial = Some(Default::default()),
-                Ok(Event::InitApply(p)) => {
-                    if let Some(init) = initial.as_mut() {
-                        init.insert(p.name_any(), p);
-                    }
-                }
-                Ok(Event::InitDone) => {
-                    known = initial.take().unwrap_or_default();
-                    self.rebuild(&known);
-                }
-                Ok(Event::Apply(p)) => {
-                    changed(&p);
-                    known.insert(p.name_any(), p);
-                    self.rebuild(&known);
-                }
-                Ok(Event::Delete(p)) => {
-                    known.remove(&p.name_any());
-                    self.rebuild(&known);
-                }
-                Err(e) => tracing::warn!(error = %e, "AIModelPrice watch"),
-            }
-        }
+        let known: Arc<Mutex<BTreeMap<String, AIModelPrice>>> = Arc::default();
+        let (apply, delete, reset) = (
+            (self.clone(), known.clone()),
+            (self.clone(), known.clone()),
+            (self, known),
+        );
+        crate::watch::follow::<AIModelPrice>(
+            Api::all(client),
+            move |p| {
+                changed(p);
+                let mut known = lock(&apply.1);
+                known.insert(p.name_any(), p.clone());
+                apply.0.rebuild(&known);
+            },
+            move |p| {
+                let mut known = lock(&delete.1);
+                known.remove(&p.name_any());
+                delete.0.rebuild(&known);
+            },
+            move |all| {
+                let mut known = lock(&reset.1);
+                *known = all.iter().map(|p| (p.name_any(), p.clone())).collect();
+                reset.0.rebuild(&known);
+            },
+        )
+        .await;
     }
 
-    fn rebuild(&self, prices: &std::collections::BTreeMap<String, AIModelPrice>) {
+    fn rebuild(&self, prices: &BTreeMap<String, AIModelPrice>) {
         let overrides = prices
             .values()
             .filter_map(|p| match p.to_override() {
@@ -73,4 +70,8 @@ impl Prices {
             .collect();
         self.set_overrides(overrides);
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }

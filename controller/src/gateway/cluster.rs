@@ -8,9 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use aigov_api::AIBudget;
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
-use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client, ResourceExt};
 
 use crate::policy::{BudgetPolicy, Workload};
@@ -146,7 +144,7 @@ impl ClusterView {
         };
         let pods = {
             let (apply, delete, reset) = (self.clone(), self.clone(), self.clone());
-            watch_each::<Pod>(
+            crate::watch::follow::<Pod>(
                 pod_api,
                 move |p| apply.apply_pod(p),
                 move |p| delete.delete_pod(p),
@@ -158,7 +156,7 @@ impl ClusterView {
         };
         let budgets = {
             let (apply, delete, reset) = (self.clone(), self.clone(), self.clone());
-            watch_each::<AIBudget>(
+            crate::watch::follow::<AIBudget>(
                 budget_api,
                 move |b| apply.apply_budget(b),
                 move |b| delete.delete_budget(b),
@@ -225,33 +223,6 @@ fn pod_entry(pod: &Pod) -> Option<(IpAddr, Arc<Workload>)> {
         labels: pod.labels().clone(),
     };
     Some((ip, Arc::new(workload)))
-}
-
-/// Follows a watch: `apply` and `delete` per object as they change, `reset` with the full
-/// list after each (re)list. Only the changed object is touched, so a status write on one of
-/// 10,000 budgets costs one comparison.
-async fn watch_each<K>(api: Api<K>, apply: impl Fn(&K), delete: impl Fn(&K), reset: impl Fn(&[K]))
-where
-    K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
-    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
-{
-    let mut initial: Option<Vec<K>> = None;
-    let config = watcher::Config::default().any_semantic();
-    let mut events = std::pin::pin!(watcher::watcher(api, config));
-    while let Some(event) = events.next().await {
-        match event {
-            Ok(Event::Init) => initial = Some(Vec::new()),
-            Ok(Event::InitApply(o)) => {
-                if let Some(init) = initial.as_mut() {
-                    init.push(o);
-                }
-            }
-            Ok(Event::InitDone) => reset(&initial.take().unwrap_or_default()),
-            Ok(Event::Apply(o)) => apply(&o),
-            Ok(Event::Delete(o)) => delete(&o),
-            Err(e) => tracing::warn!(error = %e, "watch"),
-        }
-    }
 }
 
 #[cfg(test)]
