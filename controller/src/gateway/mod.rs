@@ -608,6 +608,10 @@ impl Settlement {
             self.gateway.slices.release(reservation);
             return;
         };
+        if reservation.is_empty() {
+            // No budget selects the caller (or it is forwarded unmetered): nothing to settle.
+            return;
+        }
         let now = self.gateway.clock.now();
         let cost = self
             .gateway
@@ -626,9 +630,6 @@ impl Settlement {
         record.cache_write_tokens = usage.cache_write_tokens;
         record.cache_write_1h_tokens = usage.cache_write_1h_tokens;
         record.occurred_at_ms = now.as_millisecond();
-        if reservation.budgets().is_empty() {
-            return;
-        }
         self.gateway.slices.settle(reservation, cost, record);
     }
 }

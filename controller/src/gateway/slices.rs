@@ -84,6 +84,11 @@ pub struct Reservation {
 }
 
 impl Reservation {
+    /// True when no budget is charged (nobody selects the caller).
+    pub fn is_empty(&self) -> bool {
+        self.amounts.is_empty()
+    }
+
     /// The budgets this call is charged to.
     pub fn budgets(&self) -> Vec<BudgetKey> {
         self.amounts.iter().map(|(k, _)| k.clone()).collect()
