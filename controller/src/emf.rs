@@ -1,7 +1,7 @@
 //! Per-request usage records as CloudWatch Embedded Metric Format, written to a log group
 //! (aws-sdk-cloudwatchlogs) in batches, retried, and bounded in memory: CloudWatch extracts
-//! `CostUSD` and token metrics with the dimensions `Namespace`, `Budget`, `Model` (never the
-//! request ID, which stays a plain property), which the Terraform alarms watch.
+//! `CostUSD` and token metrics per `Namespace`, `Budget`, `Model` and rolled up per `Namespace`,
+//! `Budget` (never the request ID, which stays a plain property), which `aigov_alarm` presets watch.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -48,7 +48,7 @@ pub fn document(event: &UsageEvent) -> serde_json::Value {
             "Timestamp": event.timestamp_ms,
             "CloudWatchMetrics": [{
                 "Namespace": METRIC_NAMESPACE,
-                "Dimensions": [["Namespace", "Budget", "Model"]],
+                "Dimensions": [["Namespace", "Budget", "Model"], ["Namespace", "Budget"]],
                 "Metrics": [
                     {"Name": "CostUSD", "Unit": "None"},
                     {"Name": "InputTokens", "Unit": "Count"},
@@ -192,7 +192,7 @@ mod tests {
         });
         assert_eq!(
             doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
-            json!([["Namespace", "Budget", "Model"]])
+            json!([["Namespace", "Budget", "Model"], ["Namespace", "Budget"]])
         );
         assert_eq!(doc["RequestId"], "req-1");
         assert_eq!(doc["CostUSDExact"], "0.012345");

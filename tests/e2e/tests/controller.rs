@@ -251,7 +251,7 @@ async fn a_budget_moves_through_50_80_100_with_status_events_sns_webhook_and_emf
     assert_eq!(first["Namespace"], ns.as_str());
     assert_eq!(
         first["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
-        serde_json::json!([["Namespace", "Budget", "Model"]])
+        serde_json::json!([["Namespace", "Budget", "Model"], ["Namespace", "Budget"]])
     );
     let total: Usd = records
         .iter()

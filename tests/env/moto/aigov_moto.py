@@ -4,6 +4,8 @@
   Subscriber, DescribeSubscribersForNotification) and resource tags (TagResource,
   UntagResource, ListTagsForResource, ResourceTags on CreateBudget), implemented on moto's own
   budgets backend so that `POST /moto-api/reset` and `/moto-api/data.json` see them.
+* CloudWatch Logs: AssociateKmsKey and DisassociateKmsKey on a log group (moto keeps the key
+  given at creation but has no call to change it).
 * CloudWatch over the Smithy RPC-v2 CBOR protocol that current AWS SDKs (aws-sdk-cloudwatch,
   botocore) speak: each CBOR request is translated to the awsJson 1.0 protocol moto already
   serves, and the JSON answer back to CBOR, guided by botocore's model of the operation so
@@ -27,6 +29,8 @@ import cbor2
 from moto.budgets.exceptions import NotFoundException
 from moto.budgets.models import Budget, Notification
 from moto.budgets.responses import BudgetsResponse
+from moto.logs.exceptions import ResourceNotFoundException as LogsNotFound
+from moto.logs.responses import LogsResponse
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import run_simple
 from werkzeug.wrappers import Request
@@ -172,6 +176,30 @@ for _fn in (update_budget, update_notification, create_subscriber, delete_subscr
             describe_subscribers_for_notification, tag_resource, untag_resource, list_tags_for_resource,
             create_budget, delete_budget):
     setattr(BudgetsResponse, _fn.__name__, _fn)
+
+# --------------------------------------------------------------------------- CloudWatch Logs
+
+
+def _log_group(self: LogsResponse) -> Any:
+    name = self._get_param("logGroupName")
+    group = self.logs_backend.groups.get(name)
+    if group is None:
+        raise LogsNotFound("The specified log group does not exist.")
+    return group
+
+
+def associate_kms_key(self: LogsResponse) -> str:
+    _log_group(self).kms_key_id = self._get_param("kmsKeyId")
+    return ""
+
+
+def disassociate_kms_key(self: LogsResponse) -> str:
+    _log_group(self).kms_key_id = None
+    return ""
+
+
+for _fn in (associate_kms_key, disassociate_kms_key):
+    setattr(LogsResponse, _fn.__name__, _fn)
 
 # --------------------------------------------------------------------------- CloudWatch CBOR
 

@@ -1,0 +1,611 @@
+//! `aigov_alarm`: a CloudWatch metric alarm on AI spend. Presets name the metrics aigov's
+//! controller publishes (EMF, namespace `AIGov`) and Bedrock's own (`AWS/Bedrock`); raw mode takes
+//! any metric. Actions point at alert channels.
+
+use std::collections::BTreeMap;
+use std::sync::LazyLock;
+
+use async_trait::async_trait;
+use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, MetricAlarm, Statistic, Tag};
+use regex::Regex;
+use rust_decimal::Decimal;
+use rust_decimal::prelude::ToPrimitive;
+
+use super::{Resource, plan_tags_all, split_tags, tag_attributes, tag_changes, validate_tags};
+use crate::Error;
+use crate::config::Clients;
+use crate::diag::{Diagnostics, Path};
+use crate::schema::{Attribute, Block, NestedBlock, Nesting, Type};
+use crate::validate::{self, Kind};
+use crate::value::Value;
+
+/// The controller's CloudWatch namespace (its EMF records).
+pub const AIGOV_NAMESPACE: &str = "AIGov";
+/// Bedrock's CloudWatch namespace.
+pub const BEDROCK_NAMESPACE: &str = "AWS/Bedrock";
+
+/// Presets: name, CloudWatch namespace, metric name.
+pub const PRESETS: [(&str, &str, &str); 13] = [
+    ("spend", AIGOV_NAMESPACE, "CostUSD"),
+    ("input_tokens", AIGOV_NAMESPACE, "InputTokens"),
+    ("output_tokens", AIGOV_NAMESPACE, "OutputTokens"),
+    ("cache_read_tokens", AIGOV_NAMESPACE, "CacheReadTokens"),
+    ("cache_write_tokens", AIGOV_NAMESPACE, "CacheWriteTokens"),
+    ("requests", AIGOV_NAMESPACE, "Requests"),
+    ("bedrock_invocations", BEDROCK_NAMESPACE, "Invocations"),
+    (
+        "bedrock_throttles",
+        BEDROCK_NAMESPACE,
+        "InvocationThrottles",
+    ),
+    ("bedrock_input_tokens", BEDROCK_NAMESPACE, "InputTokenCount"),
+    (
+        "bedrock_output_tokens",
+        BEDROCK_NAMESPACE,
+        "OutputTokenCount",
+    ),
+    ("bedrock_latency", BEDROCK_NAMESPACE, "InvocationLatency"),
+    (
+        "bedrock_client_errors",
+        BEDROCK_NAMESPACE,
+        "InvocationClientErrors",
+    ),
+    (
+        "bedrock_server_errors",
+        BEDROCK_NAMESPACE,
+        "InvocationServerErrors",
+    ),
+];
+
+const STATISTICS: [&str; 5] = ["Sum", "Average", "Maximum", "Minimum", "SampleCount"];
+const COMPARISONS: [&str; 4] = [
+    "GreaterThanOrEqualToThreshold",
+    "GreaterThanThreshold",
+    "LessThanThreshold",
+    "LessThanOrEqualToThreshold",
+];
+const MISSING_DATA: [&str; 4] = ["breaching", "notBreaching", "ignore", "missing"];
+
+static NAME: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[^\x00-\x1f]{1,255}$").expect("valid regex"));
+
+/// The resource.
+pub struct Alarm;
+
+#[async_trait]
+impl Resource for Alarm {
+    fn type_name(&self) -> &'static str {
+        "aigov_alarm"
+    }
+
+    fn schema(&self) -> Block {
+        let mut attributes = vec![
+            Attribute::computed("id", Type::String, "The alarm name."),
+            Attribute::required("name", Type::String, "The alarm name. Changing it replaces the alarm.").force_new(),
+            Attribute::optional("description", Type::String, "What the alarm means and what to do."),
+            Attribute::required("threshold", Type::Number, "The value compared with the statistic (USD for `spend`)."),
+            Attribute::optional("comparison_operator", Type::String, "`GreaterThanOrEqualToThreshold` (default), `GreaterThanThreshold`, `LessThanThreshold` or `LessThanOrEqualToThreshold`.").with_default(Value::string("GreaterThanOrEqualToThreshold")),
+            Attribute::optional("statistic", Type::String, "`Sum` (default), `Average`, `Maximum`, `Minimum` or `SampleCount`.").with_default(Value::string("Sum")),
+            Attribute::optional("period", Type::Number, "Seconds per evaluation period: 10, 30 or a multiple of 60 (default 300).").with_default(Value::Number(300.into())),
+            Attribute::optional("evaluation_periods", Type::Number, "Periods compared with the threshold (default 1).").with_default(Value::Number(1.into())),
+            Attribute::optional("datapoints_to_alarm", Type::Number, "Breaching periods (of `evaluation_periods`) that trigger the alarm; defaults to all."),
+            Attribute::optional("treat_missing_data", Type::String, "`notBreaching` (default), `breaching`, `ignore` or `missing`.").with_default(Value::string("notBreaching")),
+            Attribute::optional("alarm_actions", Type::string_set(), "SNS topics (alert channel ARNs) notified when the alarm fires."),
+            Attribute::optional("ok_actions", Type::string_set(), "SNS topics notified when the alarm returns to OK."),
+            Attribute::computed("arn", Type::String, "The alarm ARN."),
+        ];
+        attributes.extend(tag_attributes());
+        Block {
+            description: "A CloudWatch metric alarm on AI spend, tokens or Bedrock health; exactly one of `preset` or `metric`.",
+            attributes,
+            blocks: vec![
+                NestedBlock {
+                    name: "preset",
+                    nesting: Nesting::Single,
+                    max_items: 1,
+                    key: &[],
+                    block: Block {
+                        description: "A metric by name: aigov's (`spend`, `input_tokens`, `output_tokens`, `cache_read_tokens`, `cache_write_tokens`, `requests`, per `namespace` and `budget`, optionally per `model`) or Bedrock's (`bedrock_invocations`, `bedrock_throttles`, `bedrock_input_tokens`, `bedrock_output_tokens`, `bedrock_latency`, `bedrock_client_errors`, `bedrock_server_errors`, optionally per `model`).",
+                        attributes: vec![
+                            Attribute::required("metric", Type::String, "The preset name."),
+                            Attribute::optional(
+                                "namespace",
+                                Type::String,
+                                "The Kubernetes namespace of the `AIBudget` (aigov presets).",
+                            ),
+                            Attribute::optional(
+                                "budget",
+                                Type::String,
+                                "The `AIBudget` name (aigov presets).",
+                            ),
+                            Attribute::optional(
+                                "model",
+                                Type::String,
+                                "Narrow to one model (the billing model ID).",
+                            ),
+                        ],
+                        blocks: vec![],
+                    },
+                },
+                NestedBlock {
+                    name: "metric",
+                    nesting: Nesting::Single,
+                    max_items: 1,
+                    key: &[],
+                    block: Block {
+                        description: "Any CloudWatch metric (raw mode).",
+                        attributes: vec![
+                            Attribute::required(
+                                "namespace",
+                                Type::String,
+                                "The CloudWatch namespace.",
+                            ),
+                            Attribute::required("metric_name", Type::String, "The metric name."),
+                            Attribute::optional(
+                                "dimensions",
+                                Type::string_map(),
+                                "The metric's dimensions.",
+                            ),
+                        ],
+                        blocks: vec![],
+                    },
+                },
+            ],
+        }
+    }
+
+    fn validate(&self, config: &Value, diags: &mut Diagnostics) {
+        validate::name(
+            config.get("name"),
+            &NAME,
+            "use 1 to 255 printable characters",
+            &Path::attr("name"),
+            diags,
+        );
+        let preset = config.get("preset");
+        let metric = config.get("metric");
+        match (preset.is_null(), metric.is_null()) {
+            (false, false) => diags.attr_error(
+                &Path::attr("metric"),
+                "Conflicting alarm modes",
+                "set either a preset block or a metric block, not both: preset names aigov's or Bedrock's metrics, metric takes any CloudWatch metric.",
+            ),
+            (true, true) => diags.error(
+                "Missing alarm metric",
+                "add a preset block (for example preset { metric = \"spend\" namespace = \"team-a\" budget = \"team-a-daily\" }) or a metric block.",
+            ),
+            _ => {}
+        }
+        if let Some(name) = preset.get("metric").as_str() {
+            let path = Path::attr("preset");
+            match PRESETS.iter().find(|p| p.0 == name) {
+                None => diags.attr_error(
+                    &path.then("metric"),
+                    "Unknown preset",
+                    format!(
+                        "{name:?} is not a preset; use one of: {}.",
+                        PRESETS.map(|p| p.0).join(", ")
+                    ),
+                ),
+                Some((_, AIGOV_NAMESPACE, _)) => {
+                    for field in ["namespace", "budget"] {
+                        if preset.get(field).is_null() {
+                            diags.attr_error(
+                                &path.then(field),
+                                "Missing attribute",
+                                format!("the {name} preset is per AIBudget: set {field}."),
+                            );
+                        }
+                    }
+                }
+                Some(_) => {
+                    for field in ["namespace", "budget"] {
+                        if !preset.get(field).is_null() {
+                            diags.attr_error(&path.then(field), "Not applicable", format!("Bedrock's own metrics know no AIBudget; remove {field} from the {name} preset (or use an aigov preset such as spend)."));
+                        }
+                    }
+                }
+            }
+        }
+        validate::range(
+            config.get("threshold"),
+            Decimal::from(-1_000_000_000),
+            false,
+            None,
+            &Path::attr("threshold"),
+            diags,
+        );
+        validate::one_of(
+            config.get("comparison_operator"),
+            &COMPARISONS,
+            &Path::attr("comparison_operator"),
+            diags,
+        );
+        validate::one_of(
+            config.get("statistic"),
+            &STATISTICS,
+            &Path::attr("statistic"),
+            diags,
+        );
+        validate::one_of(
+            config.get("treat_missing_data"),
+            &MISSING_DATA,
+            &Path::attr("treat_missing_data"),
+            diags,
+        );
+        if let Some(period) = config.get("period").as_decimal() {
+            let ok = period.fract().is_zero()
+                && (period == Decimal::from(10)
+                    || period == Decimal::from(30)
+                    || (period > Decimal::ZERO && (period % Decimal::from(60)).is_zero()));
+            if !ok {
+                diags.attr_error(&Path::attr("period"), "Invalid period", format!("{period} seconds is not a CloudWatch alarm period; use 10, 30 or a multiple of 60 such as 300."));
+            }
+        }
+        for field in ["evaluation_periods", "datapoints_to_alarm"] {
+            validate::range(
+                config.get(field),
+                Decimal::ONE,
+                false,
+                Some(Decimal::from(100_000)),
+                &Path::attr(field),
+                diags,
+            );
+            validate::whole(config.get(field), &Path::attr(field), diags);
+        }
+        if let (Some(d), Some(e)) = (
+            config.get("datapoints_to_alarm").as_decimal(),
+            config.get("evaluation_periods").as_decimal(),
+        ) && d > e
+        {
+            diags.attr_error(
+                &Path::attr("datapoints_to_alarm"),
+                "Value out of range",
+                format!("datapoints_to_alarm ({d}) cannot exceed evaluation_periods ({e})."),
+            );
+        }
+        validate::each_kind(
+            config.get("alarm_actions"),
+            Kind::SnsTopicArn,
+            &Path::attr("alarm_actions"),
+            diags,
+        );
+        validate::each_kind(
+            config.get("ok_actions"),
+            Kind::SnsTopicArn,
+            &Path::attr("ok_actions"),
+            diags,
+        );
+        validate_tags(config, diags);
+    }
+
+    fn plan(&self, clients: &Clients, planned: &mut Value, _prior: &Value) {
+        planned.set("id", planned.get("name").clone());
+        plan_tags_all(clients, planned);
+    }
+
+    async fn create(&self, clients: &Clients, planned: &Value) -> Result<Value, Error> {
+        self.put(clients, planned, true).await?;
+        let name = planned.get("name").as_str().unwrap_or_default();
+        self.read(clients, planned)
+            .await?
+            .ok_or_else(|| Error::Aws(format!("alarm {name} vanished right after it was created")))
+    }
+
+    async fn read(&self, clients: &Clients, state: &Value) -> Result<Option<Value>, Error> {
+        let name = state.get("name").as_str().unwrap_or_default().to_owned();
+        let found = clients
+            .cloudwatch
+            .describe_alarms()
+            .alarm_names(&name)
+            .send()
+            .await
+            .map_err(|e| Error::aws(&format!("reading alarm {name}"), e))?;
+        let Some(alarm) = found
+            .metric_alarms
+            .unwrap_or_default()
+            .into_iter()
+            .find(|a| a.alarm_name.as_deref() == Some(&name))
+        else {
+            return Ok(None);
+        };
+        let arn = alarm.alarm_arn.clone().unwrap_or_default();
+        let remote_tags: BTreeMap<String, String> = clients
+            .cloudwatch
+            .list_tags_for_resource()
+            .resource_arn(&arn)
+            .send()
+            .await
+            .map_err(|e| Error::aws(&format!("reading the tags of alarm {name}"), e))?
+            .tags
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|t| Some((t.key?, t.value?)))
+            .collect();
+        let (tags, tags_all) = split_tags(clients, state, &remote_tags);
+        Ok(Some(alarm_state(&alarm, state, tags, tags_all)))
+    }
+
+    async fn update(
+        &self,
+        clients: &Clients,
+        prior: &Value,
+        planned: &Value,
+    ) -> Result<Value, Error> {
+        self.put(clients, planned, false).await?;
+        let arn = prior.get("arn").as_str().unwrap_or_default().to_owned();
+        let name = planned.get("name").as_str().unwrap_or_default().to_owned();
+        let (removed, changed) = tag_changes(prior, planned);
+        if !removed.is_empty() {
+            clients
+                .cloudwatch
+                .untag_resource()
+                .resource_arn(&arn)
+                .set_tag_keys(Some(removed))
+                .send()
+                .await
+                .map_err(|e| Error::aws(&format!("untagging alarm {name}"), e))?;
+        }
+        if !changed.is_empty() {
+            clients
+                .cloudwatch
+                .tag_resource()
+                .resource_arn(&arn)
+                .set_tags(Some(cloudwatch_tags(changed)))
+                .send()
+                .await
+                .map_err(|e| Error::aws(&format!("tagging alarm {name}"), e))?;
+        }
+        self.read(clients, planned)
+            .await?
+            .ok_or_else(|| Error::Aws(format!("alarm {name} was deleted during the update")))
+    }
+
+    async fn delete(&self, clients: &Clients, state: &Value) -> Result<(), Error> {
+        let name = state.get("name").as_str().unwrap_or_default();
+        clients
+            .cloudwatch
+            .delete_alarms()
+            .alarm_names(name)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| Error::aws(&format!("deleting alarm {name}"), e))
+    }
+
+    async fn import(&self, _clients: &Clients, id: &str) -> Result<Value, String> {
+        if !NAME.is_match(id) {
+            return Err(format!(
+                "import an alarm by its name; {id:?} is not an alarm name"
+            ));
+        }
+        Ok(Value::object([("name", Value::string(id))]))
+    }
+}
+
+impl Alarm {
+    /// PutMetricAlarm creates or replaces the whole alarm; tags are only taken on creation.
+    async fn put(&self, clients: &Clients, planned: &Value, creating: bool) -> Result<(), Error> {
+        let name = planned.get("name").as_str().unwrap_or_default().to_owned();
+        let (namespace, metric_name, dimensions) = metric_of(planned);
+        let number = |attr: &str| planned.get(attr).as_i64().map(|n| n as i32);
+        let tags = planned.get("tags_all").to_string_map().unwrap_or_default();
+        clients
+            .cloudwatch
+            .put_metric_alarm()
+            .alarm_name(&name)
+            .set_alarm_description(planned.get("description").as_str().map(str::to_owned))
+            .namespace(namespace)
+            .metric_name(metric_name)
+            .set_dimensions(Some(
+                dimensions
+                    .into_iter()
+                    .map(|(k, v)| Dimension::builder().name(k).value(v).build())
+                    .collect(),
+            ))
+            .statistic(Statistic::from(
+                planned.get("statistic").as_str().unwrap_or("Sum"),
+            ))
+            .set_period(number("period"))
+            .set_evaluation_periods(number("evaluation_periods"))
+            .set_datapoints_to_alarm(number("datapoints_to_alarm"))
+            .threshold(
+                planned
+                    .get("threshold")
+                    .as_decimal()
+                    .and_then(|d| d.to_f64())
+                    .unwrap_or_default(),
+            )
+            .comparison_operator(ComparisonOperator::from(
+                planned
+                    .get("comparison_operator")
+                    .as_str()
+                    .unwrap_or("GreaterThanOrEqualToThreshold"),
+            ))
+            .set_treat_missing_data(
+                planned
+                    .get("treat_missing_data")
+                    .as_str()
+                    .map(str::to_owned),
+            )
+            .actions_enabled(true)
+            .set_alarm_actions(Some(
+                planned
+                    .get("alarm_actions")
+                    .to_strings()
+                    .unwrap_or_default(),
+            ))
+            .set_ok_actions(Some(
+                planned.get("ok_actions").to_strings().unwrap_or_default(),
+            ))
+            .set_tags((creating && !tags.is_empty()).then(|| cloudwatch_tags(tags)))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| Error::aws(&format!("writing alarm {name}"), e))
+    }
+}
+
+/// The CloudWatch metric a configuration watches: namespace, name, dimensions.
+fn metric_of(config: &Value) -> (String, String, BTreeMap<String, String>) {
+    let preset = config.get("preset");
+    if let Some((_, namespace, metric)) = preset
+        .get("metric")
+        .as_str()
+        .and_then(|m| PRESETS.iter().find(|p| p.0 == m))
+    {
+        let mut dimensions = BTreeMap::new();
+        if *namespace == AIGOV_NAMESPACE {
+            for (attr, dimension) in [
+                ("namespace", "Namespace"),
+                ("budget", "Budget"),
+                ("model", "Model"),
+            ] {
+                if let Some(v) = preset.get(attr).as_str() {
+                    dimensions.insert(dimension.to_owned(), v.to_owned());
+                }
+            }
+        } else if let Some(model) = preset.get("model").as_str() {
+            dimensions.insert("ModelId".to_owned(), model.to_owned());
+        }
+        return ((*namespace).to_owned(), (*metric).to_owned(), dimensions);
+    }
+    let metric = config.get("metric");
+    (
+        metric
+            .get("namespace")
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        metric
+            .get("metric_name")
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        metric.get("dimensions").to_string_map().unwrap_or_default(),
+    )
+}
+
+/// The state for an alarm: the metric as a preset when one describes it exactly (and the state
+/// did not say raw mode), else raw.
+fn alarm_state(alarm: &MetricAlarm, state: &Value, tags: Value, tags_all: Value) -> Value {
+    let namespace = alarm.namespace.clone().unwrap_or_default();
+    let metric_name = alarm.metric_name.clone().unwrap_or_default();
+    let dimensions: BTreeMap<String, String> = alarm
+        .dimensions()
+        .iter()
+        .filter_map(|d| Some((d.name.clone()?, d.value.clone()?)))
+        .collect();
+    let preset = PRESETS
+        .iter()
+        .find(|p| p.1 == namespace && p.2 == metric_name)
+        .and_then(|(preset, ns, _)| {
+            let allowed: &[&str] = if *ns == AIGOV_NAMESPACE {
+                &["Namespace", "Budget", "Model"]
+            } else {
+                &["ModelId"]
+            };
+            if !dimensions.keys().all(|k| allowed.contains(&k.as_str())) {
+                return None;
+            }
+            let get = |k: &str| Value::opt_string(dimensions.get(k).cloned());
+            Some(Value::object([
+                ("metric", Value::string(*preset)),
+                ("namespace", get("Namespace")),
+                ("budget", get("Budget")),
+                (
+                    "model",
+                    if *ns == AIGOV_NAMESPACE {
+                        get("Model")
+                    } else {
+                        get("ModelId")
+                    },
+                ),
+            ]))
+        })
+        .filter(|_| state.get("metric").is_null());
+    let metric = match &preset {
+        Some(_) => Value::Null,
+        None => Value::object([
+            ("namespace", Value::string(namespace)),
+            ("metric_name", Value::string(metric_name)),
+            (
+                "dimensions",
+                if dimensions.is_empty() && state.get("metric").get("dimensions").is_null() {
+                    Value::Null
+                } else {
+                    Value::string_map(&dimensions)
+                },
+            ),
+        ]),
+    };
+    let actions = |attr: &str, remote: &[String]| {
+        if remote.is_empty() && state.get(attr).is_null() {
+            Value::Null
+        } else {
+            Value::strings(remote.to_vec())
+        }
+    };
+    let int = |n: Option<i32>| Value::opt_number(n.map(Decimal::from));
+    let threshold = alarm
+        .threshold
+        .and_then(|t| Decimal::from_str_exact(&format!("{t}")).ok())
+        .map(Value::Number)
+        .unwrap_or_default();
+    // Unset, CloudWatch evaluates all periods (and may echo that back as a number).
+    let datapoints = match alarm.datapoints_to_alarm {
+        Some(d)
+            if !(state.get("datapoints_to_alarm").is_null()
+                && Some(d) == alarm.evaluation_periods) =>
+        {
+            int(Some(d))
+        }
+        _ => Value::Null,
+    };
+    let name = alarm.alarm_name.clone().unwrap_or_default();
+    Value::object([
+        ("id", Value::string(&name)),
+        ("name", Value::string(&name)),
+        (
+            "description",
+            Value::opt_string(alarm.alarm_description.clone().filter(|d| !d.is_empty())),
+        ),
+        ("threshold", threshold),
+        (
+            "comparison_operator",
+            Value::opt_string(
+                alarm
+                    .comparison_operator
+                    .as_ref()
+                    .map(|c| c.as_str().to_owned()),
+            ),
+        ),
+        (
+            "statistic",
+            Value::opt_string(alarm.statistic.as_ref().map(|s| s.as_str().to_owned())),
+        ),
+        ("period", int(alarm.period)),
+        ("evaluation_periods", int(alarm.evaluation_periods)),
+        ("datapoints_to_alarm", datapoints),
+        (
+            "treat_missing_data",
+            Value::opt_string(alarm.treat_missing_data.clone()),
+        ),
+        (
+            "alarm_actions",
+            actions("alarm_actions", alarm.alarm_actions()),
+        ),
+        ("ok_actions", actions("ok_actions", alarm.ok_actions())),
+        ("arn", Value::opt_string(alarm.alarm_arn.clone())),
+        ("preset", preset.unwrap_or_default()),
+        ("metric", metric),
+        ("tags", tags),
+        ("tags_all", tags_all),
+    ])
+}
+
+fn cloudwatch_tags(tags: BTreeMap<String, String>) -> Vec<Tag> {
+    tags.into_iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect()
+}

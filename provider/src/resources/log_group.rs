@@ -1,0 +1,295 @@
+//! `aigov_log_group`: a CloudWatch Logs group for aigov's usage records (the controller's EMF
+//! output) or for Bedrock model invocation logging.
+
+use std::collections::BTreeMap;
+use std::sync::LazyLock;
+
+use async_trait::async_trait;
+use regex::Regex;
+use rust_decimal::Decimal;
+
+use super::{Resource, plan_tags_all, split_tags, tag_attributes, tag_changes, validate_tags};
+use crate::Error;
+use crate::config::Clients;
+use crate::diag::{Diagnostics, Path};
+use crate::schema::{Attribute, Block, Type};
+use crate::validate::{self, Kind};
+use crate::value::Value;
+
+/// The retention periods CloudWatch Logs accepts, in days.
+pub const RETENTION_DAYS: [i64; 22] = [
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+    3288, 3653,
+];
+
+static NAME: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[.\-_/#A-Za-z0-9]{1,512}$").expect("valid regex"));
+
+/// The resource.
+pub struct LogGroup;
+
+#[async_trait]
+impl Resource for LogGroup {
+    fn type_name(&self) -> &'static str {
+        "aigov_log_group"
+    }
+
+    fn schema(&self) -> Block {
+        let mut attributes = vec![
+            Attribute::computed("id", Type::String, "The log group name."),
+            Attribute::required(
+                "name",
+                Type::String,
+                "The log group name, such as `/aigov/usage`. Changing it replaces the group.",
+            )
+            .force_new(),
+            Attribute::optional(
+                "retention_in_days",
+                Type::Number,
+                "Days to keep events; one of the values CloudWatch accepts (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653). Unset: never expire.",
+            ),
+            Attribute::optional(
+                "kms_key_id",
+                Type::String,
+                "ARN of the KMS key that encrypts the group's events.",
+            ),
+            Attribute::computed("arn", Type::String, "The log group ARN."),
+        ];
+        attributes.extend(tag_attributes());
+        Block {
+            description: "A CloudWatch Logs group for aigov's usage records (`--emf-log-group`) or Bedrock model invocation logging.",
+            attributes,
+            blocks: vec![],
+        }
+    }
+
+    fn validate(&self, config: &Value, diags: &mut Diagnostics) {
+        validate::name(
+            config.get("name"),
+            &NAME,
+            "use 1 to 512 letters, digits and . - _ / #",
+            &Path::attr("name"),
+            diags,
+        );
+        let retention = config.get("retention_in_days");
+        if let Some(days) = retention.as_decimal()
+            && !RETENTION_DAYS.iter().any(|d| Decimal::from(*d) == days)
+        {
+            diags.attr_error(
+                &Path::attr("retention_in_days"),
+                "Retention not accepted by CloudWatch Logs",
+                format!(
+                    "{days} days is not a retention CloudWatch Logs accepts; use one of {} (or leave it unset to keep events forever).",
+                    RETENTION_DAYS.map(|d| d.to_string()).join(", ")
+                ),
+            );
+        }
+        validate::kind(
+            config.get("kms_key_id"),
+            Kind::KmsKey,
+            &Path::attr("kms_key_id"),
+            diags,
+        );
+        validate_tags(config, diags);
+    }
+
+    fn plan(&self, clients: &Clients, planned: &mut Value, _prior: &Value) {
+        planned.set("id", planned.get("name").clone());
+        plan_tags_all(clients, planned);
+    }
+
+    async fn create(&self, clients: &Clients, planned: &Value) -> Result<Value, Error> {
+        let name = planned.get("name").as_str().unwrap_or_default().to_owned();
+        let tags = planned.get("tags_all").to_string_map().unwrap_or_default();
+        clients
+            .logs
+            .create_log_group()
+            .log_group_name(&name)
+            .set_kms_key_id(planned.get("kms_key_id").as_str().map(str::to_owned))
+            .set_tags((!tags.is_empty()).then(|| tags.into_iter().collect()))
+            .send()
+            .await
+            .map_err(|e| Error::aws(&format!("creating log group {name}"), e))?;
+        if !planned.get("retention_in_days").is_null() {
+            self.set_retention(clients, &name, planned.get("retention_in_days"))
+                .await?;
+        }
+        self.read(clients, planned).await?.ok_or_else(|| {
+            Error::Aws(format!(
+                "log group {name} vanished right after it was created"
+            ))
+        })
+    }
+
+    async fn read(&self, clients: &Clients, state: &Value) -> Result<Option<Value>, Error> {
+        let name = state.get("name").as_str().unwrap_or_default();
+        let found = clients
+            .logs
+            .describe_log_groups()
+            .log_group_name_prefix(name)
+            .send()
+            .await
+            .map_err(|e| Error::aws(&format!("reading log group {name}"), e))?;
+        let Some(group) = found
+            .log_groups
+            .unwrap_or_default()
+            .into_iter()
+            .find(|g| g.log_group_name.as_deref() == Some(name))
+        else {
+            return Ok(None);
+        };
+        let arn = group
+            .arn
+            .unwrap_or_default()
+            .trim_end_matches(":*")
+            .to_owned();
+        let remote_tags: BTreeMap<String, String> = clients
+            .logs
+            .list_tags_for_resource()
+            .resource_arn(&arn)
+            .send()
+            .await
+            .map_err(|e| Error::aws(&format!("reading the tags of log group {name}"), e))?
+            .tags
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        let (tags, tags_all) = split_tags(clients, state, &remote_tags);
+        Ok(Some(Value::object([
+            ("id", Value::string(name)),
+            ("name", Value::string(name)),
+            (
+                "retention_in_days",
+                Value::opt_number(group.retention_in_days.map(Decimal::from)),
+            ),
+            ("kms_key_id", Value::opt_string(group.kms_key_id)),
+            ("arn", Value::string(arn)),
+            ("tags", tags),
+            ("tags_all", tags_all),
+        ])))
+    }
+
+    async fn update(
+        &self,
+        clients: &Clients,
+        prior: &Value,
+        planned: &Value,
+    ) -> Result<Value, Error> {
+        let name = planned.get("name").as_str().unwrap_or_default().to_owned();
+        if prior.get("retention_in_days") != planned.get("retention_in_days") {
+            self.set_retention(clients, &name, planned.get("retention_in_days"))
+                .await?;
+        }
+        if prior.get("kms_key_id") != planned.get("kms_key_id") {
+            match planned.get("kms_key_id").as_str() {
+                Some(key) => clients
+                    .logs
+                    .associate_kms_key()
+                    .log_group_name(&name)
+                    .kms_key_id(key)
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| {
+                        Error::aws(&format!("associating the KMS key with log group {name}"), e)
+                    })?,
+                None => clients
+                    .logs
+                    .disassociate_kms_key()
+                    .log_group_name(&name)
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| {
+                        Error::aws(
+                            &format!("disassociating the KMS key from log group {name}"),
+                            e,
+                        )
+                    })?,
+            }
+        }
+        let arn = prior.get("arn").as_str().unwrap_or_default().to_owned();
+        let (removed, changed) = tag_changes(prior, planned);
+        if !removed.is_empty() {
+            clients
+                .logs
+                .untag_resource()
+                .resource_arn(&arn)
+                .set_tag_keys(Some(removed))
+                .send()
+                .await
+                .map_err(|e| Error::aws(&format!("untagging log group {name}"), e))?;
+        }
+        if !changed.is_empty() {
+            clients
+                .logs
+                .tag_resource()
+                .resource_arn(&arn)
+                .set_tags(Some(changed.into_iter().collect()))
+                .send()
+                .await
+                .map_err(|e| Error::aws(&format!("tagging log group {name}"), e))?;
+        }
+        self.read(clients, planned)
+            .await?
+            .ok_or_else(|| Error::Aws(format!("log group {name} was deleted during the update")))
+    }
+
+    async fn delete(&self, clients: &Clients, state: &Value) -> Result<(), Error> {
+        let name = state.get("name").as_str().unwrap_or_default();
+        match clients
+            .logs
+            .delete_log_group()
+            .log_group_name(name)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_not_found_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(Error::aws(&format!("deleting log group {name}"), e)),
+        }
+    }
+
+    async fn import(&self, _clients: &Clients, id: &str) -> Result<Value, String> {
+        if !NAME.is_match(id) {
+            return Err(format!(
+                "import a log group by its name, such as /aigov/usage; {id:?} is not a log group name"
+            ));
+        }
+        Ok(Value::object([("name", Value::string(id))]))
+    }
+}
+
+impl LogGroup {
+    async fn set_retention(
+        &self,
+        clients: &Clients,
+        name: &str,
+        days: &Value,
+    ) -> Result<(), Error> {
+        match days.as_i64() {
+            Some(days) => clients
+                .logs
+                .put_retention_policy()
+                .log_group_name(name)
+                .retention_in_days(days as i32)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| Error::aws(&format!("setting the retention of log group {name}"), e)),
+            None => clients
+                .logs
+                .delete_retention_policy()
+                .log_group_name(name)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| Error::aws(&format!("removing the retention of log group {name}"), e)),
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! The resources and the data source: one file each, behind one trait each, so the protocol
+//! server stays the same for all of them.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+
+use crate::Error;
+use crate::config::Clients;
+use crate::diag::{Diagnostics, Path};
+use crate::schema::{Attribute, Block, Type};
+use crate::validate;
+use crate::value::Value;
+
+pub mod alarm;
+pub mod alert_channel;
+pub mod budget;
+pub mod log_group;
+pub mod model_price;
+pub mod pricing_override;
+
+/// One managed resource type.
+#[async_trait]
+pub trait Resource: Send + Sync {
+    /// Its type name in HCL (`aigov_budget`).
+    fn type_name(&self) -> &'static str;
+
+    /// Its schema.
+    fn schema(&self) -> Block;
+
+    /// Plan-time checks of a configuration that may contain unknowns.
+    fn validate(&self, config: &Value, diags: &mut Diagnostics);
+
+    /// Fills values the provider knows at plan time (after the shared rules in `plan`).
+    fn plan(&self, _clients: &Clients, _planned: &mut Value, _prior: &Value) {}
+
+    /// Creates the object; returns its state.
+    async fn create(&self, clients: &Clients, planned: &Value) -> Result<Value, Error>;
+
+    /// Reads the object; `None` when it no longer exists (Terraform plans to create it again).
+    async fn read(&self, clients: &Clients, state: &Value) -> Result<Option<Value>, Error>;
+
+    /// Changes the object in place; returns its new state.
+    async fn update(
+        &self,
+        clients: &Clients,
+        prior: &Value,
+        planned: &Value,
+    ) -> Result<Value, Error>;
+
+    /// Deletes the object (already gone is success).
+    async fn delete(&self, clients: &Clients, state: &Value) -> Result<(), Error>;
+
+    /// The state to read from for `terraform import` with this ID, or a message saying the format.
+    async fn import(&self, clients: &Clients, id: &str) -> Result<Value, String>;
+}
+
+/// One data source type.
+#[async_trait]
+pub trait DataSource: Send + Sync {
+    /// Its type name in HCL.
+    fn type_name(&self) -> &'static str;
+
+    /// Its schema.
+    fn schema(&self) -> Block;
+
+    /// Plan-time checks.
+    fn validate(&self, config: &Value, diags: &mut Diagnostics);
+
+    /// Reads it.
+    async fn read(&self, clients: &Clients, config: &Value) -> Result<Value, Error>;
+}
+
+/// Every resource this provider serves.
+pub fn all() -> Vec<Box<dyn Resource>> {
+    vec![
+        Box::new(budget::BudgetResource),
+        Box::new(alert_channel::AlertChannel),
+        Box::new(log_group::LogGroup),
+        Box::new(alarm::Alarm),
+        Box::new(pricing_override::PricingOverride),
+    ]
+}
+
+/// Every data source this provider serves.
+pub fn data_sources() -> Vec<Box<dyn DataSource>> {
+    vec![Box::new(model_price::ModelPrice)]
+}
+
+/// The `tags` and `tags_all` attributes every taggable resource has.
+pub fn tag_attributes() -> [Attribute; 2] {
+    [
+        Attribute::optional("tags", Type::string_map(), "Tags for this resource."),
+        Attribute::computed(
+            "tags_all",
+            Type::string_map(),
+            "The tags the resource has: the provider's `default_tags` with `tags` on top.",
+        ),
+    ]
+}
+
+/// Validates `tags`.
+pub fn validate_tags(config: &Value, diags: &mut Diagnostics) {
+    validate::tags(config.get("tags"), &Path::attr("tags"), diags);
+}
+
+/// Plans `tags_all` from the configured tags and the provider's `default_tags`.
+pub fn plan_tags_all(clients: &Clients, planned: &mut Value) {
+    let all = clients
+        .tags_all(planned.get("tags"))
+        .map(|t| Value::string_map(&t))
+        .unwrap_or_else(Value::unknown);
+    planned.set("tags_all", all);
+}
+
+/// The state's `tags` for what the API reports, given the effective tags the API holds: the tags
+/// that are not default tags with the same value (so default tags never show up as a diff).
+pub fn split_tags(
+    clients: &Clients,
+    prior: &Value,
+    remote: &BTreeMap<String, String>,
+) -> (Value, Value) {
+    let defaults = clients.default_tags.clone().unwrap_or_default();
+    let configured = prior.get("tags").to_string_map().unwrap_or_default();
+    let own: BTreeMap<String, String> = remote
+        .iter()
+        .filter(|(k, v)| configured.contains_key(*k) || defaults.get(*k) != Some(*v))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let tags = if own.is_empty() && prior.get("tags").is_null() {
+        Value::Null
+    } else {
+        Value::string_map(&own)
+    };
+    (tags, Value::string_map(remote))
+}
+
+/// What changed between two effective tag sets: the keys to remove and the tags to set.
+pub fn tag_changes(prior: &Value, planned: &Value) -> (Vec<String>, BTreeMap<String, String>) {
+    let old = prior.get("tags_all").to_string_map().unwrap_or_default();
+    let new = planned.get("tags_all").to_string_map().unwrap_or_default();
+    let removed = old
+        .keys()
+        .filter(|k| !new.contains_key(*k))
+        .cloned()
+        .collect();
+    let set = new
+        .into_iter()
+        .filter(|(k, v)| old.get(k) != Some(v))
+        .collect();
+    (removed, set)
+}
