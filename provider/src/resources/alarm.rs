@@ -57,6 +57,10 @@ pub const PRESETS: [(&str, &str, &str); 13] = [
     ),
 ];
 
+/// The tag that records which preset an alarm was written from, so that a read (and an import)
+/// gives back the mode the configuration used; hidden from `tags` and `tags_all`.
+pub const PRESET_TAG: &str = "aigov:preset";
+
 const STATISTICS: [&str; 5] = ["Sum", "Average", "Maximum", "Minimum", "SampleCount"];
 const COMPARISONS: [&str; 4] = [
     "GreaterThanOrEqualToThreshold",
@@ -310,7 +314,7 @@ impl Resource for Alarm {
             return Ok(None);
         };
         let arn = alarm.alarm_arn.clone().unwrap_or_default();
-        let remote_tags: BTreeMap<String, String> = clients
+        let mut remote_tags: BTreeMap<String, String> = clients
             .cloudwatch
             .list_tags_for_resource()
             .resource_arn(&arn)
@@ -322,8 +326,15 @@ impl Resource for Alarm {
             .into_iter()
             .filter_map(|t| Some((t.key?, t.value?)))
             .collect();
+        let preset = remote_tags.remove(PRESET_TAG);
         let (tags, tags_all) = split_tags(clients, state, &remote_tags);
-        Ok(Some(alarm_state(&alarm, state, tags, tags_all)))
+        Ok(Some(alarm_state(
+            &alarm,
+            state,
+            preset.as_deref(),
+            tags,
+            tags_all,
+        )))
     }
 
     async fn update(
@@ -335,7 +346,13 @@ impl Resource for Alarm {
         self.put(clients, planned, false).await?;
         let arn = prior.get("arn").as_str().unwrap_or_default().to_owned();
         let name = planned.get("name").as_str().unwrap_or_default().to_owned();
-        let (removed, changed) = tag_changes(prior, planned);
+        let (mut removed, mut changed) = tag_changes(prior, planned);
+        match planned.get("preset").get("metric").as_str() {
+            Some(preset) => {
+                changed.insert(PRESET_TAG.to_owned(), preset.to_owned());
+            }
+            None => removed.push(PRESET_TAG.to_owned()),
+        }
         if !removed.is_empty() {
             clients
                 .cloudwatch
@@ -389,7 +406,10 @@ impl Alarm {
         let name = planned.get("name").as_str().unwrap_or_default().to_owned();
         let (namespace, metric_name, dimensions) = metric_of(planned);
         let number = |attr: &str| planned.get(attr).as_i64().map(|n| n as i32);
-        let tags = planned.get("tags_all").to_string_map().unwrap_or_default();
+        let mut tags = planned.get("tags_all").to_string_map().unwrap_or_default();
+        if let Some(preset) = planned.get("preset").get("metric").as_str() {
+            tags.insert(PRESET_TAG.to_owned(), preset.to_owned());
+        }
         clients
             .cloudwatch
             .put_metric_alarm()
@@ -486,9 +506,15 @@ fn metric_of(config: &Value) -> (String, String, BTreeMap<String, String>) {
     )
 }
 
-/// The state for an alarm: the metric as a preset when one describes it exactly (and the state
-/// did not say raw mode), else raw.
-fn alarm_state(alarm: &MetricAlarm, state: &Value, tags: Value, tags_all: Value) -> Value {
+/// The state for an alarm: in preset mode when it was written from a preset that still describes
+/// its metric exactly, else in raw mode.
+fn alarm_state(
+    alarm: &MetricAlarm,
+    state: &Value,
+    written_from: Option<&str>,
+    tags: Value,
+    tags_all: Value,
+) -> Value {
     let namespace = alarm.namespace.clone().unwrap_or_default();
     let metric_name = alarm.metric_name.clone().unwrap_or_default();
     let dimensions: BTreeMap<String, String> = alarm
@@ -498,7 +524,7 @@ fn alarm_state(alarm: &MetricAlarm, state: &Value, tags: Value, tags_all: Value)
         .collect();
     let preset = PRESETS
         .iter()
-        .find(|p| p.1 == namespace && p.2 == metric_name)
+        .find(|p| Some(p.0) == written_from && p.1 == namespace && p.2 == metric_name)
         .and_then(|(preset, ns, _)| {
             let allowed: &[&str] = if *ns == AIGOV_NAMESPACE {
                 &["Namespace", "Budget", "Model"]
@@ -522,8 +548,7 @@ fn alarm_state(alarm: &MetricAlarm, state: &Value, tags: Value, tags_all: Value)
                     },
                 ),
             ]))
-        })
-        .filter(|_| state.get("metric").is_null());
+        });
     let metric = match &preset {
         Some(_) => Value::Null,
         None => Value::object([
@@ -531,7 +556,7 @@ fn alarm_state(alarm: &MetricAlarm, state: &Value, tags: Value, tags_all: Value)
             ("metric_name", Value::string(metric_name)),
             (
                 "dimensions",
-                if dimensions.is_empty() && state.get("metric").get("dimensions").is_null() {
+                if dimensions.is_empty() {
                     Value::Null
                 } else {
                     Value::string_map(&dimensions)

@@ -13,15 +13,7 @@ pub fn binary() -> PathBuf {
     if let Ok(path) = std::env::var("AIGOV_CONTROLLER_BIN") {
         return path.into();
     }
-    let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target/debug");
-    let bin = dir.join("aigov-controller");
-    assert!(
-        bin.exists(),
-        "{} is missing: run `cargo build -p aigov-controller` first (tests/run-all.sh does)",
-        bin.display()
-    );
-    bin
+    crate::built_binary("aigov-controller")
 }
 
 /// A free loopback port.

@@ -8,6 +8,7 @@
 pub mod aigov;
 pub mod bedrock;
 pub mod budgets;
+pub mod terraform;
 pub mod webhook;
 
 use std::io::Write;
@@ -58,6 +59,19 @@ pub fn unique(prefix: &str) -> String {
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     )
+}
+
+/// A binary of this workspace that cargo built beside the test executables (`target/debug/NAME`).
+pub fn built_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target/debug");
+    let bin = dir.join(name);
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build --workspace --bins` first (tests/run-all.sh does)",
+        bin.display()
+    );
+    bin
 }
 
 /// Runs kubectl with `args`, feeding `stdin` if given.

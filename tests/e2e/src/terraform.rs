@@ -1,0 +1,243 @@
+//! Drives the real OpenTofu (and `terraform`, when one is on PATH) against aigov's provider, which
+//! they install offline from a filesystem mirror of the binary cargo built, as a user's CI would
+//! from a private mirror.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+use crate::{built_binary, local_env, unique};
+
+/// The provider version the mirror offers.
+pub const PROVIDER_VERSION: &str = "0.1.0";
+
+/// A Terraform CLI.
+#[derive(Clone, Debug)]
+pub struct Cli {
+    /// `tofu` or `terraform`.
+    pub name: &'static str,
+    /// Its path.
+    pub path: PathBuf,
+}
+
+/// OpenTofu (from the local environment) and `terraform` when it is on PATH.
+pub fn clis() -> Vec<Cli> {
+    let tofu = std::env::var("AIGOV_TOFU").unwrap_or_else(|_| {
+        panic!(
+            "AIGOV_TOFU is not set: source the local environment's env.sh (tests/run-all.sh does)"
+        )
+    });
+    let mut clis = vec![Cli {
+        name: "tofu",
+        path: tofu.into(),
+    }];
+    if let Some(terraform) = which("terraform") {
+        clis.push(Cli {
+            name: "terraform",
+            path: terraform,
+        });
+    }
+    clis
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(name))
+            .find(|p| p.is_file())
+    })
+}
+
+/// The CLI configuration that installs `aigov/aigov` from a mirror of the built provider.
+fn cli_config() -> &'static Path {
+    static CONFIG: OnceLock<PathBuf> = OnceLock::new();
+    CONFIG.get_or_init(|| {
+        let root = std::env::temp_dir().join(format!("aigov-tf-mirror-{}", std::process::id()));
+        let binary = built_binary("terraform-provider-aigov");
+        for host in ["registry.terraform.io", "registry.opentofu.org"] {
+            let dir = root
+                .join("mirror")
+                .join(host)
+                .join(format!("aigov/aigov/{PROVIDER_VERSION}/linux_amd64"));
+            std::fs::create_dir_all(&dir).expect("mirror directory");
+            let link = dir.join(format!("terraform-provider-aigov_v{PROVIDER_VERSION}"));
+            let _ = std::fs::remove_file(&link);
+            std::os::unix::fs::symlink(&binary, &link).expect("mirror link");
+        }
+        let config = root.join("cli.tfrc");
+        std::fs::write(
+            &config,
+            format!(
+                "provider_installation {{\n  filesystem_mirror {{\n    path    = \"{}\"\n    include = [\"registry.terraform.io/aigov/aigov\", \"registry.opentofu.org/aigov/aigov\"]\n  }}\n}}\n",
+                root.join("mirror").display()
+            ),
+        )
+        .expect("CLI config");
+        config
+    })
+}
+
+/// The provider block for the local environment: every AWS endpoint at moto, the local cluster.
+pub fn provider_block(extra: &str) -> String {
+    let env = local_env();
+    let moto = &env.moto_endpoint;
+    format!(
+        r#"terraform {{
+  required_providers {{
+    aigov = {{ source = "aigov/aigov", version = "{PROVIDER_VERSION}" }}
+  }}
+}}
+
+provider "aigov" {{
+  region = "us-east-1"
+  endpoints {{
+    budgets    = "{moto}"
+    cloudwatch = "{moto}"
+    logs       = "{moto}"
+    sns        = "{moto}"
+    sts        = "{moto}"
+  }}
+  kubernetes {{
+    config_path = "{kubeconfig}"
+  }}
+{extra}}}
+"#,
+        kubeconfig = env.kubeconfig.display()
+    )
+}
+
+/// One working directory with one configuration, driven by one CLI.
+pub struct Workspace {
+    /// The CLI.
+    pub cli: Cli,
+    /// The directory.
+    pub dir: PathBuf,
+}
+
+impl Workspace {
+    /// A fresh working directory with `main.tf`, initialised (the provider installed).
+    pub fn new(cli: &Cli, main_tf: &str) -> Workspace {
+        let dir = std::env::temp_dir().join(unique(&format!("aigov-tf-{}", cli.name)));
+        std::fs::create_dir_all(&dir).expect("working directory");
+        let ws = Workspace {
+            cli: cli.clone(),
+            dir,
+        };
+        ws.write(main_tf);
+        ws.ok(&["init", "-input=false"]);
+        ws
+    }
+
+    /// Replaces `main.tf`.
+    pub fn write(&self, main_tf: &str) {
+        std::fs::write(self.dir.join("main.tf"), main_tf).expect("main.tf");
+    }
+
+    /// Runs the CLI with `args`.
+    pub fn run(&self, args: &[&str]) -> Output {
+        Command::new(&self.cli.path)
+            .args(args)
+            .arg("-no-color")
+            .current_dir(&self.dir)
+            .env("TF_CLI_CONFIG_FILE", cli_config())
+            .env("TF_IN_AUTOMATION", "1")
+            .env("CHECKPOINT_DISABLE", "1")
+            .output()
+            .expect("the CLI runs")
+    }
+
+    /// Runs the CLI and returns its stdout, panicking with everything it said if it fails.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "{} {args:?} failed in {}:\n{}\n{}",
+            self.cli.name,
+            self.dir.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs the CLI expecting it to fail; returns what it said.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            !out.status.success(),
+            "{} {args:?} succeeded:\n{said}",
+            self.cli.name
+        );
+        said
+    }
+
+    /// `apply -auto-approve`.
+    pub fn apply(&self) -> String {
+        self.ok(&["apply", "-auto-approve", "-input=false"])
+    }
+
+    /// The planned changes as `(address, actions)`, from `show -json` of a saved plan.
+    pub fn plan_changes(&self) -> Vec<(String, Vec<String>)> {
+        self.ok(&["plan", "-input=false", "-out=tfplan"]);
+        let plan: Value =
+            serde_json::from_str(&self.ok(&["show", "-json", "tfplan"])).expect("plan JSON");
+        plan["resource_changes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| {
+                let actions: Vec<String> = c["change"]["actions"]
+                    .as_array()?
+                    .iter()
+                    .filter_map(|a| a.as_str().map(str::to_owned))
+                    .collect();
+                (actions != ["no-op"] && actions != ["read"]).then(|| {
+                    (
+                        c["address"].as_str().unwrap_or_default().to_owned(),
+                        actions,
+                    )
+                })
+            })
+            .collect()
+    }
+
+    /// Asserts the plan is empty (`plan -detailed-exitcode` exits 0), showing it otherwise.
+    pub fn assert_no_changes(&self, context: &str) {
+        let out = self.run(&["plan", "-input=false", "-detailed-exitcode"]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{context}: {} planned changes (or failed):\n{}\n{}",
+            self.cli.name,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// The attribute values of a resource in the state.
+    pub fn state_of(&self, address: &str) -> Value {
+        let state: Value = serde_json::from_str(&self.ok(&["show", "-json"])).expect("state JSON");
+        state["values"]["root_module"]["resources"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|r| r["address"] == address)
+            .map(|r| r["values"].clone())
+            .unwrap_or_else(|| panic!("{address} is not in the state"))
+    }
+}
+
+impl Drop for Workspace {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}

@@ -1,0 +1,449 @@
+//! terraform-provider-aigov with the real CLIs (OpenTofu, and `terraform` when on PATH) against
+//! moto and the local kube-apiserver: every resource through its whole lifecycle, the data
+//! source, and bad configurations refused at plan time on the attribute.
+
+use aigov_e2e::terraform::{Cli, Workspace, clis, provider_block};
+use aigov_e2e::{aws_config, kubectl, unique};
+use serde_json::Value;
+
+const ACCOUNT: &str = "123456789012";
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(f)
+}
+
+/// One resource's lifecycle: three configurations (created, changed in place, replaced), how to
+/// import it, and how to see and delete it behind Terraform's back.
+struct Case<'a> {
+    address: &'a str,
+    created: String,
+    updated: String,
+    replaced: String,
+    import_id: &'a dyn Fn(&Value) -> String,
+    exists: &'a dyn Fn(&Value) -> bool,
+    delete_out_of_band: &'a dyn Fn(&Value),
+}
+
+fn lifecycle(cli: &Cli, case: Case) {
+    let config = |resource: &str| format!("{}\n{resource}", provider_block(""));
+    let ws = Workspace::new(cli, &config(&case.created));
+    let address = case.address;
+
+    ws.apply();
+    ws.assert_no_changes("after create");
+    let created = ws.state_of(address);
+    assert!(
+        (case.exists)(&created),
+        "{address} was not created: {created}"
+    );
+
+    ws.write(&config(&case.updated));
+    assert_eq!(
+        ws.plan_changes(),
+        [(address.to_owned(), vec!["update".to_owned()])],
+        "an in-place update"
+    );
+    ws.apply();
+    ws.assert_no_changes("after update");
+    assert_eq!(
+        ws.state_of(address)["id"],
+        created["id"],
+        "updated in place, not replaced"
+    );
+
+    ws.write(&config(&case.replaced));
+    let changes = ws.plan_changes();
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    let mut actions = changes[0].1.clone();
+    actions.sort();
+    assert_eq!(actions, ["create", "delete"], "a replacement");
+    ws.apply();
+    ws.assert_no_changes("after replace");
+    assert!(
+        !(case.exists)(&created),
+        "the replaced object was left behind: {created}"
+    );
+
+    // Import: forget it, import it by its ID, and get the same state apply wrote.
+    let applied = ws.state_of(address);
+    ws.ok(&["state", "rm", address]);
+    ws.ok(&[
+        "import",
+        "-input=false",
+        address,
+        &(case.import_id)(&applied),
+    ]);
+    let imported = ws.state_of(address);
+    assert_eq!(imported, applied, "import reads back what apply wrote");
+    ws.assert_no_changes("after import");
+
+    // Deleted out of band: the plan re-creates it.
+    (case.delete_out_of_band)(&applied);
+    assert_eq!(
+        ws.plan_changes(),
+        [(address.to_owned(), vec!["create".to_owned()])],
+        "drift is detected"
+    );
+    ws.apply();
+    ws.assert_no_changes("after re-creating");
+
+    let last = ws.state_of(address);
+    ws.ok(&["destroy", "-auto-approve", "-input=false"]);
+    assert!(
+        !(case.exists)(&last),
+        "destroy left {address} behind: {last}"
+    );
+}
+
+fn for_each_cli(test: impl Fn(&Cli)) {
+    for cli in clis() {
+        test(&cli);
+    }
+}
+
+fn str_of<'v>(v: &'v Value, key: &str) -> &'v str {
+    v[key].as_str().unwrap_or_default()
+}
+
+#[test]
+fn log_group_lifecycle_with_the_real_cli() {
+    for_each_cli(|cli| {
+        let name = unique("/aigov/usage");
+        let renamed = format!("{name}-v2");
+        let logs = || block_on(async { aws_sdk_cloudwatchlogs::Client::new(&aws_config().await) });
+        let exists = |s: &Value| {
+            let name = str_of(s, "name").to_owned();
+            block_on(async {
+                let client = aws_sdk_cloudwatchlogs::Client::new(&aws_config().await);
+                let out = client
+                    .describe_log_groups()
+                    .log_group_name_prefix(&name)
+                    .send()
+                    .await
+                    .unwrap();
+                out.log_groups()
+                    .iter()
+                    .any(|g| g.log_group_name() == Some(name.as_str()))
+            })
+        };
+        lifecycle(
+            cli,
+            Case {
+                address: "aigov_log_group.usage",
+                created: format!(
+                    r#"resource "aigov_log_group" "usage" {{
+  name              = "{name}"
+  retention_in_days = 30
+  tags              = {{ team = "research" }}
+}}"#
+                ),
+                updated: format!(
+                    r#"resource "aigov_log_group" "usage" {{
+  name              = "{name}"
+  retention_in_days = 90
+  kms_key_id        = "arn:aws:kms:us-east-1:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+  tags              = {{ team = "platform", cost-center = "42" }}
+}}"#
+                ),
+                replaced: format!(
+                    r#"resource "aigov_log_group" "usage" {{
+  name              = "{renamed}"
+  retention_in_days = 90
+}}"#
+                ),
+                import_id: &|s| str_of(s, "name").to_owned(),
+                exists: &exists,
+                delete_out_of_band: &|s| {
+                    let client = logs();
+                    block_on(
+                        client
+                            .delete_log_group()
+                            .log_group_name(str_of(s, "name"))
+                            .send(),
+                    )
+                    .unwrap();
+                },
+            },
+        );
+    });
+}
+
+#[test]
+fn alert_channel_lifecycle_with_the_real_cli() {
+    for_each_cli(|cli| {
+        let name = unique("aigov-alerts");
+        let sns = || block_on(async { aws_sdk_sns::Client::new(&aws_config().await) });
+        let exists = |s: &Value| {
+            let arn = str_of(s, "arn").to_owned();
+            let client = sns();
+            let topic = block_on(client.get_topic_attributes().topic_arn(&arn).send()).is_ok();
+            let subscriptions = block_on(client.list_subscriptions().send()).unwrap();
+            let subscribed = subscriptions
+                .subscriptions()
+                .iter()
+                .any(|s| s.topic_arn() == Some(arn.as_str()));
+            topic || subscribed
+        };
+        let queue = format!("arn:aws:sqs:us-east-1:{ACCOUNT}:{name}-inbox");
+        lifecycle(
+            cli,
+            Case {
+                address: "aigov_alert_channel.finops",
+                created: format!(
+                    r#"resource "aigov_alert_channel" "finops" {{
+  name = "{name}"
+  subscription {{
+    protocol = "email"
+    endpoint = "finops@example.com"
+  }}
+  subscription {{
+    protocol = "https"
+    endpoint = "https://hooks.example.com/services/T000/B000/secret"
+  }}
+}}"#
+                ),
+                updated: format!(
+                    r#"resource "aigov_alert_channel" "finops" {{
+  name         = "{name}"
+  display_name = "AI spend"
+  subscription {{
+    protocol             = "https"
+    endpoint             = "https://hooks.example.com/services/T000/B000/secret"
+    raw_message_delivery = true
+  }}
+  subscription {{
+    protocol = "sqs"
+    endpoint = "{queue}"
+  }}
+  tags = {{ team = "finops" }}
+}}"#
+                ),
+                replaced: format!(
+                    r#"resource "aigov_alert_channel" "finops" {{
+  name = "{name}-v2"
+  subscription {{
+    protocol = "lambda"
+    endpoint = "arn:aws:lambda:us-east-1:{ACCOUNT}:function:notify"
+  }}
+}}"#
+                ),
+                import_id: &|s| str_of(s, "arn").to_owned(),
+                exists: &exists,
+                delete_out_of_band: &|s| {
+                    let client = sns();
+                    block_on(client.delete_topic().topic_arn(str_of(s, "arn")).send()).unwrap();
+                },
+            },
+        );
+    });
+}
+
+#[test]
+fn budget_lifecycle_with_the_real_cli() {
+    for_each_cli(|cli| {
+        let name = unique("bedrock-monthly");
+        let budgets = || block_on(async { aws_sdk_budgets::Client::new(&aws_config().await) });
+        let exists = |s: &Value| {
+            let client = budgets();
+            block_on(
+                client
+                    .describe_budget()
+                    .account_id(ACCOUNT)
+                    .budget_name(str_of(s, "name"))
+                    .send(),
+            )
+            .is_ok()
+        };
+        lifecycle(
+            cli,
+            Case {
+                address: "aigov_budget.bedrock",
+                // 2000.0 against the 2000 AWS Budgets reports: the same number, no perpetual diff.
+                created: format!(
+                    r#"resource "aigov_budget" "bedrock" {{
+  name      = "{name}"
+  amount    = 2000.0
+  time_unit = "MONTHLY"
+  notification {{
+    notification_type = "ACTUAL"
+    threshold         = 80
+    emails            = ["finops@example.com"]
+  }}
+}}"#
+                ),
+                updated: format!(
+                    r#"resource "aigov_budget" "bedrock" {{
+  name                 = "{name}"
+  amount               = 2500.55
+  time_unit            = "MONTHLY"
+  cost_allocation_tags = {{ team = "research" }}
+  notification {{
+    notification_type = "ACTUAL"
+    threshold         = 80
+    emails            = ["finops@example.com", "oncall@example.com"]
+  }}
+  notification {{
+    notification_type = "FORECASTED"
+    threshold         = 100.5
+    alert_channel_arn = "arn:aws:sns:us-east-1:{ACCOUNT}:aigov-finops"
+  }}
+  tags = {{ team = "research" }}
+}}"#
+                ),
+                replaced: format!(
+                    r#"resource "aigov_budget" "bedrock" {{
+  name      = "{name}-v2"
+  amount    = 100
+  time_unit = "DAILY"
+}}"#
+                ),
+                import_id: &|s| format!("{ACCOUNT}:{}", str_of(s, "name")),
+                exists: &exists,
+                delete_out_of_band: &|s| {
+                    let client = budgets();
+                    block_on(
+                        client
+                            .delete_budget()
+                            .account_id(ACCOUNT)
+                            .budget_name(str_of(s, "name"))
+                            .send(),
+                    )
+                    .unwrap();
+                },
+            },
+        );
+    });
+}
+
+#[test]
+fn alarm_lifecycle_with_the_real_cli() {
+    for_each_cli(|cli| {
+        let name = unique("team-research-spend");
+        let cloudwatch =
+            || block_on(async { aws_sdk_cloudwatch::Client::new(&aws_config().await) });
+        let exists = |s: &Value| {
+            let client = cloudwatch();
+            let out = block_on(
+                client
+                    .describe_alarms()
+                    .alarm_names(str_of(s, "name"))
+                    .send(),
+            )
+            .unwrap();
+            !out.metric_alarms().is_empty()
+        };
+        lifecycle(
+            cli,
+            Case {
+                address: "aigov_alarm.spend",
+                created: format!(
+                    r#"resource "aigov_alarm" "spend" {{
+  name      = "{name}"
+  threshold = 50
+  preset {{
+    metric    = "spend"
+    namespace = "team-research"
+    budget    = "research-daily"
+  }}
+  alarm_actions = ["arn:aws:sns:us-east-1:{ACCOUNT}:aigov-finops"]
+}}"#
+                ),
+                updated: format!(
+                    r#"resource "aigov_alarm" "spend" {{
+  name               = "{name}"
+  description        = "Team research spends over $75 an hour"
+  threshold          = 75.25
+  period             = 3600
+  evaluation_periods = 2
+  preset {{
+    metric    = "spend"
+    namespace = "team-research"
+    budget    = "research-daily"
+    model     = "anthropic.claude-sonnet-4-5-20250929-v1:0"
+  }}
+  alarm_actions = ["arn:aws:sns:us-east-1:{ACCOUNT}:aigov-finops"]
+  tags          = {{ team = "research" }}
+}}"#
+                ),
+                replaced: format!(
+                    r#"resource "aigov_alarm" "spend" {{
+  name      = "{name}-throttles"
+  threshold = 10
+  period    = 60
+  metric {{
+    namespace   = "AWS/Bedrock"
+    metric_name = "InvocationThrottles"
+    dimensions  = {{ ModelId = "anthropic.claude-3-haiku-20240307-v1:0" }}
+  }}
+}}"#
+                ),
+                import_id: &|s| str_of(s, "name").to_owned(),
+                exists: &exists,
+                delete_out_of_band: &|s| {
+                    let client = cloudwatch();
+                    block_on(client.delete_alarms().alarm_names(str_of(s, "name")).send()).unwrap();
+                },
+            },
+        );
+    });
+}
+
+#[test]
+fn pricing_override_lifecycle_with_the_real_cli() {
+    for_each_cli(|cli| {
+        let name = unique("sonnet-contract");
+        let exists = |s: &Value| {
+            kubectl(&["get", "aimodelprice", str_of(s, "name")], None)
+                .status
+                .success()
+        };
+        lifecycle(
+            cli,
+            Case {
+                address: "aigov_pricing_override.sonnet",
+                created: format!(
+                    r#"resource "aigov_pricing_override" "sonnet" {{
+  name   = "{name}"
+  model  = "anthropic.claude-sonnet-4-5*"
+  input  = 2.7
+  output = 13.5
+}}"#
+                ),
+                updated: format!(
+                    r#"resource "aigov_pricing_override" "sonnet" {{
+  name           = "{name}"
+  model          = "anthropic.claude-sonnet-4-5*"
+  input          = 2.7
+  output         = 13.25
+  cache_read     = 0.27
+  cache_write    = 3.375
+  effective_from = "2026-01-01T00:00:00Z"
+  description    = "2026 enterprise agreement"
+}}"#
+                ),
+                replaced: format!(
+                    r#"resource "aigov_pricing_override" "sonnet" {{
+  name   = "{name}-v2"
+  model  = "anthropic.claude-sonnet-4-5*"
+  input  = 2.5
+  output = 12.5
+}}"#
+                ),
+                import_id: &|s| str_of(s, "name").to_owned(),
+                exists: &exists,
+                delete_out_of_band: &|s| {
+                    let out = kubectl(&["delete", "aimodelprice", str_of(s, "name")], None);
+                    assert!(
+                        out.status.success(),
+                        "{}",
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                },
+            },
+        );
+    });
+}
