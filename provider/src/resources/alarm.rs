@@ -169,8 +169,9 @@ impl Resource for Alarm {
         let preset = config.get("preset");
         let metric = config.get("metric");
         match (preset.is_null(), metric.is_null()) {
+            // Terraform underlines attributes, not blocks: point at the preset's metric.
             (false, false) => diags.attr_error(
-                &Path::attr("metric"),
+                &Path::attr("preset").then("metric"),
                 "Conflicting alarm modes",
                 "set either a preset block or a metric block, not both: preset names aigov's or Bedrock's metrics, metric takes any CloudWatch metric.",
             ),
