@@ -456,22 +456,35 @@ struct Bad {
 }
 
 const BAD: &[Bad] = &[
-    Bad { resource: r#"resource "aigov_budget" "b" {
+    Bad {
+        resource: r#"resource "aigov_budget" "b" {
   name = "x"
   amount = -5
   time_unit = "MONTHLY"
-}"#, underlined: "amount = -5", says: "greater than 0" },
-    Bad { resource: r#"resource "aigov_budget" "b" {
+}"#,
+        underlined: "amount = -5",
+        says: "greater than 0",
+    },
+    Bad {
+        resource: r#"resource "aigov_budget" "b" {
   name = "x"
   amount = 10.123
   time_unit = "MONTHLY"
-}"#, underlined: "amount = 10.123", says: "decimal places" },
-    Bad { resource: r#"resource "aigov_budget" "b" {
+}"#,
+        underlined: "amount = 10.123",
+        says: "decimal places",
+    },
+    Bad {
+        resource: r#"resource "aigov_budget" "b" {
   name = "x"
   amount = 10
   time_unit = "HOURLY"
-}"#, underlined: "time_unit = \"HOURLY\"", says: "DAILY, MONTHLY, QUARTERLY, ANNUALLY" },
-    Bad { resource: r#"resource "aigov_budget" "b" {
+}"#,
+        underlined: "time_unit = \"HOURLY\"",
+        says: "DAILY, MONTHLY, QUARTERLY, ANNUALLY",
+    },
+    Bad {
+        resource: r#"resource "aigov_budget" "b" {
   name = "x"
   amount = 10
   time_unit = "MONTHLY"
@@ -480,8 +493,12 @@ const BAD: &[Bad] = &[
     threshold = 1500
     emails = ["a@example.com"]
   }
-}"#, underlined: "threshold = 1500", says: "at most 1000" },
-    Bad { resource: r#"resource "aigov_budget" "b" {
+}"#,
+        underlined: "threshold = 1500",
+        says: "at most 1000",
+    },
+    Bad {
+        resource: r#"resource "aigov_budget" "b" {
   name = "x"
   amount = 10
   time_unit = "MONTHLY"
@@ -490,49 +507,85 @@ const BAD: &[Bad] = &[
     threshold = 80
     alert_channel_arn = "arn:aws:sqs:us-east-1:123456789012:q"
   }
-}"#, underlined: "alert_channel_arn = \"arn:aws:sqs", says: "SNS topic ARN" },
-    Bad { resource: r#"resource "aigov_budget" "b" {
+}"#,
+        underlined: "alert_channel_arn = \"arn:aws:sqs",
+        says: "SNS topic ARN",
+    },
+    Bad {
+        resource: r#"resource "aigov_budget" "b" {
   name = "x"
   amount = 10
   time_unit = "MONTHLY"
   start = "01/02/2026"
-}"#, underlined: "start = \"01/02/2026\"", says: "YYYY-MM-DD" },
-    Bad { resource: r#"resource "aigov_budget" "b" {
+}"#,
+        underlined: "start = \"01/02/2026\"",
+        says: "YYYY-MM-DD",
+    },
+    Bad {
+        resource: r#"resource "aigov_budget" "b" {
   name = "x"
   amount = 10
   time_unit = "MONTHLY"
   linked_accounts = ["12345"]
-}"#, underlined: "linked_accounts", says: "12-digit" },
-    Bad { resource: r#"resource "aigov_log_group" "l" {
+}"#,
+        underlined: "linked_accounts",
+        says: "12-digit",
+    },
+    Bad {
+        resource: r#"resource "aigov_log_group" "l" {
   name = "/aigov/usage"
   retention_in_days = 45
-}"#, underlined: "retention_in_days = 45", says: "not a retention CloudWatch Logs accepts" },
-    Bad { resource: r#"resource "aigov_log_group" "l" {
+}"#,
+        underlined: "retention_in_days = 45",
+        says: "not a retention CloudWatch Logs accepts",
+    },
+    Bad {
+        resource: r#"resource "aigov_log_group" "l" {
   name = "bad name with spaces"
-}"#, underlined: "name = \"bad name", says: "not a valid name" },
-    Bad { resource: r#"resource "aigov_log_group" "l" {
+}"#,
+        underlined: "name = \"bad name",
+        says: "not a valid name",
+    },
+    Bad {
+        resource: r#"resource "aigov_log_group" "l" {
   name = "/aigov/usage"
   tags = { "aws:reserved" = "x" }
-}"#, underlined: "tags", says: "reserved prefix aws:" },
-    Bad { resource: r#"resource "aigov_alert_channel" "c" {
+}"#,
+        underlined: "tags",
+        says: "reserved prefix aws:",
+    },
+    Bad {
+        resource: r#"resource "aigov_alert_channel" "c" {
   name = "alerts"
   subscription {
     protocol = "https"
     endpoint = "http://insecure.example.com/hook"
   }
-}"#, underlined: "endpoint", says: "https:// URL" },
-    Bad { resource: r#"resource "aigov_alert_channel" "c" {
+}"#,
+        underlined: "endpoint",
+        says: "https:// URL",
+    },
+    Bad {
+        resource: r#"resource "aigov_alert_channel" "c" {
   name = "alerts"
   subscription {
     protocol = "sms"
     endpoint = "+15555550100"
   }
-}"#, underlined: "protocol = \"sms\"", says: "email, https, sqs, lambda" },
-    Bad { resource: r#"resource "aigov_alert_channel" "c" {
+}"#,
+        underlined: "protocol = \"sms\"",
+        says: "email, https, sqs, lambda",
+    },
+    Bad {
+        resource: r#"resource "aigov_alert_channel" "c" {
   name = "alerts"
   kms_master_key_id = "not a key"
-}"#, underlined: "kms_master_key_id", says: "KMS key" },
-    Bad { resource: r#"resource "aigov_alarm" "a" {
+}"#,
+        underlined: "kms_master_key_id",
+        says: "KMS key",
+    },
+    Bad {
+        resource: r#"resource "aigov_alarm" "a" {
   name = "a"
   threshold = 1
   preset {
@@ -544,55 +597,86 @@ const BAD: &[Bad] = &[
     namespace = "AWS/Bedrock"
     metric_name = "Invocations"
   }
-}"#, underlined: "metric = \"spend\"", says: "not both" },
-    Bad { resource: r#"resource "aigov_alarm" "a" {
+}"#,
+        underlined: "metric = \"spend\"",
+        says: "not both",
+    },
+    Bad {
+        resource: r#"resource "aigov_alarm" "a" {
   name = "a"
   threshold = 1
   period = 45
   preset {
     metric = "bedrock_invocations"
   }
-}"#, underlined: "period = 45", says: "multiple of 60" },
-    Bad { resource: r#"resource "aigov_alarm" "a" {
+}"#,
+        underlined: "period = 45",
+        says: "multiple of 60",
+    },
+    Bad {
+        resource: r#"resource "aigov_alarm" "a" {
   name = "a"
   threshold = 1
   preset {
     metric = "spend"
     namespace = "team"
   }
-}"#, underlined: "preset {", says: "set budget" },
-    Bad { resource: r#"resource "aigov_alarm" "a" {
+}"#,
+        underlined: "preset {",
+        says: "set budget",
+    },
+    Bad {
+        resource: r#"resource "aigov_alarm" "a" {
   name = "a"
   threshold = 1
   preset {
     metric = "dollars"
   }
-}"#, underlined: "metric = \"dollars\"", says: "is not a preset" },
-    Bad { resource: r#"resource "aigov_pricing_override" "p" {
+}"#,
+        underlined: "metric = \"dollars\"",
+        says: "is not a preset",
+    },
+    Bad {
+        resource: r#"resource "aigov_pricing_override" "p" {
   name = "p"
   model = "anthropic.claude-sonet-9*"
   input = 1
   output = 2
-}"#, underlined: "model = ", says: "matches no model" },
-    Bad { resource: r#"resource "aigov_pricing_override" "p" {
+}"#,
+        underlined: "model = ",
+        says: "matches no model",
+    },
+    Bad {
+        resource: r#"resource "aigov_pricing_override" "p" {
   name = "p"
   model = "anthropic.claude-sonnet-4*"
   input = -1
   output = 2
-}"#, underlined: "input = -1", says: "between 0" },
-    Bad { resource: r#"resource "aigov_pricing_override" "p" {
+}"#,
+        underlined: "input = -1",
+        says: "between 0",
+    },
+    Bad {
+        resource: r#"resource "aigov_pricing_override" "p" {
   name = "Not_A_Name"
   model = "anthropic.claude-sonnet-4*"
   input = 1
   output = 2
-}"#, underlined: "name = \"Not_A_Name\"", says: "Kubernetes object name" },
-    Bad { resource: r#"resource "aigov_pricing_override" "p" {
+}"#,
+        underlined: "name = \"Not_A_Name\"",
+        says: "Kubernetes object name",
+    },
+    Bad {
+        resource: r#"resource "aigov_pricing_override" "p" {
   name = "p"
   model = "anthropic.claude-sonnet-4*"
   input = 1
   output = 2
   effective_from = "next tuesday"
-}"#, underlined: "effective_from", says: "RFC 3339" },
+}"#,
+        underlined: "effective_from",
+        says: "RFC 3339",
+    },
 ];
 
 #[test]
@@ -604,11 +688,17 @@ fn bad_configurations_are_refused_at_plan_time_on_the_attribute() {
             ws.write(&format!("{}\n{}", provider_block(""), bad.resource));
             let out = ws.run(&["validate", "-json"]);
             let report: Value = serde_json::from_slice(&out.stdout).expect("validate -json");
-            let diagnostics = report["diagnostics"].as_array().cloned().unwrap_or_default();
+            let diagnostics = report["diagnostics"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
             let found = diagnostics.iter().any(|d| {
                 d["severity"] == "error"
                     && format!("{}{}", d["summary"], d["detail"]).contains(bad.says)
-                    && d["snippet"]["code"].as_str().unwrap_or_default().contains(bad.underlined)
+                    && d["snippet"]["code"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .contains(bad.underlined)
             });
             assert!(
                 found,
@@ -671,23 +761,40 @@ data "aigov_model_price" "haiku" {{
 output "haiku_cache_read" {{ value = data.aigov_model_price.haiku.cache_read }}
 output "haiku_source" {{ value = data.aigov_model_price.haiku.source }}
 "#,
-            provider = provider_block("  default_tags {\n    tags = { managed-by = \"terraform\" }\n  }\n")
+            provider = provider_block(
+                "  default_tags {\n    tags = { managed-by = \"terraform\" }\n  }\n"
+            )
         );
         let ws = Workspace::new(cli, &config);
         let plan = ws.ok(&["plan", "-input=false"]);
         let unknown_arn = plan
             .lines()
             .any(|l| l.contains("alert_channel_arn") && l.contains("(known after apply)"));
-        assert!(unknown_arn, "the channel's ARN is planned as unknown, without error:\n{plan}");
-        assert!(!plan.contains("very-secret-token"), "a webhook URL leaked into the plan:\n{plan}");
+        assert!(
+            unknown_arn,
+            "the channel's ARN is planned as unknown, without error:\n{plan}"
+        );
+        assert!(
+            !plan.contains("very-secret-token"),
+            "a webhook URL leaked into the plan:\n{plan}"
+        );
         assert!(plan.contains("(sensitive value)"), "{plan}");
         ws.apply();
         ws.assert_no_changes("after apply with default tags");
         let channel = ws.state_of("aigov_alert_channel.c");
-        assert_eq!(channel["tags_all"]["managed-by"], "terraform", "default_tags reach tags_all");
-        assert!(channel["tags"].is_null(), "default tags are not the resource's own tags");
+        assert_eq!(
+            channel["tags_all"]["managed-by"], "terraform",
+            "default_tags reach tags_all"
+        );
+        assert!(
+            channel["tags"].is_null(),
+            "default tags are not the resource's own tags"
+        );
         let budget = ws.state_of("aigov_budget.b");
-        assert_eq!(budget["notification"][0]["alert_channel_arn"], channel["arn"]);
+        assert_eq!(
+            budget["notification"][0]["alert_channel_arn"],
+            channel["arn"]
+        );
         // The catalog price, exact: Claude 3.5 Haiku reads its cache at $0.08 per 1M tokens.
         let outputs: Value = serde_json::from_str(&ws.ok(&["output", "-json"])).unwrap();
         assert_eq!(outputs["haiku_source"]["value"], "catalog");
