@@ -1,0 +1,22 @@
+output "alert_channel_arn" {
+  description = "The SNS topic alerts go to: use it as AIBudget.spec.alerts.snsTopicArn."
+  value       = aigov_alert_channel.alerts.arn
+}
+
+output "usage_log_group" {
+  description = "The log group for the controller's usage records (its --emf-log-group)."
+  value       = aigov_log_group.usage.name
+}
+
+output "budget_id" {
+  description = "The AWS Budgets budget, as ACCOUNT_ID:NAME."
+  value       = aigov_budget.bedrock.id
+}
+
+output "alarm_arns" {
+  description = "The alarms, by name."
+  value = merge(
+    { for k, a in aigov_alarm.team_spend : a.name => a.arn },
+    { (aigov_alarm.bedrock_throttles.name) = aigov_alarm.bedrock_throttles.arn },
+  )
+}

@@ -1,0 +1,158 @@
+//! `examples/terraform/` and the `bedrock-governance` module, applied with OpenTofu (and
+//! `terraform` when on PATH) to the local environment: apply, an empty plan, destroy, and nothing
+//! left behind.
+
+use std::path::PathBuf;
+
+use aigov_e2e::terraform::{Workspace, clis, provider_block};
+use aigov_e2e::{aws_config, kubectl, local_env, unique};
+use serde_json::Value;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+#[test]
+fn the_bedrock_governance_module_applies_cleanly_and_destroys_without_leftovers() {
+    for cli in clis() {
+        let name = unique("gov").replace('-', "");
+        let module = repo().join("terraform/bedrock-governance");
+        let config = format!(
+            r#"{provider}
+module "governance" {{
+  source            = "{module}"
+  name              = "{name}"
+  monthly_limit_usd = 12500.50
+  emails            = ["finops@example.com"]
+  webhook_url       = "https://hooks.example.com/services/secret"
+  team_budgets = {{
+    research = {{ namespace = "team-research", budget = "research-daily", hourly_limit_usd = 25 }}
+    chat     = {{ namespace = "team-chat", budget = "chat-monthly", hourly_limit_usd = 2.5 }}
+  }}
+  pricing_overrides = {{
+    haiku = {{ model = "anthropic.claude-3-haiku*", input = 0.225, output = 1.125, cache_read = 0.03 }}
+  }}
+  tags = {{ team = "platform" }}
+}}
+output "governance" {{ value = module.governance }}
+"#,
+            provider = provider_block(""),
+            module = module.display()
+        );
+        let ws = Workspace::new(&cli, &config);
+        ws.apply();
+        ws.assert_no_changes("module after apply");
+        let outputs: Value = serde_json::from_str(&ws.ok(&["output", "-json"])).unwrap();
+        let governance = &outputs["governance"]["value"];
+        let topic = governance["alert_channel_arn"].as_str().unwrap().to_owned();
+        assert!(topic.ends_with(&format!(":{name}-alerts")), "{governance}");
+        assert_eq!(governance["alarm_arns"].as_object().unwrap().len(), 3);
+        let budget_name = format!("{name}-bedrock-monthly");
+
+        let config_aws = block_on(aws_config());
+        let budgets = aws_sdk_budgets::Client::new(&config_aws);
+        let budget = block_on(
+            budgets
+                .describe_budget()
+                .account_id("123456789012")
+                .budget_name(&budget_name)
+                .send(),
+        )
+        .unwrap()
+        .budget
+        .unwrap();
+        assert_eq!(budget.budget_limit.unwrap().amount, "12500.5");
+        #[allow(deprecated)]
+        let filters = budget.cost_filters.unwrap();
+        assert_eq!(
+            filters["Service"],
+            ["Amazon Bedrock"],
+            "the budget is filtered to Bedrock"
+        );
+        let price = kubectl(
+            &[
+                "get",
+                "aimodelprice",
+                &format!("{name}-haiku"),
+                "-o",
+                "jsonpath={.spec.cacheRead}",
+            ],
+            None,
+        );
+        assert_eq!(String::from_utf8_lossy(&price.stdout), "0.03");
+
+        ws.ok(&["destroy", "-auto-approve", "-input=false"]);
+        let gone = block_on(
+            budgets
+                .describe_budget()
+                .account_id("123456789012")
+                .budget_name(&budget_name)
+                .send(),
+        );
+        assert!(gone.is_err(), "the budget was left behind");
+        let sns = aws_sdk_sns::Client::new(&config_aws);
+        assert!(
+            block_on(sns.get_topic_attributes().topic_arn(&topic).send()).is_err(),
+            "the topic was left behind"
+        );
+        let price = kubectl(&["get", "aimodelprice", &format!("{name}-haiku")], None);
+        assert!(!price.status.success(), "the AIModelPrice was left behind");
+    }
+}
+
+#[test]
+fn the_example_configuration_applies_to_the_local_environment() {
+    let env = local_env();
+    for cli in clis() {
+        let main = std::fs::read_to_string(repo().join("examples/terraform/main.tf")).unwrap();
+        // Unique names so that the example can run beside the demo's copy.
+        let suffix = unique("x");
+        let main = main
+            .replace("\"aigov-finops\"", &format!("\"aigov-finops-{suffix}\""))
+            .replace("\"/aigov/usage\"", &format!("\"/aigov/usage-{suffix}\""))
+            .replace(
+                "\"bedrock-monthly\"",
+                &format!("\"bedrock-monthly-{suffix}\""),
+            )
+            .replace(
+                "\"team-research-hourly-spend\"",
+                &format!("\"team-research-hourly-spend-{suffix}\""),
+            )
+            .replace(
+                "\"haiku-negotiated\"",
+                &format!("\"haiku-negotiated-{suffix}\""),
+            );
+        let ws = Workspace::new(&cli, &main);
+        std::fs::write(
+            ws.dir.join("terraform.tfvars"),
+            format!(
+                "aws_endpoint = \"{}\"\nkubeconfig = \"{}\"\n",
+                env.moto_endpoint,
+                env.kubeconfig.display()
+            ),
+        )
+        .unwrap();
+        ws.apply();
+        ws.assert_no_changes("example after apply");
+        let outputs: Value = serde_json::from_str(&ws.ok(&["output", "-json"])).unwrap();
+        let haiku = &outputs["haiku_price_per_million_tokens"]["value"];
+        assert_eq!(haiku["input"], 0.72);
+        assert_eq!(haiku["cache_read"], 0.072);
+        assert!(
+            haiku["source"]
+                .as_str()
+                .unwrap()
+                .starts_with("override:haiku-negotiated"),
+            "{haiku}"
+        );
+        ws.ok(&["destroy", "-auto-approve", "-input=false"]);
+    }
+}
