@@ -85,7 +85,7 @@ impl Resource for Alarm {
     fn schema(&self) -> Block {
         let mut attributes = vec![
             Attribute::computed("id", Type::String, "The alarm name."),
-            Attribute::required("name", Type::String, "The alarm name. Changing it replaces the alarm.").force_new(),
+            Attribute::required("name", Type::String, "The alarm name.").force_new(),
             Attribute::optional("description", Type::String, "What the alarm means and what to do."),
             Attribute::required("threshold", Type::Number, "The value compared with the statistic (USD for `spend`)."),
             Attribute::optional("comparison_operator", Type::String, "`GreaterThanOrEqualToThreshold` (default), `GreaterThanThreshold`, `LessThanThreshold` or `LessThanOrEqualToThreshold`.").with_default(Value::string("GreaterThanOrEqualToThreshold")),

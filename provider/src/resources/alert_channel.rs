@@ -33,12 +33,7 @@ impl Resource for AlertChannel {
     fn schema(&self) -> Block {
         let mut attributes = vec![
             Attribute::computed("id", Type::String, "The topic ARN."),
-            Attribute::required(
-                "name",
-                Type::String,
-                "The SNS topic name. Changing it replaces the topic.",
-            )
-            .force_new(),
+            Attribute::required("name", Type::String, "The SNS topic name.").force_new(),
             Attribute::optional(
                 "display_name",
                 Type::String,

@@ -48,13 +48,43 @@ impl Resource for BudgetResource {
     fn schema(&self) -> Block {
         let mut attributes = vec![
             Attribute::computed("id", Type::String, "`ACCOUNT_ID:NAME`, the import ID."),
-            Attribute::required("name", Type::String, "The budget name (up to 100 characters, no `:` or `\\`). Changing it replaces the budget.").force_new(),
-            Attribute::defaulted("account_id", Type::String, "The account that owns the budget; defaults to the provider's.").force_new(),
-            Attribute::required("amount", Type::Number, "The limit in USD, such as `2000` or `1250.50`."),
-            Attribute::required("time_unit", Type::String, "`DAILY`, `MONTHLY`, `QUARTERLY` or `ANNUALLY`."),
-            Attribute::defaulted("start", Type::String, "The first day the budget covers (`YYYY-MM-DD`, UTC); defaults to the start of the current period."),
-            Attribute::optional("cost_allocation_tags", Type::string_map(), "Narrow the budget to Bedrock spend carrying these cost allocation tags (tag key to value)."),
-            Attribute::optional("linked_accounts", Type::string_set(), "Narrow the budget to Bedrock spend of these linked accounts (12-digit IDs)."),
+            Attribute::required(
+                "name",
+                Type::String,
+                "The budget name (up to 100 characters, no `:` or `\\`).",
+            )
+            .force_new(),
+            Attribute::defaulted(
+                "account_id",
+                Type::String,
+                "The account that owns the budget; defaults to the provider's.",
+            )
+            .force_new(),
+            Attribute::required(
+                "amount",
+                Type::Number,
+                "The limit in USD, such as `2000` or `1250.50`.",
+            ),
+            Attribute::required(
+                "time_unit",
+                Type::String,
+                "`DAILY`, `MONTHLY`, `QUARTERLY` or `ANNUALLY`.",
+            ),
+            Attribute::defaulted(
+                "start",
+                Type::String,
+                "The first day the budget covers (`YYYY-MM-DD`, UTC); defaults to the start of the current period.",
+            ),
+            Attribute::optional(
+                "cost_allocation_tags",
+                Type::string_map(),
+                "Narrow the budget to Bedrock spend carrying these cost allocation tags (tag key to value).",
+            ),
+            Attribute::optional(
+                "linked_accounts",
+                Type::string_set(),
+                "Narrow the budget to Bedrock spend of these linked accounts (12-digit IDs).",
+            ),
             Attribute::computed("arn", Type::String, "The budget ARN."),
         ];
         attributes.extend(tag_attributes());

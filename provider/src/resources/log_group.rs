@@ -40,7 +40,7 @@ impl Resource for LogGroup {
             Attribute::required(
                 "name",
                 Type::String,
-                "The log group name, such as `/aigov/usage`. Changing it replaces the group.",
+                "The log group name, such as `/aigov/usage`.",
             )
             .force_new(),
             Attribute::optional(

@@ -51,7 +51,7 @@ impl Resource for PricingOverride {
             Attribute::required(
                 "name",
                 Type::String,
-                "The `AIModelPrice` name (a DNS subdomain). Changing it replaces the object.",
+                "The `AIModelPrice` name (a DNS subdomain).",
             )
             .force_new(),
             Attribute::required(

@@ -1,0 +1,1 @@
+terraform import aigov_alarm.research_spend team-research-hourly-spend

@@ -1,0 +1,25 @@
+# A team's AIBudget spends more than $25 in an hour (the controller's CostUSD metric).
+resource "aigov_alarm" "research_spend" {
+  name      = "team-research-hourly-spend"
+  threshold = 25
+  period    = 3600
+  preset {
+    metric    = "spend"
+    namespace = "team-research"
+    budget    = "research-daily"
+  }
+  alarm_actions = [aigov_alert_channel.finops.arn]
+}
+
+# Bedrock throttles one model (raw mode: any CloudWatch metric).
+resource "aigov_alarm" "sonnet_throttles" {
+  name      = "bedrock-sonnet-throttles"
+  threshold = 10
+  period    = 60
+  metric {
+    namespace   = "AWS/Bedrock"
+    metric_name = "InvocationThrottles"
+    dimensions  = { ModelId = "anthropic.claude-sonnet-4-5-20250929-v1:0" }
+  }
+  alarm_actions = [aigov_alert_channel.finops.arn]
+}

@@ -1,0 +1,1 @@
+terraform import aigov_log_group.usage /aigov/usage

@@ -1,0 +1,1 @@
+terraform import aigov_pricing_override.sonnet sonnet-2026-agreement
