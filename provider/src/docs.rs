@@ -38,11 +38,11 @@ pub fn page(kind: Kind, name: &str, block: &Block, example: &str, import: Option
         block.description,
         example.trim_end()
     );
-    out.push_str(if matches!(kind, Kind::Provider) {
-        "## Schema\n\n"
-    } else {
-        "## Schema\n\n"
-    });
+    out.push_str(
+        "## Schema
+
+",
+    );
     schema(&mut out, block, "");
     if let Some(import) = import {
         let _ = write!(
@@ -81,13 +81,16 @@ fn attribute_line(out: &mut String, a: &Attribute) {
     );
 }
 
+/// Which attributes a schema section lists.
+type Filter = fn(&Attribute) -> bool;
+
 fn schema(out: &mut String, block: &Block, anchor: &str) {
-    let sections: [(&str, &dyn Fn(&Attribute) -> bool); 3] = [
-        ("Required", &|a| a.mode == Mode::Required),
-        ("Optional", &|a| {
+    let sections: [(&str, Filter); 3] = [
+        ("Required", |a| a.mode == Mode::Required),
+        ("Optional", |a| {
             matches!(a.mode, Mode::Optional | Mode::OptionalComputed)
         }),
-        ("Read-Only", &|a| a.mode == Mode::Computed),
+        ("Read-Only", |a| a.mode == Mode::Computed),
     ];
     for (title, wanted) in sections {
         let attrs: Vec<&Attribute> = block.attributes.iter().filter(|a| wanted(a)).collect();

@@ -90,11 +90,10 @@ macro_rules! try_diags {
         match $expr {
             Ok(v) => v,
             Err(diags) => {
-                return Ok(Response::new(pb::$response::Response {
-                    diagnostics: Diagnostics::from(diags).into_vec(),
-                    $($field: $value,)*
-                    ..Default::default()
-                }))
+                let mut response = pb::$response::Response::default();
+                response.diagnostics = Diagnostics::from(diags).into_vec();
+                $(response.$field = $value;)*
+                return Ok(Response::new(response));
             }
         }
     };

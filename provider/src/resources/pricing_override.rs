@@ -118,7 +118,7 @@ impl Resource for PricingOverride {
                         );
                     } else if !pattern.has_wildcard()
                         && aigov_api::catalog::lookup(
-                            &aigov_api::model::resolve(model).billing_name().to_owned(),
+                            aigov_api::model::resolve(model).billing_name(),
                         )
                         .is_none()
                     {
