@@ -15,9 +15,10 @@ trap 'bash tests/env/down.sh --purge >/dev/null 2>&1 || true' EXIT
 bash tests/env/down.sh --purge >/dev/null 2>&1 || true
 bash tests/env/up.sh >/dev/null
 source "$AIGOV_RUN/env.sh"
-log "building the release provider"
-cargo build --release --quiet -p terraform-provider-aigov
-BIN="$CARGO_TARGET_DIR/release/terraform-provider-aigov"
+PROFILE="${AIGOV_BENCH_PROFILE:-release}"   # debug: skip the release build
+log "building the $PROFILE provider"
+if [[ "$PROFILE" == release ]]; then cargo build --release --quiet -p terraform-provider-aigov; else cargo build --quiet -p terraform-provider-aigov; fi
+BIN="$CARGO_TARGET_DIR/$PROFILE/terraform-provider-aigov"
 
 log "start-up: $STARTS starts, spawn to handshake line"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-521 -nodes -days 1 -subj /CN=localhost \
@@ -118,11 +119,11 @@ PY
 resources=$(grep -c '^resource' "$WORK/main.tf")
 cd "$WORK"
 "$TOFU" init -input=false -no-color >/dev/null
-timed() { local t0=$SECONDS; local start; start=$(date +%s.%N); "$@" >"$WORK/last.log" 2>&1 || { cat "$WORK/last.log"; exit 1; }; python3 -c "print(f'{$(date +%s.%N) - $start:.1f}')"; }
+timed() { local start; start=$(date +%s.%N); "$@" >"$WORK/last.log" 2>&1 || { cat "$WORK/last.log"; exit 1; }; python3 -c "print(f'{$(date +%s.%N) - $start:.1f}')"; }
 apply=$(timed "$TOFU" apply -auto-approve -input=false -no-color)
 plan=$(timed "$TOFU" plan -input=false -no-color -detailed-exitcode)
 grep -q "No changes" "$WORK/last.log" || { cat "$WORK/last.log"; die "the plan after apply is not empty"; }
 refresh_only=$(timed "$TOFU" plan -refresh=false -input=false -no-color)
 destroy=$(timed "$TOFU" destroy -auto-approve -input=false -no-color)
-echo "OpenTofu $AIGOV_TOFU_VERSION, $resources resources against moto + kube-apiserver (parallelism 10):"
+echo "OpenTofu $AIGOV_TOFU_VERSION, $PROFILE provider, $resources resources against moto + kube-apiserver (parallelism 10):"
 echo "  apply ${apply} s, plan with refresh (no changes) ${plan} s, plan without refresh ${refresh_only} s, destroy ${destroy} s"
