@@ -1,8 +1,6 @@
 //! Resource and provider schemas: what Terraform shows in `providers schema`, validates
 //! configurations against, and what every value this provider sends back must conform to.
 
-use rust_decimal::Decimal;
-
 use crate::proto::tfplugin6 as pb;
 use crate::value::Value;
 
@@ -50,12 +48,10 @@ impl Type {
     /// Brings a decoded value into this type's shape: numbers sent as strings become numbers.
     fn conform(&self, value: Value) -> Value {
         match (self, value) {
-            (Type::Number, Value::String(s)) => {
-                match Decimal::from_str_exact(&s).or_else(|_| Decimal::from_scientific(&s)) {
-                    Ok(n) => Value::Number(n),
-                    Err(_) => Value::String(s),
-                }
-            }
+            (Type::Number, Value::String(s)) => match crate::value::number_from_string(&s) {
+                Ok(n) => Value::Number(n),
+                Err(_) => Value::String(s),
+            },
             (Type::List(t) | Type::Set(t), Value::Seq(items)) => {
                 Value::Seq(items.into_iter().map(|v| t.conform(v)).collect())
             }

@@ -99,7 +99,7 @@ impl Value {
         Value::Map(attrs.into_iter().map(|(k, v)| (k.into(), v)).collect())
     }
 
-    /// A map of strings, or null when empty and `null_if_empty`.
+    /// A map of strings.
     pub fn string_map(map: &BTreeMap<String, String>) -> Value {
         Value::Map(
             map.iter()
@@ -268,7 +268,8 @@ fn number_from_f64(f: f64) -> Result<Decimal, Error> {
         .map_err(|_| Error::Value(format!("the number {f} is out of range")))
 }
 
-fn number_from_string(s: &str) -> Result<Decimal, Error> {
+/// A number cty sent as a decimal string (plain or with an exponent), exactly.
+pub(crate) fn number_from_string(s: &str) -> Result<Decimal, Error> {
     Decimal::from_str_exact(s)
         .or_else(|_| Decimal::from_scientific(s))
         .map_err(|_| {

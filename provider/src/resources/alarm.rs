@@ -11,7 +11,10 @@ use regex::Regex;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 
-use super::{Resource, plan_tags_all, split_tags, tag_attributes, tag_changes, validate_tags};
+use super::{
+    Resource, apply_tag_changes, plan_tags_all, split_tags, tag_attributes, tag_changes,
+    unset_if_empty, validate_tags, written,
+};
 use crate::Error;
 use crate::config::Clients;
 use crate::diag::{Diagnostics, Path};
@@ -292,9 +295,7 @@ impl Resource for Alarm {
     async fn create(&self, clients: &Clients, planned: &Value) -> Result<Value, Error> {
         self.put(clients, planned, true).await?;
         let name = planned.get("name").as_str().unwrap_or_default();
-        self.read(clients, planned)
-            .await?
-            .ok_or_else(|| Error::Aws(format!("alarm {name} vanished right after it was created")))
+        written(self.read(clients, planned).await?, &format!("alarm {name}"))
     }
 
     async fn read(&self, clients: &Clients, state: &Value) -> Result<Option<Value>, Error> {
@@ -354,29 +355,34 @@ impl Resource for Alarm {
             }
             None => removed.push(PRESET_TAG.to_owned()),
         }
-        if !removed.is_empty() {
-            clients
-                .cloudwatch
-                .untag_resource()
-                .resource_arn(&arn)
-                .set_tag_keys(Some(removed))
-                .send()
-                .await
-                .map_err(|e| Error::aws(&format!("untagging alarm {name}"), e))?;
-        }
-        if !changed.is_empty() {
-            clients
-                .cloudwatch
-                .tag_resource()
-                .resource_arn(&arn)
-                .set_tags(Some(cloudwatch_tags(changed)))
-                .send()
-                .await
-                .map_err(|e| Error::aws(&format!("tagging alarm {name}"), e))?;
-        }
-        self.read(clients, planned)
-            .await?
-            .ok_or_else(|| Error::Aws(format!("alarm {name} was deleted during the update")))
+        let (arn, name) = (&arn, &name);
+        apply_tag_changes(
+            (removed, changed),
+            |keys| async move {
+                clients
+                    .cloudwatch
+                    .untag_resource()
+                    .resource_arn(arn)
+                    .set_tag_keys(Some(keys))
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| Error::aws(&format!("untagging alarm {name}"), e))
+            },
+            |tags| async move {
+                clients
+                    .cloudwatch
+                    .tag_resource()
+                    .resource_arn(arn)
+                    .set_tags(Some(cloudwatch_tags(tags)))
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| Error::aws(&format!("tagging alarm {name}"), e))
+            },
+        )
+        .await?;
+        written(self.read(clients, planned).await?, &format!("alarm {name}"))
     }
 
     async fn delete(&self, clients: &Clients, state: &Value) -> Result<(), Error> {
@@ -557,20 +563,15 @@ fn alarm_state(
             ("metric_name", Value::string(metric_name)),
             (
                 "dimensions",
-                if dimensions.is_empty() {
-                    Value::Null
-                } else {
-                    Value::string_map(&dimensions)
-                },
+                unset_if_empty(
+                    state.get("metric").get("dimensions"),
+                    Value::string_map(&dimensions),
+                ),
             ),
         ]),
     };
     let actions = |attr: &str, remote: &[String]| {
-        if remote.is_empty() && state.get(attr).is_null() {
-            Value::Null
-        } else {
-            Value::strings(remote.to_vec())
-        }
+        unset_if_empty(state.get(attr), Value::strings(remote.to_vec()))
     };
     let int = |n: Option<i32>| Value::opt_number(n.map(Decimal::from));
     let threshold = alarm

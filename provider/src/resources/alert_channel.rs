@@ -7,7 +7,10 @@ use std::sync::LazyLock;
 use async_trait::async_trait;
 use regex::Regex;
 
-use super::{Resource, plan_tags_all, split_tags, tag_attributes, tag_changes, validate_tags};
+use super::{
+    Resource, apply_tag_changes, plan_tags_all, split_tags, tag_attributes, tag_changes,
+    validate_tags, written,
+};
 use crate::Error;
 use crate::config::Clients;
 use crate::diag::{Diagnostics, Path};
@@ -146,11 +149,10 @@ impl Resource for AlertChannel {
         }
         let mut state = planned.clone();
         state.set("arn", Value::string(&arn));
-        self.read(clients, &state).await?.ok_or_else(|| {
-            Error::Aws(format!(
-                "SNS topic {arn} vanished right after it was created"
-            ))
-        })
+        written(
+            self.read(clients, &state).await?,
+            &format!("SNS topic {arn}"),
+        )
     }
 
     async fn read(&self, clients: &Clients, state: &Value) -> Result<Option<Value>, Error> {
@@ -350,30 +352,38 @@ impl Resource for AlertChannel {
                 self.subscribe(clients, &arn, new).await?;
             }
         }
-        let (removed, changed) = tag_changes(prior, planned);
-        if !removed.is_empty() {
-            clients
-                .sns
-                .untag_resource()
-                .resource_arn(&arn)
-                .set_tag_keys(Some(removed))
-                .send()
-                .await
-                .map_err(|e| Error::aws(&format!("untagging {arn}"), e))?;
-        }
-        if !changed.is_empty() {
-            clients
-                .sns
-                .tag_resource()
-                .resource_arn(&arn)
-                .set_tags(Some(sns_tags(changed)?))
-                .send()
-                .await
-                .map_err(|e| Error::aws(&format!("tagging {arn}"), e))?;
-        }
-        self.read(clients, planned)
-            .await?
-            .ok_or_else(|| Error::Aws(format!("SNS topic {arn} was deleted during the update")))
+        let name = arn.clone();
+        let (arn, name) = (&arn, &name);
+        apply_tag_changes(
+            tag_changes(prior, planned),
+            |keys| async move {
+                clients
+                    .sns
+                    .untag_resource()
+                    .resource_arn(arn)
+                    .set_tag_keys(Some(keys))
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| Error::aws(&format!("untagging SNS topic {name}"), e))
+            },
+            |tags| async move {
+                clients
+                    .sns
+                    .tag_resource()
+                    .resource_arn(arn)
+                    .set_tags(Some(sns_tags(tags)?))
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| Error::aws(&format!("tagging SNS topic {name}"), e))
+            },
+        )
+        .await?;
+        written(
+            self.read(clients, planned).await?,
+            &format!("SNS topic {name}"),
+        )
     }
 
     async fn delete(&self, clients: &Clients, state: &Value) -> Result<(), Error> {

@@ -15,7 +15,10 @@ use regex::Regex;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 
-use super::{Resource, plan_tags_all, split_tags, tag_attributes, tag_changes, validate_tags};
+use super::{
+    Resource, apply_tag_changes, plan_tags_all, split_tags, tag_attributes, tag_changes,
+    unset_if_empty, validate_tags, written,
+};
 use crate::Error;
 use crate::config::Clients;
 use crate::diag::{Diagnostics, Path};
@@ -282,19 +285,7 @@ impl Resource for BudgetResource {
                     .map_err(build_error)
             })
             .collect::<Result<Vec<_>, Error>>()?;
-        let tags = planned
-            .get("tags_all")
-            .to_string_map()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(k, v)| {
-                ResourceTag::builder()
-                    .key(k)
-                    .value(v)
-                    .build()
-                    .map_err(build_error)
-            })
-            .collect::<Result<Vec<_>, Error>>()?;
+        let tags = resource_tags(planned.get("tags_all").to_string_map().unwrap_or_default())?;
         clients
             .budgets
             .create_budget()
@@ -305,9 +296,7 @@ impl Resource for BudgetResource {
             .send()
             .await
             .map_err(|e| Error::aws(&format!("creating budget {name}"), e))?;
-        self.read(clients, &state)
-            .await?
-            .ok_or_else(|| Error::Aws(format!("budget {name} vanished right after it was created")))
+        written(self.read(clients, &state).await?, &format!("budget {name}"))
     }
 
     async fn read(&self, clients: &Clients, state: &Value) -> Result<Option<Value>, Error> {
@@ -414,14 +403,7 @@ impl Resource for BudgetResource {
                     Value::string(n.comparison_operator.as_str()),
                 ),
                 ("alert_channel_arn", Value::opt_string(sns)),
-                (
-                    "emails",
-                    if emails.is_empty() {
-                        Value::Null
-                    } else {
-                        Value::strings(emails)
-                    },
-                ),
+                ("emails", Value::strings(emails)),
             ]));
         }
         let prior = state.get("notification").items();
@@ -431,15 +413,13 @@ impl Resource for BudgetResource {
                 .position(|p| same_notification(p, n))
                 .unwrap_or(usize::MAX)
         });
-        // An empty set and an unset one mean the same; keep what the configuration said.
-        for (i, n) in notifications.iter_mut().enumerate() {
-            if n.get("emails").is_null()
-                && prior
-                    .get(i)
-                    .is_some_and(|p| same_notification(p, n) && !p.get("emails").is_null())
-            {
-                n.set("emails", Value::Seq(vec![]));
-            }
+        for n in notifications.iter_mut() {
+            let configured = prior.iter().find(|p| same_notification(p, n));
+            let emails = unset_if_empty(
+                configured.map_or(&Value::Null, |p| p.get("emails")),
+                n.get("emails").clone(),
+            );
+            n.set("emails", emails);
         }
 
         let arn = format!("arn:aws:budgets::{account}:budget/{name}");
@@ -465,19 +445,14 @@ impl Resource for BudgetResource {
             ("start", Value::opt_string(start)),
             (
                 "cost_allocation_tags",
-                empty_as_null(
+                unset_if_empty(
                     state.get("cost_allocation_tags"),
                     Value::string_map(&cost_allocation_tags),
-                    cost_allocation_tags.is_empty(),
                 ),
             ),
             (
                 "linked_accounts",
-                empty_as_null(
-                    state.get("linked_accounts"),
-                    Value::strings(linked.clone()),
-                    linked.is_empty(),
-                ),
+                unset_if_empty(state.get("linked_accounts"), Value::strings(linked)),
             ),
             ("arn", Value::string(arn)),
             ("notification", Value::Seq(notifications)),
@@ -548,40 +523,37 @@ impl Resource for BudgetResource {
             }
         }
         let arn = format!("arn:aws:budgets::{account}:budget/{name}");
-        let (removed, changed) = tag_changes(prior, planned);
-        if !removed.is_empty() {
-            clients
-                .budgets
-                .untag_resource()
-                .resource_arn(&arn)
-                .set_resource_tag_keys(Some(removed))
-                .send()
-                .await
-                .map_err(|e| Error::aws(&format!("untagging budget {name}"), e))?;
-        }
-        if !changed.is_empty() {
-            let tags = changed
-                .into_iter()
-                .map(|(k, v)| {
-                    ResourceTag::builder()
-                        .key(k)
-                        .value(v)
-                        .build()
-                        .map_err(build_error)
-                })
-                .collect::<Result<Vec<_>, Error>>()?;
-            clients
-                .budgets
-                .tag_resource()
-                .resource_arn(&arn)
-                .set_resource_tags(Some(tags))
-                .send()
-                .await
-                .map_err(|e| Error::aws(&format!("tagging budget {name}"), e))?;
-        }
-        self.read(clients, planned)
-            .await?
-            .ok_or_else(|| Error::Aws(format!("budget {name} was deleted during the update")))
+        let (arn, name) = (&arn, &name);
+        apply_tag_changes(
+            tag_changes(prior, planned),
+            |keys| async move {
+                clients
+                    .budgets
+                    .untag_resource()
+                    .resource_arn(arn)
+                    .set_resource_tag_keys(Some(keys))
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| Error::aws(&format!("untagging budget {name}"), e))
+            },
+            |tags| async move {
+                clients
+                    .budgets
+                    .tag_resource()
+                    .resource_arn(arn)
+                    .set_resource_tags(Some(resource_tags(tags)?))
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| Error::aws(&format!("tagging budget {name}"), e))
+            },
+        )
+        .await?;
+        written(
+            self.read(clients, planned).await?,
+            &format!("budget {name}"),
+        )
     }
 
     async fn delete(&self, clients: &Clients, state: &Value) -> Result<(), Error> {
@@ -623,6 +595,19 @@ impl Resource for BudgetResource {
             )),
         }
     }
+}
+
+/// AWS Budgets' resource tags.
+fn resource_tags(tags: BTreeMap<String, String>) -> Result<Vec<ResourceTag>, Error> {
+    tags.into_iter()
+        .map(|(k, v)| {
+            ResourceTag::builder()
+                .key(k)
+                .value(v)
+                .build()
+                .map_err(build_error)
+        })
+        .collect()
 }
 
 fn build_error(e: aws_sdk_budgets::error::BuildError) -> Error {
@@ -740,13 +725,4 @@ fn same_subscribers(a: &Value, b: &Value) -> bool {
             &Value::strings(a.get("emails").to_strings().unwrap_or_default()),
             &Value::strings(b.get("emails").to_strings().unwrap_or_default()),
         )
-}
-
-/// An empty collection the configuration left unset stays null; one it set to empty stays empty.
-fn empty_as_null(configured: &Value, remote: Value, remote_empty: bool) -> Value {
-    if remote_empty && configured.is_null() {
-        Value::Null
-    } else {
-        remote
-    }
 }

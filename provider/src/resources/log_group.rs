@@ -8,7 +8,10 @@ use async_trait::async_trait;
 use regex::Regex;
 use rust_decimal::Decimal;
 
-use super::{Resource, plan_tags_all, split_tags, tag_attributes, tag_changes, validate_tags};
+use super::{
+    Resource, apply_tag_changes, plan_tags_all, split_tags, tag_attributes, tag_changes,
+    validate_tags, written,
+};
 use crate::Error;
 use crate::config::Clients;
 use crate::diag::{Diagnostics, Path};
@@ -114,11 +117,10 @@ impl Resource for LogGroup {
             self.set_retention(clients, &name, planned.get("retention_in_days"))
                 .await?;
         }
-        self.read(clients, planned).await?.ok_or_else(|| {
-            Error::Aws(format!(
-                "log group {name} vanished right after it was created"
-            ))
-        })
+        written(
+            self.read(clients, planned).await?,
+            &format!("log group {name}"),
+        )
     }
 
     async fn read(&self, clients: &Clients, state: &Value) -> Result<Option<Value>, Error> {
@@ -209,30 +211,37 @@ impl Resource for LogGroup {
             }
         }
         let arn = prior.get("arn").as_str().unwrap_or_default().to_owned();
-        let (removed, changed) = tag_changes(prior, planned);
-        if !removed.is_empty() {
-            clients
-                .logs
-                .untag_resource()
-                .resource_arn(&arn)
-                .set_tag_keys(Some(removed))
-                .send()
-                .await
-                .map_err(|e| Error::aws(&format!("untagging log group {name}"), e))?;
-        }
-        if !changed.is_empty() {
-            clients
-                .logs
-                .tag_resource()
-                .resource_arn(&arn)
-                .set_tags(Some(changed.into_iter().collect()))
-                .send()
-                .await
-                .map_err(|e| Error::aws(&format!("tagging log group {name}"), e))?;
-        }
-        self.read(clients, planned)
-            .await?
-            .ok_or_else(|| Error::Aws(format!("log group {name} was deleted during the update")))
+        let (arn, name) = (&arn, &name);
+        apply_tag_changes(
+            tag_changes(prior, planned),
+            |keys| async move {
+                clients
+                    .logs
+                    .untag_resource()
+                    .resource_arn(arn)
+                    .set_tag_keys(Some(keys))
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| Error::aws(&format!("untagging log group {name}"), e))
+            },
+            |tags| async move {
+                clients
+                    .logs
+                    .tag_resource()
+                    .resource_arn(arn)
+                    .set_tags(Some(tags.into_iter().collect()))
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| Error::aws(&format!("tagging log group {name}"), e))
+            },
+        )
+        .await?;
+        written(
+            self.read(clients, planned).await?,
+            &format!("log group {name}"),
+        )
     }
 
     async fn delete(&self, clients: &Clients, state: &Value) -> Result<(), Error> {

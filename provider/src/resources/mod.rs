@@ -2,6 +2,7 @@
 //! server stays the same for all of them.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 
 use async_trait::async_trait;
 
@@ -135,6 +136,45 @@ pub fn split_tags(
     (tags, Value::string_map(remote))
 }
 
+/// Applies tag changes with the service's own calls, each made only when there is something to do.
+pub async fn apply_tag_changes<U, T>(
+    (removed, changed): (Vec<String>, BTreeMap<String, String>),
+    untag: impl FnOnce(Vec<String>) -> U,
+    tag: impl FnOnce(BTreeMap<String, String>) -> T,
+) -> Result<(), Error>
+where
+    U: Future<Output = Result<(), Error>>,
+    T: Future<Output = Result<(), Error>>,
+{
+    if !removed.is_empty() {
+        untag(removed).await?;
+    }
+    if !changed.is_empty() {
+        tag(changed).await?;
+    }
+    Ok(())
+}
+
+/// The state read back right after a write: the object must exist.
+pub fn written(read: Option<Value>, what: &str) -> Result<Value, Error> {
+    read.ok_or_else(|| Error::Aws(format!("{what} vanished right after it was written")))
+}
+
+/// A collection the API reports empty: null when the configuration left it unset, else empty, so
+/// that `x = []` and an omitted `x` both plan no change.
+pub fn unset_if_empty(configured: &Value, remote: Value) -> Value {
+    let empty = match &remote {
+        Value::Seq(items) => items.is_empty(),
+        Value::Map(m) => m.is_empty(),
+        _ => false,
+    };
+    if empty && configured.is_null() {
+        Value::Null
+    } else {
+        remote
+    }
+}
+
 /// What changed between two effective tag sets: the keys to remove and the tags to set.
 pub fn tag_changes(prior: &Value, planned: &Value) -> (Vec<String>, BTreeMap<String, String>) {
     let old = prior.get("tags_all").to_string_map().unwrap_or_default();
@@ -149,4 +189,23 @@ pub fn tag_changes(prior: &Value, planned: &Value) -> (Vec<String>, BTreeMap<Str
         .filter(|(k, v)| old.get(k) != Some(v))
         .collect();
     (removed, set)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_remote_collection_keeps_the_configured_spelling() {
+        assert_eq!(
+            unset_if_empty(&Value::Null, Value::Seq(vec![])),
+            Value::Null
+        );
+        assert_eq!(
+            unset_if_empty(&Value::Seq(vec![]), Value::Seq(vec![])),
+            Value::Seq(vec![])
+        );
+        let some = Value::strings(["a"]);
+        assert_eq!(unset_if_empty(&Value::Null, some.clone()), some);
+    }
 }

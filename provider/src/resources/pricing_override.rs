@@ -117,10 +117,7 @@ impl Resource for PricingOverride {
                             format!("{model:?} matches no model in aigov's catalog, so this override would price nothing; check the spelling (for example anthropic.claude-sonnet-4*), or name a new model by its exact ID."),
                         );
                     } else if !pattern.has_wildcard()
-                        && aigov_api::catalog::lookup(
-                            aigov_api::model::resolve(model).billing_name(),
-                        )
-                        .is_none()
+                        && aigov_api::model::resolve(model).catalog.is_none()
                     {
                         diags.warning(
                             "Model not in aigov's catalog",
