@@ -11,7 +11,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/../env/lib.sh"
 cd "$AIGOV_REPO"
 STARTS="${AIGOV_BENCH_STARTS:-20}" COUNT="${AIGOV_BENCH_COPIES:-10}"
 
-trap 'bash tests/env/down.sh --purge >/dev/null 2>&1 || true' EXIT
+# The trap names the script by absolute path: the benchmark later works in another directory.
+trap 'bash "$AIGOV_REPO/tests/env/down.sh" --purge >/dev/null 2>&1 || true' EXIT
 bash tests/env/down.sh --purge >/dev/null 2>&1 || true
 bash tests/env/up.sh >/dev/null
 source "$AIGOV_RUN/env.sh"
@@ -41,20 +42,8 @@ print(f"provider start-up to handshake: median {statistics.median(times):.1f} ms
 PY
 
 WORK="$AIGOV_RUN/tf"
-mkdir -p "$WORK/mirror"
-for host in registry.terraform.io registry.opentofu.org; do
-  d="$WORK/mirror/$host/aigov/aigov/0.1.0/linux_amd64"; mkdir -p "$d"
-  ln -sf "$BIN" "$d/terraform-provider-aigov_v0.1.0"
-done
-cat >"$WORK/cli.tfrc" <<HCL
-provider_installation {
-  filesystem_mirror {
-    path    = "$WORK/mirror"
-    include = ["registry.terraform.io/aigov/aigov", "registry.opentofu.org/aigov/aigov"]
-  }
-}
-HCL
-export TF_CLI_CONFIG_FILE="$WORK/cli.tfrc" TF_IN_AUTOMATION=1
+TF_CLI_CONFIG_FILE="$(bash tests/env/provider-mirror.sh "$BIN" "$WORK")"
+export TF_CLI_CONFIG_FILE TF_IN_AUTOMATION=1
 python3 - "$COUNT" "$AIGOV_MOTO_ENDPOINT" "$KUBECONFIG" >"$WORK/main.tf" <<'PY'
 import sys
 count, moto, kubeconfig = int(sys.argv[1]), sys.argv[2], sys.argv[3]

@@ -74,6 +74,15 @@ pub fn built_binary(name: &str) -> PathBuf {
     bin
 }
 
+/// Runs a future to completion from a plain `#[test]` (the CLI-driven tests are synchronous).
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+        .block_on(f)
+}
+
 /// Runs kubectl with `args`, feeding `stdin` if given.
 pub fn kubectl(args: &[&str], stdin: Option<&str>) -> Output {
     let env = local_env();

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::{built_binary, local_env, unique};
 
-/// The provider version the mirror offers.
+/// The provider version the mirror offers (`tests/env/provider-mirror.sh`'s default).
 pub const PROVIDER_VERSION: &str = "0.1.0";
 
 /// A Terraform CLI.
@@ -50,32 +50,25 @@ fn which(name: &str) -> Option<PathBuf> {
     })
 }
 
-/// The CLI configuration that installs `aigov/aigov` from a mirror of the built provider.
+/// The CLI configuration that installs `aigov/aigov` from a mirror of the built provider, made
+/// by the same script the README and the benchmark use.
 fn cli_config() -> &'static Path {
     static CONFIG: OnceLock<PathBuf> = OnceLock::new();
     CONFIG.get_or_init(|| {
         let root = std::env::temp_dir().join(format!("aigov-tf-mirror-{}", std::process::id()));
-        let binary = built_binary("terraform-provider-aigov");
-        for host in ["registry.terraform.io", "registry.opentofu.org"] {
-            let dir = root
-                .join("mirror")
-                .join(host)
-                .join(format!("aigov/aigov/{PROVIDER_VERSION}/linux_amd64"));
-            std::fs::create_dir_all(&dir).expect("mirror directory");
-            let link = dir.join(format!("terraform-provider-aigov_v{PROVIDER_VERSION}"));
-            let _ = std::fs::remove_file(&link);
-            std::os::unix::fs::symlink(&binary, &link).expect("mirror link");
-        }
-        let config = root.join("cli.tfrc");
-        std::fs::write(
-            &config,
-            format!(
-                "provider_installation {{\n  filesystem_mirror {{\n    path    = \"{}\"\n    include = [\"registry.terraform.io/aigov/aigov\", \"registry.opentofu.org/aigov/aigov\"]\n  }}\n}}\n",
-                root.join("mirror").display()
-            ),
-        )
-        .expect("CLI config");
-        config
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../env/provider-mirror.sh");
+        let out = Command::new("bash")
+            .arg(script)
+            .arg(built_binary("terraform-provider-aigov"))
+            .arg(&root)
+            .output()
+            .expect("bash runs");
+        assert!(
+            out.status.success(),
+            "provider-mirror.sh failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
     })
 }
 

@@ -3,18 +3,10 @@
 //! source, and bad configurations refused at plan time on the attribute.
 
 use aigov_e2e::terraform::{Cli, Workspace, clis, provider_block};
-use aigov_e2e::{aws_config, kubectl, unique};
+use aigov_e2e::{aws_config, block_on, kubectl, unique};
 use serde_json::Value;
 
 const ACCOUNT: &str = "123456789012";
-
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(f)
-}
 
 /// One resource's lifecycle: three configurations (created, changed in place, replaced), how to
 /// import it, and how to see and delete it behind Terraform's back.

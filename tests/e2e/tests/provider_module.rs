@@ -5,19 +5,11 @@
 use std::path::PathBuf;
 
 use aigov_e2e::terraform::{Workspace, clis, provider_block};
-use aigov_e2e::{aws_config, kubectl, local_env, unique};
+use aigov_e2e::{aws_config, block_on, kubectl, local_env, unique};
 use serde_json::Value;
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(f)
 }
 
 #[test]
