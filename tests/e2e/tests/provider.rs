@@ -716,7 +716,8 @@ fn bad_configurations_are_refused_at_plan_time_on_the_attribute() {
 }
 
 #[test]
-fn values_known_only_after_apply_plan_without_false_errors_and_secrets_stay_hidden() {
+fn values_known_only_after_apply_plan_without_false_errors_and_secrets_stay_hidden_and_empty_collections_stay_empty()
+ {
     for_each_cli(|cli| {
         let name = unique("aigov-unknowns");
         let config = format!(
@@ -744,6 +745,17 @@ resource "aigov_alarm" "a" {{
   alarm_actions = [aigov_alert_channel.c.arn]
   preset {{
     metric = "bedrock_throttles"
+  }}
+}}
+# Empty collections written as empty, not left out: still no diff after apply.
+resource "aigov_alarm" "raw" {{
+  name       = "{name}-raw"
+  threshold  = 1
+  ok_actions = []
+  metric {{
+    namespace   = "AIGov"
+    metric_name = "Requests"
+    dimensions  = {{}}
   }}
 }}
 data "aigov_model_price" "haiku" {{
