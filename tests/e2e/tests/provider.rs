@@ -200,8 +200,9 @@ fn alert_channel_lifecycle_with_the_real_cli() {
                 ),
                 updated: format!(
                     r#"resource "aigov_alert_channel" "finops" {{
-  name         = "{name}"
-  display_name = "AI spend"
+  name              = "{name}"
+  display_name      = "AI spend"
+  kms_master_key_id = "alias/aigov-alerts"
   subscription {{
     protocol             = "https"
     endpoint             = "https://hooks.example.com/services/T000/B000/secret"
@@ -273,6 +274,8 @@ fn budget_lifecycle_with_the_real_cli() {
   amount               = 2500.55
   time_unit            = "MONTHLY"
   cost_allocation_tags = {{ team = "research" }}
+  linked_accounts      = ["{ACCOUNT}", "210987654321"]
+  start                = "2026-01-01"
   notification {{
     notification_type = "ACTUAL"
     threshold         = 80

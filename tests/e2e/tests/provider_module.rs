@@ -36,7 +36,8 @@ module "governance" {{
 }}
 output "governance" {{ value = module.governance }}
 "#,
-            provider = provider_block(""),
+            // The account given, not asked of STS.
+            provider = provider_block("  account_id = \"123456789012\"\n"),
             module = module.display()
         );
         let ws = Workspace::new(&cli, &config);
