@@ -36,8 +36,12 @@ pub struct UsageEvent {
     pub tokens: [u64; 4],
     /// Bedrock's request ID (a property, never a dimension).
     pub request_id: String,
-    /// The calling pod.
+    /// The calling pod, `namespace/name`.
     pub pod: String,
+    /// The calling workload (see `aigov_api::budget::WorkloadSpend`).
+    pub workload: String,
+    /// The Bedrock operation (Converse, InvokeModel, ...).
+    pub operation: String,
 }
 
 /// The EMF document of one event.
@@ -71,6 +75,8 @@ pub fn document(event: &UsageEvent) -> serde_json::Value {
         "Requests": 1,
         "RequestId": event.request_id,
         "Pod": event.pod,
+        "Workload": event.workload,
+        "Operation": event.operation,
     })
 }
 
@@ -189,6 +195,8 @@ mod tests {
             tokens: [1, 2, 3, 4],
             request_id: "req-1".into(),
             pod: "team/p".into(),
+            workload: "chat".into(),
+            operation: "Converse".into(),
         });
         assert_eq!(
             doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
@@ -197,5 +205,9 @@ mod tests {
         assert_eq!(doc["RequestId"], "req-1");
         assert_eq!(doc["CostUSDExact"], "0.012345");
         assert_eq!(doc["CacheReadTokens"], 3);
+        assert_eq!(
+            (doc["Workload"].as_str(), doc["Pod"].as_str()),
+            (Some("chat"), Some("team/p"))
+        );
     }
 }

@@ -14,7 +14,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use aigov_api::budget::{LedgerWatermark, ModelSpend, TokenCounts};
+use aigov_api::budget::{LedgerWatermark, ModelSpend, TokenCounts, WorkloadSpend};
 use aigov_api::model::resolve;
 use aigov_api::period::Window;
 use aigov_api::pricing::{InvocationMode, PriceBook, Usage};
@@ -28,6 +28,19 @@ pub type BudgetKey = String;
 
 /// How many models a status lists in `topModels`.
 pub const TOP_MODELS: usize = 10;
+/// How many workloads a status lists in `topWorkloads`.
+pub const TOP_WORKLOADS: usize = 10;
+
+/// One workload's calls this period.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct WorkloadTally {
+    /// Settled spend.
+    pub spent: Usd,
+    /// Calls (refusals included).
+    pub requests: u64,
+    /// Calls refused with a throttle or an exhausted budget.
+    pub throttled: u64,
+}
 
 /// One budget's account for the current period.
 #[derive(Clone, Debug)]
@@ -46,6 +59,8 @@ pub struct Account {
     pub throttled: u64,
     /// Spend and calls per model.
     pub models: BTreeMap<String, (Usd, u64)>,
+    /// Spend and calls per workload (see `WorkloadSpend`).
+    pub workloads: BTreeMap<String, WorkloadTally>,
     /// Per gateway, the last record counted here.
     pub applied: HashMap<String, u64>,
     /// Per gateway, the last record counted here that is also in AIBudget status.
@@ -70,6 +85,7 @@ impl Account {
             requests: 0,
             throttled: 0,
             models: BTreeMap::new(),
+            workloads: BTreeMap::new(),
             applied: HashMap::new(),
             persisted: HashMap::new(),
             held: HashMap::new(),
@@ -105,6 +121,16 @@ impl Account {
                 account.models.insert(m.model.clone(), (spent, m.requests));
             }
         }
+        for w in &status.top_workloads {
+            if let Ok(spent) = Usd::parse(&w.spent) {
+                let tally = WorkloadTally {
+                    spent,
+                    requests: w.requests,
+                    throttled: w.throttled_requests,
+                };
+                account.workloads.insert(w.workload.clone(), tally);
+            }
+        }
         account
     }
 
@@ -133,6 +159,26 @@ impl Account {
             .collect()
     }
 
+    /// The workloads with most spend (then most refusals), dearest first.
+    pub fn top_workloads(&self) -> Vec<WorkloadSpend> {
+        let mut workloads: Vec<_> = self.workloads.iter().collect();
+        workloads.sort_by(|a, b| {
+            (b.1.spent, b.1.throttled)
+                .cmp(&(a.1.spent, a.1.throttled))
+                .then(a.0.cmp(b.0))
+        });
+        workloads
+            .into_iter()
+            .take(TOP_WORKLOADS)
+            .map(|(workload, tally)| WorkloadSpend {
+                workload: workload.clone(),
+                spent: tally.spent.to_api_string(),
+                requests: tally.requests,
+                throttled_requests: tally.throttled,
+            })
+            .collect()
+    }
+
     /// The watermarks to persist with the status, sorted for a stable status.
     pub fn watermarks(&self) -> Vec<LedgerWatermark> {
         let mut marks: Vec<_> = self
@@ -156,6 +202,7 @@ impl Account {
         self.requests = 0;
         self.throttled = 0;
         self.models.clear();
+        self.workloads.clear();
         self.seen.clear();
         self.version += 1;
     }
@@ -170,6 +217,16 @@ pub struct Charge {
     pub before: Usd,
     /// Spend after.
     pub after: Usd,
+}
+
+/// The workload a record is reported under: the gateway's name for it, else the pod's (records
+/// from gateways older than the `workload` field), else `unknown`.
+pub fn workload_of(record: &UsageRecord) -> String {
+    [&record.workload, &record.pod_name]
+        .into_iter()
+        .find(|name| !name.is_empty())
+        .cloned()
+        .unwrap_or_else(|| "unknown".to_owned())
 }
 
 /// Every budget's account, and which gateway records still await acknowledgement.
@@ -254,11 +311,15 @@ impl Ledger {
             }
             let before = account.spent;
             account.requests += 1;
+            let workload = account.workloads.entry(workload_of(record)).or_default();
+            workload.requests += 1;
             if refused {
                 if record.refusal != Refusal::ModelForbidden as i32 {
                     account.throttled += 1;
+                    workload.throttled += 1;
                 }
             } else {
+                workload.spent += cost;
                 account.spent += cost;
                 account.tokens.input += usage.input_tokens;
                 account.tokens.output += usage.output_tokens;
@@ -529,6 +590,51 @@ mod tests {
         ledger.apply("g1", &r, &PriceBook::default());
         let a = ledger.account("a/x").unwrap();
         assert_eq!((a.requests, a.throttled, a.spent), (1, 1, Usd::ZERO));
+    }
+
+    #[test]
+    fn workloads_are_charged_their_spend_and_refusals_and_survive_a_restore() {
+        let mut ledger = ledger_with(&["a/x"], "10");
+        let prices = PriceBook::default();
+        let from = |mut r: UsageRecord, workload: &str| {
+            r.workload = workload.into();
+            r
+        };
+        ledger.apply(
+            "g",
+            &from(record(1, "r1", &["a/x"], 800_000), "chat"),
+            &prices,
+        );
+        ledger.apply(
+            "g",
+            &from(record(2, "r2", &["a/x"], 400_000), "batch"),
+            &prices,
+        );
+        let mut refused = from(record(3, "r3", &["a/x"], 0), "batch");
+        refused.refusal = Refusal::Exhausted as i32;
+        ledger.apply("g", &refused, &prices);
+        let top = ledger.account("a/x").unwrap().top_workloads();
+        let rows: Vec<_> = top
+            .iter()
+            .map(|w| {
+                (
+                    w.workload.as_str(),
+                    w.spent.as_str(),
+                    w.requests,
+                    w.throttled_requests,
+                )
+            })
+            .collect();
+        assert_eq!(rows, [("chat", "1.00", 1, 0), ("batch", "0.50", 2, 1)]);
+
+        let status = AIBudgetStatus {
+            period_start: Some(window().start.to_string()),
+            spent: Some("1.50".into()),
+            top_workloads: top.clone(),
+            ..Default::default()
+        };
+        let restored = Account::restore(window(), usd("10"), Some(&status));
+        assert_eq!(restored.top_workloads(), top);
     }
 
     #[test]

@@ -32,6 +32,16 @@ pub struct Notable {
     pub last_pod: Option<String>,
 }
 
+/// The `reason` label of a refusal.
+fn refusal_reason(refusal: i32) -> &'static str {
+    match Refusal::try_from(refusal) {
+        Ok(Refusal::Throttled) => "throttled",
+        Ok(Refusal::Exhausted) => "exhausted",
+        Ok(Refusal::ModelForbidden) => "model_forbidden",
+        _ => "other",
+    }
+}
+
 /// The leader's ledger and what the service and reconciler share.
 pub struct LedgerShared {
     ledger: Mutex<Ledger>,
@@ -163,6 +173,14 @@ impl LedgerShared {
         let mut ledger = self.ledger();
         for record in &request.records {
             for charge in ledger.apply(gateway, record, &prices) {
+                if charge.after != charge.before {
+                    self.metrics
+                        .spent(&charge.budget, &record.model, charge.after - charge.before);
+                }
+                if record.refusal != Refusal::None as i32 {
+                    self.metrics
+                        .refused(&charge.budget, refusal_reason(record.refusal));
+                }
                 if let Some(emf) = &self.emf
                     && charge.after != charge.before
                 {
@@ -181,6 +199,8 @@ impl LedgerShared {
                         ],
                         request_id: record.request_id.clone(),
                         pod: format!("{}/{}", record.pod_namespace, record.pod_name),
+                        workload: crate::ledger::workload_of(record),
+                        operation: record.operation.clone(),
                     });
                 }
                 changed.insert(charge.budget);

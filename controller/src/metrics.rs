@@ -31,10 +31,29 @@ struct BudgetLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ModelLabels {
+    namespace: String,
+    budget: String,
+    model: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RefusalLabels {
+    namespace: String,
+    budget: String,
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TokenLabels {
     namespace: String,
     budget: String,
     kind: String,
+}
+
+/// Dollars as Prometheus wants them (a float); exact figures stay in AIBudget status.
+fn dollars(amount: aigov_api::Usd) -> f64 {
+    amount.as_decimal().try_into().unwrap_or_default()
 }
 
 /// Every metric aigov exports.
@@ -44,6 +63,9 @@ pub struct Metrics {
     gateway_overhead: Histogram,
     spent: Family<BudgetLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     limit: Family<BudgetLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    forecast: Family<BudgetLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    spent_total: Family<ModelLabels, Counter<f64, std::sync::atomic::AtomicU64>>,
+    refused_total: Family<RefusalLabels, Counter>,
     tokens: Family<TokenLabels, Gauge>,
     throttled: Family<BudgetLabels, Gauge>,
     reconcile: Histogram,
@@ -62,6 +84,9 @@ impl Default for Metrics {
             gateway_overhead: Histogram::new(exponential_buckets(0.000_01, 2.0, 16)),
             spent: Family::default(),
             limit: Family::default(),
+            forecast: Family::default(),
+            spent_total: Family::default(),
+            refused_total: Family::default(),
             tokens: Family::default(),
             throttled: Family::default(),
             reconcile: Histogram::new(exponential_buckets(0.000_1, 2.0, 16)),
@@ -90,6 +115,21 @@ impl Default for Metrics {
             "budget_limit_usd",
             "Effective limit this period",
             m.limit.clone(),
+        );
+        registry.register(
+            "budget_forecast_usd",
+            "Projected spend at the period's end at the current rate",
+            m.forecast.clone(),
+        );
+        registry.register(
+            "spent_usd",
+            "Settled spend by budget and model, across periods (rate() of it is the burn rate)",
+            m.spent_total.clone(),
+        );
+        registry.register(
+            "refused_requests",
+            "Calls refused by a budget, by reason (throttled, exhausted, model_forbidden)",
+            m.refused_total.clone(),
         );
         registry.register(
             "budget_tokens",
@@ -138,23 +178,41 @@ impl Metrics {
         self.gateway_overhead.observe(elapsed.as_secs_f64());
     }
 
-    /// Publishes one budget's figures.
+    /// Publishes one budget's figures for the current period.
     pub fn budget(
         &self,
         namespace: &str,
         budget: &str,
-        spent: f64,
-        limit: f64,
-        tokens: [(&str, u64); 4],
-        throttled: u64,
+        account: &crate::ledger::Account,
+        forecast: Option<aigov_api::Usd>,
     ) {
         let labels = BudgetLabels {
             namespace: namespace.to_owned(),
             budget: budget.to_owned(),
         };
-        self.spent.get_or_create(&labels).set(spent);
-        self.limit.get_or_create(&labels).set(limit);
-        self.throttled.get_or_create(&labels).set(throttled as i64);
+        self.spent
+            .get_or_create(&labels)
+            .set(dollars(account.spent));
+        self.limit
+            .get_or_create(&labels)
+            .set(dollars(account.limit));
+        match forecast {
+            Some(forecast) => {
+                self.forecast.get_or_create(&labels).set(dollars(forecast));
+            }
+            None => {
+                self.forecast.remove(&labels);
+            }
+        }
+        self.throttled
+            .get_or_create(&labels)
+            .set(account.throttled as i64);
+        let tokens = [
+            ("input", account.tokens.input),
+            ("output", account.tokens.output),
+            ("cache_read", account.tokens.cache_read),
+            ("cache_write", account.tokens.cache_write),
+        ];
         for (kind, count) in tokens {
             self.tokens
                 .get_or_create(&TokenLabels {
@@ -164,6 +222,30 @@ impl Metrics {
                 })
                 .set(count as i64);
         }
+    }
+
+    /// Counts settled spend charged to a budget for a model.
+    pub fn spent(&self, budget_key: &str, model: &str, cost: aigov_api::Usd) {
+        let (namespace, budget) = budget_key.split_once('/').unwrap_or(("", budget_key));
+        self.spent_total
+            .get_or_create(&ModelLabels {
+                namespace: namespace.to_owned(),
+                budget: budget.to_owned(),
+                model: model.to_owned(),
+            })
+            .inc_by(dollars(cost));
+    }
+
+    /// Counts one call a budget refused.
+    pub fn refused(&self, budget_key: &str, reason: &'static str) {
+        let (namespace, budget) = budget_key.split_once('/').unwrap_or(("", budget_key));
+        self.refused_total
+            .get_or_create(&RefusalLabels {
+                namespace: namespace.to_owned(),
+                budget: budget.to_owned(),
+                reason,
+            })
+            .inc();
     }
 
     /// Observes one reconcile.

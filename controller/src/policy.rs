@@ -32,6 +32,8 @@ pub struct Workload {
     pub service_account: String,
     /// Its labels.
     pub labels: BTreeMap<String, String>,
+    /// What reports call it (see `gateway::cluster::workload_name`).
+    pub workload: String,
 }
 
 /// An AIBudget ready for per-request decisions.
@@ -214,6 +216,7 @@ mod tests {
                 .iter()
                 .map(|(k, v)| ((*k).into(), (*v).into()))
                 .collect(),
+            workload: "pod".into(),
         }
     }
 

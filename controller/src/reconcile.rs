@@ -198,6 +198,8 @@ pub async fn reconcile(budget: Arc<AIBudget>, ctx: Arc<Context>) -> Result<Actio
                         .unwrap_or_else(|| budget.spec.limit.clone()),
                     requests: p.requests,
                     throttled_requests: p.throttled_requests,
+                    top_models: p.top_models.clone(),
+                    top_workloads: p.top_workloads.clone(),
                 });
             }
         }
@@ -480,19 +482,10 @@ pub async fn reconcile(budget: Arc<AIBudget>, ctx: Arc<Context>) -> Result<Actio
         publish(&ctx.recorder, &regarding, false, "PriceChanged", note).await;
     }
 
-    ctx.shared.metrics.budget(
-        &namespace,
-        &name,
-        snapshot.spent.as_decimal().try_into().unwrap_or_default(),
-        limit.as_decimal().try_into().unwrap_or_default(),
-        [
-            ("input", snapshot.tokens.input),
-            ("output", snapshot.tokens.output),
-            ("cache_read", snapshot.tokens.cache_read),
-            ("cache_write", snapshot.tokens.cache_write),
-        ],
-        snapshot.throttled,
-    );
+    let forecast = aigov_api::evaluation::forecast(snapshot.spent, &snapshot.window, now);
+    ctx.shared
+        .metrics
+        .budget(&namespace, &name, &snapshot, forecast);
     ctx.shared.metrics.reconciled(started.elapsed());
 
     let until_end = Duration::try_from(snapshot.window.end.duration_since(now)).unwrap_or_default();

@@ -239,6 +239,7 @@ pub fn build(inputs: StatusInputs<'_>) -> StatusOutcome {
         requests: account.requests,
         throttled_requests: account.throttled,
         top_models: account.top_models(),
+        top_workloads: account.top_workloads(),
         conditions,
         history: inputs.history,
         thresholds_crossed: crossed,
@@ -306,6 +307,8 @@ pub fn summarize(account: &Account) -> PeriodSummary {
         limit: account.limit.to_api_string(),
         requests: account.requests,
         throttled_requests: account.throttled,
+        top_models: account.top_models(),
+        top_workloads: account.top_workloads(),
     }
 }
 

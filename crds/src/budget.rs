@@ -276,6 +276,9 @@ pub struct AIBudgetStatus {
     /// The models that spent most this period, most first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub top_models: Vec<ModelSpend>,
+    /// The workloads that spent most this period, most first (see `WorkloadSpend`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub top_workloads: Vec<WorkloadSpend>,
     /// Ready, ThresholdCrossed, BudgetExhausted, Throttling, Escalated.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
@@ -360,6 +363,23 @@ pub struct ModelSpend {
     pub requests: u64,
 }
 
+/// One workload's share of a period's spend. A workload is what a team would call it: the
+/// pod's `app.kubernetes.io/name` or `app` label, else its controller (a Deployment's name for
+/// its ReplicaSets' pods), else the pod's name.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadSpend {
+    /// The workload's name (in the budget's namespace).
+    pub workload: String,
+    /// USD.
+    pub spent: String,
+    /// Requests (refused ones included).
+    pub requests: u64,
+    /// Requests refused or rate-limited.
+    #[serde(default)]
+    pub throttled_requests: u64,
+}
+
 /// A finished period.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -376,4 +396,10 @@ pub struct PeriodSummary {
     pub requests: u64,
     /// Requests refused or rate-limited.
     pub throttled_requests: u64,
+    /// The models that spent most in the period, most first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub top_models: Vec<ModelSpend>,
+    /// The workloads that spent most in the period, most first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub top_workloads: Vec<WorkloadSpend>,
 }

@@ -221,8 +221,35 @@ fn pod_entry(pod: &Pod) -> Option<(IpAddr, Arc<Workload>)> {
             .and_then(|s| s.service_account_name.clone())
             .unwrap_or_else(|| "default".to_owned()),
         labels: pod.labels().clone(),
+        workload: workload_name(pod),
     };
     Some((ip, Arc::new(workload)))
+}
+
+/// The name reports give a pod's calls, stable across its restarts and replicas: the
+/// `app.kubernetes.io/name` label, else `app`, else its controller (a ReplicaSet stands for
+/// its Deployment: the `pod-template-hash` suffix is dropped), else the pod's own name.
+pub fn workload_name(pod: &Pod) -> String {
+    let labels = pod.labels();
+    if let Some(name) = ["app.kubernetes.io/name", "app"]
+        .iter()
+        .find_map(|key| labels.get(*key).filter(|v| !v.is_empty()))
+    {
+        return name.clone();
+    }
+    let owner = pod
+        .owner_references()
+        .iter()
+        .find(|o| o.controller == Some(true));
+    match owner {
+        Some(owner) if owner.kind == "ReplicaSet" => labels
+            .get("pod-template-hash")
+            .and_then(|hash| owner.name.strip_suffix(&format!("-{hash}")))
+            .unwrap_or(&owner.name)
+            .to_owned(),
+        Some(owner) => owner.name.clone(),
+        None => pod.name_any(),
+    }
 }
 
 #[cfg(test)]
@@ -236,6 +263,37 @@ mod tests {
             "status": {"podIP": ip, "phase": phase}
         }))
         .unwrap()
+    }
+
+    fn named(metadata: serde_json::Value) -> String {
+        workload_name(&serde_json::from_value(serde_json::json!({ "metadata": metadata })).unwrap())
+    }
+
+    #[test]
+    fn a_workload_is_named_by_its_app_label_then_its_controller_then_the_pod() {
+        assert_eq!(
+            named(
+                serde_json::json!({"name": "p", "labels": {"app.kubernetes.io/name": "chat", "app": "x"}})
+            ),
+            "chat"
+        );
+        assert_eq!(
+            named(serde_json::json!({"name": "p", "labels": {"app": "chat"}})),
+            "chat"
+        );
+        let owned = |kind: &str, owner: &str| {
+            serde_json::json!({
+                "name": "chat-7d9f8-abcde",
+                "labels": {"pod-template-hash": "7d9f8"},
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": kind, "name": owner, "uid": "u", "controller": true}]
+            })
+        };
+        assert_eq!(named(owned("ReplicaSet", "chat-7d9f8")), "chat");
+        assert_eq!(named(owned("StatefulSet", "ledger")), "ledger");
+        assert_eq!(
+            named(serde_json::json!({"name": "notebook-0"})),
+            "notebook-0"
+        );
     }
 
     #[test]

@@ -371,6 +371,10 @@ impl Gateway {
                 .as_ref()
                 .map(|w| w.name.clone())
                 .unwrap_or_default(),
+            workload: workload
+                .as_ref()
+                .map(|w| w.workload.clone())
+                .unwrap_or_default(),
             operation: route.operation.name().to_owned(),
             downgraded_from: admitted.downgraded_from.clone().unwrap_or_default(),
             ..UsageRecord::default()
@@ -478,6 +482,7 @@ impl Gateway {
                 occurred_at_ms: self.clock.now().as_millisecond(),
                 pod_namespace: w.namespace.clone(),
                 pod_name: w.name.clone(),
+                workload: w.workload.clone(),
                 refusal: refused.kind as i32,
                 operation: route.operation.name().to_owned(),
                 refused_by: refused.budget.clone(),
