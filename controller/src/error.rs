@@ -22,6 +22,9 @@ pub enum Error {
     /// A configuration value is wrong; the message names the flag.
     #[error("configuration: {0}")]
     Config(String),
+    /// Usage records could not be read from CloudWatch Logs; the message says what to fix.
+    #[error("usage records: {0}")]
+    UsageRecords(String),
     /// Serialising a status or a patch failed.
     #[error("json: {0}")]
     Json(#[from] serde_json::Error),

@@ -16,6 +16,7 @@ pub mod policy;
 pub mod prices;
 pub mod proto;
 pub mod reconcile;
+pub mod reports;
 pub mod status;
 pub mod watch;
 

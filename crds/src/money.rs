@@ -100,14 +100,7 @@ impl Usd {
         let cents = self.round_cents().0;
         let text = format!("{cents:.2}");
         let (whole, fraction) = text.split_once('.').unwrap_or((&text, "00"));
-        let mut grouped = String::new();
-        for (i, digit) in whole.chars().enumerate() {
-            if i > 0 && (whole.len() - i) % 3 == 0 {
-                grouped.push(',');
-            }
-            grouped.push(digit);
-        }
-        format!("${grouped}.{fraction}")
+        format!("${}.{fraction}", group_thousands(whole))
     }
 
     /// `self - other`, or zero when `other` is larger (what is left of a budget).
@@ -147,6 +140,18 @@ impl Usd {
     pub fn is_zero(self) -> bool {
         self.0.is_zero()
     }
+}
+
+/// Digits with a comma every three from the right, for people to read: `1,234,567`.
+pub fn group_thousands(digits: &str) -> String {
+    let mut grouped = String::new();
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            grouped.push(',');
+        }
+        grouped.push(digit);
+    }
+    grouped
 }
 
 impl fmt::Display for Usd {
