@@ -1,64 +1,89 @@
 #!/usr/bin/env bash
-# The README's first command: the governed loop on this machine, no cloud account.
-#   - brings up the local environment (kube-apiserver + etcd, moto, the Bedrock simulator),
-#     building what is missing;
-#   - starts aigov (controller + metering gateway in one process) against it;
-#   - applies the example budgets and price, and two pods whose IPs identify the callers;
-#   - runs the sample workload (boto3, unchanged but for AWS_ENDPOINT_URL_BEDROCK_RUNTIME)
-#     until the research team's daily budget refuses it;
-#   - shows what a team lead and the platform team look at: kubectl get/describe, the alert
-#     that reached SNS, the Prometheus metrics.
+# The README's first command: the governed loop on this machine, no cloud account, no cluster.
+#   1. brings up the local environment (kube-apiserver + etcd, moto, the Bedrock simulator),
+#      building what is missing;
+#   2. builds aigov, installs its CRDs and kubectl-aigov, applies the platform team's policy
+#      (examples/terraform/) with OpenTofu and the teams' budgets (examples/budgets/) with kubectl;
+#   3. starts aigov (controller + metering gateway) against it;
+#   4. runs the sample workload (examples/workload/, aws-sdk-bedrockruntime, unchanged but for
+#      AWS_ENDPOINT_URL_BEDROCK_RUNTIME) as two pods until the research team's $5.00 daily
+#      budget refuses it;
+#   5. shows what people look at: kubectl get/describe with the Events, the alerts that reached
+#      SNS, and the reports (kubectl aigov report, top, compare, export).
 # Safe to re-run. Tear down with: bash tests/env/down.sh
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env/lib.sh"
 cd "$AIGOV_REPO"
 
 step() { printf '\n\033[1;36m==> %s\033[0m\n' "$*"; }
+show() { printf '\033[2m$ %s\033[0m\n' "$*"; "$@"; }
+indent() { sed 's/^/    /'; }
 
-step "Bringing up the local environment (first run builds kube-apiserver, etcd, OpenTofu, moto)"
+step "1/9 Bringing up the local environment (the first run builds kube-apiserver, etcd, OpenTofu and moto: several minutes)"
 bash tests/env/up.sh
 source "$AIGOV_RUN/env.sh"
 export AWS_ENDPOINT_URL="$AIGOV_MOTO_ENDPOINT"
 
-step "Building aigov"
-cargo build --quiet -p aigov-controller
+step "2/9 Building aigov: controller + gateway, kubectl-aigov, the Terraform provider, the sample workload"
+cargo build --quiet -p aigov-controller -p terraform-provider-aigov -p aigov-example-workload
 AIGOV_BIN="$CARGO_TARGET_DIR/debug/aigov-controller"
+WORKLOAD_BIN="$CARGO_TARGET_DIR/debug/chat"
+ln -sfn "$CARGO_TARGET_DIR/debug/kubectl-aigov" "$AIGOV_RUN/bin/kubectl-aigov"
+echo "    kubectl-aigov installed in $AIGOV_RUN/bin (on PATH after: source $AIGOV_RUN/env.sh)"
 
-step "Alert channels in (emulated) AWS: the SNS topics the examples name, each with an SQS queue to read alerts from"
-"$AIGOV_MOTO_PYTHON" - <<'PY'
+step "3/9 Installing the CRDs (AIBudget, AIModelPrice)"
+kubectl apply -f crds/yaml/ | indent
+kubectl wait --for condition=established --timeout=30s crd/aibudgets.aigov.dev crd/aimodelprices.aigov.dev >/dev/null
+
+step "4/9 The platform team's policy with OpenTofu (examples/terraform/): alert channels, usage log group, AWS budget, alarm, a pricing override"
+# An SQS queue subscribed to the alert channel lets this script show the alerts that arrive.
+inbox_arn=$("$AIGOV_MOTO_PYTHON" - <<'PY'
 import boto3
-sns, sqs = boto3.client("sns"), boto3.client("sqs")
-for name in ("ai-spend", "ai-oncall"):
-    topic = sns.create_topic(Name=name)["TopicArn"]
-    queue = sqs.create_queue(QueueName=f"{name}-inbox")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": "true"})
-    print(f"    {topic}")
+sqs = boto3.client("sqs")
+url = sqs.create_queue(QueueName="aigov-finops-inbox")["QueueUrl"]
+print(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"])
 PY
+)
+workdir="$AIGOV_RUN/terraform"
+mkdir -p "$workdir"
+cp examples/terraform/*.tf "$workdir/"
+export TF_CLI_CONFIG_FILE="$(bash tests/env/provider-mirror.sh "$CARGO_TARGET_DIR/debug/terraform-provider-aigov" "$AIGOV_RUN/provider-mirror")"
+cat >"$workdir/terraform.tfvars" <<TFVARS
+aws_endpoint          = "$AIGOV_MOTO_ENDPOINT"
+kubeconfig            = "$KUBECONFIG"
+alert_inbox_queue_arn = "$inbox_arn"
+TFVARS
+# The provider is built here, so its checksum changes with the code: forget the last one.
+rm -rf "$workdir/.terraform.lock.hcl" "$workdir/.terraform/providers"
+tofu -chdir="$workdir" init -input=false -no-color >"$AIGOV_RUN/logs/tofu-init.log" || { cat "$AIGOV_RUN/logs/tofu-init.log"; die "tofu init failed"; }
+echo "$ tofu apply"
+tofu -chdir="$workdir" apply -auto-approve -input=false -no-color >"$AIGOV_RUN/logs/tofu-apply.log" 2>&1 \
+  || { cat "$AIGOV_RUN/logs/tofu-apply.log"; die "tofu apply failed"; }
+grep -E ': (Creation|Modifications|Destruction) complete|^Apply complete|^No changes|^[a-z_]+ = "' "$AIGOV_RUN/logs/tofu-apply.log" | indent
 
-step "Applying the example budgets and price override"
+step "5/9 The teams' budgets with kubectl (examples/budgets/) and a negotiated price (examples/prices/)"
 kubectl create namespace aigov-system --dry-run=client -o yaml | kubectl apply -f - >/dev/null
-kubectl apply -f examples/budgets/ -f examples/prices/
+kubectl apply -f examples/budgets/ -f examples/prices/ | indent
 
-step "Two workloads (pods carry their IPs; the gateway knows callers by IP, never by a header)"
-demo_pod() { # namespace name serviceaccount ip
+step "6/9 Two workloads (pods carry their IPs; the gateway knows callers by IP, never by a header)"
+demo_pod() { # namespace name serviceaccount app ip
   kubectl apply -f - >/dev/null <<YAML
 apiVersion: v1
 kind: Pod
-metadata: {name: $2, namespace: $1, labels: {app: $2}}
+metadata: {name: $2, namespace: $1, labels: {app: $4}}
 spec:
   serviceAccountName: $3
   automountServiceAccountToken: false
   containers: [{name: app, image: example.invalid/app:1}]
 YAML
   kubectl patch pod -n "$1" "$2" --subresource=status --type=merge \
-    -p "{\"status\":{\"phase\":\"Running\",\"podIP\":\"$4\",\"podIPs\":[{\"ip\":\"$4\"}]}}" >/dev/null
-  echo "    pod $1/$2 (serviceAccount $3) at $4"
+    -p "{\"status\":{\"phase\":\"Running\",\"podIP\":\"$5\",\"podIPs\":[{\"ip\":\"$5\"}]}}" >/dev/null
+  echo "    pod $1/$2 (workload $4, serviceAccount $3) at $5"
 }
-demo_pod team-chat chat-api-0 chat-api 127.0.0.21
-demo_pod team-research notebook-0 default 127.0.0.22
+demo_pod team-chat chat-api-0 chat-api chat-api 127.0.0.21
+demo_pod team-research notebook-0 default notebook 127.0.0.22
 
-step "Starting aigov (controller + metering gateway), pointed at the Bedrock simulator"
+step "7/9 Starting aigov (controller + metering gateway in one process), pointed at the Bedrock simulator"
 if [[ -f "$AIGOV_RUN/pids/aigov" ]] && kill -0 "$(cat "$AIGOV_RUN/pids/aigov")" 2>/dev/null; then
   kill "$(cat "$AIGOV_RUN/pids/aigov")"; sleep 1
 fi
@@ -67,6 +92,7 @@ AWS_ACCESS_KEY_ID=aigov-gateway AWS_SECRET_ACCESS_KEY=gateway-secret AWS_REGION=
     --gateway-listen "127.0.0.1:$GATEWAY_PORT" --ledger-listen "127.0.0.1:$LEDGER_PORT" \
     --metrics-listen "127.0.0.1:$METRICS_PORT" --controller-endpoints "http://127.0.0.1:$LEDGER_PORT" \
     --bedrock-endpoint "$AIGOV_BEDROCK_SIM_ENDPOINT" --lease-duration 5s --settle 500ms \
+    --emf-log-group /aigov/usage \
     >"$AIGOV_RUN/logs/aigov.log" 2>&1 </dev/null &
 echo $! >"$AIGOV_RUN/pids/aigov"
 for _ in $(seq 1 150); do
@@ -76,48 +102,77 @@ done
 curl -fsS "http://127.0.0.1:$METRICS_PORT/readyz" >/dev/null || { tail -n 30 "$AIGOV_RUN/logs/aigov.log"; die "aigov did not become ready"; }
 echo "    gateway http://127.0.0.1:$GATEWAY_PORT   metrics http://127.0.0.1:$METRICS_PORT/metrics   (pid $(cat "$AIGOV_RUN/pids/aigov"))"
 
-workload() { # ip model calls max_tokens prompt
+# The workload as pod $1 would run it: only the endpoint differs from plain Bedrock.
+workload() { # pod-ip pod-label model calls max_tokens prompt
   AWS_ENDPOINT_URL_BEDROCK_RUNTIME="http://127.0.0.1:$GATEWAY_PORT" AWS_ENDPOINT_URL= \
   AWS_ACCESS_KEY_ID=workload AWS_SECRET_ACCESS_KEY=workload AWS_REGION=us-east-1 \
-  AIGOV_DEMO_SOURCE_IP="$1" PROMPT="$5" \
-    "$AIGOV_MOTO_PYTHON" examples/workload/chat.py "$2" "$3" "$4" | sed 's/^/    /'
+  AIGOV_DEMO_SOURCE_IP="$1" PROMPT="$6" \
+    "$WORKLOAD_BIN" "$3" "$4" "$5" | sed "s|^|    [$2] |"
 }
+now_ms() { date -u +%Y-%m-%dT%H:%M:%S.%3NZ; }
 
-step "team-chat's service calls Claude 3.5 Sonnet (its budget allows Claude 3.x and Nova)"
-workload 127.0.0.21 anthropic.claude-3-5-sonnet-20240620-v1:0 3 1024 "Draft a reply [sim:output_tokens=600]"
-step "team-chat tries Claude Opus 4, which its budget does not allow"
-workload 127.0.0.21 us.anthropic.claude-opus-4-20250514-v1:0 1 256 "Hi" || true
-step "team-research's notebook runs long Sonnet jobs until its \$5.00 daily budget stops it"
-workload 127.0.0.22 anthropic.claude-3-5-sonnet-20240620-v1:0 60 8192 "Analyse the dataset [sim:output_tokens=8000]"
+step "8/9 The workloads call Bedrock through the gateway"
+echo "    team-chat's chat-api answers with Claude 3.5 Sonnet while team-research's notebook runs long"
+echo "    Sonnet jobs until its \$5.00 daily budget stops it; then chat-api moves to Claude 3.5 Haiku"
+echo "    (priced by the Terraform override) and tries Claude Opus 4, which its budget does not allow."
+started=$(now_ms)
+workload 127.0.0.22 team-research/notebook-0 anthropic.claude-3-5-sonnet-20240620-v1:0 60 8192 \
+  "Analyse the dataset [sim:output_tokens=8000]" &
+research=$!
+workload 127.0.0.21 team-chat/chat-api-0 anthropic.claude-3-5-sonnet-20240620-v1:0 4 1024 "Draft a reply [sim:output_tokens=600]"
+switched=$(now_ms)
+workload 127.0.0.21 team-chat/chat-api-0 anthropic.claude-3-5-haiku-20241022-v1:0 6 1024 "Draft a reply [sim:output_tokens=600]"
+workload 127.0.0.21 team-chat/chat-api-0 us.anthropic.claude-opus-4-20250514-v1:0 1 256 "Hi" || true
+wait "$research"
+# Status is written within a second; usage records reach CloudWatch Logs within a second or two.
+sleep 3
 
-sleep 2
-step "kubectl get aib -A"
-kubectl get aib -A
-step "kubectl describe aib -n team-research research-daily"
-kubectl describe aib -n team-research research-daily | sed -n '/^Status:/,$p'
-step "Alerts delivered to the ai-spend SNS topic (read from its SQS inbox)"
+step "9/9 What people look at"
+echo
+show kubectl get aib -A
+echo
+show kubectl describe aib -n team-research research-daily | sed -n '/^Status:/,$p'
+echo
+echo "Alerts delivered to the aigov-finops SNS topic (read from the SQS queue subscribed to it):"
 "$AIGOV_MOTO_PYTHON" - <<'PY'
 import boto3
 sqs = boto3.client("sqs")
-url = sqs.get_queue_url(QueueName="ai-spend-inbox")["QueueUrl"]
+url = sqs.get_queue_url(QueueName="aigov-finops-inbox")["QueueUrl"]
 seen = 0
 for _ in range(5):
     messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
     for m in messages:
         seen += 1
         print("    " + m["Body"].splitlines()[0])
-print(f"    ({seen} alert(s))")
+        sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+print(f"    ({seen} alert(s) this run; each threshold alerts once per period, so a re-run adds only new ones)")
 PY
-step "Prometheus metrics (excerpt)"
-curl -fsS "http://127.0.0.1:$METRICS_PORT/metrics" | grep -E '^aigov_(budget_spent_usd|gateway_requests_total)' | sed 's/^/    /'
+echo
+show kubectl aigov report -A
+echo
+show kubectl aigov top -A --window 10m
+echo
+echo "What changed when chat-api moved from Sonnet to Haiku (usage records, this run):"
+show kubectl aigov compare -n team-chat --a "$started..$switched" --b "$switched..now"
+echo
+show kubectl aigov export -A --from "$started" | head -n 4
+echo "    ..."
+echo
+echo "Prometheus (excerpt):"
+curl -fsS "http://127.0.0.1:$METRICS_PORT/metrics" | grep -E '^aigov_(budget_spent_usd|budget_limit_usd|refused_requests_total)\{' | indent
 
 cat <<MSG
 
 aigov keeps running with the environment. Explore further:
   source $AIGOV_RUN/env.sh
+  kubectl aigov report -n team-chat                # one namespace; -o json for scripts
+  kubectl aigov top -A --watch                     # live spend rate by workload
+  kubectl aigov export -A --from -1h -o json       # usage records (CSV by default)
   kubectl describe aib -n team-chat chat-monthly
   kubectl annotate aib -n team-research research-daily aigov.dev/extension="2.00 deadline"   # a temporary extension
   kubectl get events.events.k8s.io -A
+  tofu -chdir=$workdir plan                        # the platform team's policy (no changes)
+  curl -s http://127.0.0.1:$METRICS_PORT/metrics | grep ^aigov_   # what examples/grafana/ charts
   tail -f $AIGOV_RUN/logs/aigov.log
 Tear down:
   bash tests/env/down.sh            # stop every server by PID (aigov included)

@@ -67,6 +67,9 @@ pub struct Alert {
     pub message: String,
     /// No two deliveries to this channel for this budget closer than this.
     pub cooldown: Duration,
+    /// Goes out at once, cooldown or not (an exhausted budget, an escalation), taking with it
+    /// anything held back by the cooldown.
+    pub urgent: bool,
 }
 
 /// The queue into the alert task.
@@ -116,6 +119,7 @@ async fn deliver(
                     Some(waiting) => {
                         waiting.subject = alert.subject.clone();
                         waiting.message = format!("{}\n{}", waiting.message, alert.message);
+                        waiting.urgent |= alert.urgent;
                     }
                     None => { held.insert(key, alert); }
                 }
@@ -126,9 +130,10 @@ async fn deliver(
         let due: Vec<_> = held
             .iter()
             .filter(|(key, alert)| {
-                last_sent
-                    .get(*key)
-                    .is_none_or(|t| now.duration_since(*t) >= alert.cooldown)
+                alert.urgent
+                    || last_sent
+                        .get(*key)
+                        .is_none_or(|t| now.duration_since(*t) >= alert.cooldown)
             })
             .map(|(key, _)| key.clone())
             .collect();

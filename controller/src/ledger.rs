@@ -61,6 +61,13 @@ pub struct Account {
     pub models: BTreeMap<String, (Usd, u64)>,
     /// Spend and calls per workload (see `WorkloadSpend`).
     pub workloads: BTreeMap<String, WorkloadTally>,
+    /// The dearest single call settled this period.
+    pub largest_call: Usd,
+    /// Set to the limit in force when a call was refused because what was left could not pay
+    /// for it and was less than the dearest call served: the budget is then spent for every
+    /// practical purpose (reservations mean spend itself never quite reaches the limit), until
+    /// the limit changes or the period ends.
+    pub refused_at_limit: Option<Usd>,
     /// Per gateway, the last record counted here.
     pub applied: HashMap<String, u64>,
     /// Per gateway, the last record counted here that is also in AIBudget status.
@@ -86,6 +93,8 @@ impl Account {
             throttled: 0,
             models: BTreeMap::new(),
             workloads: BTreeMap::new(),
+            largest_call: Usd::ZERO,
+            refused_at_limit: None,
             applied: HashMap::new(),
             persisted: HashMap::new(),
             held: HashMap::new(),
@@ -114,6 +123,18 @@ impl Account {
             .and_then(|s| Usd::parse(s).ok())
             .unwrap_or(Usd::ZERO);
         account.tokens = status.tokens.clone().unwrap_or_default();
+        account.largest_call = status
+            .largest_call
+            .as_deref()
+            .and_then(|s| Usd::parse(s).ok())
+            .unwrap_or(Usd::ZERO);
+        let was_exhausted = status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "BudgetExhausted" && c.status == "True");
+        if was_exhausted {
+            account.refused_at_limit = Some(limit);
+        }
         account.requests = status.requests;
         account.throttled = status.throttled_requests;
         for m in &status.top_models {
@@ -132,6 +153,13 @@ impl Account {
             }
         }
         account
+    }
+
+    /// Whether the budget is spent: at its limit, or refusing calls because what is left is
+    /// less than the dearest call it has served this period.
+    pub fn exhausted(&self) -> bool {
+        aigov_api::evaluation::reached(self.spent, self.limit, 100)
+            || self.refused_at_limit == Some(self.limit)
     }
 
     /// What gateways hold of this budget in all.
@@ -203,6 +231,8 @@ impl Account {
         self.throttled = 0;
         self.models.clear();
         self.workloads.clear();
+        self.largest_call = Usd::ZERO;
+        self.refused_at_limit = None;
         self.seen.clear();
         self.version += 1;
     }
@@ -318,7 +348,13 @@ impl Ledger {
                     account.throttled += 1;
                     workload.throttled += 1;
                 }
+                if record.refusal == Refusal::Exhausted as i32
+                    && account.limit.saturating_sub(account.spent) < account.largest_call
+                {
+                    account.refused_at_limit = Some(account.limit);
+                }
             } else {
+                account.largest_call = account.largest_call.max(cost);
                 workload.spent += cost;
                 account.spent += cost;
                 account.tokens.input += usage.input_tokens;
@@ -635,6 +671,30 @@ mod tests {
         };
         let restored = Account::restore(window(), usd("10"), Some(&status));
         assert_eq!(restored.top_workloads(), top);
+    }
+
+    #[test]
+    fn a_refusal_for_want_of_headroom_exhausts_the_budget_until_the_limit_changes() {
+        // Haiku 3 output: 800,000 tokens cost $1.00.
+        let mut ledger = ledger_with(&["a/x"], "2.50");
+        let prices = PriceBook::default();
+        ledger.apply("g", &record(1, "r1", &["a/x"], 800_000), &prices);
+        ledger.apply("g", &record(2, "r2", &["a/x"], 800_000), &prices);
+        let exhausted_refusal = |seq, id: &str| {
+            let mut r = record(seq, id, &["a/x"], 0);
+            r.refusal = Refusal::Exhausted as i32;
+            r
+        };
+        assert!(!ledger.account("a/x").unwrap().exhausted());
+        // $0.50 left, less than the $1.00 calls it serves: spent in practice.
+        ledger.apply("g", &exhausted_refusal(3, "r3"), &prices);
+        assert!(ledger.account("a/x").unwrap().exhausted());
+        // An extension lifts it.
+        ledger.account_mut("a/x").unwrap().limit = usd("10");
+        assert!(!ledger.account("a/x").unwrap().exhausted());
+        // A refusal with more left than the dearest call (a huge maxTokens) does not exhaust it.
+        ledger.apply("g", &exhausted_refusal(4, "r4"), &prices);
+        assert!(!ledger.account("a/x").unwrap().exhausted());
     }
 
     #[test]

@@ -225,7 +225,7 @@ pub async fn reconcile(budget: Arc<AIBudget>, ctx: Arc<Context>) -> Result<Actio
 
     // Escalation: from the moment spend reaches the limit, each step fires after its delay
     // unless someone acknowledged.
-    let exhausted = aigov_api::evaluation::reached(snapshot.spent, limit, 100);
+    let exhausted = snapshot.exhausted();
     let same_period =
         previous.and_then(|p| p.period_start.as_deref()) == Some(window_start.as_str());
     let mut escalation: Option<EscalationStatus> = previous
@@ -393,7 +393,7 @@ pub async fn reconcile(budget: Arc<AIBudget>, ctx: Arc<Context>) -> Result<Actio
         .and_then(|a| a.cooldown.parse::<SignedDuration>().ok())
         .and_then(|d| Duration::try_from(d).ok())
         .unwrap_or(Duration::from_secs(900));
-    let alert = |channels: &[Channel], subject: String, message: String| {
+    let alert = |channels: &[Channel], urgent: bool, subject: String, message: String| {
         if let Some(alerter) = &ctx.alerter {
             for channel in channels {
                 alerter.send(Alert {
@@ -402,6 +402,7 @@ pub async fn reconcile(budget: Arc<AIBudget>, ctx: Arc<Context>) -> Result<Actio
                     subject: subject.clone(),
                     message: message.clone(),
                     cooldown,
+                    urgent,
                 });
             }
         }
@@ -419,6 +420,7 @@ pub async fn reconcile(budget: Arc<AIBudget>, ctx: Arc<Context>) -> Result<Actio
         .await;
         alert(
             &alert_channels,
+            *threshold >= 100,
             format!("AIBudget {key} at {threshold}%"),
             message,
         );
@@ -428,8 +430,15 @@ pub async fn reconcile(budget: Arc<AIBudget>, ctx: Arc<Context>) -> Result<Actio
         .is_some_and(|c| c.status == "True")
         && finished.is_none();
     if exhausted && !was_exhausted {
-        let message =
-            format!("AIBudget {key} reached its limit: {figures}; calls are refused until then");
+        let at_limit = aigov_api::evaluation::reached(snapshot.spent, limit, 100);
+        let message = if at_limit {
+            format!("AIBudget {key} reached its limit: {figures}; calls are refused until then")
+        } else {
+            format!(
+                "AIBudget {key} is exhausted: {figures}; less than its dearest call ({}) is left, so calls that do not fit are refused until then",
+                snapshot.largest_call.display_cents()
+            )
+        };
         publish(
             &ctx.recorder,
             &regarding,
@@ -438,9 +447,12 @@ pub async fn reconcile(budget: Arc<AIBudget>, ctx: Arc<Context>) -> Result<Actio
             message.clone(),
         )
         .await;
-        if !budget.spec.thresholds.contains(&100) {
+        // The 100% threshold's alert says it already, unless the budget is exhausted short of
+        // 100% (too little left for another call).
+        if !(budget.spec.thresholds.contains(&100) && at_limit) {
             alert(
                 &alert_channels,
+                true,
                 format!("AIBudget {key} exhausted"),
                 message,
             );
@@ -468,6 +480,7 @@ pub async fn reconcile(budget: Arc<AIBudget>, ctx: Arc<Context>) -> Result<Actio
         .await;
         alert(
             &channels,
+            true,
             format!("ESCALATION: AIBudget {key} exhausted"),
             message,
         );

@@ -79,6 +79,7 @@ pub fn build(inputs: StatusInputs<'_>) -> StatusOutcome {
         thresholds: &inputs.spec.thresholds,
         action,
         escalated,
+        refusing: account.exhausted(),
     });
     let same_period = inputs
         .previous
@@ -113,7 +114,8 @@ pub fn build(inputs: StatusInputs<'_>) -> StatusOutcome {
     let previous_phase = inputs.previous.and_then(|p| p.phase);
     let percent = format!("{:.1}", spent.percent_of(limit));
     let resets = account.window.end.to_string();
-    let exhausted = evaluation::reached(spent, limit, 100);
+    let exhausted = account.exhausted();
+    let at_limit = evaluation::reached(spent, limit, 100);
     let soft = inputs
         .spec
         .enforcement
@@ -161,14 +163,22 @@ pub fn build(inputs: StatusInputs<'_>) -> StatusOutcome {
         condition(
             "BudgetExhausted",
             exhausted,
-            if exhausted {
+            if at_limit {
                 "LimitReached"
+            } else if exhausted {
+                "HeadroomExhausted"
             } else {
                 "WithinLimit"
             },
-            if exhausted {
+            if at_limit {
                 format!(
                     "the limit is reached: calls are refused until {resets}, or until an extension"
+                )
+            } else if exhausted {
+                format!(
+                    "{} left, less than the dearest call this period ({}): calls that do not fit are refused until {resets}, or until an extension",
+                    limit.saturating_sub(spent).display_cents(),
+                    account.largest_call.display_cents()
                 )
             } else {
                 format!(
@@ -189,7 +199,7 @@ pub fn build(inputs: StatusInputs<'_>) -> StatusOutcome {
             },
             match (exhausted, soft) {
                 (true, _) => format!(
-                    "every call is refused until {resets} ({} refused this period)",
+                    "calls are refused until {resets} ({} refused this period)",
                     account.throttled
                 ),
                 (false, Some(p)) => format!(
@@ -235,6 +245,8 @@ pub fn build(inputs: StatusInputs<'_>) -> StatusOutcome {
         reserved: Some(account.held_total().to_api_string()),
         percent_used: Some(percent.clone()),
         forecast: evaluation::forecast(spent, &account.window, inputs.now).map(Usd::to_api_string),
+        largest_call: (!account.largest_call.is_zero())
+            .then(|| account.largest_call.to_api_string()),
         tokens: Some(tokens),
         requests: account.requests,
         throttled_requests: account.throttled,

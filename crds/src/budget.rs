@@ -264,6 +264,10 @@ pub struct AIBudgetStatus {
     /// Projected spend at the period's end at the current rate (USD).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forecast: Option<String>,
+    /// The dearest single call this period (USD): when less than this is left and a call is
+    /// refused for it, the budget counts as exhausted (see `BudgetExhausted`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub largest_call: Option<String>,
     /// Tokens this period, by kind.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokens: Option<TokenCounts>,

@@ -86,6 +86,9 @@ pub struct PhaseInputs<'a> {
     pub action: EnforcementAction,
     /// True once an escalation step has fired and not been acknowledged.
     pub escalated: bool,
+    /// True when the budget refuses calls for want of what is left, short of 100% (spend
+    /// never quite reaches the limit when every call reserves its worst case first).
+    pub refusing: bool,
 }
 
 /// The phase a budget is in.
@@ -93,7 +96,7 @@ pub fn phase(inputs: PhaseInputs<'_>) -> Phase {
     if inputs.escalated {
         return Phase::Escalated;
     }
-    if reached(inputs.spent, inputs.limit, 100) {
+    if inputs.refusing || reached(inputs.spent, inputs.limit, 100) {
         return match inputs.action {
             EnforcementAction::Throttle => Phase::Throttled,
             EnforcementAction::Downgrade => Phase::Downgraded,
@@ -180,6 +183,7 @@ mod tests {
                 thresholds: &[50, 80, 100],
                 action,
                 escalated: false,
+                refusing: false,
             })
         };
         assert_eq!(p("0", EnforcementAction::Throttle), Phase::Active);
@@ -195,8 +199,18 @@ mod tests {
             thresholds: &[],
             action: EnforcementAction::Throttle,
             escalated: true,
+            refusing: false,
         });
         assert_eq!(escalated, Phase::Escalated);
+        let refusing = phase(PhaseInputs {
+            spent: usd("98.4"),
+            limit: usd("100"),
+            thresholds: &[50, 80],
+            action: EnforcementAction::Throttle,
+            escalated: false,
+            refusing: true,
+        });
+        assert_eq!(refusing, Phase::Throttled);
     }
 
     #[test]
@@ -207,6 +221,7 @@ mod tests {
             thresholds: &[],
             action: EnforcementAction::Throttle,
             escalated: false,
+            refusing: false,
         };
         assert_eq!(phase(inputs("9.99")), Phase::Active);
         assert_eq!(phase(inputs("10")), Phase::Throttled);

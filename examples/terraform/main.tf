@@ -16,6 +16,12 @@ variable "aws_endpoint" {
   default     = "http://127.0.0.1:15000"
 }
 
+variable "alert_inbox_queue_arn" {
+  description = "An SQS queue that also receives every alert (the demo reads alerts from it); null for none."
+  type        = string
+  default     = null
+}
+
 variable "kubeconfig" {
   description = "The cluster's kubeconfig."
   type        = string
@@ -51,6 +57,24 @@ resource "aigov_alert_channel" "finops" {
     protocol             = "https"
     endpoint             = "https://hooks.example.com/services/T000/B000/replace-me"
     raw_message_delivery = true
+  }
+  dynamic "subscription" {
+    for_each = var.alert_inbox_queue_arn == null ? [] : [var.alert_inbox_queue_arn]
+    content {
+      protocol             = "sqs"
+      endpoint             = subscription.value
+      raw_message_delivery = true
+    }
+  }
+}
+
+# Where escalations go when a budget stays exhausted without acknowledgement.
+resource "aigov_alert_channel" "oncall" {
+  name         = "aigov-oncall"
+  display_name = "AI spend escalation"
+  subscription {
+    protocol = "email"
+    endpoint = "oncall@example.com"
   }
 }
 
@@ -109,8 +133,13 @@ data "aigov_model_price" "haiku" {
 }
 
 output "alert_channel_arn" {
-  description = "Put this in AIBudget.spec.alerts.snsTopicArn."
+  description = "Put this in AIBudget.spec.alerts.snsTopicArn (examples/budgets/ do)."
   value       = aigov_alert_channel.finops.arn
+}
+
+output "escalation_channel_arn" {
+  description = "Put this in AIBudget.spec.escalation[].snsTopicArn."
+  value       = aigov_alert_channel.oncall.arn
 }
 
 output "haiku_price_per_million_tokens" {

@@ -126,6 +126,8 @@ export AWS_SECRET_ACCESS_KEY=testing
 export AWS_REGION=us-east-1
 export AWS_DEFAULT_REGION=us-east-1
 export AWS_EC2_METADATA_DISABLED=true
-export PATH="$KUBE_DIR/bin:$TOFU_DIR/bin:\$PATH"
+# aigov's own command-line tools (kubectl-aigov), installed there by tests/demo.sh.
+export PATH="$AIGOV_RUN/bin:$KUBE_DIR/bin:$TOFU_DIR/bin:\$PATH"
 ENV
+mkdir -p "$AIGOV_RUN/bin"
 log "environment up: source $AIGOV_RUN/env.sh"

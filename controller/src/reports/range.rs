@@ -50,7 +50,7 @@ impl TimeRange {
 
 impl std::fmt::Display for TimeRange {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let short = |t: Timestamp| t.strftime("%Y-%m-%d %H:%M:%S").to_string();
+        let short = |t: Timestamp| t.strftime("%Y-%m-%d %H:%M:%S%.3f").to_string();
         write!(f, "{} .. {} UTC", short(self.from), short(self.to))
     }
 }

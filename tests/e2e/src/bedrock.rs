@@ -7,63 +7,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use aigov_bedrock_sim::server::Served;
 use aws_sdk_bedrockruntime::config::retry::RetryConfig;
-use aws_smithy_runtime_api::client::http::{
-    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
-    SharedHttpConnector,
-};
-use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
-use aws_smithy_runtime_api::client::result::ConnectorError;
-use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
-use aws_smithy_types::body::SdkBody;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector as TcpConnector;
-use hyper_util::rt::TokioExecutor;
 
 use crate::{kubectl_ok, local_env};
-
-/// An HTTP client for the AWS SDK whose connections come from `source`.
-#[derive(Clone, Debug)]
-struct FromAddress {
-    client: Client<TcpConnector, SdkBody>,
-}
-
-impl FromAddress {
-    fn new(source: IpAddr) -> FromAddress {
-        let mut tcp = TcpConnector::new();
-        tcp.set_local_address(Some(source));
-        tcp.set_nodelay(true);
-        FromAddress {
-            client: Client::builder(TokioExecutor::new()).build(tcp),
-        }
-    }
-}
-
-impl HttpConnector for FromAddress {
-    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
-        let client = self.client.clone();
-        HttpConnectorFuture::new(async move {
-            let request = request
-                .try_into_http1x()
-                .map_err(|e| ConnectorError::other(e.into(), None))?;
-            let response = client
-                .request(request)
-                .await
-                .map_err(|e| ConnectorError::io(e.into()))?;
-            HttpResponse::try_from(response.map(SdkBody::from_body_1_x))
-                .map_err(|e| ConnectorError::other(e.into(), None))
-        })
-    }
-}
-
-impl HttpClient for FromAddress {
-    fn http_connector(
-        &self,
-        _: &HttpConnectorSettings,
-        _: &RuntimeComponents,
-    ) -> SharedHttpConnector {
-        SharedHttpConnector::new(self.clone())
-    }
-}
 
 /// A Bedrock runtime client pointed at `endpoint` whose calls come from `source`, with the
 /// workload's own (test) credentials. `retries` false turns the SDK's retries off, so a
@@ -83,7 +28,7 @@ pub async fn client_from(
             None,
             "aigov-e2e",
         ))
-        .http_client(SharedHttpClient::new(FromAddress::new(source)))
+        .http_client(aigov_example_workload::http_client_from(source))
         .retry_config(if retries {
             RetryConfig::standard().with_max_attempts(8)
         } else {

@@ -110,6 +110,7 @@ fn the_example_configuration_applies_to_the_local_environment() {
         let suffix = unique("x");
         let main = main
             .replace("\"aigov-finops\"", &format!("\"aigov-finops-{suffix}\""))
+            .replace("\"aigov-oncall\"", &format!("\"aigov-oncall-{suffix}\""))
             .replace("\"/aigov/usage\"", &format!("\"/aigov/usage-{suffix}\""))
             .replace(
                 "\"bedrock-monthly\"",

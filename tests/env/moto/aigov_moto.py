@@ -10,6 +10,8 @@
   botocore) speak: each CBOR request is translated to the awsJson 1.0 protocol moto already
   serves, and the JSON answer back to CBOR, guided by botocore's model of the operation so
   that timestamps and blobs take their CBOR forms.
+* SNS: a failed http/https delivery (an unreachable webhook) no longer fails Publish with a 500;
+  as in AWS, delivery is separate from publishing, so the other subscriptions still receive it.
 
 Run: python aigov_moto.py --port 15000 (binds 127.0.0.1 only).
 """
@@ -31,6 +33,7 @@ from moto.budgets.models import Budget, Notification
 from moto.budgets.responses import BudgetsResponse
 from moto.logs.exceptions import ResourceNotFoundException as LogsNotFound
 from moto.logs.responses import LogsResponse
+from moto.sns.models import Subscription
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import run_simple
 from werkzeug.wrappers import Request
@@ -200,6 +203,23 @@ def disassociate_kms_key(self: LogsResponse) -> str:
 
 for _fn in (associate_kms_key, disassociate_kms_key):
     setattr(LogsResponse, _fn.__name__, _fn)
+
+# --------------------------------------------------------------------------- SNS
+
+_deliver = Subscription.publish
+
+
+def _publish_without_failing_on_delivery(self: Subscription, *args: Any, **kwargs: Any) -> None:
+    try:
+        _deliver(self, *args, **kwargs)
+    except Exception as e:  # requests' connection errors, DNS failures
+        if self.protocol not in ("http", "https"):
+            raise
+        print(f"SNS: delivery to {self.endpoint} failed (Publish still succeeds, as in AWS): {e}",
+              file=sys.stderr, flush=True)
+
+
+Subscription.publish = _publish_without_failing_on_delivery
 
 # --------------------------------------------------------------------------- CloudWatch CBOR
 
