@@ -143,7 +143,8 @@ for _ in range(5):
     messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
     for m in messages:
         seen += 1
-        print("    " + m["Body"].splitlines()[0])
+        for n, line in enumerate(m["Body"].splitlines()):
+            print(("  - " if n == 0 else "    ") + line)
         sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
 print(f"    ({seen} alert(s) this run; each threshold alerts once per period, so a re-run adds only new ones)")
 PY
@@ -157,6 +158,16 @@ show kubectl aigov compare -n team-chat --a "$started..$switched" --b "$switched
 echo
 show kubectl aigov export -A --from "$started" | head -n 4
 echo "    ..."
+echo
+period_start=$(kubectl get aib -n team-research research-daily -o jsonpath='{.status.periodStart}')
+status_spent=$(kubectl get aib -n team-research research-daily -o jsonpath='{.status.spent}')
+export_total=$(kubectl aigov export -n team-research --budget research-daily --from "$period_start" -o json \
+  | "$AIGOV_MOTO_PYTHON" -c 'import decimal, json, sys; print(sum((decimal.Decimal(r["cost_usd"]) for r in json.load(sys.stdin)), decimal.Decimal(0)))')
+if "$AIGOV_MOTO_PYTHON" -c "import decimal, sys; sys.exit(decimal.Decimal('$export_total') != decimal.Decimal('$status_spent'))"; then
+  echo "The usage records of research-daily this period add up to \$$export_total: the status's spent, to the micro-dollar (they agree)."
+else
+  echo "The usage records of research-daily this period add up to \$$export_total but its status says \$$status_spent (they DISAGREE)."
+fi
 echo
 echo "Prometheus (excerpt):"
 curl -fsS "http://127.0.0.1:$METRICS_PORT/metrics" | grep -E '^aigov_(budget_spent_usd|budget_limit_usd|refused_requests_total)\{' | indent

@@ -38,9 +38,24 @@ failed=$(grep -Eo '[0-9]+ failed;' "$results" | awk '{s+=$1} END {print s+0}')
 log "the README's first command (tests/demo.sh) in this environment"
 demo="$AIGOV_RUN/demo.log"
 bash tests/demo.sh >"$demo" 2>&1 || { cat "$demo"; die "tests/demo.sh failed"; }
-for expected in "team-research +research-daily +5\.00 " "not allowed by AIBudget team-chat/chat-monthly" \
-    "ThresholdCrossed .*research-daily: 50% threshold crossed" "refused \(AccessDeniedException\): AIBudget team-research/research-daily" \
-    "aigov_budget_spent_usd\{namespace=\"team-research\""; do
+for expected in \
+    'team-research +research-daily +5\.00 +4\.921599 +98\.4 +Throttled' \
+    'refused \(AccessDeniedException\): AIBudget team-research/research-daily' \
+    'not allowed by AIBudget team-chat/chat-monthly' \
+    'Normal +ThresholdCrossed .*research-daily: 50% threshold crossed' \
+    'Warning +BudgetExhausted .*research-daily is exhausted: spent \$4\.92 of \$5\.00' \
+    'Reason: +HeadroomExhausted' \
+    '^  - AIBudget team-research/research-daily: 50% threshold crossed' \
+    'AIBudget team-research/research-daily is exhausted' \
+    'team-research +research-daily +Throttled +\$4\.92 +\$5\.00 +98\.4%' \
+    '^  anthropic\.claude-3-5-sonnet-20240620-v1:0 +\$4\.92 +100% +41' \
+    '^  notebook +\$4\.92 +100% +42 +1' \
+    'team-research +notebook +\$[0-9.,]+/h +\$4\.92 +41 ' \
+    '^anthropic\.claude-3-5-sonnet-20240620-v1:0 .* -100% +4 +0' \
+    '^anthropic\.claude-3-5-haiku-20241022-v1:0 .* new +0 +6' \
+    '^timestamp,namespace,budget,workload,pod,model,operation' \
+    'add up to \$4\.921599: .*they agree' \
+    'aigov_budget_spent_usd\{namespace="team-research",budget="research-daily"\} 4\.921599'; do
   grep -qE -- "$expected" "$demo" || { cat "$demo"; die "tests/demo.sh did not show: $expected"; }
 done
 passed=$((passed + 1))

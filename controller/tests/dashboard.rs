@@ -107,6 +107,9 @@ fn every_dashboard_query_names_metrics_and_labels_the_controller_exports() {
         "aigov_spent_usd_total",
         "aigov_refused_requests_total",
     ] {
-        assert!(charted.contains(needed), "the dashboard does not chart {needed}");
+        assert!(
+            charted.contains(needed),
+            "the dashboard does not chart {needed}"
+        );
     }
 }
