@@ -103,10 +103,10 @@ enum Command {
         /// current one so far).
         budget: Option<String>,
         /// The first period, START..END (e.g. 2026-10-01..2026-11-01, -2h..-1h).
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         a: Option<String>,
         /// The second period, START..END (e.g. 2026-11-01..now).
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         b: Option<String>,
     },
     /// The usage records of a time range, as CSV (default) or JSON.
@@ -115,10 +115,10 @@ enum Command {
         #[arg(long)]
         budget: Option<String>,
         /// First instant (RFC 3339, a date, or -24h-style).
-        #[arg(long, default_value = "-24h")]
+        #[arg(long, default_value = "-24h", allow_hyphen_values = true)]
         from: String,
         /// End, excluded.
-        #[arg(long, default_value = "now")]
+        #[arg(long, default_value = "now", allow_hyphen_values = true)]
         to: String,
     },
 }
