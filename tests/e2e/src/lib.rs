@@ -152,6 +152,18 @@ pub async fn aws_config() -> aws_config::SdkConfig {
         .await
 }
 
+/// A new CloudWatch Logs group in moto named `prefix-<unique>`, for a controller's EMF records.
+pub async fn log_group(prefix: &str) -> String {
+    let name = unique(prefix);
+    aws_sdk_cloudwatchlogs::Client::new(&aws_config().await)
+        .create_log_group()
+        .log_group_name(&name)
+        .send()
+        .await
+        .expect("log group");
+    name
+}
+
 /// A plain HTTP GET on loopback: `(status, body)`, or `None` if nothing answers.
 pub fn http_get(authority: &str, path: &str) -> Option<(u16, String)> {
     let agent: ureq::Agent = ureq::Agent::config_builder()

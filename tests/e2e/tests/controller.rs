@@ -14,7 +14,7 @@ use aigov_e2e::bedrock::{
 };
 use aigov_e2e::budgets::{budget, condition, events, set_limit, wait_status};
 use aigov_e2e::webhook::Receiver;
-use aigov_e2e::{aws_config, kubectl_ok, namespace, unique};
+use aigov_e2e::{aws_config, kubectl_ok, log_group, namespace, unique};
 use rust_decimal::Decimal;
 
 /// An SNS topic with an SQS queue subscribed, in moto: `(topic ARN, queue URL)`.
@@ -114,13 +114,7 @@ async fn a_budget_moves_through_50_80_100_with_status_events_sns_webhook_and_emf
         ],
         None,
     );
-    let log_group = unique("/aigov/usage");
-    aws_sdk_cloudwatchlogs::Client::new(&aws_config().await)
-        .create_log_group()
-        .log_group_name(&log_group)
-        .send()
-        .await
-        .expect("log group");
+    let log_group = log_group("/aigov/usage").await;
     budget(
         &ns,
         "chat",

@@ -9,7 +9,7 @@ use aigov_api::Usd;
 use aigov_e2e::aigov::{Aigov, Options};
 use aigov_e2e::bedrock::{HAIKU, client_from, converse, pod, pod_ip};
 use aigov_e2e::budgets::{budget, wait_status};
-use aigov_e2e::{aws_config, built_binary, local_env, namespace, unique};
+use aigov_e2e::{built_binary, local_env, log_group, namespace};
 use serde_json::Value;
 
 const SONNET: &str = "anthropic.claude-3-5-sonnet-20240620-v1:0";
@@ -52,13 +52,7 @@ fn refused(log_group: &str, args: &[&str]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn reports_agree_with_the_status_and_with_each_other() {
     let ns = namespace("reports");
-    let log_group = unique("/aigov/reports");
-    aws_sdk_cloudwatchlogs::Client::new(&aws_config().await)
-        .create_log_group()
-        .log_group_name(&log_group)
-        .send()
-        .await
-        .expect("log group");
+    let log_group = log_group("/aigov/reports").await;
     budget(&ns, "team", "  limit: '10.00'\n  period: Daily\n");
     let (api_ip, batch_ip) = (pod_ip(), pod_ip());
     pod(&ns, "api-7d9f8-x2x4z", "default", &[("app", "api")], api_ip);
