@@ -86,6 +86,6 @@ async fn main() -> anyhow::Result<()> {
             }
         }
     }
-    println!("{answered} calls answered, {refused} refused");
+    println!("{model}: {answered} calls answered, {refused} refused");
     Ok(())
 }
