@@ -170,6 +170,12 @@ async fn reports_agree_with_the_status_and_with_each_other() {
         spent
     );
 
+    // compare with only a budget: its last period (no calls) against this one so far.
+    let c = json(&log_group, &["compare", "-n", &ns, "team", "-o", "json"]);
+    assert_eq!(usd(&c["total"]["before"]), Usd::ZERO);
+    assert_eq!(usd(&c["total"]["after"]), spent);
+    assert_eq!(c["after"]["from"], status["periodStart"], "{c:#}");
+
     // The table for people: aligned, no colour codes without a terminal.
     let table = aigov_cli(&log_group, &["report", "-n", &ns]);
     let table = String::from_utf8(table.stdout).unwrap();
