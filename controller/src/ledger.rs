@@ -13,6 +13,7 @@
 //! holds (reserving each request's worst case first).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Instant;
 
 use aigov_api::budget::{LedgerWatermark, ModelSpend, TokenCounts, WorkloadSpend};
 use aigov_api::model::resolve;
@@ -221,6 +222,61 @@ impl Account {
         marks
     }
 
+    /// Counts `record` (costing `cost`) into this account, unless this account already counted
+    /// it (by sequence from `gateway`, or by Bedrock request ID). Returns the change to spend.
+    fn charge(
+        &mut self,
+        key: &str,
+        gateway: &str,
+        record: &UsageRecord,
+        cost: Usd,
+    ) -> Option<Charge> {
+        let applied = self.applied.get(gateway).copied().unwrap_or(0);
+        if record.sequence <= applied {
+            return None;
+        }
+        self.applied.insert(gateway.to_owned(), record.sequence);
+        self.version += 1;
+        if !record.request_id.is_empty() && !self.seen.insert(record.request_id.clone()) {
+            return None;
+        }
+        let before = self.spent;
+        self.requests += 1;
+        let workload = self.workloads.entry(workload_of(record)).or_default();
+        workload.requests += 1;
+        if record.refusal != Refusal::None as i32 {
+            if record.refusal != Refusal::ModelForbidden as i32 {
+                self.throttled += 1;
+                workload.throttled += 1;
+            }
+            if record.refusal == Refusal::Exhausted as i32
+                && self.limit.saturating_sub(self.spent) < self.largest_call
+            {
+                self.refused_at_limit = Some(self.limit);
+            }
+        } else {
+            let usage = usage_of(record);
+            self.largest_call = self.largest_call.max(cost);
+            workload.spent += cost;
+            self.spent += cost;
+            self.tokens.input += usage.input_tokens;
+            self.tokens.output += usage.output_tokens;
+            self.tokens.cache_read += usage.cache_read_tokens;
+            self.tokens.cache_write += usage.cache_write_tokens + usage.cache_write_1h_tokens;
+            let entry = self
+                .models
+                .entry(record.model.clone())
+                .or_insert((Usd::ZERO, 0));
+            entry.0 += cost;
+            entry.1 += 1;
+        }
+        Some(Charge {
+            budget: key.to_owned(),
+            before,
+            after: self.spent,
+        })
+    }
+
     /// Starts the next period at zero. Watermarks and holdings carry over.
     pub fn roll_over(&mut self, window: Window, limit: Usd) {
         self.window = window;
@@ -259,6 +315,27 @@ pub fn workload_of(record: &UsageRecord) -> String {
         .unwrap_or_else(|| "unknown".to_owned())
 }
 
+/// The tokens a record reports, as the price book counts them.
+fn usage_of(record: &UsageRecord) -> Usage {
+    Usage {
+        input_tokens: record.input_tokens,
+        output_tokens: record.output_tokens,
+        cache_read_tokens: record.cache_read_tokens,
+        cache_write_tokens: record.cache_write_tokens,
+        cache_write_1h_tokens: record.cache_write_1h_tokens,
+    }
+}
+
+/// A record for a budget this leader has no account for yet (its reconciler has not loaded the
+/// budget: a leader just elected, or a budget just created). It is counted when the account
+/// is opened, and until then holds back the gateway's acknowledgement.
+#[derive(Debug)]
+struct Parked {
+    gateway: String,
+    record: UsageRecord,
+    cost: Usd,
+}
+
 /// Every budget's account, and which gateway records still await acknowledgement.
 #[derive(Debug, Default)]
 pub struct Ledger {
@@ -267,6 +344,8 @@ pub struct Ledger {
     unacknowledged: HashMap<String, Vec<(u64, Vec<BudgetKey>)>>,
     /// Per gateway: the highest sequence acknowledged.
     acknowledged: HashMap<String, u64>,
+    /// Per budget without an account: the records waiting for it, and when the first came.
+    parked: HashMap<BudgetKey, (Instant, Vec<Parked>)>,
 }
 
 impl Ledger {
@@ -280,14 +359,53 @@ impl Ledger {
         self.accounts.get_mut(key)
     }
 
-    /// Adds or replaces an account (a budget seen for the first time by this leader).
-    pub fn insert(&mut self, key: BudgetKey, account: Account) {
+    /// Adds or replaces an account (a budget seen for the first time by this leader), then
+    /// counts the records that arrived for it before it was loaded. Returns what those did,
+    /// with the records, so that they are published like any other.
+    pub fn insert(&mut self, key: BudgetKey, mut account: Account) -> Vec<(Charge, UsageRecord)> {
+        let replayed = self
+            .parked
+            .remove(&key)
+            .map(|(_, parked)| parked)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|p| {
+                let charge = account.charge(&key, &p.gateway, &p.record, p.cost)?;
+                Some((charge, p.record))
+            })
+            .collect();
         self.accounts.insert(key, account);
+        replayed
     }
 
-    /// Forgets a deleted budget; records charged to it are then acknowledged for it.
+    /// Forgets a deleted budget and the records waiting for it; records charged to it are then
+    /// acknowledged for it.
     pub fn remove(&mut self, key: &str) {
         self.accounts.remove(key);
+        self.parked.remove(key);
+    }
+
+    /// Budgets with records waiting for an account, and since when.
+    pub fn parked(&self) -> impl Iterator<Item = (&BudgetKey, Instant)> {
+        self.parked.iter().map(|(key, (since, _))| (key, *since))
+    }
+
+    fn park(&mut self, key: &str, gateway: &str, record: &UsageRecord, cost: Usd) {
+        let (_, waiting) = self
+            .parked
+            .entry(key.to_owned())
+            .or_insert_with(|| (Instant::now(), Vec::new()));
+        // A gateway re-sends what is unacknowledged after a reconnect: keep one copy.
+        let already = waiting
+            .iter()
+            .any(|p| p.gateway == gateway && p.record.sequence == record.sequence);
+        if !already {
+            waiting.push(Parked {
+                gateway: gateway.to_owned(),
+                record: record.clone(),
+                cost,
+            });
+        }
     }
 
     /// Every known budget.
@@ -306,74 +424,23 @@ impl Ledger {
         let mut charges = Vec::new();
         let at =
             Timestamp::from_millisecond(record.occurred_at_ms).unwrap_or_else(|_| Timestamp::now());
-        let usage = Usage {
-            input_tokens: record.input_tokens,
-            output_tokens: record.output_tokens,
-            cache_read_tokens: record.cache_read_tokens,
-            cache_write_tokens: record.cache_write_tokens,
-            cache_write_1h_tokens: record.cache_write_1h_tokens,
-        };
-        let refused = record.refusal != Refusal::None as i32;
-        let cost = if refused {
+        let cost = if record.refusal != Refusal::None as i32 {
             Usd::ZERO
         } else {
             prices
                 .cost(
                     &resolve(&record.model),
-                    &usage,
+                    &usage_of(record),
                     InvocationMode::OnDemand,
                     at,
                 )
                 .amount
         };
         for key in &record.budgets {
-            let Some(account) = self.accounts.get_mut(key) else {
-                continue;
-            };
-            let applied = account.applied.get(gateway).copied().unwrap_or(0);
-            if record.sequence <= applied {
-                continue;
+            match self.accounts.get_mut(key) {
+                Some(account) => charges.extend(account.charge(key, gateway, record, cost)),
+                None => self.park(key, gateway, record, cost),
             }
-            account.applied.insert(gateway.to_owned(), record.sequence);
-            account.version += 1;
-            if !record.request_id.is_empty() && !account.seen.insert(record.request_id.clone()) {
-                continue;
-            }
-            let before = account.spent;
-            account.requests += 1;
-            let workload = account.workloads.entry(workload_of(record)).or_default();
-            workload.requests += 1;
-            if refused {
-                if record.refusal != Refusal::ModelForbidden as i32 {
-                    account.throttled += 1;
-                    workload.throttled += 1;
-                }
-                if record.refusal == Refusal::Exhausted as i32
-                    && account.limit.saturating_sub(account.spent) < account.largest_call
-                {
-                    account.refused_at_limit = Some(account.limit);
-                }
-            } else {
-                account.largest_call = account.largest_call.max(cost);
-                workload.spent += cost;
-                account.spent += cost;
-                account.tokens.input += usage.input_tokens;
-                account.tokens.output += usage.output_tokens;
-                account.tokens.cache_read += usage.cache_read_tokens;
-                account.tokens.cache_write +=
-                    usage.cache_write_tokens + usage.cache_write_1h_tokens;
-                let entry = account
-                    .models
-                    .entry(record.model.clone())
-                    .or_insert((Usd::ZERO, 0));
-                entry.0 += cost;
-                entry.1 += 1;
-            }
-            charges.push(Charge {
-                budget: key.clone(),
-                before,
-                after: account.spent,
-            });
         }
         let pending = self.unacknowledged.entry(gateway.to_owned()).or_default();
         if pending.last().is_none_or(|(seq, _)| *seq < record.sequence) {
@@ -394,12 +461,15 @@ impl Ledger {
     /// The highest sequence of `gateway` up to which every record is persisted in every
     /// budget it was charged to (a deleted budget needs nothing).
     pub fn acknowledge(&mut self, gateway: &str) -> u64 {
-        let accounts = &self.accounts;
+        let (accounts, parked) = (&self.accounts, &self.parked);
         let persisted = |seq: u64, budgets: &[BudgetKey]| {
-            budgets.iter().all(|key| {
-                accounts
-                    .get(key)
-                    .is_none_or(|a| a.persisted.get(gateway).copied().unwrap_or(0) >= seq)
+            budgets.iter().all(|key| match accounts.get(key) {
+                Some(a) => a.persisted.get(gateway).copied().unwrap_or(0) >= seq,
+                None => parked.get(key).is_none_or(|(_, waiting)| {
+                    !waiting
+                        .iter()
+                        .any(|p| p.gateway == gateway && p.record.sequence <= seq)
+                }),
             })
         };
         let mut through = self.acknowledged.get(gateway).copied().unwrap_or(0);
@@ -549,6 +619,42 @@ mod tests {
         let marks = ledger.account("a/y").unwrap().watermarks();
         ledger.mark_persisted("a/y", &marks);
         assert_eq!(ledger.acknowledge("g1"), 2);
+    }
+
+    #[test]
+    fn a_record_for_a_budget_not_yet_loaded_waits_unacknowledged_and_counts_when_it_loads() {
+        // A leader just elected hears from a gateway before its reconciler loaded "a/x".
+        let mut ledger = ledger_with(&["a/y"], "10");
+        let r = record(1, "r1", &["a/x", "a/y"], 800_000);
+        ledger.apply("g1", &r, &PriceBook::default());
+        ledger.apply("g1", &r, &PriceBook::default());
+        let marks = ledger.account("a/y").unwrap().watermarks();
+        ledger.mark_persisted("a/y", &marks);
+        assert_eq!(ledger.acknowledge("g1"), 0, "a/x has not counted record 1");
+
+        let replayed = ledger.insert("a/x".into(), Account::restore(window(), usd("10"), None));
+        assert_eq!(replayed.len(), 1, "counted once although it arrived twice");
+        assert_eq!(replayed[0].0.after, usd("1.00"));
+        let account = ledger.account("a/x").unwrap();
+        assert_eq!((account.spent, account.requests), (usd("1.00"), 1));
+        let marks = account.watermarks();
+        ledger.mark_persisted("a/x", &marks);
+        assert_eq!(ledger.acknowledge("g1"), 1);
+    }
+
+    #[test]
+    fn records_waiting_for_a_deleted_budget_are_acknowledged_once_it_is_forgotten() {
+        let mut ledger = Ledger::default();
+        ledger.apply(
+            "g1",
+            &record(1, "r1", &["a/gone"], 1),
+            &PriceBook::default(),
+        );
+        assert_eq!(ledger.acknowledge("g1"), 0);
+        assert_eq!(ledger.parked().count(), 1);
+        ledger.remove("a/gone");
+        assert_eq!(ledger.parked().count(), 0);
+        assert_eq!(ledger.acknowledge("g1"), 1);
     }
 
     #[test]

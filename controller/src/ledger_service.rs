@@ -13,11 +13,11 @@ use tonic::{Request, Response, Status};
 
 use crate::clock::Clock;
 use crate::emf::{EmfWriter, UsageEvent};
-use crate::ledger::{BudgetKey, Ledger};
+use crate::ledger::{BudgetKey, Charge, Ledger};
 use crate::metrics::Metrics;
 use crate::prices::Prices;
 use crate::proto::ledger_server::{Ledger as LedgerApi, LedgerServer};
-use crate::proto::{BudgetFigures, ExchangeRequest, ExchangeResponse, Grant, Refusal};
+use crate::proto::{BudgetFigures, ExchangeRequest, ExchangeResponse, Grant, Refusal, UsageRecord};
 
 /// Something a record did that people should hear about, published by the reconciler.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -31,6 +31,10 @@ pub struct Notable {
     /// The last refusal's pod.
     pub last_pod: Option<String>,
 }
+
+/// How long records for a budget this leader has not loaded wait before the budget is taken
+/// for deleted. Longer than any watch lag; short enough that a typo'd budget costs no memory.
+const PARKED_GRACE: Duration = Duration::from_secs(60);
 
 /// The `reason` label of a refusal.
 fn refusal_reason(refusal: i32) -> &'static str {
@@ -140,12 +144,57 @@ impl LedgerShared {
         }
     }
 
-    /// Forgets the accounts of budgets that no longer exist.
+    /// Forgets the accounts of budgets that no longer exist, and records waiting for a budget
+    /// that has not appeared within `PARKED_GRACE` (it was deleted before this leader saw it).
     pub fn forget_deleted(&self, exists: impl Fn(&str) -> bool) {
         let mut ledger = self.ledger();
-        let gone: Vec<BudgetKey> = ledger.keys().filter(|k| !exists(k)).cloned().collect();
+        let abandoned = ledger
+            .parked()
+            .filter(|(key, since)| since.elapsed() > PARKED_GRACE && !exists(key))
+            .map(|(key, _)| key.clone());
+        let gone: Vec<BudgetKey> = ledger
+            .keys()
+            .filter(|k| !exists(k))
+            .cloned()
+            .chain(abandoned)
+            .collect();
         for key in gone {
             ledger.remove(&key);
+        }
+    }
+
+    /// Tells metrics and CloudWatch what one charge did, whether it was counted on arrival or
+    /// when its budget's account was opened later.
+    pub fn publish(&self, charge: &Charge, record: &UsageRecord) {
+        if charge.after != charge.before {
+            self.metrics
+                .spent(&charge.budget, &record.model, charge.after - charge.before);
+        }
+        if record.refusal != Refusal::None as i32 {
+            self.metrics
+                .refused(&charge.budget, refusal_reason(record.refusal));
+        }
+        if let Some(emf) = &self.emf
+            && charge.after != charge.before
+        {
+            let (namespace, budget) = charge.budget.split_once('/').unwrap_or_default();
+            emf.push(UsageEvent {
+                timestamp_ms: record.occurred_at_ms,
+                namespace: namespace.to_owned(),
+                budget: budget.to_owned(),
+                model: record.model.clone(),
+                cost: charge.after - charge.before,
+                tokens: [
+                    record.input_tokens,
+                    record.output_tokens,
+                    record.cache_read_tokens,
+                    record.cache_write_tokens + record.cache_write_1h_tokens,
+                ],
+                request_id: record.request_id.clone(),
+                pod: format!("{}/{}", record.pod_namespace, record.pod_name),
+                workload: crate::ledger::workload_of(record),
+                operation: record.operation.clone(),
+            });
         }
     }
 
@@ -173,36 +222,7 @@ impl LedgerShared {
         let mut ledger = self.ledger();
         for record in &request.records {
             for charge in ledger.apply(gateway, record, &prices) {
-                if charge.after != charge.before {
-                    self.metrics
-                        .spent(&charge.budget, &record.model, charge.after - charge.before);
-                }
-                if record.refusal != Refusal::None as i32 {
-                    self.metrics
-                        .refused(&charge.budget, refusal_reason(record.refusal));
-                }
-                if let Some(emf) = &self.emf
-                    && charge.after != charge.before
-                {
-                    let (namespace, budget) = charge.budget.split_once('/').unwrap_or_default();
-                    emf.push(UsageEvent {
-                        timestamp_ms: record.occurred_at_ms,
-                        namespace: namespace.to_owned(),
-                        budget: budget.to_owned(),
-                        model: record.model.clone(),
-                        cost: charge.after - charge.before,
-                        tokens: [
-                            record.input_tokens,
-                            record.output_tokens,
-                            record.cache_read_tokens,
-                            record.cache_write_tokens + record.cache_write_1h_tokens,
-                        ],
-                        request_id: record.request_id.clone(),
-                        pod: format!("{}/{}", record.pod_namespace, record.pod_name),
-                        workload: crate::ledger::workload_of(record),
-                        operation: record.operation.clone(),
-                    });
-                }
+                self.publish(&charge, record);
                 changed.insert(charge.budget);
             }
             let refused = record.refusal == Refusal::Throttled as i32

@@ -176,10 +176,11 @@ pub async fn reconcile(budget: Arc<AIBudget>, ctx: Arc<Context>) -> Result<Actio
             .unwrap_or(Usd::ZERO);
 
     let mut finished: Option<PeriodSummary> = None;
+    let mut replayed = Vec::new();
     let snapshot: Account = {
         let mut ledger = ctx.shared.ledger();
         if ledger.account(&key).is_none() {
-            ledger.insert(
+            replayed = ledger.insert(
                 key.clone(),
                 Account::restore(window.clone(), limit, previous),
             );
@@ -214,6 +215,9 @@ pub async fn reconcile(budget: Arc<AIBudget>, ctx: Arc<Context>) -> Result<Actio
         }
         account.clone()
     };
+    for (charge, record) in &replayed {
+        ctx.shared.publish(charge, record);
+    }
 
     let mut history: Vec<PeriodSummary> = previous.map(|p| p.history.clone()).unwrap_or_default();
     if let Some(summary) = &finished
