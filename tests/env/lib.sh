@@ -40,5 +40,18 @@ METRICS_PORT="${AIGOV_METRICS_PORT:-19090}"
 # Cargo's target directory lives in the cache too, so CI's fresh clones build incrementally.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$AIGOV_CACHE/target}"
 
+# Cargo judges freshness by mtimes and records each package's files relative to it, so
+# binaries built from another checkout whose files are older look up to date here (with that
+# checkout's paths compiled in). When the target directory last built another checkout, make
+# this checkout's files the newer: cargo rebuilds our crates, never the dependencies.
+claim_target_dir() {
+  local mark="$CARGO_TARGET_DIR/.aigov-checkout"
+  mkdir -p "$CARGO_TARGET_DIR"
+  if [[ "$(cat "$mark" 2>/dev/null)" != "$AIGOV_REPO" ]]; then
+    (cd "$AIGOV_REPO" && git ls-files -z | xargs -0 -r touch -c --)
+    printf '%s\n' "$AIGOV_REPO" >"$mark"
+  fi
+}
+
 log() { printf '\033[1m[aigov-env]\033[0m %s\n' "$*" >&2; }
 die() { printf '[aigov-env] error: %s\n' "$*" >&2; exit 1; }

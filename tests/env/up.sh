@@ -104,6 +104,7 @@ wait_for moto 60 curl -sf "http://127.0.0.1:$MOTO_PORT/moto-api/data.json"
 
 # --- the Bedrock runtime simulator
 log "building the Bedrock simulator"
+claim_target_dir
 cargo build --quiet --manifest-path "$AIGOV_REPO/Cargo.toml" -p aigov-bedrock-sim
 # The simulator checks the signatures of the keys the tests and the demo sign with.
 start bedrock-sim "$CARGO_TARGET_DIR/debug/aigov-bedrock-sim" --listen "127.0.0.1:$BEDROCK_SIM_PORT" \
