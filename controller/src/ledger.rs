@@ -159,8 +159,12 @@ impl Account {
     /// Whether the budget is spent: at its limit, or refusing calls because what is left is
     /// less than the dearest call it has served this period.
     pub fn exhausted(&self) -> bool {
+        self.at_limit() || self.refused_at_limit == Some(self.limit)
+    }
+
+    /// Whether spend has reached the limit itself.
+    pub fn at_limit(&self) -> bool {
         aigov_api::evaluation::reached(self.spent, self.limit, 100)
-            || self.refused_at_limit == Some(self.limit)
     }
 
     /// What gateways hold of this budget in all.

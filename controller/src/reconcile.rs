@@ -185,24 +185,8 @@ pub async fn reconcile(budget: Arc<AIBudget>, ctx: Arc<Context>) -> Result<Actio
                 Account::restore(window.clone(), limit, previous),
             );
             // A status from an earlier period: that period ended while no leader ran.
-            if let Some(p) = previous
-                && let Some(old) = status::status_window(p)
-                && old.start != window.start
-            {
-                finished = Some(PeriodSummary {
-                    start: old.start.to_string(),
-                    end: old.end.to_string(),
-                    spent: p.spent.clone().unwrap_or_else(|| "0.00".into()),
-                    limit: p
-                        .effective_limit
-                        .clone()
-                        .unwrap_or_else(|| budget.spec.limit.clone()),
-                    requests: p.requests,
-                    throttled_requests: p.throttled_requests,
-                    top_models: p.top_models.clone(),
-                    top_workloads: p.top_workloads.clone(),
-                });
-            }
+            let spec_limit = Usd::parse(&budget.spec.limit).unwrap_or(Usd::ZERO);
+            finished = previous.and_then(|p| status::ended_while_away(p, &window, spec_limit));
         }
         let account = ledger.account_mut(&key).expect("inserted above");
         if account.window != window {
@@ -434,7 +418,7 @@ pub async fn reconcile(budget: Arc<AIBudget>, ctx: Arc<Context>) -> Result<Actio
         .is_some_and(|c| c.status == "True")
         && finished.is_none();
     if exhausted && !was_exhausted {
-        let at_limit = aigov_api::evaluation::reached(snapshot.spent, limit, 100);
+        let at_limit = snapshot.at_limit();
         let message = if at_limit {
             format!("AIBudget {key} reached its limit: {figures}; calls are refused until then")
         } else {

@@ -324,6 +324,22 @@ pub fn summarize(account: &Account) -> PeriodSummary {
     }
 }
 
+/// The summary of the period a status was written in, when that period is over by `current`
+/// (it ended while no leader ran); `spec_limit` stands in for a status without a limit.
+pub fn ended_while_away(
+    status: &AIBudgetStatus,
+    current: &Window,
+    spec_limit: Usd,
+) -> Option<PeriodSummary> {
+    let old = status_window(status).filter(|old| old.start != current.start)?;
+    let limit = status
+        .effective_limit
+        .as_deref()
+        .and_then(|l| Usd::parse(l).ok())
+        .unwrap_or(spec_limit);
+    Some(summarize(&Account::restore(old, limit, Some(status))))
+}
+
 /// The window a status was written for, if it says.
 pub fn status_window(status: &AIBudgetStatus) -> Option<Window> {
     Some(Window {
@@ -374,6 +390,60 @@ mod tests {
 
     fn condition<'a>(status: &'a AIBudgetStatus, type_: &str) -> &'a Condition {
         status.conditions.iter().find(|c| c.type_ == type_).unwrap()
+    }
+
+    #[test]
+    fn a_period_that_ended_while_no_leader_ran_is_summarised_from_its_status() {
+        let old = AIBudgetStatus {
+            period_start: Some("2026-10-01T00:00:00Z".into()),
+            period_end: Some("2026-11-01T00:00:00Z".into()),
+            spent: Some("12.345678".into()),
+            effective_limit: Some("150.00".into()),
+            requests: 7,
+            throttled_requests: 2,
+            top_models: vec![aigov_api::budget::ModelSpend {
+                model: "m".into(),
+                spent: "12.345678".into(),
+                requests: 5,
+            }],
+            top_workloads: vec![aigov_api::budget::WorkloadSpend {
+                workload: "chat".into(),
+                spent: "12.345678".into(),
+                requests: 7,
+                throttled_requests: 2,
+            }],
+            ..Default::default()
+        };
+        let current = account("0").window;
+        let summary = ended_while_away(&old, &current, Usd::parse("100").unwrap()).unwrap();
+        assert_eq!(
+            (summary.start.as_str(), summary.end.as_str()),
+            ("2026-10-01T00:00:00Z", "2026-11-01T00:00:00Z")
+        );
+        assert_eq!(
+            (summary.spent.as_str(), summary.limit.as_str()),
+            ("12.345678", "150.00")
+        );
+        assert_eq!((summary.requests, summary.throttled_requests), (7, 2));
+        assert_eq!(summary.top_models, old.top_models);
+        assert_eq!(summary.top_workloads, old.top_workloads);
+
+        let without_limit = AIBudgetStatus {
+            effective_limit: None,
+            ..old.clone()
+        };
+        let summary = ended_while_away(&without_limit, &current, Usd::parse("100").unwrap());
+        assert_eq!(
+            summary.unwrap().limit,
+            "100.00",
+            "the spec's limit stands in"
+        );
+        let this_period = AIBudgetStatus {
+            period_start: Some(current.start.to_string()),
+            period_end: Some(current.end.to_string()),
+            ..old
+        };
+        assert!(ended_while_away(&this_period, &current, Usd::parse("100").unwrap()).is_none());
     }
 
     #[test]
