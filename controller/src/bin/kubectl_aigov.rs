@@ -19,6 +19,7 @@ use aigov_controller::reports::{cloudwatch, compare, export, report, top};
 use anyhow::{Context as _, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use jiff::Timestamp;
+use kube::api::ListParams;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, ResourceExt};
 
@@ -266,18 +267,24 @@ async fn budgets(
         Some(ns) => Api::namespaced(client, ns),
         None => Api::all(client),
     };
-    let list = api
-        .list(&Default::default())
-        .await
-        .context("listing AIBudgets (are the aigov CRDs installed?)")?;
-    let budgets: Vec<AIBudget> = match name {
-        Some(name) => list
-            .items
-            .into_iter()
-            .filter(|b| b.name_any() == name)
-            .collect(),
-        None => list.items,
+    // A name is looked up by the API server, not by listing every budget here.
+    let params = match name {
+        Some(name)
+            if name.is_empty()
+                || !name.chars().all(|c| {
+                    c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.'
+                }) =>
+        {
+            bail!("{name:?} is not an AIBudget name (lowercase letters, digits, '-' and '.')")
+        }
+        Some(name) => ListParams::default().fields(&format!("metadata.name={name}")),
+        None => ListParams::default(),
     };
+    let budgets = api
+        .list(&params)
+        .await
+        .context("listing AIBudgets (are the aigov CRDs installed?)")?
+        .items;
     match (name, budgets.len()) {
         (Some(name), 0) => bail!(
             "no AIBudget {name:?} in {}; list them with: kubectl get aib -A",

@@ -2,7 +2,7 @@
 //! the report is the budget's status, the usage records add up to its spend, `top` and
 //! `compare` are built from those records, and bad input is refused with the flag and the fix.
 
-use std::process::Output;
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use aigov_api::Usd;
@@ -14,17 +14,23 @@ use serde_json::Value;
 
 const SONNET: &str = "anthropic.claude-3-5-sonnet-20240620-v1:0";
 
-/// Runs `kubectl-aigov` as kubectl would (no terminal: no colour), reading `log_group`.
-fn aigov_cli(log_group: &str, args: &[&str]) -> Output {
+/// `kubectl-aigov` as kubectl would run it (no terminal: no colour), reading `log_group`.
+fn command(log_group: &str, args: &[&str]) -> Command {
     let env = local_env();
-    std::process::Command::new(built_binary("kubectl-aigov"))
+    let mut command = Command::new(built_binary("kubectl-aigov"));
+    command
         .args(args)
         .env("KUBECONFIG", &env.kubeconfig)
         .env("AWS_ENDPOINT_URL", &env.moto_endpoint)
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_REGION", "us-east-1")
-        .env("AIGOV_LOG_GROUP", log_group)
+        .env("AIGOV_LOG_GROUP", log_group);
+    command
+}
+
+fn aigov_cli(log_group: &str, args: &[&str]) -> Output {
+    command(log_group, args)
         .output()
         .expect("kubectl-aigov runs")
 }
@@ -186,7 +192,72 @@ async fn reports_agree_with_the_status_and_with_each_other() {
     );
     assert!(table.lines().any(|l| l.starts_with("  api ")), "{table}");
 
+    // top --watch: refreshes until interrupted.
+    let mut watching = command(
+        &log_group,
+        &[
+            "top",
+            "-n",
+            &ns,
+            "--window",
+            "10m",
+            "--watch",
+            "--interval",
+            "1s",
+        ],
+    )
+    .stdout(Stdio::piped())
+    .spawn()
+    .expect("top --watch starts");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(
+        watching.try_wait().unwrap().is_none(),
+        "top --watch stopped by itself"
+    );
+    watching.kill().unwrap();
+    let watched = String::from_utf8(watching.wait_with_output().unwrap().stdout).unwrap();
+    assert!(
+        watched.matches("Spend rate over").count() >= 2,
+        "refreshed: {watched}"
+    );
+    assert!(
+        watched.lines().filter(|l| l.contains(" batch-0 ")).count() >= 2,
+        "{watched}"
+    );
+
+    // --kubeconfig and --context choose the cluster, whatever KUBECONFIG says.
+    let kubeconfig = local_env().kubeconfig.display().to_string();
+    let chosen = command(
+        &log_group,
+        &[
+            "report",
+            "-n",
+            &ns,
+            "team",
+            "-o",
+            "json",
+            "--kubeconfig",
+            &kubeconfig,
+            "--context",
+            "aigov-local",
+        ],
+    )
+    .env("KUBECONFIG", "/nonexistent/kubeconfig")
+    .output()
+    .unwrap();
+    assert!(
+        chosen.status.success(),
+        "{}",
+        String::from_utf8_lossy(&chosen.stderr)
+    );
+    let chosen: Value = serde_json::from_slice(&chosen.stdout).unwrap();
+    assert_eq!(usd(&chosen[0]["spent"]), spent);
+    let e = refused(&log_group, &["report", "-n", &ns, "--context", "nosuch"]);
+    assert!(e.contains("nosuch"), "{e}");
+
     // Bad input: the flag and the fix.
+    let e = refused(&log_group, &["report", "-n", &ns, "Team,x"]);
+    assert!(e.contains("not an AIBudget name"), "{e}");
     let e = refused(&log_group, &["compare", "-n", &ns]);
     assert!(e.contains("--a START..END"), "{e}");
     let e = refused(&log_group, &["export", "-n", &ns, "--from", "yesterday"]);
