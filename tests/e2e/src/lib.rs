@@ -152,6 +152,22 @@ pub async fn aws_config() -> aws_config::SdkConfig {
         .await
 }
 
+/// `kubectl-aigov` as kubectl would run it (no terminal: no colour), on the local cluster and
+/// reading usage records from `log_group` in moto.
+pub fn kubectl_aigov(log_group: &str, args: &[&str]) -> Command {
+    let env = local_env();
+    let mut command = Command::new(built_binary("kubectl-aigov"));
+    command
+        .args(args)
+        .env("KUBECONFIG", &env.kubeconfig)
+        .env("AWS_ENDPOINT_URL", &env.moto_endpoint)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("AIGOV_LOG_GROUP", log_group);
+    command
+}
+
 /// A new CloudWatch Logs group in moto named `prefix-<unique>`, for a controller's EMF records.
 pub async fn log_group(prefix: &str) -> String {
     let name = unique(prefix);

@@ -14,7 +14,7 @@ use aigov_e2e::bedrock::{
 };
 use aigov_e2e::budgets::{budget, condition, events, set_limit, wait_status};
 use aigov_e2e::webhook::Receiver;
-use aigov_e2e::{aws_config, kubectl_ok, log_group, namespace, unique};
+use aigov_e2e::{aws_config, kubectl_aigov, kubectl_ok, log_group, namespace, unique};
 use rust_decimal::Decimal;
 
 /// An SNS topic with an SQS queue subscribed, in moto: `(topic ARN, queue URL)`.
@@ -414,6 +414,28 @@ async fn a_period_rollover_archives_the_period_and_starts_at_zero() {
             .iter()
             .any(|(r, _)| r == "PeriodRolledOver")
     );
+
+    // kubectl aigov report: the finished period, and this one against it.
+    let out = kubectl_aigov(
+        "/aigov/unused",
+        &["report", "-n", &ns, "daily", "-o", "json"],
+    )
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let last = &report[0]["lastPeriod"];
+    assert_eq!(Usd::parse(last["spent"].as_str().unwrap()).unwrap(), today);
+    assert_eq!(last["start"], s["history"][0]["start"]);
+    let change: Decimal = report[0]["changePercent"]
+        .as_str()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no change against the last period: {report:#}"));
+    assert_eq!(change, Decimal::from(-100), "nothing spent yet this period");
     let _ = std::fs::remove_file(&clock);
 }
 

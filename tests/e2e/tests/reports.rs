@@ -2,35 +2,20 @@
 //! the report is the budget's status, the usage records add up to its spend, `top` and
 //! `compare` are built from those records, and bad input is refused with the flag and the fix.
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use aigov_api::Usd;
 use aigov_e2e::aigov::{Aigov, Options};
 use aigov_e2e::bedrock::{HAIKU, client_from, converse, pod, pod_ip};
 use aigov_e2e::budgets::{budget, wait_status};
-use aigov_e2e::{built_binary, local_env, log_group, namespace};
+use aigov_e2e::{kubectl_aigov, local_env, log_group, namespace};
 use serde_json::Value;
 
 const SONNET: &str = "anthropic.claude-3-5-sonnet-20240620-v1:0";
 
-/// `kubectl-aigov` as kubectl would run it (no terminal: no colour), reading `log_group`.
-fn command(log_group: &str, args: &[&str]) -> Command {
-    let env = local_env();
-    let mut command = Command::new(built_binary("kubectl-aigov"));
-    command
-        .args(args)
-        .env("KUBECONFIG", &env.kubeconfig)
-        .env("AWS_ENDPOINT_URL", &env.moto_endpoint)
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_REGION", "us-east-1")
-        .env("AIGOV_LOG_GROUP", log_group);
-    command
-}
-
 fn aigov_cli(log_group: &str, args: &[&str]) -> Output {
-    command(log_group, args)
+    kubectl_aigov(log_group, args)
         .output()
         .expect("kubectl-aigov runs")
 }
@@ -193,7 +178,7 @@ async fn reports_agree_with_the_status_and_with_each_other() {
     assert!(table.lines().any(|l| l.starts_with("  api ")), "{table}");
 
     // top --watch: refreshes until interrupted.
-    let mut watching = command(
+    let mut watching = kubectl_aigov(
         &log_group,
         &[
             "top",
@@ -227,7 +212,7 @@ async fn reports_agree_with_the_status_and_with_each_other() {
 
     // --kubeconfig and --context choose the cluster, whatever KUBECONFIG says.
     let kubeconfig = local_env().kubeconfig.display().to_string();
-    let chosen = command(
+    let chosen = kubectl_aigov(
         &log_group,
         &[
             "report",
