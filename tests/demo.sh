@@ -26,7 +26,7 @@ export AWS_ENDPOINT_URL="$AIGOV_MOTO_ENDPOINT"
 
 step "2/9 Building aigov: controller + gateway, kubectl-aigov, the Terraform provider, the sample workload"
 claim_target_dir
-cargo build --quiet -p aigov-controller -p terraform-provider-aigov -p aigov-example-workload
+cargo build --quiet -p aigov-controller -p kubectl-aigov -p terraform-provider-aigov -p aigov-example-workload
 AIGOV_BIN="$CARGO_TARGET_DIR/debug/aigov-controller"
 WORKLOAD_BIN="$CARGO_TARGET_DIR/debug/chat"
 ln -sfn "$CARGO_TARGET_DIR/debug/kubectl-aigov" "$AIGOV_RUN/bin/kubectl-aigov"

@@ -13,7 +13,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 /// Where an alert goes.
@@ -72,10 +73,18 @@ pub struct Alert {
     pub urgent: bool,
 }
 
+/// What the alert task is asked to do.
+enum Command {
+    /// Deliver an alert (merged with others inside its cooldown).
+    Send(Alert),
+    /// Deliver everything held back at once and answer when every delivery has ended.
+    Flush(oneshot::Sender<()>),
+}
+
 /// The queue into the alert task.
 #[derive(Clone)]
 pub struct Alerter {
-    sender: mpsc::UnboundedSender<Alert>,
+    sender: mpsc::UnboundedSender<Command>,
 }
 
 impl Alerter {
@@ -88,7 +97,18 @@ impl Alerter {
 
     /// Queues an alert; never blocks.
     pub fn send(&self, alert: Alert) {
-        let _ = self.sender.send(alert);
+        let _ = self.sender.send(Command::Send(alert));
+    }
+
+    /// A graceful stop: delivers every alert held back by a cooldown now, and waits for every
+    /// delivery in progress to end, or `deadline`.
+    pub async fn flush(&self, deadline: Instant) {
+        let (done, delivered) = oneshot::channel();
+        if self.sender.send(Command::Flush(done)).is_ok()
+            && tokio::time::timeout_at(deadline, delivered).await.is_err()
+        {
+            tracing::warn!("alerts still being delivered when the controller stopped");
+        }
     }
 }
 
@@ -96,12 +116,13 @@ impl Alerter {
 pub const ATTEMPTS: u32 = 5;
 
 async fn deliver(
-    mut receiver: mpsc::UnboundedReceiver<Alert>,
+    mut receiver: mpsc::UnboundedReceiver<Command>,
     sns: aws_sdk_sns::Client,
     kube: kube::Client,
 ) {
     let mut last_sent: HashMap<(String, Channel), Instant> = HashMap::new();
     let mut held: HashMap<(String, Channel), Alert> = HashMap::new();
+    let mut deliveries = JoinSet::new();
     let http = Client::builder(TokioExecutor::new()).build(
         hyper_rustls::HttpsConnectorBuilder::new()
             .with_webpki_roots()
@@ -111,52 +132,83 @@ async fn deliver(
     );
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
+        let mut flushed = None;
         tokio::select! {
-            alert = receiver.recv() => {
-                let Some(alert) = alert else { return };
-                let key = (alert.budget.clone(), alert.channel.clone());
-                match held.get_mut(&key) {
-                    Some(waiting) => {
-                        waiting.subject = alert.subject.clone();
-                        waiting.message = format!("{}\n{}", waiting.message, alert.message);
-                        waiting.urgent |= alert.urgent;
-                    }
-                    None => { held.insert(key, alert); }
+            command = receiver.recv() => match command {
+                None => return,
+                Some(Command::Send(alert)) => hold(&mut held, alert),
+                Some(Command::Flush(done)) => {
+                    held.values_mut().for_each(|alert| alert.urgent = true);
+                    flushed = Some(done);
                 }
-            }
+            },
             _ = tick.tick() => {}
+            Some(_) = deliveries.join_next(), if !deliveries.is_empty() => {}
         }
         let now = Instant::now();
-        let due: Vec<_> = held
-            .iter()
-            .filter(|(key, alert)| {
-                alert.urgent
-                    || last_sent
-                        .get(*key)
-                        .is_none_or(|t| now.duration_since(*t) >= alert.cooldown)
-            })
-            .map(|(key, _)| key.clone())
-            .collect();
-        for key in due {
-            let Some(alert) = held.remove(&key) else {
-                continue;
-            };
-            last_sent.insert(key, now);
+        for alert in take_due(&mut held, &last_sent, now) {
+            last_sent.insert((alert.budget.clone(), alert.channel.clone()), now);
             let (sns, kube, http) = (sns.clone(), kube.clone(), http.clone());
-            tokio::spawn(async move {
-                for attempt in 1..=ATTEMPTS {
-                    match send_once(&alert, &sns, &kube, &http).await {
-                        Ok(()) => {
-                            tracing::info!(budget = alert.budget, channel = ?alert.channel, "alert delivered");
-                            return;
-                        }
-                        Err(e) => {
-                            tracing::warn!(budget = alert.budget, attempt, error = %e, "alert delivery failed");
-                            tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
-                        }
-                    }
-                }
-            });
+            deliveries.spawn(async move { deliver_one(&alert, &sns, &kube, &http).await });
+        }
+        if let Some(done) = flushed {
+            while deliveries.join_next().await.is_some() {}
+            let _ = done.send(());
+        }
+    }
+}
+
+/// Holds `alert` for delivery, merged into one already waiting for the same channel.
+fn hold(held: &mut HashMap<(String, Channel), Alert>, alert: Alert) {
+    let key = (alert.budget.clone(), alert.channel.clone());
+    match held.get_mut(&key) {
+        Some(waiting) => {
+            waiting.subject = alert.subject.clone();
+            waiting.message = format!("{}\n{}", waiting.message, alert.message);
+            waiting.urgent |= alert.urgent;
+        }
+        None => {
+            held.insert(key, alert);
+        }
+    }
+}
+
+/// The held alerts whose cooldown has passed (or that are urgent), removed from `held`.
+fn take_due(
+    held: &mut HashMap<(String, Channel), Alert>,
+    last_sent: &HashMap<(String, Channel), Instant>,
+    now: Instant,
+) -> Vec<Alert> {
+    let due: Vec<_> = held
+        .iter()
+        .filter(|(key, alert)| {
+            alert.urgent
+                || last_sent
+                    .get(*key)
+                    .is_none_or(|t| now.duration_since(*t) >= alert.cooldown)
+        })
+        .map(|(key, _)| key.clone())
+        .collect();
+    due.iter().filter_map(|key| held.remove(key)).collect()
+}
+
+/// Delivers one alert, retrying up to [`ATTEMPTS`] times.
+async fn deliver_one(
+    alert: &Alert,
+    sns: &aws_sdk_sns::Client,
+    kube: &kube::Client,
+    http: &Client<Https, Full<Bytes>>,
+) {
+    for attempt in 1..=ATTEMPTS {
+        match send_once(alert, sns, kube, http).await {
+            Ok(()) => {
+                tracing::info!(budget = alert.budget, channel = ?alert.channel, "alert delivered");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(budget = alert.budget, attempt, error = %e, "alert delivery failed");
+                tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+            }
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The one error type of the aigov-controller library.
 
-/// What can go wrong in the controller and the gateway.
+/// What can go wrong in the controller.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The Kubernetes API refused or failed a call.
@@ -10,21 +10,9 @@ pub enum Error {
     /// interpreted (a time zone unknown to this build, say).
     #[error("{0}")]
     Api(#[from] aigov_api::Error),
-    /// The controller's ledger could not be reached or refused the call.
-    #[error("ledger: {0}")]
-    Ledger(#[from] tonic::Status),
-    /// Connecting to the ledger failed.
-    #[error("ledger transport: {0}")]
-    Transport(#[from] tonic::transport::Error),
-    /// An object lacks a field the controller needs (namespace, name).
-    #[error("{0} has no {1}")]
-    Missing(String, &'static str),
-    /// A configuration value is wrong; the message names the flag.
-    #[error("configuration: {0}")]
-    Config(String),
-    /// Usage records could not be read from CloudWatch Logs; the message says what to fix.
-    #[error("usage records: {0}")]
-    UsageRecords(String),
+    /// A budget could not be compiled into its policy.
+    #[error("{0}")]
+    Policy(#[from] aigov_ledger::Error),
     /// Serialising a status or a patch failed.
     #[error("json: {0}")]
     Json(#[from] serde_json::Error),

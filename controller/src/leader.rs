@@ -2,6 +2,7 @@
 //! and writes status; another takes over once the holder stops renewing for the lease's
 //! duration.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -10,7 +11,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::api::{ObjectMeta, PostParams};
 use kube::{Api, Client};
 
-use crate::clock::k8s_timestamp;
+use aigov_ledger::clock::k8s_timestamp;
+
 use crate::error::Result;
 
 /// One candidate for the lease.
@@ -19,6 +21,8 @@ pub struct Elector {
     name: String,
     identity: String,
     duration: Duration,
+    /// Set by [`Elector::release`]: renewals stop, so the released lease is not taken back.
+    released: AtomicBool,
 }
 
 impl Elector {
@@ -35,6 +39,7 @@ impl Elector {
             name: name.to_owned(),
             identity: identity.to_owned(),
             duration,
+            released: AtomicBool::new(false),
         }
     }
 
@@ -56,6 +61,9 @@ impl Elector {
         let mut last_renewed = std::time::Instant::now();
         loop {
             tokio::time::sleep(self.duration / 5).await;
+            if self.released.load(Ordering::Acquire) {
+                return;
+            }
             match self.try_acquire().await {
                 Ok(true) => last_renewed = std::time::Instant::now(),
                 Ok(false) => return,
@@ -66,6 +74,33 @@ impl Elector {
                     }
                 }
             }
+        }
+    }
+
+    /// Gives the lease up (a graceful stop): renewals stop, and if this candidate holds the
+    /// lease its holder is cleared, so a standby acquires it on its next try instead of
+    /// waiting out the lease duration. The caller must already have stopped acting as leader.
+    pub async fn release(&self) -> Result<()> {
+        self.released.store(true, Ordering::Release);
+        let Some(mut lease) = self.api.get_opt(&self.name).await? else {
+            return Ok(());
+        };
+        let Some(spec) = lease.spec.as_mut() else {
+            return Ok(());
+        };
+        if spec.holder_identity.as_deref() != Some(self.identity.as_str()) {
+            return Ok(());
+        }
+        spec.holder_identity = None;
+        spec.renew_time = None;
+        match self
+            .api
+            .replace(&self.name, &PostParams::default(), &lease)
+            .await
+        {
+            // 409: someone changed it since we read it, so it is no longer simply ours.
+            Ok(_) | Err(kube::Error::Api(_)) => Ok(()),
+            Err(e) => Err(e.into()),
         }
     }
 

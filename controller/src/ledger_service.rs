@@ -11,13 +11,16 @@ use aigov_api::Usd;
 use tokio::sync::mpsc;
 use tonic::{Request, Response, Status};
 
-use crate::clock::Clock;
-use crate::emf::{EmfWriter, UsageEvent};
-use crate::ledger::{BudgetKey, Charge, Ledger};
+use crate::emf::EmfWriter;
 use crate::metrics::Metrics;
-use crate::prices::Prices;
-use crate::proto::ledger_server::{Ledger as LedgerApi, LedgerServer};
-use crate::proto::{BudgetFigures, ExchangeRequest, ExchangeResponse, Grant, Refusal, UsageRecord};
+use aigov_ledger::clock::Clock;
+use aigov_ledger::ledger::{BudgetKey, Charge, Ledger};
+use aigov_ledger::proto::ledger_server::{Ledger as LedgerApi, LedgerServer};
+use aigov_ledger::proto::{
+    BudgetFigures, ExchangeRequest, ExchangeResponse, Grant, Refusal, UsageRecord,
+};
+use aigov_ledger::record::UsageEvent;
+use aigov_runtime::prices::Prices;
 
 /// Something a record did that people should hear about, published by the reconciler.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -108,6 +111,12 @@ impl LedgerShared {
         self.leading.store(true, Ordering::Release);
     }
 
+    /// Stops leading (a graceful stop): exchanges are refused from now on, so gateways turn to
+    /// the next controller and nothing more is granted or acknowledged by this replica.
+    pub fn stop_leading(&self) {
+        self.leading.store(false, Ordering::Release);
+    }
+
     /// What records did to `key` since the last call.
     pub fn take_notable(&self, key: &str) -> Option<Notable> {
         self.notable
@@ -192,7 +201,7 @@ impl LedgerShared {
                 ],
                 request_id: record.request_id.clone(),
                 pod: format!("{}/{}", record.pod_namespace, record.pod_name),
-                workload: crate::ledger::workload_of(record),
+                workload: aigov_ledger::ledger::workload_of(record),
                 operation: record.operation.clone(),
             });
         }

@@ -1,28 +1,14 @@
-//! Prometheus metrics and the `/metrics`, `/healthz`, `/readyz` endpoints.
+//! The controller's Prometheus metrics (budgets' spend, limits and forecasts, the ledger and
+//! the reconciler), registered into the process's registry (served by [`aigov_runtime::probes`]).
 
-use std::convert::Infallible;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::{Response, StatusCode};
-use http_body_util::Full;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use tokio::net::TcpListener;
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct OutcomeLabels {
-    outcome: &'static str,
-}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BudgetLabels {
@@ -56,11 +42,9 @@ fn dollars(amount: aigov_api::Usd) -> f64 {
     amount.as_decimal().try_into().unwrap_or_default()
 }
 
-/// Every metric aigov exports.
+/// What the controller exports.
+#[derive(Debug)]
 pub struct Metrics {
-    registry: Registry,
-    gateway_requests: Family<OutcomeLabels, Counter>,
-    gateway_overhead: Histogram,
     spent: Family<BudgetLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     limit: Family<BudgetLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     forecast: Family<BudgetLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
@@ -72,16 +56,19 @@ pub struct Metrics {
     exchange: Histogram,
     records: Counter,
     status_writes: Counter,
-    /// Set once the process can do its job (caches synced; for the controller, leading).
-    pub ready: AtomicBool,
 }
 
 impl Default for Metrics {
+    /// Metrics registered nowhere (tests, benchmarks).
     fn default() -> Self {
-        let mut registry = Registry::with_prefix("aigov");
+        Metrics::register(&mut Registry::default())
+    }
+}
+
+impl Metrics {
+    /// The controller's metrics, registered in `registry` (which carries the `aigov` prefix).
+    pub fn register(registry: &mut Registry) -> Metrics {
         let m = Metrics {
-            gateway_requests: Family::default(),
-            gateway_overhead: Histogram::new(exponential_buckets(0.000_01, 2.0, 16)),
             spent: Family::default(),
             limit: Family::default(),
             forecast: Family::default(),
@@ -93,19 +80,7 @@ impl Default for Metrics {
             exchange: Histogram::new(exponential_buckets(0.000_01, 2.0, 16)),
             records: Counter::default(),
             status_writes: Counter::default(),
-            ready: AtomicBool::new(false),
-            registry: Registry::default(),
         };
-        registry.register(
-            "gateway_requests",
-            "Calls the gateway answered, by outcome",
-            m.gateway_requests.clone(),
-        );
-        registry.register(
-            "gateway_overhead_seconds",
-            "Time a call spends in the gateway before it is forwarded",
-            m.gateway_overhead.clone(),
-        );
         registry.register(
             "budget_spent_usd",
             "Settled spend this period",
@@ -161,29 +136,17 @@ impl Default for Metrics {
             "AIBudget status patches written",
             m.status_writes.clone(),
         );
-        Metrics { registry, ..m }
+        m
     }
 }
 
 impl Metrics {
-    /// Counts one gateway answer.
-    pub fn gateway_request(&self, outcome: &'static str) {
-        self.gateway_requests
-            .get_or_create(&OutcomeLabels { outcome })
-            .inc();
-    }
-
-    /// Observes the gateway's own time for one call.
-    pub fn gateway_overhead(&self, elapsed: Duration) {
-        self.gateway_overhead.observe(elapsed.as_secs_f64());
-    }
-
     /// Publishes one budget's figures for the current period.
     pub fn budget(
         &self,
         namespace: &str,
         budget: &str,
-        account: &crate::ledger::Account,
+        account: &aigov_ledger::ledger::Account,
         forecast: Option<aigov_api::Usd>,
     ) {
         let labels = BudgetLabels {
@@ -262,46 +225,5 @@ impl Metrics {
     pub fn exchanged(&self, elapsed: Duration, records: u64) {
         self.exchange.observe(elapsed.as_secs_f64());
         self.records.inc_by(records);
-    }
-
-    /// The text exposition.
-    pub fn encode(&self) -> String {
-        let mut out = String::new();
-        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
-        out
-    }
-
-    /// Serves `/metrics`, `/healthz` (always 200 while the process runs) and `/readyz`.
-    pub async fn serve(self: Arc<Self>, listener: TcpListener) {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let metrics = self.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
-                    let metrics = metrics.clone();
-                    async move {
-                        let (status, body) = match request.uri().path() {
-                            "/metrics" => (StatusCode::OK, metrics.encode()),
-                            "/healthz" => (StatusCode::OK, "ok\n".to_owned()),
-                            "/readyz" if metrics.ready.load(Ordering::Acquire) => {
-                                (StatusCode::OK, "ready\n".to_owned())
-                            }
-                            "/readyz" => {
-                                (StatusCode::SERVICE_UNAVAILABLE, "not ready\n".to_owned())
-                            }
-                            _ => (StatusCode::NOT_FOUND, "not found\n".to_owned()),
-                        };
-                        let mut response = Response::new(Full::new(Bytes::from(body)));
-                        *response.status_mut() = status;
-                        Ok::<_, Infallible>(response)
-                    }
-                });
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
     }
 }

@@ -20,13 +20,13 @@ use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
 
 use crate::alerts::{Alert, Alerter, Channel};
-use crate::clock::Clock;
 use crate::error::{Error, Result};
-use crate::events::{publish, publish_action};
-use crate::ledger::{Account, BudgetKey};
 use crate::ledger_service::{LedgerShared, Notable};
-use crate::policy::BudgetPolicy;
 use crate::status::{self, StatusInputs, summarize};
+use aigov_ledger::clock::Clock;
+use aigov_ledger::ledger::{Account, BudgetKey};
+use aigov_ledger::policy::BudgetPolicy;
+use aigov_runtime::events::{publish, publish_action};
 
 /// Annotation a person sets to raise the limit for the rest of the period:
 /// `"<USD amount>[ <reason>]"`, e.g. `"50.00 launch week"`.

@@ -8,7 +8,7 @@ use aigov_api::{AIBudgetStatus, Usd};
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
-use crate::ledger::Account;
+use aigov_ledger::ledger::Account;
 
 /// How many finished periods `status.history` keeps.
 pub const HISTORY_LEN: usize = 12;
@@ -297,7 +297,7 @@ fn make_condition(
     let since = previous
         .iter()
         .find(|c| c.type_ == type_ && c.status == status)
-        .map_or(Time(crate::clock::k8s_timestamp(now)), |c| {
+        .map_or(Time(aigov_ledger::clock::k8s_timestamp(now)), |c| {
             c.last_transition_time.clone()
         });
     Condition {
@@ -479,7 +479,7 @@ mod tests {
         assert_eq!(
             (
                 c.status.as_str(),
-                crate::clock::from_k8s_timestamp(c.last_transition_time.0)
+                aigov_ledger::clock::from_k8s_timestamp(c.last_transition_time.0)
                     .to_string()
                     .as_str()
             ),

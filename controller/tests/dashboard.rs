@@ -1,5 +1,6 @@
 //! The Grafana dashboard under `examples/grafana/` charts what the controller really exports:
-//! every metric its queries name is in the exposition of aigov's own `Metrics`, and every label
+//! every metric its queries name is in the exposition of aigov's own metrics (the controller's
+//! and the gateway's, registered as a `--role all` process registers them), and every label
 //! they group or filter by is a label of those metrics.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -7,13 +8,17 @@ use std::time::Duration;
 
 use aigov_api::Usd;
 use aigov_api::period::{Period, time_zone};
-use aigov_controller::ledger::Account;
 use aigov_controller::metrics::Metrics;
+use aigov_gateway::metrics::GatewayMetrics;
+use aigov_ledger::ledger::Account;
+use prometheus_client::registry::Registry;
 use regex::Regex;
 
 /// Series name to its label names, from a populated registry's text exposition.
 fn exported() -> BTreeMap<String, BTreeSet<String>> {
-    let metrics = Metrics::default();
+    let mut registry = Registry::with_prefix("aigov");
+    let metrics = Metrics::register(&mut registry);
+    let gateway = GatewayMetrics::register(&mut registry);
     let window = Period::Daily
         .window_at(jiff::Timestamp::now(), &time_zone("UTC").unwrap())
         .unwrap();
@@ -22,12 +27,14 @@ fn exported() -> BTreeMap<String, BTreeSet<String>> {
     let sonnet = "anthropic.claude-3-5-sonnet-20240620-v1:0";
     metrics.spent("team/daily", sonnet, Usd::parse("0.12").unwrap());
     metrics.refused("team/daily", "exhausted");
-    metrics.gateway_request("forwarded");
-    metrics.gateway_overhead(Duration::from_micros(80));
+    gateway.request("forwarded");
+    gateway.overhead(Duration::from_micros(80));
     let sample = Regex::new(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{([^}]*)\})? ").unwrap();
     let label = Regex::new(r#"([a-zA-Z_][a-zA-Z0-9_]*)=""#).unwrap();
     let mut series: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for line in metrics.encode().lines().filter(|l| !l.starts_with('#')) {
+    let mut exposition = String::new();
+    prometheus_client::encoding::text::encode(&mut exposition, &registry).unwrap();
+    for line in exposition.lines().filter(|l| !l.starts_with('#')) {
         if let Some(c) = sample.captures(line) {
             let labels = series.entry(c[1].to_owned()).or_default();
             if let Some(l) = c.get(2) {

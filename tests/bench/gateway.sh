@@ -25,7 +25,7 @@ bash tests/env/down.sh --purge >/dev/null 2>&1 || true
 bash tests/env/up.sh >/dev/null
 source "$AIGOV_RUN/env.sh"
 log "building release binaries"
-cargo build --release --quiet -p aigov-controller -p aigov-bedrock-sim -p aigov-bench
+cargo build --release --quiet -p aigov-controller -p aigov-gateway -p aigov-bedrock-sim -p aigov-bench
 REL="$CARGO_TARGET_DIR/release"
 
 start_bg() { # name cmd...
@@ -61,7 +61,7 @@ kubectl create namespace aigov-system >/dev/null 2>&1 || true
 export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_REGION=us-east-1 AWS_ENDPOINT_URL="$AIGOV_MOTO_ENDPOINT"
 start_bg aigov-controller "$REL/aigov-controller" --role controller --identity bench-controller --namespace aigov-system \
     --ledger-listen "127.0.0.1:$LEDGER_PORT" --metrics-listen "127.0.0.1:$((METRICS_PORT + 1))" --settle 500ms --alerts false
-start_bg aigov "$REL/aigov-controller" --role gateway --identity bench-gateway \
+start_bg aigov "$REL/aigov-gateway" --identity bench-gateway \
     --gateway-listen "127.0.0.1:$GW_PORT" --metrics-listen "127.0.0.1:$METRICS_PORT" \
     --controller-endpoints "http://127.0.0.1:$LEDGER_PORT" --bedrock-endpoint "http://127.0.0.1:$SIM_PORT"
 AIGOV_PID=$(cat "$AIGOV_RUN/pids/aigov")

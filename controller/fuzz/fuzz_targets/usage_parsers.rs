@@ -4,5 +4,5 @@
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    aigov_controller::gateway::meter::exercise(data);
+    aigov_gateway::meter::exercise(data);
 });

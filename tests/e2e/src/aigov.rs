@@ -1,5 +1,6 @@
-//! Runs the real `aigov-controller` binary (any role) as a child process for a test, on free
-//! loopback ports, and stops it by PID when the test ends.
+//! Runs the real aigov binaries as child processes for a test, on free loopback ports, and
+//! stops them by PID when the test ends: `aigov-controller` for the roles `controller` and
+//! `all` (controller and gateway in one process), `aigov-gateway` for the role `gateway`.
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -8,12 +9,17 @@ use std::time::{Duration, Instant};
 
 use crate::local_env;
 
-/// The binary cargo built beside the test executables (`target/debug/aigov-controller`).
-pub fn binary() -> PathBuf {
-    if let Ok(path) = std::env::var("AIGOV_CONTROLLER_BIN") {
+/// The binary that runs `role`, as cargo built it beside the test executables
+/// (`target/debug/aigov-controller` or `target/debug/aigov-gateway`).
+pub fn binary(role: &str) -> PathBuf {
+    let (variable, name) = match role {
+        "gateway" => ("AIGOV_GATEWAY_BIN", "aigov-gateway"),
+        _ => ("AIGOV_CONTROLLER_BIN", "aigov-controller"),
+    };
+    if let Ok(path) = std::env::var(variable) {
         return path.into();
     }
-    crate::built_binary("aigov-controller")
+    crate::built_binary(name)
 }
 
 /// A free loopback port.
@@ -92,17 +98,21 @@ impl Aigov {
         };
         let log = std::env::temp_dir().join(format!("{}.log", options.identity));
         let log_file = std::fs::File::create(&log).expect("log file");
-        let mut command = Command::new(binary());
+        let mut command = Command::new(binary(options.role));
+        if options.role != "gateway" {
+            command
+                .args(["--role", options.role])
+                .args([
+                    "--namespace",
+                    &options.namespace,
+                    "--lease-name",
+                    &options.lease,
+                ])
+                .args(["--ledger-listen", &format!("127.0.0.1:{ledger_port}")]);
+        }
         command
-            .args(["--role", options.role, "--identity", &options.identity])
-            .args([
-                "--namespace",
-                &options.namespace,
-                "--lease-name",
-                &options.lease,
-            ])
+            .args(["--identity", &options.identity])
             .args(["--gateway-listen", &format!("127.0.0.1:{gateway_port}")])
-            .args(["--ledger-listen", &format!("127.0.0.1:{ledger_port}")])
             .args(["--metrics-listen", &format!("127.0.0.1:{metrics_port}")])
             .args(["--controller-endpoints", &endpoints.join(",")])
             .args(["--bedrock-endpoint", &env.bedrock_sim_endpoint])
@@ -126,7 +136,7 @@ impl Aigov {
         for (k, v) in &options.env {
             command.env(k, v);
         }
-        let child = command.spawn().expect("aigov-controller starts");
+        let child = command.spawn().expect("the aigov binary starts");
         let aigov = Aigov {
             child: Some(child),
             gateway: format!("http://127.0.0.1:{gateway_port}"),
@@ -168,6 +178,30 @@ impl Aigov {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// Asks the process to stop as a kubelet does (SIGTERM), without waiting.
+    pub fn terminate(&self) {
+        if let Some(child) = &self.child {
+            let status = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status()
+                .expect("kill runs");
+            assert!(status.success(), "kill -TERM {}", child.id());
+        }
+    }
+
+    /// Waits up to `within` for the process to exit; its exit status, or None if it still runs.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.as_mut()?.try_wait().ok().flatten() {
+                self.child = None;
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
     }
 
     /// True while the process runs.

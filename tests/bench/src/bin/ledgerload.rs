@@ -7,8 +7,8 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use aigov_controller::proto::ledger_client::LedgerClient;
-use aigov_controller::proto::{ExchangeRequest, UsageRecord};
+use aigov_ledger::proto::ledger_client::LedgerClient;
+use aigov_ledger::proto::{ExchangeRequest, UsageRecord};
 use clap::Parser;
 
 /// Command line.

@@ -1,0 +1,317 @@
+//! What the gateway knows of the cluster, kept current by watches: pods by IP (identity) and
+//! AIBudgets by namespace (admission). Reads are lock-and-clone of an `Arc`, so the data path
+//! never waits on the API server.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+
+use aigov_api::AIBudget;
+use k8s_openapi::api::core::v1::Pod;
+use kube::{Api, Client, ResourceExt};
+
+use aigov_ledger::policy::{BudgetPolicy, Workload};
+
+/// Pods by IP, and which IP each pod (by `namespace/name`) holds.
+#[derive(Default)]
+struct PodIndex {
+    by_ip: HashMap<IpAddr, Arc<Workload>>,
+    ip_of: HashMap<String, IpAddr>,
+}
+
+/// Budgets by namespace (what requests read), and by key with the generation compiled.
+#[derive(Default)]
+struct BudgetIndex {
+    by_namespace: HashMap<String, Arc<Vec<Arc<BudgetPolicy>>>>,
+    compiled: HashMap<String, (Option<i64>, Arc<BudgetPolicy>)>,
+}
+
+/// The pod and budget caches.
+#[derive(Clone, Default)]
+pub struct ClusterView {
+    pods: Arc<RwLock<PodIndex>>,
+    budgets: Arc<RwLock<BudgetIndex>>,
+    pods_synced: Arc<AtomicBool>,
+    budgets_synced: Arc<AtomicBool>,
+}
+
+impl ClusterView {
+    /// The running pod with IP `ip`, if any.
+    pub fn workload(&self, ip: IpAddr) -> Option<Arc<Workload>> {
+        read(&self.pods).by_ip.get(&ip).cloned()
+    }
+
+    /// Every budget that selects `workload`.
+    pub fn budgets_for(&self, workload: &Workload) -> Vec<Arc<BudgetPolicy>> {
+        let list = read(&self.budgets)
+            .by_namespace
+            .get(&workload.namespace)
+            .cloned();
+        list.map(|list| {
+            list.iter()
+                .filter(|b| b.selects(workload))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default()
+    }
+
+    /// True once both caches hold a full list.
+    pub fn synced(&self) -> bool {
+        self.pods_synced.load(Ordering::Acquire) && self.budgets_synced.load(Ordering::Acquire)
+    }
+
+    /// Replaces every pod (a relist; tests may call it directly).
+    pub fn set_pods(&self, pods: &[Pod]) {
+        *write(&self.pods) = PodIndex::default();
+        for pod in pods {
+            self.apply_pod(pod);
+        }
+    }
+
+    /// Adds or updates one pod.
+    pub fn apply_pod(&self, pod: &Pod) {
+        let key = object_key(pod);
+        let mut index = write(&self.pods);
+        if let Some(old) = index.ip_of.remove(&key) {
+            index.by_ip.remove(&old);
+        }
+        if let Some((ip, workload)) = pod_entry(pod) {
+            index.by_ip.insert(ip, workload);
+            index.ip_of.insert(key, ip);
+        }
+    }
+
+    /// Forgets one pod.
+    pub fn delete_pod(&self, pod: &Pod) {
+        let mut index = write(&self.pods);
+        if let Some(old) = index.ip_of.remove(&object_key(pod)) {
+            index.by_ip.remove(&old);
+        }
+    }
+
+    /// Replaces every budget (a relist).
+    pub fn set_budgets(&self, budgets: &[AIBudget]) {
+        *write(&self.budgets) = BudgetIndex::default();
+        for budget in budgets {
+            self.apply_budget(budget);
+        }
+    }
+
+    /// Adds or updates one budget; a change that leaves the spec's generation alone (a status
+    /// write, an annotation) compiles nothing.
+    pub fn apply_budget(&self, budget: &AIBudget) {
+        let key = object_key(budget);
+        let generation = budget.metadata.generation;
+        if read(&self.budgets)
+            .compiled
+            .get(&key)
+            .is_some_and(|(g, _)| generation.is_some() && *g == generation)
+        {
+            return;
+        }
+        match BudgetPolicy::from_budget(budget) {
+            Ok(policy) => {
+                let policy = Arc::new(policy);
+                let mut index = write(&self.budgets);
+                index
+                    .compiled
+                    .insert(key.clone(), (generation, policy.clone()));
+                let namespace = policy.namespace.clone();
+                index.rebuild_namespace(&namespace);
+            }
+            Err(e) => tracing::warn!(budget = key, error = %e, "AIBudget ignored"),
+        }
+    }
+
+    /// Forgets one budget.
+    pub fn delete_budget(&self, budget: &AIBudget) {
+        let mut index = write(&self.budgets);
+        if let Some((_, policy)) = index.compiled.remove(&object_key(budget)) {
+            index.rebuild_namespace(&policy.namespace);
+        }
+    }
+
+    /// Watches pods and AIBudgets (in `namespace`, else all) until the process ends.
+    pub async fn watch(self, client: Client, namespace: Option<String>) {
+        let (pod_api, budget_api) = match &namespace {
+            Some(ns) => (
+                Api::namespaced(client.clone(), ns),
+                Api::namespaced(client, ns),
+            ),
+            None => (Api::all(client.clone()), Api::all(client)),
+        };
+        let pods = {
+            let (apply, delete, reset) = (self.clone(), self.clone(), self.clone());
+            aigov_runtime::watch::follow::<Pod>(
+                pod_api,
+                move |p| apply.apply_pod(p),
+                move |p| delete.delete_pod(p),
+                move |all| {
+                    reset.set_pods(all);
+                    reset.pods_synced.store(true, Ordering::Release);
+                },
+            )
+        };
+        let budgets = {
+            let (apply, delete, reset) = (self.clone(), self.clone(), self.clone());
+            aigov_runtime::watch::follow::<AIBudget>(
+                budget_api,
+                move |b| apply.apply_budget(b),
+                move |b| delete.delete_budget(b),
+                move |all| {
+                    reset.set_budgets(all);
+                    reset.budgets_synced.store(true, Ordering::Release);
+                },
+            )
+        };
+        tokio::join!(pods, budgets);
+    }
+}
+
+impl BudgetIndex {
+    /// Rebuilds the (small) list of one namespace from the compiled budgets.
+    fn rebuild_namespace(&mut self, namespace: &str) {
+        let mut list: Vec<Arc<BudgetPolicy>> = self
+            .compiled
+            .values()
+            .filter(|(_, p)| p.namespace == namespace)
+            .map(|(_, p)| p.clone())
+            .collect();
+        list.sort_by(|a, b| a.key.cmp(&b.key));
+        if list.is_empty() {
+            self.by_namespace.remove(namespace);
+        } else {
+            self.by_namespace
+                .insert(namespace.to_owned(), Arc::new(list));
+        }
+    }
+}
+
+fn object_key<K: kube::Resource>(object: &K) -> String {
+    format!(
+        "{}/{}",
+        object.namespace().unwrap_or_default(),
+        object.name_any()
+    )
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A pod's entry: its IP, for pods that are not finished (a finished pod's IP may be reused).
+fn pod_entry(pod: &Pod) -> Option<(IpAddr, Arc<Workload>)> {
+    let status = pod.status.as_ref()?;
+    if matches!(status.phase.as_deref(), Some("Succeeded" | "Failed")) {
+        return None;
+    }
+    let ip: IpAddr = status.pod_ip.as_deref()?.parse().ok()?;
+    let workload = Workload {
+        namespace: pod.namespace()?,
+        name: pod.name_any(),
+        service_account: pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.service_account_name.clone())
+            .unwrap_or_else(|| "default".to_owned()),
+        labels: pod.labels().clone(),
+        workload: workload_name(pod),
+    };
+    Some((ip, Arc::new(workload)))
+}
+
+/// The name reports give a pod's calls, stable across its restarts and replicas: the
+/// `app.kubernetes.io/name` label, else `app`, else its controller (a ReplicaSet stands for
+/// its Deployment: the `pod-template-hash` suffix is dropped), else the pod's own name.
+pub fn workload_name(pod: &Pod) -> String {
+    let labels = pod.labels();
+    if let Some(name) = ["app.kubernetes.io/name", "app"]
+        .iter()
+        .find_map(|key| labels.get(*key).filter(|v| !v.is_empty()))
+    {
+        return name.clone();
+    }
+    let owner = pod
+        .owner_references()
+        .iter()
+        .find(|o| o.controller == Some(true));
+    match owner {
+        Some(owner) if owner.kind == "ReplicaSet" => labels
+            .get("pod-template-hash")
+            .and_then(|hash| owner.name.strip_suffix(&format!("-{hash}")))
+            .unwrap_or(&owner.name)
+            .to_owned(),
+        Some(owner) => owner.name.clone(),
+        None => pod.name_any(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(ns: &str, name: &str, ip: &str, phase: &str) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "namespace": ns, "labels": {"app": "chat"}},
+            "spec": {"containers": [], "serviceAccountName": "chat"},
+            "status": {"podIP": ip, "phase": phase}
+        }))
+        .unwrap()
+    }
+
+    fn named(metadata: serde_json::Value) -> String {
+        workload_name(&serde_json::from_value(serde_json::json!({ "metadata": metadata })).unwrap())
+    }
+
+    #[test]
+    fn a_workload_is_named_by_its_app_label_then_its_controller_then_the_pod() {
+        assert_eq!(
+            named(
+                serde_json::json!({"name": "p", "labels": {"app.kubernetes.io/name": "chat", "app": "x"}})
+            ),
+            "chat"
+        );
+        assert_eq!(
+            named(serde_json::json!({"name": "p", "labels": {"app": "chat"}})),
+            "chat"
+        );
+        let owned = |kind: &str, owner: &str| {
+            serde_json::json!({
+                "name": "chat-7d9f8-abcde",
+                "labels": {"pod-template-hash": "7d9f8"},
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": kind, "name": owner, "uid": "u", "controller": true}]
+            })
+        };
+        assert_eq!(named(owned("ReplicaSet", "chat-7d9f8")), "chat");
+        assert_eq!(named(owned("StatefulSet", "ledger")), "ledger");
+        assert_eq!(
+            named(serde_json::json!({"name": "notebook-0"})),
+            "notebook-0"
+        );
+    }
+
+    #[test]
+    fn a_pod_is_found_by_its_ip_and_a_finished_one_is_not() {
+        let view = ClusterView::default();
+        view.set_pods(&[
+            pod("team", "a", "127.0.0.10", "Running"),
+            pod("team", "b", "127.0.0.11", "Succeeded"),
+        ]);
+        let w = view.workload("127.0.0.10".parse().unwrap()).unwrap();
+        assert_eq!(
+            (
+                w.namespace.as_str(),
+                w.name.as_str(),
+                w.service_account.as_str()
+            ),
+            ("team", "a", "chat")
+        );
+        assert!(view.workload("127.0.0.11".parse().unwrap()).is_none());
+    }
+}

@@ -1,0 +1,202 @@
+//! Forwarding to Bedrock: the client's headers pass through, its signature (made for the
+//! gateway's host) is dropped, and the request is signed again with SigV4 (signing name
+//! `bedrock`) using the gateway's own credentials from the standard chain.
+
+use std::time::{Duration, SystemTime};
+
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+use aws_sigv4::sign::v4;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Request, Response, Uri};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use crate::route::{Operation, path_for};
+
+/// Where and how to reach Bedrock.
+#[derive(Clone, Debug)]
+pub struct UpstreamConfig {
+    /// `https://bedrock-runtime.<region>.amazonaws.com`, or the simulator.
+    pub endpoint: String,
+    /// The signing region.
+    pub region: String,
+    /// How long to wait for Bedrock's response headers.
+    pub timeout: Duration,
+}
+
+/// Why forwarding failed before Bedrock answered.
+#[derive(Debug, thiserror::Error)]
+pub enum ForwardError {
+    /// The gateway has no usable credentials.
+    #[error("the gateway has no AWS credentials: {0}")]
+    Credentials(String),
+    /// Signing failed.
+    #[error("signing: {0}")]
+    Signing(String),
+    /// Bedrock could not be reached.
+    #[error("Bedrock is unreachable: {0}")]
+    Unreachable(String),
+    /// Bedrock did not answer in time.
+    #[error("Bedrock did not answer within {0:?}")]
+    Timeout(Duration),
+}
+
+/// Headers that belong to one hop or to the client's signature, never forwarded.
+const DROPPED_REQUEST_HEADERS: &[&str] = &[
+    "host",
+    "authorization",
+    "x-amz-date",
+    "x-amz-security-token",
+    "x-amz-content-sha256",
+    "content-length",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "expect",
+];
+
+/// Response headers of one hop only.
+pub const DROPPED_RESPONSE_HEADERS: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// The upstream client.
+pub struct Upstream {
+    config: UpstreamConfig,
+    base: Uri,
+    credentials: SharedCredentialsProvider,
+    client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
+}
+
+impl Upstream {
+    /// A client for `config`, signing with `credentials`.
+    pub fn new(
+        config: UpstreamConfig,
+        credentials: SharedCredentialsProvider,
+    ) -> Result<Upstream, ForwardError> {
+        let base: Uri = config.endpoint.parse().map_err(|e| {
+            ForwardError::Unreachable(format!("bad endpoint {:?}: {e}", config.endpoint))
+        })?;
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(Duration::from_secs(5)));
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_webpki_roots()
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(256)
+            .build(https);
+        Ok(Upstream {
+            config,
+            base,
+            credentials,
+            client,
+        })
+    }
+
+    /// Sends the call for `model` to Bedrock, signed, and returns its response head and
+    /// streaming body.
+    pub async fn send(
+        &self,
+        operation: Operation,
+        model: &str,
+        query: Option<&str>,
+        client_headers: &HeaderMap,
+        body: Bytes,
+    ) -> Result<Response<Incoming>, ForwardError> {
+        let path = path_for(operation, model);
+        let path_and_query = match query {
+            Some(q) => format!("{path}?{q}"),
+            None => path,
+        };
+        let authority = self
+            .base
+            .authority()
+            .ok_or_else(|| ForwardError::Unreachable("endpoint has no host".into()))?;
+        let uri = format!(
+            "{}://{}{}",
+            self.base.scheme_str().unwrap_or("https"),
+            authority,
+            path_and_query
+        );
+        let mut request = Request::post(&uri)
+            .body(Full::new(body.clone()))
+            .map_err(|e| ForwardError::Signing(e.to_string()))?;
+        let headers = request.headers_mut();
+        for (name, value) in client_headers {
+            if !DROPPED_REQUEST_HEADERS.contains(&name.as_str()) {
+                headers.append(name.clone(), value.clone());
+            }
+        }
+        headers.insert(
+            "host",
+            HeaderValue::from_str(authority.as_str())
+                .map_err(|e| ForwardError::Signing(e.to_string()))?,
+        );
+        self.sign(&mut request, &body).await?;
+        match tokio::time::timeout(self.config.timeout, self.client.request(request)).await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(e)) => Err(ForwardError::Unreachable(e.to_string())),
+            Err(_) => Err(ForwardError::Timeout(self.config.timeout)),
+        }
+    }
+
+    async fn sign(
+        &self,
+        request: &mut Request<Full<Bytes>>,
+        body: &[u8],
+    ) -> Result<(), ForwardError> {
+        let credentials = self
+            .credentials
+            .provide_credentials()
+            .await
+            .map_err(|e| ForwardError::Credentials(e.to_string()))?;
+        let identity = credentials.into();
+        let params = v4::SigningParams::builder()
+            .identity(&identity)
+            .region(&self.config.region)
+            .name("bedrock")
+            .time(SystemTime::now())
+            .settings(SigningSettings::default())
+            .build()
+            .map_err(|e| ForwardError::Signing(e.to_string()))?
+            .into();
+        let header_pairs: Vec<(&str, &str)> = request
+            .headers()
+            .iter()
+            .filter_map(|(n, v)| v.to_str().ok().map(|v| (n.as_str(), v)))
+            .collect();
+        let uri = request.uri().to_string();
+        let signable = SignableRequest::new(
+            "POST",
+            &uri,
+            header_pairs.into_iter(),
+            SignableBody::Bytes(body),
+        )
+        .map_err(|e| ForwardError::Signing(e.to_string()))?;
+        let (instructions, _signature) = sign(signable, &params)
+            .map_err(|e| ForwardError::Signing(e.to_string()))?
+            .into_parts();
+        instructions.apply_to_request_http1x(request);
+        Ok(())
+    }
+}

@@ -1,0 +1,254 @@
+//! Reading the real usage out of Bedrock's responses, as they pass: the Converse body's
+//! `usage`, InvokeModel's token headers, ConverseStream's final `metadata` event, and the last
+//! InvokeModelWithResponseStream chunk's `amazon-bedrock-invocationMetrics`. Streams are fed
+//! frame by frame; only an incomplete frame is ever held.
+
+use aigov_api::pricing::Usage;
+use aigov_api::usage;
+use aws_smithy_eventstream::frame::read_message_from;
+use aws_smithy_types::event_stream::{HeaderValue, Message};
+use base64::Engine;
+use bytes::BytesMut;
+
+use crate::route::Operation;
+
+/// The largest event-stream message the meter decodes (Bedrock's messages are far smaller).
+pub const MAX_FRAME_BYTES: usize = 16 << 20;
+
+/// Watches an event stream go by and keeps the usage it reports.
+#[derive(Debug)]
+pub struct StreamMeter {
+    operation: Operation,
+    buffer: BytesMut,
+    usage: Option<Usage>,
+    broken: bool,
+}
+
+impl StreamMeter {
+    /// A meter for one streaming response.
+    pub fn new(operation: Operation) -> StreamMeter {
+        StreamMeter {
+            operation,
+            buffer: BytesMut::new(),
+            usage: None,
+            broken: false,
+        }
+    }
+
+    /// Feeds the next bytes of the stream.
+    pub fn feed(&mut self, bytes: &[u8]) {
+        if self.broken {
+            return;
+        }
+        self.buffer.extend_from_slice(bytes);
+        // Each message starts with its total length (big-endian u32), CRCs checked on decode.
+        while self.buffer.len() >= 4 {
+            let total = u32::from_be_bytes([
+                self.buffer[0],
+                self.buffer[1],
+                self.buffer[2],
+                self.buffer[3],
+            ]) as usize;
+            if !(16..=MAX_FRAME_BYTES).contains(&total) {
+                self.break_off();
+                return;
+            }
+            if self.buffer.len() < total {
+                return;
+            }
+            let frame = self.buffer.split_to(total);
+            match read_message_from(&frame[..]) {
+                Ok(message) => self.observe(&message),
+                Err(_) => {
+                    self.break_off();
+                    return;
+                }
+            }
+        }
+    }
+
+    fn break_off(&mut self) {
+        self.broken = true;
+        self.buffer = BytesMut::new();
+    }
+
+    fn observe(&mut self, message: &Message) {
+        let event_type = message.headers().iter().find_map(|h| {
+            (h.name().as_str() == ":event-type")
+                .then(|| match h.value() {
+                    HeaderValue::String(s) => Some(s.as_str().to_owned()),
+                    _ => None,
+                })
+                .flatten()
+        });
+        let payload = message.payload();
+        let found = match (self.operation, event_type.as_deref()) {
+            (Operation::ConverseStream, Some("metadata")) => {
+                usage::from_converse_stream_metadata(payload).ok()
+            }
+            (Operation::InvokeModelWithResponseStream, Some("chunk")) => chunk_usage(payload),
+            _ => None,
+        };
+        if found.is_some() {
+            self.usage = found;
+        }
+    }
+
+    /// The usage the stream reported, if it got that far.
+    pub fn usage(&self) -> Option<Usage> {
+        self.usage
+    }
+
+    /// Bytes held for an incomplete frame.
+    pub fn buffered(&self) -> usize {
+        self.buffer.len()
+    }
+}
+
+fn chunk_usage(payload: &[u8]) -> Option<Usage> {
+    #[derive(serde::Deserialize)]
+    struct Chunk {
+        bytes: String,
+    }
+    let chunk: Chunk = serde_json::from_slice(payload).ok()?;
+    let native = base64::engine::general_purpose::STANDARD
+        .decode(chunk.bytes)
+        .ok()?;
+    usage::from_stream_chunk(&native).ok().flatten()
+}
+
+/// Usage from a complete (non-streaming) response: the Converse body, or InvokeModel's headers.
+pub fn response_usage(
+    operation: Operation,
+    headers: &http::HeaderMap,
+    body: &[u8],
+) -> Option<Usage> {
+    match operation {
+        Operation::Converse => usage::from_converse_body(body).ok(),
+        Operation::InvokeModel => {
+            usage::from_invoke_headers(|name| headers.get(name).and_then(|v| v.to_str().ok())).ok()
+        }
+        _ => None,
+    }
+}
+
+/// Feeds `data` to every usage parser, as the fuzz target and the robustness test do: the
+/// stream meters whole and split at every 7th byte, the Converse body, the stream chunk, and
+/// InvokeModel headers. Must never panic, and a meter never holds more than one frame.
+pub fn exercise(data: &[u8]) {
+    for operation in [
+        Operation::ConverseStream,
+        Operation::InvokeModelWithResponseStream,
+    ] {
+        let mut whole = StreamMeter::new(operation);
+        whole.feed(data);
+        let mut split = StreamMeter::new(operation);
+        for piece in data.chunks(7) {
+            split.feed(piece);
+        }
+        assert_eq!(
+            whole.usage(),
+            split.usage(),
+            "framing must not depend on how bytes arrive"
+        );
+        assert!(split.buffered() <= MAX_FRAME_BYTES);
+    }
+    let _ = usage::from_converse_body(data);
+    let _ = usage::from_converse_stream_metadata(data);
+    let _ = usage::from_stream_chunk(data);
+    let _ = chunk_usage(data);
+    let text = String::from_utf8_lossy(data);
+    let _ = usage::from_invoke_headers(|_| Some(text.as_ref()));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_smithy_eventstream::frame::write_message_to;
+    use aws_smithy_types::event_stream::Header;
+    use bytes::Bytes;
+
+    fn event(kind: &str, payload: &str) -> Vec<u8> {
+        let message = Message::new(Bytes::from(payload.to_owned()))
+            .add_header(Header::new(
+                ":event-type",
+                HeaderValue::String(kind.to_owned().into()),
+            ))
+            .add_header(Header::new(
+                ":message-type",
+                HeaderValue::String("event".into()),
+            ));
+        let mut out = Vec::new();
+        write_message_to(&message, &mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn converse_stream_usage_comes_from_metadata_even_byte_by_byte() {
+        let mut stream = event("messageStart", r#"{"role":"assistant"}"#);
+        stream.extend(event(
+            "metadata",
+            r#"{"usage":{"inputTokens":10,"outputTokens":20,"totalTokens":30,"cacheReadInputTokens":5},"metrics":{"latencyMs":1}}"#,
+        ));
+        let mut meter = StreamMeter::new(Operation::ConverseStream);
+        for b in &stream {
+            meter.feed(std::slice::from_ref(b));
+        }
+        let usage = meter.usage().unwrap();
+        assert_eq!(
+            (
+                usage.input_tokens,
+                usage.output_tokens,
+                usage.cache_read_tokens
+            ),
+            (10, 20, 5)
+        );
+        assert_eq!(meter.buffered(), 0);
+    }
+
+    #[test]
+    fn invoke_stream_usage_comes_from_the_last_chunk() {
+        let native = r#"{"type":"message_stop","amazon-bedrock-invocationMetrics":{"inputTokenCount":7,"outputTokenCount":9,"invocationLatency":1,"firstByteLatency":1}}"#;
+        let encoded = base64::engine::general_purpose::STANDARD.encode(native);
+        let mut meter = StreamMeter::new(Operation::InvokeModelWithResponseStream);
+        meter.feed(&event("chunk", &format!(r#"{{"bytes":"{encoded}"}}"#)));
+        let usage = meter.usage().unwrap();
+        assert_eq!((usage.input_tokens, usage.output_tokens), (7, 9));
+    }
+
+    #[test]
+    fn mutated_streams_and_random_bytes_never_panic() {
+        let mut stream = event("messageStart", r#"{"role":"assistant"}"#);
+        stream.extend(event(
+            "metadata",
+            r#"{"usage":{"inputTokens":1,"outputTokens":2,"totalTokens":3}}"#,
+        ));
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..5_000 {
+            let mut bytes = stream.clone();
+            for _ in 0..(next() % 4 + 1) {
+                let i = (next() as usize) % bytes.len();
+                bytes[i] = next() as u8;
+            }
+            bytes.truncate((next() as usize) % (bytes.len() + 1));
+            exercise(&bytes);
+            let random: Vec<u8> = (0..(next() % 64)).map(|_| next() as u8).collect();
+            exercise(&random);
+        }
+    }
+
+    #[test]
+    fn garbage_breaks_the_meter_without_holding_memory() {
+        let mut meter = StreamMeter::new(Operation::ConverseStream);
+        meter.feed(&[0xff; 64]);
+        meter.feed(&[0x00; 1 << 16]);
+        assert!(meter.usage().is_none());
+        assert_eq!(meter.buffered(), 0);
+    }
+}

@@ -1,0 +1,62 @@
+//! The gateway's Prometheus metrics, registered into the process's registry (served by
+//! [`aigov_runtime::probes`]).
+
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+/// What the gateway exports.
+#[derive(Debug)]
+pub struct GatewayMetrics {
+    requests: Family<OutcomeLabels, Counter>,
+    overhead: Histogram,
+}
+
+impl GatewayMetrics {
+    /// The gateway's metrics, registered in `registry` (which carries the `aigov` prefix).
+    pub fn register(registry: &mut Registry) -> GatewayMetrics {
+        let metrics = GatewayMetrics {
+            requests: Family::default(),
+            overhead: Histogram::new(exponential_buckets(0.000_01, 2.0, 16)),
+        };
+        registry.register(
+            "gateway_requests",
+            "Calls the gateway answered, by outcome",
+            metrics.requests.clone(),
+        );
+        registry.register(
+            "gateway_overhead_seconds",
+            "Time a call spends in the gateway before it is forwarded",
+            metrics.overhead.clone(),
+        );
+        metrics
+    }
+
+    /// Counts one gateway answer.
+    pub fn request(&self, outcome: &'static str) {
+        self.requests
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+    }
+
+    /// Observes the gateway's own time for one call.
+    pub fn overhead(&self, elapsed: Duration) {
+        self.overhead.observe(elapsed.as_secs_f64());
+    }
+}
+
+impl Default for GatewayMetrics {
+    /// Metrics registered nowhere (tests, benchmarks).
+    fn default() -> Self {
+        GatewayMetrics::register(&mut Registry::default())
+    }
+}

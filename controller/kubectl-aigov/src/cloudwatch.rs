@@ -1,0 +1,44 @@
+//! Reading usage records back from the CloudWatch Logs group the controller writes EMF to.
+
+use aws_sdk_cloudwatchlogs::Client;
+
+use crate::error::{Error, Result};
+use crate::range::TimeRange;
+use crate::records::{CallRecord, from_emf};
+
+/// Every aigov usage record in `group` whose call falls in `range`, in log order. Lines that
+/// are not usage records (anything else written to the group) are skipped.
+pub async fn fetch(client: &Client, group: &str, range: &TimeRange) -> Result<Vec<CallRecord>> {
+    let mut pages = client
+        .filter_log_events()
+        .log_group_name(group)
+        .start_time(range.from.as_millisecond())
+        // FilterLogEvents' end is inclusive; ours is not.
+        .end_time(range.to.as_millisecond() - 1)
+        .into_paginator()
+        .send();
+    let mut records = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| {
+            let e = e.into_service_error();
+            if e.is_resource_not_found_exception() {
+                Error::UsageRecords(format!(
+                    "log group {group:?} does not exist: pass --log-group with the group the controller writes to (its --emf-log-group)"
+                ))
+            } else {
+                Error::UsageRecords(format!(
+                    "reading {group:?}: {}",
+                    aws_sdk_cloudwatchlogs::error::DisplayErrorContext(e)
+                ))
+            }
+        })?;
+        records.extend(
+            page.events()
+                .iter()
+                .filter_map(|e| e.message())
+                .filter_map(from_emf)
+                .filter(|r| range.contains(r.timestamp)),
+        );
+    }
+    Ok(records)
+}

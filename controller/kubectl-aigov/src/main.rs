@@ -1,0 +1,366 @@
+//! `kubectl aigov`: reports on AIBudgets and Bedrock usage. Installed on PATH as
+//! `kubectl-aigov`, kubectl runs it as `kubectl aigov ...`.
+//!
+//! `report` reads AIBudget status through the Kubernetes API (what `kubectl get aib` shows);
+//! `top`, `compare` and `export` read the per-call usage records the controller writes to
+//! CloudWatch Logs (the standard AWS credential chain, `AWS_ENDPOINT_URL` honoured).
+#![forbid(unsafe_code)]
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use aigov_api::AIBudget;
+use aigov_api::period::time_zone;
+use anyhow::{Context as _, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use jiff::Timestamp;
+use kube::api::ListParams;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Api, ResourceExt};
+use kubectl_aigov::range::{self, TimeRange};
+use kubectl_aigov::records::{CallRecord, Scope};
+use kubectl_aigov::table::Style;
+use kubectl_aigov::{cloudwatch, compare, export, report, top};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "kubectl-aigov",
+    bin_name = "kubectl aigov",
+    version,
+    about = "Who spent what on Bedrock, on which model, and where each AIBudget is heading"
+)]
+struct Cli {
+    #[command(flatten)]
+    target: Target,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where to look: the cluster (for AIBudgets) and the log group (for usage records).
+#[derive(Args, Debug)]
+struct Target {
+    /// Namespace (default: the kubeconfig context's).
+    #[arg(short, long, global = true)]
+    namespace: Option<String>,
+    /// Every namespace.
+    #[arg(short = 'A', long, global = true)]
+    all_namespaces: bool,
+    /// Path to the kubeconfig (default: $KUBECONFIG, then ~/.kube/config).
+    #[arg(long, global = true)]
+    kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use.
+    #[arg(long, global = true)]
+    context: Option<String>,
+    /// The CloudWatch Logs group the controller writes usage records to (its --emf-log-group).
+    #[arg(
+        long,
+        global = true,
+        env = "AIGOV_LOG_GROUP",
+        default_value = "/aigov/usage"
+    )]
+    log_group: String,
+    /// Output format.
+    #[arg(short, long, global = true, value_enum, default_value = "table")]
+    output: Output,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Output {
+    /// Aligned tables for a terminal.
+    Table,
+    /// JSON for scripts.
+    Json,
+    /// CSV (export only).
+    Csv,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Per namespace and budget: spend, limit, forecast, top models and workloads, change
+    /// against the last period.
+    Report {
+        /// Only this budget.
+        budget: Option<String>,
+    },
+    /// Live spend rate by workload over a recent window.
+    Top {
+        /// How far back the rate is measured (e.g. 5m, 1h).
+        #[arg(long, default_value = "5m")]
+        window: String,
+        /// Only calls charged to this budget.
+        #[arg(long)]
+        budget: Option<String>,
+        /// Refresh until interrupted.
+        #[arg(short, long)]
+        watch: bool,
+        /// Time between refreshes with --watch.
+        #[arg(long, default_value = "5s")]
+        interval: String,
+    },
+    /// Two periods side by side, by model: spend, absolute and percentage change.
+    Compare {
+        /// The budget whose periods to compare (default ranges: its last period against the
+        /// current one so far).
+        budget: Option<String>,
+        /// The first period, START..END (e.g. 2026-10-01..2026-11-01, -2h..-1h).
+        #[arg(long, allow_hyphen_values = true)]
+        a: Option<String>,
+        /// The second period, START..END (e.g. 2026-11-01..now).
+        #[arg(long, allow_hyphen_values = true)]
+        b: Option<String>,
+    },
+    /// The usage records of a time range, as CSV (default) or JSON.
+    Export {
+        /// Only records charged to this budget.
+        #[arg(long)]
+        budget: Option<String>,
+        /// First instant (RFC 3339, a date, or -24h-style).
+        #[arg(long, default_value = "-24h", allow_hyphen_values = true)]
+        from: String,
+        /// End, excluded.
+        #[arg(long, default_value = "now", allow_hyphen_values = true)]
+        to: String,
+    },
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = run(cli).await {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let style = Style::detect();
+    let now = Timestamp::now();
+    let t = &cli.target;
+    if t.output == Output::Csv && !matches!(cli.command, Command::Export { .. }) {
+        bail!("-o csv is for export only; use -o table or -o json");
+    }
+    match &cli.command {
+        Command::Report { budget } => {
+            let (budgets, _) = budgets(t, budget.as_deref()).await?;
+            let reports = report::reports(&budgets);
+            match t.output {
+                Output::Json => print_json(&reports),
+                _ => print(&report::render(&reports, style)),
+            }
+        }
+        Command::Top {
+            window,
+            budget,
+            watch,
+            interval,
+        } => {
+            let window = duration(window, "--window")?;
+            let interval = duration(interval, "--interval")?;
+            let scope = scope(t, budget.clone()).await?;
+            let logs = logs().await;
+            loop {
+                let now = Timestamp::now();
+                let range = TimeRange::between(now - window, now, "--window")?;
+                let records = cloudwatch::fetch(&logs, &t.log_group, &range).await?;
+                let rates = top::rates(&records, &scope, &range);
+                match t.output {
+                    Output::Json => print_json(&rates),
+                    _ => {
+                        if *watch && style.colour {
+                            print("\x1b[2J\x1b[H");
+                        }
+                        print(&top::render(&rates, &range, style));
+                    }
+                }
+                if !*watch {
+                    break;
+                }
+                tokio::time::sleep(Duration::try_from(interval)?).await;
+                if !style.colour {
+                    print("\n");
+                }
+            }
+        }
+        Command::Compare { budget, a, b } => {
+            let (before, after, scope) = match (a, b, budget) {
+                (Some(a), Some(b), _) => (
+                    TimeRange::parse(a, now, "--a")?,
+                    TimeRange::parse(b, now, "--b")?,
+                    scope(t, budget.clone()).await?,
+                ),
+                (None, None, Some(name)) => {
+                    let (found, namespace) = budgets(t, Some(name)).await?;
+                    let (before, after) = budget_periods(&found[0], now)?;
+                    let scope = Scope {
+                        namespace: Some(namespace.unwrap_or_default()),
+                        budget: Some(name.clone()),
+                    };
+                    (before, after, scope)
+                }
+                _ => bail!(
+                    "compare needs two periods: name a budget (its last period against this one), or give both --a START..END and --b START..END"
+                ),
+            };
+            let from = before.from.min(after.from);
+            let to = before.to.max(after.to);
+            let records =
+                cloudwatch::fetch(&logs().await, &t.log_group, &TimeRange { from, to }).await?;
+            let comparison = compare::compare(&records, &scope, before, after);
+            match t.output {
+                Output::Json => print_json(&comparison),
+                _ => print(&compare::render(&comparison, style)),
+            }
+        }
+        Command::Export { budget, from, to } => {
+            let range = TimeRange::between(
+                range::instant(from, now, "--from")?,
+                range::instant(to, now, "--to")?,
+                "--from/--to",
+            )?;
+            let scope = scope(t, budget.clone()).await?;
+            let records: Vec<CallRecord> =
+                cloudwatch::fetch(&logs().await, &t.log_group, &range).await?;
+            let rows = export::select(&records, &scope, &range);
+            match t.output {
+                Output::Json => print_json(&rows),
+                _ => print(&export::csv(&rows)?),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The kube client and the namespace to use (None with -A).
+async fn cluster(t: &Target) -> anyhow::Result<(kube::Client, Option<String>)> {
+    let options = KubeConfigOptions {
+        context: t.context.clone(),
+        ..Default::default()
+    };
+    let config = match &t.kubeconfig {
+        Some(path) => {
+            let kubeconfig = Kubeconfig::read_from(path)
+                .with_context(|| format!("--kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kubeconfig, &options).await?
+        }
+        None if t.context.is_some() => kube::Config::from_kubeconfig(&options).await?,
+        None => kube::Config::infer()
+            .await
+            .context("no cluster: set KUBECONFIG or pass --kubeconfig")?,
+    };
+    let namespace = (!t.all_namespaces).then(|| {
+        t.namespace
+            .clone()
+            .unwrap_or(config.default_namespace.clone())
+    });
+    Ok((kube::Client::try_from(config)?, namespace))
+}
+
+/// The AIBudgets in scope (exactly one when `name` is given) and the namespace looked in.
+async fn budgets(
+    t: &Target,
+    name: Option<&str>,
+) -> anyhow::Result<(Vec<AIBudget>, Option<String>)> {
+    let (client, namespace) = cluster(t).await?;
+    let api: Api<AIBudget> = match &namespace {
+        Some(ns) => Api::namespaced(client, ns),
+        None => Api::all(client),
+    };
+    // A name is looked up by the API server, not by listing every budget here.
+    let params = match name {
+        Some(name)
+            if name.is_empty()
+                || !name.chars().all(|c| {
+                    c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.'
+                }) =>
+        {
+            bail!("{name:?} is not an AIBudget name (lowercase letters, digits, '-' and '.')")
+        }
+        Some(name) => ListParams::default().fields(&format!("metadata.name={name}")),
+        None => ListParams::default(),
+    };
+    let budgets = api
+        .list(&params)
+        .await
+        .context("listing AIBudgets (are the aigov CRDs installed?)")?
+        .items;
+    match (name, budgets.len()) {
+        (Some(name), 0) => bail!(
+            "no AIBudget {name:?} in {}; list them with: kubectl get aib -A",
+            namespace
+                .as_deref()
+                .map_or("any namespace".to_owned(), |ns| format!("namespace {ns:?}"))
+        ),
+        (Some(name), n) if n > 1 => {
+            bail!("{n} AIBudgets are named {name:?} across namespaces; pass -n NAMESPACE")
+        }
+        _ => {}
+    }
+    let namespace = namespace.or_else(|| budgets.first().and_then(|b| b.namespace()));
+    Ok((budgets, namespace))
+}
+
+/// Which records to look at: a namespace (none with -A) and maybe a budget. The namespace
+/// comes from the kubeconfig when not given, without contacting the cluster.
+async fn scope(t: &Target, budget: Option<String>) -> anyhow::Result<Scope> {
+    let namespace = if t.all_namespaces {
+        None
+    } else if let Some(ns) = &t.namespace {
+        Some(ns.clone())
+    } else {
+        Some(cluster(t).await?.1.unwrap_or_else(|| "default".to_owned()))
+    };
+    if budget.is_some() && namespace.is_none() {
+        bail!("--budget names a budget in one namespace: pass -n NAMESPACE instead of -A");
+    }
+    Ok(Scope { namespace, budget })
+}
+
+/// The budget's last period and its current one up to now.
+fn budget_periods(budget: &AIBudget, now: Timestamp) -> anyhow::Result<(TimeRange, TimeRange)> {
+    let tz = time_zone(&budget.spec.time_zone)?;
+    let current = budget.spec.period.window_at(now, &tz)?;
+    let last = budget
+        .spec
+        .period
+        .window_at(current.start - jiff::SignedDuration::from_secs(1), &tz)?;
+    Ok((
+        TimeRange::between(last.start, last.end, "the last period")?,
+        TimeRange::between(
+            current.start,
+            now.max(current.start + jiff::SignedDuration::from_millis(1)),
+            "this period",
+        )?,
+    ))
+}
+
+fn duration(text: &str, flag: &str) -> anyhow::Result<jiff::SignedDuration> {
+    let parsed: jiff::SignedDuration = text.parse().map_err(|e| {
+        anyhow::anyhow!("{flag} {text:?} is not a duration such as 30s, 5m or 1h: {e}")
+    })?;
+    if parsed.is_zero() || parsed.is_negative() {
+        bail!("{flag} {text:?}: the duration must be positive");
+    }
+    Ok(parsed)
+}
+
+async fn logs() -> aws_sdk_cloudwatchlogs::Client {
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await;
+    aws_sdk_cloudwatchlogs::Client::new(&config)
+}
+
+fn print(text: &str) {
+    let mut out = std::io::stdout().lock();
+    // A closed pipe (`| head`) is not an error worth a message.
+    let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
+}
+
+fn print_json<T: serde::Serialize>(value: &T) {
+    print(&format!(
+        "{}\n",
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    ));
+}

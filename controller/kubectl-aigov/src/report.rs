@@ -1,0 +1,318 @@
+//! `kubectl aigov report`: per namespace and budget, where spend stands (spent, limit,
+//! forecast, throttles), who and what spent it (top models and workloads), and how it compares
+//! with the last period. Everything comes from AIBudget status, so it matches `kubectl get aib`.
+
+use aigov_api::{AIBudget, Usd};
+use kube::ResourceExt;
+use serde::Serialize;
+
+use crate::table::{self, Style, TableBuilder};
+
+/// One budget's report.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BudgetReport {
+    /// The budget's namespace.
+    pub namespace: String,
+    /// The budget's name.
+    pub budget: String,
+    /// Active, Warning, Throttled, Downgraded, Escalated (or Pending before the first status).
+    pub phase: String,
+    /// Settled spend this period.
+    pub spent: Usd,
+    /// The limit in force (spec plus any extension).
+    pub limit: Usd,
+    /// Spent as a percent of the limit.
+    pub percent_used: String,
+    /// Projected spend at the period's end (none early in a period).
+    pub forecast: Option<Usd>,
+    /// The current period, RFC 3339.
+    pub period_start: Option<String>,
+    /// When spend resets, RFC 3339.
+    pub period_end: Option<String>,
+    /// Requests this period (refusals included) and those refused or rate-limited.
+    pub requests: u64,
+    /// Requests refused or rate-limited this period.
+    pub throttled_requests: u64,
+    /// The last finished period, if any.
+    pub last_period: Option<LastPeriod>,
+    /// Forecast (or spend so far, without a forecast) against the last period's spend, in
+    /// percent; None without a last period.
+    pub change_percent: Option<String>,
+    /// Models by spend this period.
+    pub top_models: Vec<Share>,
+    /// Workloads by spend this period.
+    pub top_workloads: Vec<Share>,
+}
+
+/// The last finished period.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LastPeriod {
+    /// First instant, RFC 3339.
+    pub start: String,
+    /// End, RFC 3339.
+    pub end: String,
+    /// Spend.
+    pub spent: Usd,
+    /// The limit then.
+    pub limit: Usd,
+}
+
+/// A model's or a workload's part of this period's spend.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Share {
+    /// The model or workload.
+    pub name: String,
+    /// USD.
+    pub spent: Usd,
+    /// Requests.
+    pub requests: u64,
+    /// Requests refused or rate-limited (workloads only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub throttled_requests: Option<u64>,
+}
+
+fn amount(text: Option<&str>) -> Usd {
+    text.and_then(|t| Usd::parse(t).ok()).unwrap_or(Usd::ZERO)
+}
+
+impl BudgetReport {
+    /// The report of one AIBudget, from its status.
+    pub fn of(budget: &AIBudget) -> BudgetReport {
+        let status = budget.status.clone().unwrap_or_default();
+        let spent = amount(status.spent.as_deref());
+        let limit = status
+            .effective_limit
+            .as_deref()
+            .and_then(|t| Usd::parse(t).ok())
+            .unwrap_or_else(|| amount(Some(&budget.spec.limit)));
+        let forecast = status.forecast.as_deref().and_then(|t| Usd::parse(t).ok());
+        let last_period = status.history.first().map(|h| LastPeriod {
+            start: h.start.clone(),
+            end: h.end.clone(),
+            spent: amount(Some(&h.spent)),
+            limit: amount(Some(&h.limit)),
+        });
+        let change_percent = last_period.as_ref().and_then(|last| {
+            table::percent_change(last.spent, forecast.unwrap_or(spent)).map(|p| p.to_string())
+        });
+        BudgetReport {
+            namespace: budget.namespace().unwrap_or_default(),
+            budget: budget.name_any(),
+            phase: status
+                .phase
+                .map(|p| format!("{p:?}"))
+                .unwrap_or_else(|| "Pending".to_owned()),
+            spent,
+            limit,
+            percent_used: status.percent_used.clone().unwrap_or_else(|| "0.0".into()),
+            forecast,
+            period_start: status.period_start.clone(),
+            period_end: status.period_end.clone(),
+            requests: status.requests,
+            throttled_requests: status.throttled_requests,
+            last_period,
+            change_percent,
+            top_models: status
+                .top_models
+                .iter()
+                .map(|m| Share {
+                    name: m.model.clone(),
+                    spent: amount(Some(&m.spent)),
+                    requests: m.requests,
+                    throttled_requests: None,
+                })
+                .collect(),
+            top_workloads: status
+                .top_workloads
+                .iter()
+                .map(|w| Share {
+                    name: w.workload.clone(),
+                    spent: amount(Some(&w.spent)),
+                    requests: w.requests,
+                    throttled_requests: Some(w.throttled_requests),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Reports sorted by namespace, then budget.
+pub fn reports(budgets: &[AIBudget]) -> Vec<BudgetReport> {
+    let mut reports: Vec<_> = budgets.iter().map(BudgetReport::of).collect();
+    reports.sort_by(|a, b| (&a.namespace, &a.budget).cmp(&(&b.namespace, &b.budget)));
+    reports
+}
+
+/// The text a person reads: one summary table, then each budget's top models and workloads.
+pub fn render(reports: &[BudgetReport], style: Style) -> String {
+    if reports.is_empty() {
+        return "No AIBudgets found.\n".to_owned();
+    }
+    let mut summary = TableBuilder::new(
+        style,
+        &[
+            "NAMESPACE",
+            "BUDGET",
+            "PHASE",
+            "SPENT",
+            "LIMIT",
+            "USED",
+            "FORECAST",
+            "LAST PERIOD",
+            "CHANGE",
+            "REQUESTS",
+            "THROTTLED",
+            "RESETS",
+        ],
+    )
+    .numeric(&[3, 4, 5, 6, 7, 8, 9, 10]);
+    for r in reports {
+        let projected = r.forecast.unwrap_or(r.spent);
+        let change = r
+            .last_period
+            .as_ref()
+            .map(|l| table::percent_change(l.spent, projected));
+        summary.cells(vec![
+            r.namespace.as_str().into(),
+            r.budget.as_str().into(),
+            table::phase_cell(&r.phase, style),
+            table::money(r.spent).into(),
+            table::money(r.limit).into(),
+            format!("{}%", r.percent_used).into(),
+            r.forecast.map_or("–".to_owned(), table::money).into(),
+            r.last_period
+                .as_ref()
+                .map_or("–".to_owned(), |l| table::money(l.spent))
+                .into(),
+            table::change_cell(
+                r.last_period.as_ref().map_or("–".to_owned(), |l| {
+                    table::percent_text(l.spent, projected)
+                }),
+                change.flatten(),
+                style,
+            ),
+            table::count(r.requests).into(),
+            table::count(r.throttled_requests).into(),
+            r.period_end
+                .as_deref()
+                .map_or("–".to_owned(), short_time)
+                .into(),
+        ]);
+    }
+    let mut out = summary.render();
+    out.push_str("\nFORECAST: spend at the period's end at this period's rate. CHANGE: forecast (or spend so far) against the last period.\n");
+    for r in reports
+        .iter()
+        .filter(|r| !r.top_models.is_empty() || !r.top_workloads.is_empty())
+    {
+        out.push('\n');
+        out.push_str(&style.title(&format!("{}/{}", r.namespace, r.budget)));
+        out.push('\n');
+        out.push_str(&shares("MODEL", &r.top_models, r.spent, style));
+        out.push('\n');
+        out.push_str(&shares("WORKLOAD", &r.top_workloads, r.spent, style));
+    }
+    out
+}
+
+fn shares(kind: &str, rows: &[Share], total: Usd, style: Style) -> String {
+    let with_throttles = rows.iter().any(|r| r.throttled_requests.is_some());
+    let mut headers = vec![kind, "SPENT", "SHARE", "REQUESTS"];
+    if with_throttles {
+        headers.push("THROTTLED");
+    }
+    let mut t = TableBuilder::new(style, &headers).numeric(&[1, 2, 3, 4]);
+    for r in rows {
+        let mut cells = vec![
+            format!("  {}", r.name),
+            table::money(r.spent),
+            table::share(r.spent, total),
+            table::count(r.requests),
+        ];
+        if let Some(throttled) = r.throttled_requests {
+            cells.push(table::count(throttled));
+        }
+        t.row(cells);
+    }
+    t.render()
+}
+
+/// `2026-12-01 00:00 UTC` from RFC 3339.
+pub fn short_time(rfc3339: &str) -> String {
+    rfc3339
+        .parse::<jiff::Timestamp>()
+        .map(|t| t.strftime("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_else(|_| rfc3339.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn budget() -> AIBudget {
+        serde_yaml::from_str(
+            r#"
+apiVersion: aigov.dev/v1alpha1
+kind: AIBudget
+metadata: {name: research-daily, namespace: team-research}
+spec: {limit: "5.00", period: Daily}
+status:
+  phase: Throttled
+  spent: "4.9968"
+  effectiveLimit: "5.00"
+  percentUsed: "99.9"
+  forecast: "6.00"
+  periodEnd: "2026-11-25T00:00:00Z"
+  requests: 42
+  throttledRequests: 2
+  topModels: [{model: anthropic.claude-3-5-sonnet-20240620-v1:0, spent: "4.9968", requests: 40}]
+  topWorkloads: [{workload: notebook, spent: "4.9968", requests: 42, throttledRequests: 2}]
+  history: [{start: "2026-11-23T00:00:00Z", end: "2026-11-24T00:00:00Z", spent: "4.80", limit: "5.00", requests: 30, throttledRequests: 0}]
+"#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_report_agrees_with_the_status_it_was_made_from() {
+        let r = BudgetReport::of(&budget());
+        assert_eq!(r.spent, Usd::parse("4.9968").unwrap());
+        assert_eq!(r.phase, "Throttled");
+        assert_eq!(r.change_percent.as_deref(), Some("25.0"));
+        assert_eq!(r.top_workloads[0].throttled_requests, Some(2));
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["spent"], "4.9968");
+        assert_eq!(json["lastPeriod"]["spent"], "4.80");
+    }
+
+    #[test]
+    fn the_rendered_report_shows_phase_amounts_change_and_breakdowns() {
+        let text = render(&reports(&[budget()]), Style::plain());
+        let row = text.lines().nth(1).unwrap();
+        for expected in [
+            "team-research",
+            "research-daily",
+            "Throttled",
+            "$5.00",
+            "99.9%",
+            "$6.00",
+            "$4.80",
+            "+25.0%",
+            "2026-11-25 00:00 UTC",
+        ] {
+            assert!(row.contains(expected), "{expected} missing from {row:?}");
+        }
+        assert!(
+            text.contains("  anthropic.claude-3-5-sonnet-20240620-v1:0"),
+            "{text}"
+        );
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("  notebook") && l.contains("100%") && l.ends_with('2')),
+            "{text}"
+        );
+    }
+}
