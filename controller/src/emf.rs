@@ -34,73 +34,12 @@ impl EmfWriter {
             queue: Arc::default(),
             dropped: Arc::default(),
         };
-        let queue = writer.queue.clone();
-        tokio::spawn(async move {
-            let mut stream_ready = false;
-            loop {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                if !stream_ready {
-                    match client
-                        .create_log_stream()
-                        .log_group_name(&group)
-                        .log_stream_name(&stream)
-                        .send()
-                        .await
-                    {
-                        Ok(_) => stream_ready = true,
-                        Err(e) => {
-                            let e = e.into_service_error();
-                            if e.is_resource_already_exists_exception() {
-                                stream_ready = true;
-                            } else {
-                                tracing::warn!(group, error = %e, "EMF log stream");
-                                continue;
-                            }
-                        }
-                    }
-                }
-                loop {
-                    let batch: Vec<UsageEvent> = {
-                        let q = queue.lock().unwrap_or_else(|e| e.into_inner());
-                        q.iter().take(BATCH).cloned().collect()
-                    };
-                    if batch.is_empty() {
-                        break;
-                    }
-                    let mut events: Vec<InputLogEvent> = batch
-                        .iter()
-                        .filter_map(|e| {
-                            InputLogEvent::builder()
-                                .timestamp(e.timestamp_ms)
-                                .message(document(e).to_string())
-                                .build()
-                                .ok()
-                        })
-                        .collect();
-                    events.sort_by_key(|e| e.timestamp);
-                    match client
-                        .put_log_events()
-                        .log_group_name(&group)
-                        .log_stream_name(&stream)
-                        .set_log_events(Some(events))
-                        .send()
-                        .await
-                    {
-                        Ok(_) => {
-                            let mut q = queue.lock().unwrap_or_else(|e| e.into_inner());
-                            let n = batch.len().min(q.len());
-                            q.drain(..n);
-                        }
-                        Err(e) => {
-                            // Kept for the next round: retried, not lost.
-                            tracing::warn!(group, error = %aws_sdk_cloudwatchlogs::error::DisplayErrorContext(e), "EMF put");
-                            stream_ready = false;
-                            break;
-                        }
-                    }
-                }
-            }
-        });
+        let target = LogStream {
+            client,
+            group,
+            stream,
+        };
+        tokio::spawn(target.write_forever(writer.queue.clone()));
         writer
     }
 
@@ -127,5 +66,89 @@ impl EmfWriter {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
         q.push_back(event);
+    }
+}
+
+/// Where the events go.
+struct LogStream {
+    client: aws_sdk_cloudwatchlogs::Client,
+    group: String,
+    stream: String,
+}
+
+impl LogStream {
+    /// Once a second: makes sure the stream exists, then writes the queue out in batches.
+    /// A batch is removed from the queue only once CloudWatch has taken it (retried, not lost).
+    async fn write_forever(self, queue: Arc<Mutex<VecDeque<UsageEvent>>>) {
+        let mut stream_ready = false;
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            stream_ready = stream_ready || self.create_stream().await;
+            while stream_ready {
+                let batch: Vec<UsageEvent> = {
+                    let q = queue.lock().unwrap_or_else(|e| e.into_inner());
+                    q.iter().take(BATCH).cloned().collect()
+                };
+                if batch.is_empty() {
+                    break;
+                }
+                stream_ready = self.put(&batch).await;
+                if stream_ready {
+                    let mut q = queue.lock().unwrap_or_else(|e| e.into_inner());
+                    let n = batch.len().min(q.len());
+                    q.drain(..n);
+                }
+            }
+        }
+    }
+
+    /// Creates the log stream; true when it exists.
+    async fn create_stream(&self) -> bool {
+        let created = self
+            .client
+            .create_log_stream()
+            .log_group_name(&self.group)
+            .log_stream_name(&self.stream)
+            .send()
+            .await;
+        match created.map_err(|e| e.into_service_error()) {
+            Ok(_) => true,
+            Err(e) if e.is_resource_already_exists_exception() => true,
+            Err(e) => {
+                tracing::warn!(group = self.group, error = %e, "EMF log stream");
+                false
+            }
+        }
+    }
+
+    /// Writes one batch; false when CloudWatch refused it (the stream is checked again).
+    async fn put(&self, batch: &[UsageEvent]) -> bool {
+        let mut events: Vec<InputLogEvent> = batch
+            .iter()
+            .filter_map(|e| {
+                InputLogEvent::builder()
+                    .timestamp(e.timestamp_ms)
+                    .message(document(e).to_string())
+                    .build()
+                    .ok()
+            })
+            .collect();
+        events.sort_by_key(|e| e.timestamp);
+        let put = self
+            .client
+            .put_log_events()
+            .log_group_name(&self.group)
+            .log_stream_name(&self.stream)
+            .set_log_events(Some(events))
+            .send()
+            .await;
+        match put {
+            Ok(_) => true,
+            Err(e) => {
+                let error = aws_sdk_cloudwatchlogs::error::DisplayErrorContext(e);
+                tracing::warn!(group = self.group, %error, "EMF put");
+                false
+            }
+        }
     }
 }

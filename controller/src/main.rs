@@ -145,7 +145,6 @@ async fn start(
     let args = &cli.controller;
     let identity = cli.common.identity();
     let clock = cli.common.clock();
-    let metrics = Arc::new(Metrics::register(registry));
     let prices = Prices::default();
     let emf = args.emf_log_group.clone().map(|group| {
         emf::EmfWriter::start(
@@ -154,6 +153,7 @@ async fn start(
             identity.clone(),
         )
     });
+    let metrics = Arc::new(Metrics::register(registry));
     let (shared, changed) = LedgerShared::new(
         prices.clone(),
         args.settle,
@@ -179,12 +179,10 @@ async fn start(
     // Every replica prices with the AIModelPrices in force, leading or not: a standby's
     // gateway (`--role all`) reserves with them, and a new leader needs them at once.
     let ctx_prices = ctx.clone();
-    tasks.spawn_forever(
-        "price watch",
-        prices
-            .clone()
-            .watch(client.clone(), move |p| ctx_prices.price_changed(p)),
-    );
+    let watch = prices
+        .clone()
+        .watch(client.clone(), move |p| ctx_prices.price_changed(p));
+    tasks.spawn_forever("price watch", watch);
     let elector = Arc::new(leader::Elector::new(
         client.clone(),
         &args.namespace,
@@ -192,23 +190,18 @@ async fn start(
         &identity,
         args.lease_duration,
     ));
-    let leading = readiness.condition("leading");
-    tasks.spawn(
-        "leadership",
-        lead(
-            elector.clone(),
-            ctx,
-            changed,
-            leading,
-            args.gateway_expiry,
-            cli.common.watch_namespace.clone(),
-            identity.clone(),
-        ),
-    );
+    let leadership = Leadership {
+        elector: elector.clone(),
+        leading: readiness.condition("leading"),
+        gateway_expiry: args.gateway_expiry,
+        watch_namespace: cli.common.watch_namespace.clone(),
+        identity: identity.clone(),
+    };
+    tasks.spawn("leadership", leadership.lead(ctx, changed));
     let gateway = match cli.role {
         Role::Controller => None,
         Role::All => {
-            let gateway_shared = gateway_app::Shared {
+            let shared = gateway_app::Shared {
                 client,
                 aws,
                 prices,
@@ -216,10 +209,7 @@ async fn start(
                 identity,
                 watch_namespace: cli.common.watch_namespace.clone(),
             };
-            Some(
-                gateway_app::start(&cli.gateway, &gateway_shared, registry, readiness, tasks)
-                    .await?,
-            )
+            Some(gateway_app::start(&cli.gateway, &shared, registry, readiness, tasks).await?)
         }
     };
     Ok(Running {
@@ -231,31 +221,34 @@ async fn start(
     })
 }
 
-/// Waits for the lease, then leads (ledger grants and status writes) until the lease is lost,
-/// which ends the process so that a fresh one stands again.
-async fn lead(
+/// What leading needs besides the reconciler's context.
+struct Leadership {
     elector: Arc<leader::Elector>,
-    ctx: Arc<reconcile::Context>,
-    changed: tokio::sync::mpsc::UnboundedReceiver<aigov_ledger::ledger::BudgetKey>,
     leading: probes::ReadyFlag,
     gateway_expiry: Duration,
     watch_namespace: Option<String>,
     identity: String,
-) -> anyhow::Result<()> {
-    tracing::info!(%identity, "waiting for the leader lease");
-    elector.acquire().await;
-    tracing::info!("leading: the ledger and status writes are ours");
-    ctx.shared.start_leading(&identity);
-    leading.set(true);
-    let run = tokio::spawn(reconcile::run(
-        ctx,
-        changed,
-        gateway_expiry,
-        watch_namespace,
-    ));
-    elector.hold().await;
-    run.abort();
-    anyhow::bail!("lost the leader lease")
+}
+
+impl Leadership {
+    /// Waits for the lease, then leads (ledger grants and status writes) until the lease is
+    /// lost, which ends the process so that a fresh one stands again.
+    async fn lead(
+        self,
+        ctx: Arc<reconcile::Context>,
+        changed: tokio::sync::mpsc::UnboundedReceiver<aigov_ledger::ledger::BudgetKey>,
+    ) -> anyhow::Result<()> {
+        tracing::info!(identity = %self.identity, "waiting for the leader lease");
+        self.elector.acquire().await;
+        tracing::info!("leading: the ledger and status writes are ours");
+        ctx.shared.start_leading(&self.identity);
+        self.leading.set(true);
+        let run = reconcile::run(ctx, changed, self.gateway_expiry, self.watch_namespace);
+        let run = tokio::spawn(run);
+        self.elector.hold().await;
+        run.abort();
+        anyhow::bail!("lost the leader lease")
+    }
 }
 
 /// Serves the ledger's gRPC service on `listener`.

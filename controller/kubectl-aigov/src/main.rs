@@ -155,64 +155,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             budget,
             watch,
             interval,
-        } => {
-            let window = duration(window, "--window")?;
-            let interval = duration(interval, "--interval")?;
-            let scope = scope(t, budget.clone()).await?;
-            let logs = logs().await;
-            loop {
-                let now = Timestamp::now();
-                let range = TimeRange::between(now - window, now, "--window")?;
-                let records = cloudwatch::fetch(&logs, &t.log_group, &range).await?;
-                let rates = top::rates(&records, &scope, &range);
-                match t.output {
-                    Output::Json => print_json(&rates),
-                    _ => {
-                        if *watch && style.colour {
-                            print("\x1b[2J\x1b[H");
-                        }
-                        print(&top::render(&rates, &range, style));
-                    }
-                }
-                if !*watch {
-                    break;
-                }
-                tokio::time::sleep(Duration::try_from(interval)?).await;
-                if !style.colour {
-                    print("\n");
-                }
-            }
-        }
-        Command::Compare { budget, a, b } => {
-            let (before, after, scope) = match (a, b, budget) {
-                (Some(a), Some(b), _) => (
-                    TimeRange::parse(a, now, "--a")?,
-                    TimeRange::parse(b, now, "--b")?,
-                    scope(t, budget.clone()).await?,
-                ),
-                (None, None, Some(name)) => {
-                    let (found, namespace) = budgets(t, Some(name)).await?;
-                    let (before, after) = budget_periods(&found[0], now)?;
-                    let scope = Scope {
-                        namespace: Some(namespace.unwrap_or_default()),
-                        budget: Some(name.clone()),
-                    };
-                    (before, after, scope)
-                }
-                _ => bail!(
-                    "compare needs two periods: name a budget (its last period against this one), or give both --a START..END and --b START..END"
-                ),
-            };
-            let from = before.from.min(after.from);
-            let to = before.to.max(after.to);
-            let records =
-                cloudwatch::fetch(&logs().await, &t.log_group, &TimeRange { from, to }).await?;
-            let comparison = compare::compare(&records, &scope, before, after);
-            match t.output {
-                Output::Json => print_json(&comparison),
-                _ => print(&compare::render(&comparison, style)),
-            }
-        }
+        } => run_top(t, style, (window, interval), budget, *watch).await?,
+        Command::Compare { budget, a, b } => run_compare(t, style, now, budget, a, b).await?,
         Command::Export { budget, from, to } => {
             let range = TimeRange::between(
                 range::instant(from, now, "--from")?,
@@ -228,6 +172,81 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 _ => print(&export::csv(&rows)?),
             }
         }
+    }
+    Ok(())
+}
+
+/// `top`: once, or again every `--interval` with `--watch`.
+async fn run_top(
+    t: &Target,
+    style: Style,
+    (window, interval): (&str, &str),
+    budget: &Option<String>,
+    watch: bool,
+) -> anyhow::Result<()> {
+    let window = duration(window, "--window")?;
+    let interval = duration(interval, "--interval")?;
+    let scope = scope(t, budget.clone()).await?;
+    let logs = logs().await;
+    loop {
+        let now = Timestamp::now();
+        let range = TimeRange::between(now - window, now, "--window")?;
+        let records = cloudwatch::fetch(&logs, &t.log_group, &range).await?;
+        let rates = top::rates(&records, &scope, &range);
+        match t.output {
+            Output::Json => print_json(&rates),
+            _ => {
+                if watch && style.colour {
+                    print("\x1b[2J\x1b[H");
+                }
+                print(&top::render(&rates, &range, style));
+            }
+        }
+        if !watch {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::try_from(interval)?).await;
+        if !style.colour {
+            print("\n");
+        }
+    }
+}
+
+/// `compare`: two periods given, or a budget's last period against its current one.
+async fn run_compare(
+    t: &Target,
+    style: Style,
+    now: Timestamp,
+    budget: &Option<String>,
+    a: &Option<String>,
+    b: &Option<String>,
+) -> anyhow::Result<()> {
+    let (before, after, scope) = match (a, b, budget) {
+        (Some(a), Some(b), _) => (
+            TimeRange::parse(a, now, "--a")?,
+            TimeRange::parse(b, now, "--b")?,
+            scope(t, budget.clone()).await?,
+        ),
+        (None, None, Some(name)) => {
+            let (found, namespace) = budgets(t, Some(name)).await?;
+            let (before, after) = budget_periods(&found[0], now)?;
+            let scope = Scope {
+                namespace: Some(namespace.unwrap_or_default()),
+                budget: Some(name.clone()),
+            };
+            (before, after, scope)
+        }
+        _ => bail!(
+            "compare needs two periods: name a budget (its last period against this one), or give both --a START..END and --b START..END"
+        ),
+    };
+    let from = before.from.min(after.from);
+    let to = before.to.max(after.to);
+    let records = cloudwatch::fetch(&logs().await, &t.log_group, &TimeRange { from, to }).await?;
+    let comparison = compare::compare(&records, &scope, before, after);
+    match t.output {
+        Output::Json => print_json(&comparison),
+        _ => print(&compare::render(&comparison, style)),
     }
     Ok(())
 }
