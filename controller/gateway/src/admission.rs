@@ -56,6 +56,17 @@ pub struct Admitted {
     pub downgraded_by: Option<String>,
 }
 
+impl Admitted {
+    /// The outcome label of the call once forwarded: `downgraded` or `forwarded`.
+    pub fn outcome(&self) -> &'static str {
+        if self.downgraded_from.is_some() {
+            "downgraded"
+        } else {
+            "forwarded"
+        }
+    }
+}
+
 /// Checks model rules, applies a downgrade, and refuses when a budget is spent.
 pub fn decide(
     states: &[BudgetState<'_>],

@@ -2,53 +2,57 @@
 //! pod, admits the call against every AIBudget that selects it, reserves its worst case,
 //! forwards it re-signed, and settles it with the usage Bedrock reports.
 //!
-//! The modules follow the request: `route` → `cluster` (identity) → `admission` →
-//! `slices` (reservation) → `forward` → `meter` (usage) → settlement (here).
+//! The modules follow the request, one step each, and [`Gateway::handle`] reads as that list:
+//! [`route`] → [`identity`] (authentication shape, then the pod from [`cluster`]) → [`body`] →
+//! [`admission`] → [`ratelimit`] (the soft limit) → [`reserve`] (the worst case, on
+//! [`slices`]) → [`forward`] → [`settle`] (relay, [`meter`] the usage, settle). Every refusal
+//! and failure is one [`error::GatewayError`], rendered Bedrock-shaped in one place; every
+//! call can be followed in the log ([`trace`]).
+#![forbid(unsafe_code)]
 
 pub mod admission;
 pub mod app;
+pub mod body;
 pub mod cluster;
-pub mod errors;
+pub mod error;
 pub mod forward;
+pub mod identity;
 pub mod meter;
 pub mod metrics;
 pub mod pod_warnings;
 pub mod ratelimit;
+pub mod reserve;
 pub mod route;
 pub mod server;
+pub mod settle;
 pub mod slices;
+pub mod trace;
 
 use std::net::IpAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use aigov_api::Usd;
-use aigov_api::model::resolve;
-use aigov_api::pricing::{InvocationMode, Usage};
-use aigov_api::usage::{input_token_bound, output_token_bound, worst_case_cost};
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response};
-use http_body::{Body, Frame};
+use http_body::Body;
 use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
 
-use crate::metrics::GatewayMetrics;
-use crate::pod_warnings::PodWarnings;
 use aigov_ledger::clock::Clock;
-use aigov_ledger::policy::Workload;
-use aigov_ledger::proto::{Refusal, UsageRecord};
+use aigov_ledger::policy::{BudgetPolicy, Workload};
+use aigov_ledger::proto::UsageRecord;
 use aigov_runtime::prices::Prices;
 
-use admission::{BudgetState, Refused};
-use cluster::ClusterView;
-use errors::{bedrock_error, denied, throttled};
-use forward::{DROPPED_RESPONSE_HEADERS, ForwardError, Upstream};
-use route::{Operation, RouteError};
-use slices::{Claim, Reservation, Shortfall, Slices};
+use crate::admission::{Admitted, Refused};
+use crate::cluster::ClusterView;
+use crate::error::GatewayError;
+use crate::forward::Upstream;
+use crate::metrics::GatewayMetrics;
+use crate::pod_warnings::PodWarnings;
+use crate::route::Route;
+use crate::settle::Settlement;
+use crate::slices::{Figures, Slices};
+use crate::trace::CallTrace;
 
 /// Errors a relayed body can end with.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -158,541 +162,377 @@ impl Gateway {
         )
     }
 
-    /// Answers one request from `peer`. Never panics on input; every refusal is Bedrock-shaped.
-    pub async fn handle(
+    /// Answers one request from `peer`. Never panics on input; every refusal is Bedrock-shaped
+    /// ([`GatewayError::into_response`]) and counted under its outcome.
+    pub async fn handle<B>(
         self: &Arc<Self>,
         peer: IpAddr,
-        request: Request<Incoming>,
-    ) -> Response<ResponseBody> {
-        let started = Instant::now();
-        let (response, outcome) = self.handle_inner(peer, request, started).await;
-        self.metrics.request(outcome);
-        response
+        request: Request<B>,
+    ) -> Response<ResponseBody>
+    where
+        B: Body<Data = Bytes>,
+        B::Error: Into<BoxError>,
+    {
+        let mut call = CallTrace::new(self.request_id(), peer);
+        match self.serve(&mut call, request).await {
+            Ok((response, outcome)) => {
+                self.metrics.request(outcome);
+                response
+            }
+            Err(error) => self.refuse(&call, error),
+        }
     }
 
-    async fn handle_inner(
+    /// The request path, step by step; `call` learns what each step found.
+    async fn serve<B>(
         self: &Arc<Self>,
-        peer: IpAddr,
-        request: Request<Incoming>,
-        started: Instant,
-    ) -> (Response<ResponseBody>, &'static str) {
-        let request_id = self.request_id();
-        let route = match route::route(request.uri().path()) {
-            Ok(r) if request.method() == http::Method::POST => r,
-            Ok(_) | Err(RouteError::UnknownOperation) => {
-                return (
-                    bedrock_error(
-                        "UnknownOperationException",
-                        "the aigov gateway serves POST /model/{modelId}/converse, converse-stream, invoke and \
-                         invoke-with-response-stream; other Bedrock operations are not metered and are refused",
-                        &request_id,
-                    ),
-                    "unknown_operation",
-                );
-            }
-            Err(RouteError::BadModelId(id)) => {
-                return (
-                    bedrock_error(
-                        "ValidationException",
-                        &format!(
-                            "the model identifier {id:?} is not a Bedrock model ID, inference profile or ARN"
-                        ),
-                        &request_id,
-                    ),
-                    "invalid",
-                );
-            }
-        };
-        if let Err((code, message)) = check_auth(request.headers()) {
-            return (bedrock_error(code, message, &request_id), "unauthenticated");
-        }
-        let workload = match self.cluster.workload(peer) {
-            Some(w) => Some(w),
-            None if self.config.unknown_callers == UnknownCallers::Forward => None,
-            None => {
-                return (
-                    denied(
-                        &format!(
-                            "the aigov gateway serves cluster workloads only: no running pod has IP {peer} \
-                             (unknown callers are refused by policy)"
-                        ),
-                        &request_id,
-                        "",
-                    ),
-                    "unknown_caller",
-                );
-            }
-        };
+        call: &mut CallTrace,
+        request: Request<B>,
+    ) -> Result<(Response<ResponseBody>, &'static str), GatewayError>
+    where
+        B: Body<Data = Bytes>,
+        B::Error: Into<BoxError>,
+    {
+        let route = route::accept(request.method(), request.uri().path())?;
+        call.routed(&route);
+        identity::check_auth(request.headers())?;
+        let workload = identity::identify(&self.cluster, call.peer, self.config.unknown_callers)?;
+        call.workload = workload.clone();
         let query = request.uri().query().map(str::to_owned);
         let (parts, body) = request.into_parts();
-        let body = match self.read_body(body, &request_id).await {
-            Ok(b) => b,
-            Err(response) => return (response, "invalid"),
+        let body = body::read(body, self.config.max_body_bytes, self.config.body_timeout).await?;
+        let json = body::json_object(&body)?;
+
+        let (policies, figures) = self.budgets(workload.as_deref());
+        call.budgets = policies.iter().map(|p| p.key.clone()).collect();
+        let states = reserve::budget_states(&policies, &figures);
+        let admitted = admission::decide(&states, route.operation, &route.model)
+            .map_err(GatewayError::refused)?;
+        call.admitted(&admitted);
+        ratelimit::check_soft_limits(&self.limiter, &states, Instant::now())?;
+        let worst = self.worst_case(route.operation, &admitted.model, &body, &json);
+        let reservation = reserve::reserve(&self.slices, &states, worst).await?;
+
+        let (operation, model) = (route.operation, admitted.model.as_str());
+        self.metrics.overhead(call.forwarding());
+        let record = usage_record(&route, &admitted, workload.as_deref());
+        let settlement = Settlement::new(self.clone(), reservation, record, &admitted, call);
+        let sent = self
+            .upstream
+            .send(operation, model, query.as_deref(), &parts.headers, body);
+        let upstream = match sent.await {
+            Ok(r) => r,
+            Err(e) => return Err(settlement.cancel(e.into())),
         };
-        let json: serde_json::Value = match serde_json::from_slice(&body) {
-            Ok(v @ serde_json::Value::Object(_)) => v,
-            Ok(_) => {
-                return (
-                    bedrock_error(
-                        "ValidationException",
-                        "the request body must be a JSON object",
-                        &request_id,
-                    ),
-                    "invalid",
-                );
-            }
-            Err(e) => {
-                return (
-                    bedrock_error(
-                        "ValidationException",
-                        &format!("the request body is not valid JSON: {e}"),
-                        &request_id,
-                    ),
-                    "invalid",
-                );
-            }
-        };
+        let limit = self.config.max_response_bytes;
+        let mut response = settle::relay(limit, operation, upstream, settlement).await?;
+        mark_downgrade(&mut response, &admitted);
+        Ok((response, admitted.outcome()))
+    }
+
+    /// The budgets that select `workload` (none for a caller forwarded unmetered), with the
+    /// controller's latest figures for each.
+    fn budgets(
+        &self,
+        workload: Option<&Workload>,
+    ) -> (Vec<Arc<BudgetPolicy>>, Vec<Option<Figures>>) {
         let policies = workload
-            .as_deref()
             .map(|w| self.cluster.budgets_for(w))
             .unwrap_or_default();
-        let figures: Vec<_> = policies
+        let figures = policies
             .iter()
             .map(|p| self.slices.figures(&p.key))
             .collect();
-        let states: Vec<BudgetState<'_>> = policies
-            .iter()
-            .zip(&figures)
-            .map(|(p, f)| BudgetState {
-                policy: p,
-                spent: f.as_ref().map_or(Usd::ZERO, |f| f.spent),
-                limit: f.as_ref().map_or(p.limit, |f| f.limit),
-                resets: f.as_ref().map(|f| f.period_end.clone()),
-            })
-            .collect();
-        let admitted = match admission::decide(&states, route.operation, &route.model) {
-            Ok(a) => a,
-            Err(refused) => {
-                return self.refuse(refused, workload.as_deref(), &route, &request_id, 0);
-            }
-        };
-        for state in &states {
-            if let Some(rpm) = state.policy.soft_rate(state.spent, state.limit)
-                && let Err(wait) = self.limiter.check(&state.policy.key, rpm, Instant::now())
-            {
-                let refused = Refused {
-                    kind: Refusal::Throttled,
-                    budget: state.policy.key.clone(),
-                    message: format!(
-                        "AIBudget {} is past its soft limit ({} of {}): at most {rpm} requests per minute",
-                        state.policy.key,
-                        state.spent.display_cents(),
-                        state.limit.display_cents()
-                    ),
-                };
-                return self.refuse(refused, workload.as_deref(), &route, &request_id, wait);
-            }
+        (policies, figures)
+    }
+
+    /// Answers a call the gateway refused or failed: counted, recorded against the refusing
+    /// budget (with a Warning Event on the pod), logged, rendered.
+    fn refuse(&self, call: &CallTrace, error: GatewayError) -> Response<ResponseBody> {
+        let outcome = error.outcome();
+        self.metrics.request(outcome);
+        if let (Some(refused), Some(workload)) = (error.refusal(), &call.workload) {
+            self.record_refusal(call, workload, refused);
         }
+        let request_id = error.request_id(&call.request_id).to_owned();
+        call.log(&request_id, outcome, error.status(), None);
+        error.into_response(&call.request_id)
+    }
 
-        let billed = resolve(&admitted.model);
-        let now = self.clock.now();
-        let price = self.prices.current().price(&billed, now);
-        let context = billed
-            .catalog
-            .map_or(self.config.fallback_context_window, |e| e.context_window);
-        let asked = admission::requested_output_tokens(route.operation, &billed, &json);
-        let worst = worst_case_cost(
-            &price,
-            input_token_bound(body.len(), context),
-            output_token_bound(asked, price.max_output_tokens),
-        );
-        let claims: Vec<Claim> = states
-            .iter()
-            .map(|s| Claim {
-                key: s.policy.key.clone(),
-                limit: s.limit,
-                fail_open: s.policy.fail_mode == aigov_api::budget::FailMode::Open,
-            })
-            .collect();
-        let reservation = if claims.is_empty() {
-            Reservation::default()
-        } else {
-            match self.slices.reserve(&claims, worst).await {
-                Ok(r) => r,
-                Err(Shortfall::Budget(key)) => {
-                    let state = states
-                        .iter()
-                        .find(|s| s.policy.key == key)
-                        .expect("claimed");
-                    let fresh = self.slices.figures(&key);
-                    let state = BudgetState {
-                        spent: fresh.as_ref().map_or(state.spent, |f| f.spent),
-                        limit: fresh.as_ref().map_or(state.limit, |f| f.limit),
-                        ..state.clone()
-                    };
-                    let refused = admission::shortfall(&state, worst);
-                    return self.refuse(refused, workload.as_deref(), &route, &request_id, 1);
-                }
-                Err(Shortfall::Unreachable(key)) => {
-                    return (
-                        bedrock_error(
-                            "ServiceUnavailableException",
-                            &format!(
-                                "the aigov controller is unreachable and AIBudget {key} fails closed \
-                                 (failMode: Closed) with no budget granted to this gateway; retry later"
-                            ),
-                            &request_id,
-                        ),
-                        "unavailable",
-                    );
-                }
-                Err(Shortfall::Backlog) => {
-                    return (
-                        bedrock_error(
-                            "ServiceUnavailableException",
-                            "the aigov gateway holds too much unreported usage (the controller is not \
-                             acknowledging); retry later",
-                            &request_id,
-                        ),
-                        "unavailable",
-                    );
-                }
-            }
-        };
-
-        let record = UsageRecord {
-            model: admitted.model.clone(),
-            pod_namespace: workload
-                .as_ref()
-                .map(|w| w.namespace.clone())
+    /// A refused call counts as a request (and a throttle) of its budget and pod.
+    fn record_refusal(&self, call: &CallTrace, workload: &Workload, refused: &Refused) {
+        self.slices.record(UsageRecord {
+            request_id: call.request_id.clone(),
+            budgets: vec![refused.budget.clone()],
+            model: call.model.clone().unwrap_or_default(),
+            occurred_at_ms: self.clock.now().as_millisecond(),
+            pod_namespace: workload.namespace.clone(),
+            pod_name: workload.name.clone(),
+            workload: workload.workload.clone(),
+            refusal: refused.kind as i32,
+            operation: call
+                .operation
+                .map(|o| o.name().to_owned())
                 .unwrap_or_default(),
-            pod_name: workload
-                .as_ref()
-                .map(|w| w.name.clone())
-                .unwrap_or_default(),
-            workload: workload
-                .as_ref()
-                .map(|w| w.workload.clone())
-                .unwrap_or_default(),
-            operation: route.operation.name().to_owned(),
-            downgraded_from: admitted.downgraded_from.clone().unwrap_or_default(),
+            refused_by: refused.budget.clone(),
             ..UsageRecord::default()
-        };
-        let settlement = Settlement {
-            gateway: self.clone(),
-            reservation: Some(reservation),
-            record,
-            model: admitted.model.clone(),
-            request_id: None,
-        };
-        self.metrics.overhead(started.elapsed());
-        let upstream = self
-            .upstream
-            .send(
-                route.operation,
-                &admitted.model,
-                query.as_deref(),
-                &parts.headers,
-                body,
-            )
-            .await;
-        let response = match upstream {
-            Ok(r) => r,
-            Err(e) => {
-                drop(settlement);
-                let code = match e {
-                    ForwardError::Timeout(_) => "ModelTimeoutException",
-                    _ => "ServiceUnavailableException",
-                };
-                return (
-                    bedrock_error(code, &e.to_string(), &request_id),
-                    "upstream_error",
-                );
-            }
-        };
-        let mut response = self.relay(route.operation, response, settlement).await;
-        if let Some(from) = &admitted.downgraded_from {
-            let headers = response.headers_mut();
-            if let (Ok(f), Ok(t)) = (
-                HeaderValue::from_str(from),
-                HeaderValue::from_str(&admitted.model),
-            ) {
-                headers.insert(DOWNGRADED_FROM_HEADER, f);
-                headers.insert(DOWNGRADED_TO_HEADER, t);
-            }
-        }
-        (
-            response,
-            if admitted.downgraded_from.is_some() {
-                "downgraded"
-            } else {
-                "forwarded"
-            },
-        )
-    }
-
-    async fn read_body(
-        &self,
-        body: Incoming,
-        request_id: &str,
-    ) -> Result<Bytes, Response<ResponseBody>> {
-        let limit = self.config.max_body_bytes;
-        match tokio::time::timeout(
-            self.config.body_timeout,
-            Limited::new(body, limit).collect(),
-        )
-        .await
-        {
-            Ok(Ok(collected)) => Ok(collected.to_bytes()),
-            Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(bedrock_error(
-                "ValidationException",
-                &format!("the request body is larger than the gateway accepts ({limit} bytes)"),
-                request_id,
-            )),
-            Ok(Err(e)) => Err(bedrock_error(
-                "ValidationException",
-                &format!("the request body could not be read: {e}"),
-                request_id,
-            )),
-            Err(_) => Err(bedrock_error(
-                "ValidationException",
-                &format!(
-                    "the request body did not arrive within {:?}",
-                    self.config.body_timeout
-                ),
-                request_id,
-            )),
-        }
-    }
-
-    fn refuse(
-        &self,
-        refused: Refused,
-        workload: Option<&Workload>,
-        route: &route::Route,
-        request_id: &str,
-        retry_after: u64,
-    ) -> (Response<ResponseBody>, &'static str) {
-        if let Some(w) = workload {
-            self.slices.record(UsageRecord {
-                request_id: request_id.to_owned(),
-                budgets: vec![refused.budget.clone()],
-                model: route.model.clone(),
-                occurred_at_ms: self.clock.now().as_millisecond(),
-                pod_namespace: w.namespace.clone(),
-                pod_name: w.name.clone(),
-                workload: w.workload.clone(),
-                refusal: refused.kind as i32,
-                operation: route.operation.name().to_owned(),
-                refused_by: refused.budget.clone(),
-                ..UsageRecord::default()
-            });
-            if let Some(warnings) = &self.pod_warnings {
-                warnings.warn(w, refused.kind, &refused.message);
-            }
-        }
-        match refused.kind {
-            Refusal::Throttled => (
-                throttled(&refused.message, request_id, retry_after, &refused.budget),
-                "throttled",
-            ),
-            Refusal::ModelForbidden => (
-                denied(&refused.message, request_id, &refused.budget),
-                "model_forbidden",
-            ),
-            _ => (
-                denied(&refused.message, request_id, &refused.budget),
-                "exhausted",
-            ),
-        }
-    }
-
-    async fn relay(
-        self: &Arc<Self>,
-        operation: Operation,
-        response: Response<Incoming>,
-        mut settlement: Settlement,
-    ) -> Response<ResponseBody> {
-        let (mut parts, body) = response.into_parts();
-        for name in DROPPED_RESPONSE_HEADERS {
-            parts.headers.remove(*name);
-        }
-        settlement.request_id = parts
-            .headers
-            .get("x-amzn-requestid")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        if !parts.status.is_success() {
-            // Bedrock's own error: passed through; Bedrock charges nothing for it.
-            settlement.finish(None);
-            return Response::from_parts(parts, body.map_err(BoxError::from).boxed());
-        }
-        if operation.is_stream() {
-            let metered = MeteredBody {
-                inner: body,
-                meter: meter::StreamMeter::new(operation),
-                settlement: Some(settlement),
-            };
-            return Response::from_parts(parts, metered.boxed());
-        }
-        let limit = self.config.max_response_bytes;
-        match Limited::new(body, limit).collect().await {
-            Ok(collected) => {
-                let bytes = collected.to_bytes();
-                settlement.finish(meter::response_usage(operation, &parts.headers, &bytes));
-                Response::from_parts(
-                    parts,
-                    Full::new(bytes).map_err(|never| match never {}).boxed(),
-                )
-            }
-            Err(e) => {
-                settlement.finish(None);
-                bedrock_error(
-                    "ServiceUnavailableException",
-                    &format!("Bedrock's response could not be read: {e}"),
-                    settlement_id(&parts.headers).as_deref().unwrap_or(""),
-                )
-            }
+        });
+        if let Some(warnings) = &self.pod_warnings {
+            warnings.warn(workload, refused.kind, &refused.message);
         }
     }
 }
 
-fn settlement_id(headers: &http::HeaderMap) -> Option<String> {
-    headers
-        .get("x-amzn-requestid")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
+/// The usage record of a forwarded call, its usage filled in when it settles.
+fn usage_record(route: &Route, admitted: &Admitted, workload: Option<&Workload>) -> UsageRecord {
+    UsageRecord {
+        model: admitted.model.clone(),
+        pod_namespace: workload.map(|w| w.namespace.clone()).unwrap_or_default(),
+        pod_name: workload.map(|w| w.name.clone()).unwrap_or_default(),
+        workload: workload.map(|w| w.workload.clone()).unwrap_or_default(),
+        operation: route.operation.name().to_owned(),
+        downgraded_from: admitted.downgraded_from.clone().unwrap_or_default(),
+        ..UsageRecord::default()
+    }
 }
 
-/// The client must have signed (SigV4) or sent a Bedrock API key; the gateway does not
-/// verify the signature (it was made for the gateway's host), identity comes from the pod.
-/// Returns the Bedrock error code and message of a refusal.
-fn check_auth(headers: &http::HeaderMap) -> Result<(), (&'static str, &'static str)> {
-    let Some(value) = headers.get("authorization") else {
-        return Err((
-            "MissingAuthenticationTokenException",
-            "missing Authentication Token: sign the request with SigV4 as the AWS SDKs do",
-        ));
+/// Tells the client its call went to a cheaper model ([`DOWNGRADED_FROM_HEADER`],
+/// [`DOWNGRADED_TO_HEADER`]).
+fn mark_downgrade(response: &mut Response<ResponseBody>, admitted: &Admitted) {
+    let Some(from) = &admitted.downgraded_from else {
+        return;
     };
-    let text = value.to_str().unwrap_or_default();
-    let sigv4 = text.starts_with("AWS4-HMAC-SHA256 ")
-        && text.contains("Credential=")
-        && text.contains("Signature=");
-    let bearer = text
-        .strip_prefix("Bearer ")
-        .is_some_and(|t| !t.trim().is_empty());
-    if sigv4 || bearer {
-        Ok(())
-    } else {
-        Err((
-            "IncompleteSignatureException",
-            "the Authorization header is not a SigV4 signature (AWS4-HMAC-SHA256 Credential=..., \
-             SignedHeaders=..., Signature=...) or a Bearer API key",
+    if let (Ok(f), Ok(t)) = (
+        HeaderValue::from_str(from),
+        HeaderValue::from_str(&admitted.model),
+    ) {
+        let headers = response.headers_mut();
+        headers.insert(DOWNGRADED_FROM_HEADER, f);
+        headers.insert(DOWNGRADED_TO_HEADER, t);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    use aws_credential_types::Credentials;
+    use aws_credential_types::provider::SharedCredentialsProvider;
+    use http_body_util::{BodyExt, Full};
+    use prometheus_client::registry::Registry;
+
+    use crate::forward::UpstreamConfig;
+    use crate::slices::SliceConfig;
+
+    const SIGNED: &str = "AWS4-HMAC-SHA256 Credential=AKID/20260101/us-east-1/bedrock/aws4_request, \
+                          SignedHeaders=host, Signature=abc";
+
+    /// A gateway with no pods, no budgets, no controller, and a Bedrock nobody listens at.
+    fn gateway(unknown_callers: UnknownCallers) -> (Arc<Gateway>, Registry) {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let mut registry = Registry::default();
+        let metrics = Arc::new(GatewayMetrics::register(&mut registry));
+        let upstream = Upstream::new(
+            UpstreamConfig {
+                endpoint: "http://127.0.0.1:1".into(),
+                region: "us-east-1".into(),
+                timeout: Duration::from_secs(5),
+            },
+            SharedCredentialsProvider::new(Credentials::new("AKID", "secret", None, None, "test")),
+        )
+        .unwrap();
+        let slices = Slices::new(SliceConfig {
+            gateway_id: "test".into(),
+            endpoints: Vec::new(),
+            interval: Duration::from_millis(250),
+            ttl: Duration::from_secs(20),
+            slice_fraction: rust_decimal::Decimal::new(5, 2),
+            max_pending: 100,
+            batch: 100,
+        });
+        let config = GatewayConfig {
+            unknown_callers,
+            ..GatewayConfig::default()
+        };
+        let gateway = Gateway::new(
+            config,
+            ClusterView::default(),
+            slices,
+            Prices::default(),
+            upstream,
+            None,
+            metrics,
+            Clock::system(),
+            "aigov-test".into(),
+        );
+        (gateway, registry)
+    }
+
+    async fn call(
+        gateway: &Arc<Gateway>,
+        path: &str,
+        authorization: Option<&str>,
+        body: &'static str,
+    ) -> (Response<ResponseBody>, String) {
+        let mut request = Request::post(path);
+        if let Some(a) = authorization {
+            request = request.header("authorization", a);
+        }
+        let request = request
+            .body(Full::new(Bytes::from_static(body.as_bytes())))
+            .unwrap();
+        let response = gateway.handle("10.9.8.7".parse().unwrap(), request).await;
+        let (parts, body) = response.into_parts();
+        let bytes = body.collect().await.unwrap().to_bytes();
+        let text = String::from_utf8(bytes.to_vec()).unwrap();
+        (
+            Response::from_parts(parts, Full::new(bytes).map_err(|n| match n {}).boxed()),
+            text,
+        )
+    }
+
+    fn counted(registry: &Registry, outcome: &str) -> bool {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, registry).unwrap();
+        text.contains(&format!(
+            "gateway_requests_total{{outcome=\"{outcome}\"}} 1"
         ))
     }
-}
 
-/// A call's reservation until it settles: on `finish` with the usage Bedrock reported, or on
-/// drop (a client that went away, a broken stream) with whatever usage was seen, never more.
-struct Settlement {
-    gateway: Arc<Gateway>,
-    reservation: Option<Reservation>,
-    record: UsageRecord,
-    model: String,
-    request_id: Option<String>,
-}
+    #[tokio::test]
+    async fn a_path_that_is_no_metered_operation_is_a_404_counted_as_unknown_operation() {
+        let (gateway, registry) = gateway(UnknownCallers::Refuse);
+        let (response, body) =
+            call(&gateway, "/guardrail/g/version/1/apply", Some(SIGNED), "{}").await;
+        assert_eq!(response.status(), 404);
+        assert!(body.contains("other Bedrock operations are not metered"));
+        assert_eq!(
+            response.headers()["x-amzn-requestid"],
+            "aigov-test-000000000001"
+        );
+        assert!(counted(&registry, "unknown_operation"));
+    }
 
-impl Settlement {
-    fn finish(&mut self, usage: Option<Usage>) {
-        let Some(reservation) = self.reservation.take() else {
-            return;
-        };
-        let Some(usage) = usage else {
-            // Nothing reported: Bedrock charges nothing we can see; release in full.
-            self.gateway.slices.release(reservation);
-            return;
-        };
-        if reservation.is_empty() {
-            // No budget selects the caller (or it is forwarded unmetered): nothing to settle.
-            return;
+    #[tokio::test]
+    async fn an_unsigned_call_is_refused_before_the_caller_is_looked_up() {
+        let (gateway, registry) = gateway(UnknownCallers::Refuse);
+        let (response, _) = call(
+            &gateway,
+            "/model/amazon.nova-micro-v1:0/converse",
+            None,
+            "{}",
+        )
+        .await;
+        assert_eq!(response.status(), 403);
+        assert!(
+            response.headers()["x-amzn-errortype"]
+                .to_str()
+                .unwrap()
+                .starts_with("MissingAuthenticationTokenException:")
+        );
+        assert!(counted(&registry, "unauthenticated"));
+    }
+
+    #[tokio::test]
+    async fn a_caller_that_is_no_pod_is_refused_naming_its_ip() {
+        let (gateway, registry) = gateway(UnknownCallers::Refuse);
+        let (response, body) = call(
+            &gateway,
+            "/model/amazon.nova-micro-v1:0/converse",
+            Some(SIGNED),
+            "{}",
+        )
+        .await;
+        assert_eq!(response.status(), 403);
+        assert!(body.contains("no running pod has IP 10.9.8.7"), "{body}");
+        assert!(counted(&registry, "unknown_caller"));
+    }
+
+    #[tokio::test]
+    async fn a_body_that_is_no_json_object_is_invalid() {
+        let (gateway, registry) = gateway(UnknownCallers::Forward);
+        let (response, body) = call(
+            &gateway,
+            "/model/amazon.nova-micro-v1:0/converse",
+            Some(SIGNED),
+            "[]",
+        )
+        .await;
+        assert_eq!(response.status(), 400);
+        assert!(body.contains("must be a JSON object"));
+        assert!(counted(&registry, "invalid"));
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_bedrock_is_a_503_counted_as_upstream_error() {
+        let (gateway, registry) = gateway(UnknownCallers::Forward);
+        let (response, body) = call(
+            &gateway,
+            "/model/amazon.nova-micro-v1:0/converse",
+            Some(SIGNED),
+            "{}",
+        )
+        .await;
+        assert_eq!(response.status(), 503);
+        assert!(body.contains("Bedrock is unreachable"), "{body}");
+        assert!(counted(&registry, "upstream_error"));
+        assert_eq!(
+            gateway.slices.pending(),
+            0,
+            "nothing to record for an unmetered call"
+        );
+    }
+
+    /// Everything written through `tracing` while `f` runs under `filter`.
+    async fn logged<F: Future<Output = ()>>(filter: &str, f: F) -> String {
+        #[derive(Clone, Default)]
+        struct Sink(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Sink {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
         }
-        let now = self.gateway.clock.now();
-        let cost = self
-            .gateway
-            .prices
-            .current()
-            .cost(&resolve(&self.model), &usage, InvocationMode::OnDemand, now)
-            .amount;
-        let mut record = std::mem::take(&mut self.record);
-        record.request_id = self
-            .request_id
-            .take()
-            .unwrap_or_else(|| self.gateway.request_id());
-        record.input_tokens = usage.input_tokens;
-        record.output_tokens = usage.output_tokens;
-        record.cache_read_tokens = usage.cache_read_tokens;
-        record.cache_write_tokens = usage.cache_write_tokens;
-        record.cache_write_1h_tokens = usage.cache_write_1h_tokens;
-        record.occurred_at_ms = now.as_millisecond();
-        self.gateway.slices.settle(reservation, cost, record);
-    }
-}
-
-impl Drop for Settlement {
-    fn drop(&mut self) {
-        self.finish(None);
-    }
-}
-
-/// A streaming response relayed frame by frame, its usage read on the way.
-struct MeteredBody {
-    inner: Incoming,
-    meter: meter::StreamMeter,
-    settlement: Option<Settlement>,
-}
-
-impl Body for MeteredBody {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Some(data) = frame.data_ref() {
-                    this.meter.feed(data);
-                }
-                Poll::Ready(Some(Ok(frame)))
-            }
-            Poll::Ready(Some(Err(e))) => {
-                if let Some(mut s) = this.settlement.take() {
-                    s.finish(this.meter.usage());
-                }
-                Poll::Ready(Some(Err(e.into())))
-            }
-            Poll::Ready(None) => {
-                if let Some(mut s) = this.settlement.take() {
-                    s.finish(this.meter.usage());
-                }
-                Poll::Ready(None)
-            }
-            Poll::Pending => Poll::Pending,
-        }
+        let sink = Sink::default();
+        let writer = sink.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        f.await;
+        String::from_utf8(sink.0.lock().unwrap().clone()).unwrap()
     }
 
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-}
-
-impl Drop for MeteredBody {
-    fn drop(&mut self) {
-        // The client went away mid-stream: charge what Bedrock reported so far, if anything.
-        if let Some(mut s) = self.settlement.take() {
-            s.finish(self.meter.usage());
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_per_call_line_is_off_at_info_and_on_with_aigov_call_at_debug() {
+        let (gateway, _) = gateway(UnknownCallers::Refuse);
+        let path = "/model/amazon.nova-micro-v1:0/converse";
+        let quiet = logged("info", async {
+            call(&gateway, path, Some(SIGNED), "{}").await;
+        })
+        .await;
+        assert!(!quiet.contains(trace::TARGET), "{quiet}");
+        let line = logged("info,aigov::call=debug", async {
+            call(&gateway, path, Some(SIGNED), "{}").await;
+        })
+        .await;
+        for needle in [
+            "aigov::call",
+            "request_id=\"aigov-test-000000000002\"",
+            "pod=unknown (10.9.8.7)",
+            "model=\"amazon.nova-micro-v1:0\"",
+            "operation=\"Converse\"",
+            "outcome=\"unknown_caller\"",
+            "status=403",
+            "added=",
+        ] {
+            assert!(line.contains(needle), "{needle} in {line}");
         }
     }
 }

@@ -1,8 +1,15 @@
-//! The soft limit's rate cap: a token bucket per budget, per gateway replica.
+//! The soft limit's rate cap: a token bucket per budget, per gateway replica. A budget past
+//! its soft limit admits at most its requests per minute; the call over it is a 429 with the
+//! seconds until the next one fits.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Instant;
+
+use aigov_ledger::proto::Refusal;
+
+use crate::admission::{BudgetState, Refused};
+use crate::error::GatewayError;
 
 /// Token buckets by budget.
 #[derive(Debug, Default)]
@@ -37,6 +44,36 @@ impl RateLimiter {
             Err(((1.0 - bucket.tokens) / rate).ceil() as u64)
         }
     }
+}
+
+/// Takes one request from the bucket of every budget in `states` that is past its soft limit;
+/// the first that has none left refuses the call.
+pub fn check_soft_limits(
+    limiter: &RateLimiter,
+    states: &[BudgetState<'_>],
+    now: Instant,
+) -> Result<(), GatewayError> {
+    for state in states {
+        if let Some(rpm) = state.policy.soft_rate(state.spent, state.limit)
+            && let Err(wait) = limiter.check(&state.policy.key, rpm, now)
+        {
+            let refused = Refused {
+                kind: Refusal::Throttled,
+                budget: state.policy.key.clone(),
+                message: format!(
+                    "AIBudget {} is past its soft limit ({} of {}): at most {rpm} requests per minute",
+                    state.policy.key,
+                    state.spent.display_cents(),
+                    state.limit.display_cents()
+                ),
+            };
+            return Err(GatewayError::Refused {
+                refused,
+                retry_after: wait,
+            });
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

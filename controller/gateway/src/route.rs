@@ -103,6 +103,17 @@ pub fn route(path: &str) -> Result<Route, RouteError> {
     Ok(Route { operation, model })
 }
 
+/// Routes a request by method and path: only a `POST` to one of the four operations is
+/// served. A malformed model ID is reported as such whatever the method.
+pub fn accept(method: &http::Method, path: &str) -> Result<Route, crate::error::GatewayError> {
+    use crate::error::GatewayError;
+    match route(path) {
+        Ok(r) if *method == http::Method::POST => Ok(r),
+        Ok(_) | Err(RouteError::UnknownOperation) => Err(GatewayError::UnknownOperation),
+        Err(RouteError::BadModelId(id)) => Err(GatewayError::BadModelId(id)),
+    }
+}
+
 /// The path for `operation` on `model`, with the model encoded as one segment.
 pub fn path_for(operation: Operation, model: &str) -> String {
     format!(

@@ -1,13 +1,12 @@
-//! The gateway's side of the ledger: the slices of budget this replica holds, the worst-case
-//! reservations of calls in flight, and the usage records the controller has not yet
-//! acknowledged, exchanged with the controller a few times a second.
+//! The gateway's side of the ledger, as I/O: the [`SliceBook`] (the pure slices, reservations
+//! and unacknowledged records, in [`aigov_ledger::slices`]) behind a lock, exchanged with the
+//! controller over gRPC a few times a second by [`Slices::run`].
 //!
-//! A call is admitted only if every budget that selects it has the call's worst case free in
-//! this replica's slice; the worst case is reserved until the call settles, then the real cost
-//! is drawn and the rest returned to the slice. The controller grants slices only from what no
-//! replica holds, so all replicas together stay within the limit.
+//! Everything that decides how much this replica may spend lives in the book, with time passed
+//! in; this module only reads the clock, talks to the controller (failing over between its
+//! replicas), wakes the exchange loop when a call runs short, and lets a call wait for the
+//! grant it asked for.
 
-use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -16,9 +15,18 @@ use rust_decimal::Decimal;
 use tokio::sync::{Notify, watch};
 use tonic::transport::{Channel, Endpoint};
 
-use aigov_ledger::ledger::BudgetKey;
 use aigov_ledger::proto::ledger_client::LedgerClient;
-use aigov_ledger::proto::{ExchangeRequest, ExchangeResponse, Holding, UsageRecord};
+use aigov_ledger::proto::{ExchangeRequest, UsageRecord};
+use aigov_ledger::slices::{BookConfig, SliceBook};
+
+pub use aigov_ledger::slices::{Claim, Figures, Reservation, Shortfall};
+
+/// How long a connection attempt to a controller replica may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long one exchange may take before the next replica is tried.
+pub const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(5);
+/// The largest exchange message either way (a full batch of records fits easily).
+pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
 
 /// How the gateway talks to the ledger.
 #[derive(Clone, Debug)]
@@ -39,103 +47,34 @@ pub struct SliceConfig {
     pub batch: usize,
 }
 
-/// The controller's latest figures for a budget.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Figures {
-    /// Settled spend.
-    pub spent: Usd,
-    /// Effective limit.
-    pub limit: Usd,
-    /// End of the period (RFC 3339).
-    pub period_end: String,
-}
-
 #[derive(Debug)]
-struct SliceAccount {
-    free: Usd,
-    reserved: Usd,
-    urgent: Usd,
-    limit_hint: Usd,
-    figures: Option<Figures>,
-    last_used: Instant,
-}
-
-#[derive(Debug)]
-struct Pending {
-    record: UsageRecord,
-    sent: bool,
-}
-
-#[derive(Debug, Default)]
 struct State {
-    accounts: HashMap<BudgetKey, SliceAccount>,
-    pending: VecDeque<Pending>,
-    next_sequence: u64,
-    session: String,
-    last_contact: Option<Instant>,
-    settling: bool,
+    book: SliceBook,
+    /// Exchanges started so far; a waiter waits for one started after its request.
     started: u64,
-    /// The process is stopping: every slice's free part goes back to the controller.
-    leaving: bool,
 }
 
-/// What a call holds until it settles.
-#[derive(Debug, Default)]
-pub struct Reservation {
-    amounts: Vec<(BudgetKey, Usd)>,
-}
-
-impl Reservation {
-    /// True when no budget is charged (nobody selects the caller).
-    pub fn is_empty(&self) -> bool {
-        self.amounts.is_empty()
-    }
-
-    /// The budgets this call is charged to.
-    pub fn budgets(&self) -> Vec<BudgetKey> {
-        self.amounts.iter().map(|(k, _)| k.clone()).collect()
-    }
-}
-
-/// Why a reservation failed.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Shortfall {
-    /// This budget's slice lacks the worst case (and the controller granted no more).
-    Budget(BudgetKey),
-    /// The controller is unreachable and the budget fails closed with nothing granted.
-    Unreachable(BudgetKey),
-    /// Too many records await acknowledgement.
-    Backlog,
-}
-
-/// One budget to reserve on: its key, its limit, and whether it fails open.
-#[derive(Clone, Debug)]
-pub struct Claim {
-    /// The budget.
-    pub key: BudgetKey,
-    /// Its spec limit (sizes the slice until the controller's figures arrive).
-    pub limit: Usd,
-    /// `failMode: Open`.
-    pub fail_open: bool,
-}
-
-/// The replica's slices and pending records.
+/// The replica's slices and pending records, shared by every call and the exchange loop.
 pub struct Slices {
     config: SliceConfig,
     state: Mutex<State>,
     wake: Notify,
+    /// The number of the last exchange that completed (answered or failed).
     completed: watch::Sender<u64>,
 }
 
 impl Slices {
     /// Empty slices; `run` must be spawned to exchange with the controller.
     pub fn new(config: SliceConfig) -> Arc<Slices> {
+        let book = SliceBook::new(BookConfig {
+            ttl: config.ttl,
+            slice_fraction: config.slice_fraction,
+            max_pending: config.max_pending,
+            batch: config.batch,
+        });
         Arc::new(Slices {
             config,
-            state: Mutex::new(State {
-                next_sequence: 1,
-                ..State::default()
-            }),
+            state: Mutex::new(State { book, started: 0 }),
             wake: Notify::new(),
             completed: watch::channel(0).0,
         })
@@ -147,237 +86,64 @@ impl Slices {
 
     /// True while the controller has answered within the slice TTL.
     pub fn connected(&self) -> bool {
-        self.lock()
-            .last_contact
-            .is_some_and(|t| t.elapsed() < self.config.ttl)
+        self.lock().book.connected(Instant::now())
     }
 
     /// True once a leader answers and grants (it is not settling in).
     pub fn ready(&self) -> bool {
-        let state = self.lock();
-        state
-            .last_contact
-            .is_some_and(|t| t.elapsed() < self.config.ttl)
-            && !state.settling
+        self.lock().book.ready(Instant::now())
     }
 
     /// The controller's latest figures for `key`.
     pub fn figures(&self, key: &str) -> Option<Figures> {
-        self.lock()
-            .accounts
-            .get(key)
-            .and_then(|a| a.figures.clone())
+        self.lock().book.figures(key)
     }
 
-    fn try_reserve(&self, claims: &[Claim], worst: Usd) -> Result<Reservation, Shortfall> {
-        let mut state = self.lock();
-        if state.pending.len() >= self.config.max_pending {
-            return Err(Shortfall::Backlog);
-        }
-        let connected = state
-            .last_contact
-            .is_some_and(|t| t.elapsed() < self.config.ttl);
-        for claim in claims {
-            let account = account(&mut state, claim);
-            if account.free < worst && (connected || !claim.fail_open) {
-                return Err(if connected {
-                    Shortfall::Budget(claim.key.clone())
-                } else {
-                    Shortfall::Unreachable(claim.key.clone())
-                });
-            }
-        }
-        let mut reservation = Reservation::default();
-        for claim in claims {
-            let account = account(&mut state, claim);
-            account.last_used = Instant::now();
-            // Failing open without the controller: admitted without a slice, settled later.
-            let backed = account.free >= worst;
-            let amount = if backed { worst } else { Usd::ZERO };
-            account.free = account.free - amount;
-            account.reserved += amount;
-            reservation.amounts.push((claim.key.clone(), amount));
-        }
-        Ok(reservation)
-    }
-
-    /// Reserves `worst` on every claimed budget, asking the controller for more once if a
-    /// slice is short.
+    /// Reserves `worst` on every claimed budget, asking the controller for more once (and
+    /// waiting for that exchange, a few intervals at most) if a slice is short.
     pub async fn reserve(&self, claims: &[Claim], worst: Usd) -> Result<Reservation, Shortfall> {
-        let shortfall = match self.try_reserve(claims, worst) {
+        let first = self.lock().book.reserve(claims, worst, Instant::now());
+        let short = match first {
             Ok(r) => return Ok(r),
             Err(Shortfall::Budget(key) | Shortfall::Unreachable(key)) => key,
             Err(Shortfall::Backlog) => return Err(Shortfall::Backlog),
         };
         let target = {
             let mut state = self.lock();
-            let slice_size = self.slice_size_of(&state, &shortfall);
-            if let Some(account) = state.accounts.get_mut(&shortfall) {
-                let need = worst.saturating_sub(account.free) + slice_size;
-                account.urgent = account.urgent.max(need);
-            }
+            state.book.ask_for(&short, worst);
             state.started + 1
         };
-        let mut completed = self.completed.subscribe();
-        self.wake.notify_one();
-        let wait = completed.wait_for(|done| *done >= target);
-        let _ = tokio::time::timeout(self.config.interval * 4 + Duration::from_secs(1), wait).await;
-        self.try_reserve(claims, worst)
+        let within = self.config.interval * 4 + Duration::from_secs(1);
+        let _ = tokio::time::timeout(within, self.exchanged(target)).await;
+        self.lock().book.reserve(claims, worst, Instant::now())
     }
 
-    fn slice_size_of(&self, state: &State, key: &str) -> Usd {
-        state.accounts.get(key).map_or(Usd::ZERO, |a| {
-            let limit = a.figures.as_ref().map_or(a.limit_hint, |f| f.limit);
-            limit.scaled(self.config.slice_fraction)
-        })
+    /// Wakes the exchange loop and waits until exchange number `target` (or a later one) has
+    /// completed.
+    async fn exchanged(&self, target: u64) {
+        let mut completed = self.completed.subscribe();
+        self.wake.notify_one();
+        let _ = completed.wait_for(|done| *done >= target).await;
     }
 
     /// Settles a call: draws `cost` from each budget's reservation and queues the record.
-    pub fn settle(&self, reservation: Reservation, cost: Usd, mut record: UsageRecord) {
-        let mut state = self.lock();
-        for (key, amount) in &reservation.amounts {
-            if let Some(account) = state.accounts.get_mut(key) {
-                account.reserved = account.reserved.saturating_sub(*amount);
-                if !amount.is_zero() {
-                    // Normally cost <= amount. Were the worst case ever wrong, the excess comes
-                    // out of the slice, which may go negative until the next grant.
-                    account.free = account.free + *amount - cost;
-                }
-            }
-        }
-        record.budgets = reservation.budgets();
-        push(&mut state, record);
+    pub fn settle(&self, reservation: Reservation, cost: Usd, record: UsageRecord) {
+        self.lock().book.settle(reservation, cost, record);
     }
 
     /// Returns a reservation untouched (the call never reached Bedrock).
     pub fn release(&self, reservation: Reservation) {
-        let mut state = self.lock();
-        for (key, amount) in &reservation.amounts {
-            if let Some(account) = state.accounts.get_mut(key) {
-                account.reserved = account.reserved.saturating_sub(*amount);
-                account.free += *amount;
-            }
-        }
+        self.lock().book.release(reservation);
     }
 
     /// Queues a record of a refused call (it counts as a request and a throttle).
     pub fn record(&self, record: UsageRecord) {
-        push(&mut self.lock(), record);
+        self.lock().book.record(record);
     }
 
     /// Records not yet acknowledged.
     pub fn pending(&self) -> usize {
-        self.lock().pending.len()
-    }
-
-    fn build_request(&self) -> (ExchangeRequest, u64) {
-        let mut state = self.lock();
-        state.started += 1;
-        let number = state.started;
-        let connected = state
-            .last_contact
-            .is_some_and(|t| t.elapsed() < self.config.ttl);
-        let fraction = self.config.slice_fraction;
-        let expired = !connected && state.last_contact.is_some();
-        let mut holdings = Vec::new();
-        let leaving = state.leaving;
-        for (key, account) in state.accounts.iter_mut() {
-            if expired || leaving {
-                // Expired: the controller will hand this replica's slice to others.
-                account.free = account.free.min(Usd::ZERO);
-            }
-            let limit = account
-                .figures
-                .as_ref()
-                .map_or(account.limit_hint, |f| f.limit);
-            let slice = limit.scaled(fraction);
-            let recently_used = !leaving && account.last_used.elapsed() < Duration::from_secs(60);
-            let mut wanted = std::mem::replace(&mut account.urgent, Usd::ZERO);
-            if leaving {
-                wanted = Usd::ZERO;
-            }
-            if wanted.is_zero() && recently_used && account.free < slice.scaled(Decimal::new(5, 1))
-            {
-                wanted = slice.saturating_sub(account.free);
-            }
-            let keep = if recently_used { slice } else { Usd::ZERO };
-            if wanted.is_zero() && account.free > keep.scaled(Decimal::TWO) {
-                // Give back what this replica does not need.
-                account.free = keep;
-            }
-            holdings.push(Holding {
-                budget: key.clone(),
-                held: (account.free + account.reserved)
-                    .max(Usd::ZERO)
-                    .to_api_string(),
-                wanted: wanted.to_api_string(),
-            });
-        }
-        let records = state
-            .pending
-            .iter_mut()
-            .filter(|p| !p.sent)
-            .take(self.config.batch)
-            .map(|p| {
-                p.sent = true;
-                p.record.clone()
-            })
-            .collect();
-        (
-            ExchangeRequest {
-                gateway_id: self.config.gateway_id.clone(),
-                records,
-                holdings,
-            },
-            number,
-        )
-    }
-
-    fn apply_response(&self, response: ExchangeResponse) -> bool {
-        let mut state = self.lock();
-        state.last_contact = Some(Instant::now());
-        state.settling = response.settling;
-        if response.session != state.session {
-            state.session = response.session.clone();
-            for p in state.pending.iter_mut() {
-                p.sent = false;
-            }
-        }
-        while state
-            .pending
-            .front()
-            .is_some_and(|p| p.record.sequence <= response.acknowledged_through)
-        {
-            state.pending.pop_front();
-        }
-        for grant in response.grants {
-            if let (Some(account), Ok(amount)) = (
-                state.accounts.get_mut(&grant.budget),
-                Usd::parse(&grant.amount),
-            ) {
-                account.free += amount;
-            }
-        }
-        for figures in response.budgets {
-            if let (Some(account), Ok(spent), Ok(limit)) = (
-                state.accounts.get_mut(&figures.budget),
-                Usd::parse(&figures.spent),
-                Usd::parse(&figures.limit),
-            ) {
-                account.figures = Some(Figures {
-                    spent,
-                    limit,
-                    period_end: figures.period_end,
-                });
-            }
-        }
-        state.pending.iter().any(|p| !p.sent)
-    }
-
-    fn mark_unsent(&self) {
-        for p in self.lock().pending.iter_mut() {
-            p.sent = false;
-        }
+        self.lock().book.pending()
     }
 
     /// Hands everything back before the process exits: the free part of every slice is
@@ -388,34 +154,39 @@ impl Slices {
     pub async fn leave(&self, within: Duration) -> usize {
         let deadline = tokio::time::Instant::now() + within;
         let since = Instant::now();
-        self.lock().leaving = true;
+        self.lock().book.leave();
         loop {
             let target = self.lock().started + 1;
-            let mut completed = self.completed.subscribe();
-            self.wake.notify_one();
-            let exchanged = completed.wait_for(|done| *done >= target);
-            if tokio::time::timeout_at(deadline, exchanged).await.is_err() {
+            if tokio::time::timeout_at(deadline, self.exchanged(target))
+                .await
+                .is_err()
+            {
                 return self.pending();
             }
-            let state = self.lock();
-            let contact = state.last_contact.is_some_and(|t| t >= since);
-            let held = state.accounts.values().any(|a| !a.reserved.is_zero());
-            if state.pending.is_empty() && contact && !held {
+            if self.lock().book.left(since) {
                 return 0;
             }
         }
     }
 
-    /// Exchanges with the controller until the process ends.
-    pub async fn run(self: Arc<Self>) {
-        let channels: Vec<LedgerClient<Channel>> = self
-            .config
+    fn next_request(&self) -> (ExchangeRequest, u64) {
+        let mut state = self.lock();
+        state.started += 1;
+        let request = state
+            .book
+            .exchange_request(&self.config.gateway_id, Instant::now());
+        (request, state.started)
+    }
+
+    /// One client per configured controller replica (connected lazily).
+    fn clients(&self) -> Vec<LedgerClient<Channel>> {
+        self.config
             .endpoints
             .iter()
             .filter_map(|url| match Endpoint::from_shared(url.clone()) {
                 Ok(e) => Some(LedgerClient::new(
-                    e.connect_timeout(Duration::from_secs(1))
-                        .timeout(Duration::from_secs(5))
+                    e.connect_timeout(CONNECT_TIMEOUT)
+                        .timeout(EXCHANGE_TIMEOUT)
                         .connect_lazy(),
                 )),
                 Err(e) => {
@@ -424,11 +195,17 @@ impl Slices {
                 }
             })
             .map(|c| {
-                c.max_decoding_message_size(64 << 20)
-                    .max_encoding_message_size(64 << 20)
+                c.max_decoding_message_size(MAX_MESSAGE_BYTES)
+                    .max_encoding_message_size(MAX_MESSAGE_BYTES)
             })
-            .collect();
-        if channels.is_empty() {
+            .collect()
+    }
+
+    /// Exchanges with the controller until the process ends: every interval, at once when a
+    /// call runs short or records remain unsent, and on the next replica after a failure.
+    pub async fn run(self: Arc<Self>) {
+        let clients = self.clients();
+        if clients.is_empty() {
             tracing::error!("no controller endpoint: slices will never be granted");
             return;
         }
@@ -441,41 +218,23 @@ impl Slices {
                     _ = self.wake.notified() => {}
                 }
             }
-            let (request, number) = self.build_request();
-            let mut client = channels[current].clone();
+            let (request, number) = self.next_request();
+            let mut client = clients[current].clone();
             match client.exchange(request).await {
-                Ok(response) => more = self.apply_response(response.into_inner()),
+                Ok(response) => {
+                    more = self
+                        .lock()
+                        .book
+                        .apply_response(response.into_inner(), Instant::now());
+                }
                 Err(status) => {
                     tracing::debug!(endpoint = current, %status, "ledger exchange failed");
-                    self.mark_unsent();
-                    current = (current + 1) % channels.len();
+                    self.lock().book.exchange_failed();
+                    current = (current + 1) % clients.len();
                     more = false;
                 }
             }
             self.completed.send_replace(number);
         }
     }
-}
-
-fn account<'a>(state: &'a mut State, claim: &Claim) -> &'a mut SliceAccount {
-    state
-        .accounts
-        .entry(claim.key.clone())
-        .or_insert_with(|| SliceAccount {
-            free: Usd::ZERO,
-            reserved: Usd::ZERO,
-            urgent: Usd::ZERO,
-            limit_hint: claim.limit,
-            figures: None,
-            last_used: Instant::now(),
-        })
-}
-
-fn push(state: &mut State, mut record: UsageRecord) {
-    record.sequence = state.next_sequence;
-    state.next_sequence += 1;
-    state.pending.push_back(Pending {
-        record,
-        sent: false,
-    });
 }

@@ -1,0 +1,493 @@
+//! Every way the gateway answers a call itself, in one type: [`GatewayError`]. Each variant
+//! renders as Bedrock's own error shape (status, `x-amzn-ErrorType`, a JSON `{"message"}`
+//! body, the request ID), so every SDK reads it as its typed error: a throttle is a retryable
+//! 429 `ThrottlingException` with `Retry-After`, an exhausted budget or a forbidden model a
+//! non-retryable 403 `AccessDeniedException` whose message says which AIBudget, how much, and
+//! when it resets. Each variant also names its outcome, the label the gateway counts it under
+//! in `aigov_gateway_requests_total`.
+//!
+//! The messages are part of the interface: people and end-to-end tests read them.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+
+use aigov_ledger::ledger::BudgetKey;
+use aigov_ledger::proto::Refusal;
+
+use crate::ResponseBody;
+use crate::admission::Refused;
+use crate::forward::ForwardError;
+
+/// The header that says the gateway (not Bedrock) answered, and which AIBudget refused.
+pub const REFUSED_BY_HEADER: &str = "x-aigov-refused-by";
+
+/// Why the gateway answered a call itself instead of relaying Bedrock's answer.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// Not one of the four metered operations (or not a POST).
+    #[error(
+        "the aigov gateway serves POST /model/{{modelId}}/converse, converse-stream, invoke and \
+         invoke-with-response-stream; other Bedrock operations are not metered and are refused"
+    )]
+    UnknownOperation,
+    /// The model segment is not a plausible model ID.
+    #[error("the model identifier {0:?} is not a Bedrock model ID, inference profile or ARN")]
+    BadModelId(String),
+    /// No `Authorization` header.
+    #[error("missing Authentication Token: sign the request with SigV4 as the AWS SDKs do")]
+    MissingAuthentication,
+    /// An `Authorization` header that is neither SigV4 nor a Bearer key.
+    #[error(
+        "the Authorization header is not a SigV4 signature (AWS4-HMAC-SHA256 Credential=..., \
+         SignedHeaders=..., Signature=...) or a Bearer API key"
+    )]
+    BadAuthorization,
+    /// The TCP peer is no running pod, and unknown callers are refused.
+    #[error(
+        "the aigov gateway serves cluster workloads only: no running pod has IP {0} \
+         (unknown callers are refused by policy)"
+    )]
+    UnknownCaller(IpAddr),
+    /// The request body exceeds `--max-body-bytes`.
+    #[error("the request body is larger than the gateway accepts ({0} bytes)")]
+    BodyTooLarge(usize),
+    /// The request body broke off.
+    #[error("the request body could not be read: {0}")]
+    BodyUnreadable(String),
+    /// The client took too long to send its body.
+    #[error("the request body did not arrive within {0:?}")]
+    BodyTimeout(Duration),
+    /// The body is JSON, but not an object.
+    #[error("the request body must be a JSON object")]
+    BodyNotAnObject,
+    /// The body is not JSON.
+    #[error("the request body is not valid JSON: {0}")]
+    BodyNotJson(String),
+    /// An AIBudget refused: model rules, exhaustion, the soft limit's rate, or no headroom
+    /// for the worst case.
+    #[error("{}", refused.message)]
+    Refused {
+        /// Which budget, why, and the message.
+        refused: Refused,
+        /// Seconds until a retry may succeed (throttles only; at least 1 is sent).
+        retry_after: u64,
+    },
+    /// The controller cannot be reached and a fail-closed budget has nothing granted.
+    #[error(
+        "the aigov controller is unreachable and AIBudget {0} fails closed \
+         (failMode: Closed) with no budget granted to this gateway; retry later"
+    )]
+    ControllerUnreachable(BudgetKey),
+    /// Too many usage records await the controller's acknowledgement.
+    #[error(
+        "the aigov gateway holds too much unreported usage (the controller is not \
+         acknowledging); retry later"
+    )]
+    Backlog,
+    /// Forwarding failed before Bedrock answered.
+    #[error("{0}")]
+    Upstream(ForwardError),
+    /// Bedrock answered success but its body could not be read; carries Bedrock's request ID.
+    #[error("Bedrock's response could not be read: {reason}")]
+    ResponseUnreadable {
+        /// Bedrock's request ID (empty when it sent none).
+        request_id: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl From<ForwardError> for GatewayError {
+    fn from(e: ForwardError) -> Self {
+        GatewayError::Upstream(e)
+    }
+}
+
+impl GatewayError {
+    /// A budget's refusal with no retry hint beyond the minimum.
+    pub fn refused(refused: Refused) -> GatewayError {
+        GatewayError::Refused {
+            refused,
+            retry_after: 0,
+        }
+    }
+
+    /// The Bedrock error code (its HTTP status follows from it).
+    pub fn code(&self) -> &'static str {
+        use GatewayError::*;
+        match self {
+            UnknownOperation => "UnknownOperationException",
+            BadModelId(_) | BodyTooLarge(_) | BodyUnreadable(_) | BodyTimeout(_)
+            | BodyNotAnObject | BodyNotJson(_) => "ValidationException",
+            MissingAuthentication => "MissingAuthenticationTokenException",
+            BadAuthorization => "IncompleteSignatureException",
+            UnknownCaller(_) => "AccessDeniedException",
+            Refused { refused, .. } if refused.kind == Refusal::Throttled => "ThrottlingException",
+            Refused { .. } => "AccessDeniedException",
+            Upstream(ForwardError::Timeout(_)) => "ModelTimeoutException",
+            ControllerUnreachable(_) | Backlog | Upstream(_) | ResponseUnreadable { .. } => {
+                "ServiceUnavailableException"
+            }
+        }
+    }
+
+    /// The outcome label the call is counted under.
+    pub fn outcome(&self) -> &'static str {
+        use GatewayError::*;
+        match self {
+            UnknownOperation => "unknown_operation",
+            BadModelId(_) | BodyTooLarge(_) | BodyUnreadable(_) | BodyTimeout(_)
+            | BodyNotAnObject | BodyNotJson(_) => "invalid",
+            MissingAuthentication | BadAuthorization => "unauthenticated",
+            UnknownCaller(_) => "unknown_caller",
+            Refused { refused, .. } => match refused.kind {
+                Refusal::Throttled => "throttled",
+                Refusal::ModelForbidden => "model_forbidden",
+                _ => "exhausted",
+            },
+            ControllerUnreachable(_) | Backlog => "unavailable",
+            Upstream(_) | ResponseUnreadable { .. } => "upstream_error",
+        }
+    }
+
+    /// The HTTP status Bedrock uses for [`GatewayError::code`].
+    pub fn status(&self) -> StatusCode {
+        StatusCode::from_u16(aigov_api::bedrock_error::status_for(self.code()))
+            .unwrap_or(StatusCode::BAD_REQUEST)
+    }
+
+    /// The AIBudget a refusal names in [`REFUSED_BY_HEADER`] (empty for an unknown caller,
+    /// whom no budget refused); `None` when the header is not sent.
+    pub fn refused_by(&self) -> Option<&str> {
+        match self {
+            GatewayError::Refused { refused, .. } => Some(&refused.budget),
+            GatewayError::UnknownCaller(_) => Some(""),
+            _ => None,
+        }
+    }
+
+    /// The refusal to record against the budget and warn the pod about, if a budget refused.
+    pub fn refusal(&self) -> Option<&Refused> {
+        match self {
+            GatewayError::Refused { refused, .. } => Some(refused),
+            _ => None,
+        }
+    }
+
+    /// The request ID the response carries: Bedrock's when Bedrock answered, else `ours`.
+    pub fn request_id<'a>(&'a self, ours: &'a str) -> &'a str {
+        match self {
+            GatewayError::ResponseUnreadable { request_id, .. } => request_id,
+            _ => ours,
+        }
+    }
+
+    /// The Bedrock-shaped response, identified by `request_id` (the gateway's own ID for the
+    /// call, unless Bedrock's is known).
+    pub fn into_response(self, request_id: &str) -> Response<ResponseBody> {
+        let mut response =
+            bedrock_error(self.code(), &self.to_string(), self.request_id(request_id));
+        let headers = response.headers_mut();
+        if let GatewayError::Refused {
+            refused,
+            retry_after,
+        } = &self
+            && refused.kind == Refusal::Throttled
+        {
+            headers.insert("retry-after", HeaderValue::from((*retry_after).max(1)));
+        }
+        if let Some(Ok(v)) = self.refused_by().map(HeaderValue::from_str) {
+            headers.insert(REFUSED_BY_HEADER, v);
+        }
+        response
+    }
+}
+
+/// A Bedrock-shaped error response: Bedrock's status for `code`, `x-amzn-ErrorType`,
+/// `x-amzn-RequestId` and a JSON `{"message"}` body.
+fn bedrock_error(code: &str, message: &str, request_id: &str) -> Response<ResponseBody> {
+    let mut response = Response::new(
+        Full::new(Bytes::from(aigov_api::bedrock_error::body(message)))
+            .map_err(|never| match never {})
+            .boxed(),
+    );
+    *response.status_mut() = StatusCode::from_u16(aigov_api::bedrock_error::status_for(code))
+        .unwrap_or(StatusCode::BAD_REQUEST);
+    let headers = response.headers_mut();
+    headers.insert("content-type", HeaderValue::from_static("application/json"));
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        headers.insert("x-amzn-requestid", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&aigov_api::bedrock_error::error_type(code)) {
+        headers.insert("x-amzn-errortype", v);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    fn refused(kind: Refusal) -> Refused {
+        Refused {
+            kind,
+            budget: "team/b".into(),
+            message: "AIBudget team/b has spent $1.00 of its $1.00 limit".into(),
+        }
+    }
+
+    /// Status, `x-amzn-ErrorType`'s code, the body's message, and the outcome label.
+    async fn rendered(error: GatewayError) -> (u16, String, String, &'static str, http::HeaderMap) {
+        let outcome = error.outcome();
+        let response = error.into_response("aigov-1-000000000001");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let error_type = headers["x-amzn-errortype"].to_str().unwrap();
+        let code = error_type.split(':').next().unwrap().to_owned();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let message = json["message"].as_str().unwrap().to_owned();
+        (status, code, message, outcome, headers)
+    }
+
+    #[tokio::test]
+    async fn every_variant_renders_as_bedrock_with_its_status_error_type_and_outcome() {
+        let ip: IpAddr = "10.0.0.9".parse().unwrap();
+        let cases = [
+            (
+                GatewayError::UnknownOperation,
+                404,
+                "UnknownOperationException",
+                "unknown_operation",
+            ),
+            (
+                GatewayError::BadModelId("x y".into()),
+                400,
+                "ValidationException",
+                "invalid",
+            ),
+            (
+                GatewayError::MissingAuthentication,
+                403,
+                "MissingAuthenticationTokenException",
+                "unauthenticated",
+            ),
+            (
+                GatewayError::BadAuthorization,
+                400,
+                "IncompleteSignatureException",
+                "unauthenticated",
+            ),
+            (
+                GatewayError::UnknownCaller(ip),
+                403,
+                "AccessDeniedException",
+                "unknown_caller",
+            ),
+            (
+                GatewayError::BodyTooLarge(10),
+                400,
+                "ValidationException",
+                "invalid",
+            ),
+            (
+                GatewayError::BodyUnreadable("reset".into()),
+                400,
+                "ValidationException",
+                "invalid",
+            ),
+            (
+                GatewayError::BodyTimeout(Duration::from_secs(30)),
+                400,
+                "ValidationException",
+                "invalid",
+            ),
+            (
+                GatewayError::BodyNotAnObject,
+                400,
+                "ValidationException",
+                "invalid",
+            ),
+            (
+                GatewayError::BodyNotJson("eof".into()),
+                400,
+                "ValidationException",
+                "invalid",
+            ),
+            (
+                GatewayError::refused(refused(Refusal::Throttled)),
+                429,
+                "ThrottlingException",
+                "throttled",
+            ),
+            (
+                GatewayError::refused(refused(Refusal::Exhausted)),
+                403,
+                "AccessDeniedException",
+                "exhausted",
+            ),
+            (
+                GatewayError::refused(refused(Refusal::ModelForbidden)),
+                403,
+                "AccessDeniedException",
+                "model_forbidden",
+            ),
+            (
+                GatewayError::ControllerUnreachable("team/b".into()),
+                503,
+                "ServiceUnavailableException",
+                "unavailable",
+            ),
+            (
+                GatewayError::Backlog,
+                503,
+                "ServiceUnavailableException",
+                "unavailable",
+            ),
+            (
+                GatewayError::Upstream(ForwardError::Unreachable("refused".into())),
+                503,
+                "ServiceUnavailableException",
+                "upstream_error",
+            ),
+            (
+                GatewayError::Upstream(ForwardError::Timeout(Duration::from_secs(60))),
+                408,
+                "ModelTimeoutException",
+                "upstream_error",
+            ),
+            (
+                GatewayError::ResponseUnreadable {
+                    request_id: "b-1".into(),
+                    reason: "eof".into(),
+                },
+                503,
+                "ServiceUnavailableException",
+                "upstream_error",
+            ),
+        ];
+        for (error, status, code, outcome) in cases {
+            let what = format!("{error:?}");
+            let (s, c, message, o, headers) = rendered(error).await;
+            assert_eq!((s, c.as_str(), o), (status, code, outcome), "{what}");
+            assert!(!message.is_empty(), "{what}");
+            assert_eq!(headers["content-type"], "application/json", "{what}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_throttle_carries_retry_after_of_at_least_a_second_and_names_its_budget() {
+        let error = GatewayError::Refused {
+            refused: refused(Refusal::Throttled),
+            retry_after: 0,
+        };
+        let (_, _, message, _, headers) = rendered(error).await;
+        assert_eq!(headers["retry-after"], "1");
+        assert_eq!(headers[REFUSED_BY_HEADER], "team/b");
+        assert_eq!(
+            message,
+            "AIBudget team/b has spent $1.00 of its $1.00 limit"
+        );
+        let error = GatewayError::Refused {
+            refused: refused(Refusal::Throttled),
+            retry_after: 7,
+        };
+        assert_eq!(rendered(error).await.4["retry-after"], "7");
+    }
+
+    #[tokio::test]
+    async fn an_access_denial_names_its_budget_but_has_no_retry_after() {
+        let (_, _, _, _, headers) =
+            rendered(GatewayError::refused(refused(Refusal::Exhausted))).await;
+        assert_eq!(headers[REFUSED_BY_HEADER], "team/b");
+        assert!(headers.get("retry-after").is_none());
+    }
+
+    #[tokio::test]
+    async fn failures_that_are_not_a_budgets_refusal_name_no_budget() {
+        for error in [GatewayError::Backlog, GatewayError::MissingAuthentication] {
+            assert!(rendered(error).await.4.get(REFUSED_BY_HEADER).is_none());
+        }
+        let unknown = GatewayError::UnknownCaller("10.0.0.9".parse().unwrap());
+        assert_eq!(
+            rendered(unknown).await.4[REFUSED_BY_HEADER],
+            "",
+            "as before: empty"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refusal_carries_the_gateways_request_id_and_an_unreadable_response_bedrocks() {
+        let (_, _, _, _, headers) = rendered(GatewayError::Backlog).await;
+        assert_eq!(headers["x-amzn-requestid"], "aigov-1-000000000001");
+        let unreadable = GatewayError::ResponseUnreadable {
+            request_id: "bedrock-7".into(),
+            reason: "connection reset".into(),
+        };
+        let (_, _, message, _, headers) = rendered(unreadable).await;
+        assert_eq!(headers["x-amzn-requestid"], "bedrock-7");
+        assert_eq!(
+            message,
+            "Bedrock's response could not be read: connection reset"
+        );
+    }
+
+    #[test]
+    fn the_messages_are_word_for_word_what_callers_and_tests_read() {
+        let ip: IpAddr = "10.0.0.9".parse().unwrap();
+        assert_eq!(
+            GatewayError::UnknownOperation.to_string(),
+            "the aigov gateway serves POST /model/{modelId}/converse, converse-stream, invoke and \
+             invoke-with-response-stream; other Bedrock operations are not metered and are refused"
+        );
+        assert_eq!(
+            GatewayError::BadModelId("a b".into()).to_string(),
+            "the model identifier \"a b\" is not a Bedrock model ID, inference profile or ARN"
+        );
+        assert_eq!(
+            GatewayError::MissingAuthentication.to_string(),
+            "missing Authentication Token: sign the request with SigV4 as the AWS SDKs do"
+        );
+        assert_eq!(
+            GatewayError::BadAuthorization.to_string(),
+            "the Authorization header is not a SigV4 signature (AWS4-HMAC-SHA256 Credential=..., \
+             SignedHeaders=..., Signature=...) or a Bearer API key"
+        );
+        assert_eq!(
+            GatewayError::UnknownCaller(ip).to_string(),
+            "the aigov gateway serves cluster workloads only: no running pod has IP 10.0.0.9 \
+             (unknown callers are refused by policy)"
+        );
+        assert_eq!(
+            GatewayError::BodyTooLarge(20).to_string(),
+            "the request body is larger than the gateway accepts (20 bytes)"
+        );
+        assert_eq!(
+            GatewayError::BodyTimeout(Duration::from_secs(30)).to_string(),
+            "the request body did not arrive within 30s"
+        );
+        assert_eq!(
+            GatewayError::BodyNotAnObject.to_string(),
+            "the request body must be a JSON object"
+        );
+        assert_eq!(
+            GatewayError::ControllerUnreachable("ns/b".into()).to_string(),
+            "the aigov controller is unreachable and AIBudget ns/b fails closed \
+             (failMode: Closed) with no budget granted to this gateway; retry later"
+        );
+        assert_eq!(
+            GatewayError::Backlog.to_string(),
+            "the aigov gateway holds too much unreported usage (the controller is not \
+             acknowledging); retry later"
+        );
+        assert_eq!(
+            GatewayError::Upstream(ForwardError::Timeout(Duration::from_secs(60))).to_string(),
+            "Bedrock did not answer within 60s"
+        );
+    }
+}

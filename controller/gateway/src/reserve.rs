@@ -1,0 +1,107 @@
+//! The call's worst case, reserved on every budget that selects the caller before the call
+//! goes to Bedrock: input bounded by the body's bytes and the context window at the dearest
+//! input rate, plus the output bound ([`aigov_api::usage::worst_case_cost`]). A slice too short
+//! for it is a refusal ([`admission::shortfall`]): a 403 when the worst case can never fit in
+//! what remains, else a 429.
+
+use std::sync::Arc;
+
+use aigov_api::Usd;
+use aigov_api::budget::FailMode;
+use aigov_api::model::resolve;
+use aigov_api::usage::{input_token_bound, output_token_bound, worst_case_cost};
+use aigov_ledger::policy::BudgetPolicy;
+
+use crate::Gateway;
+use crate::admission::{self, BudgetState};
+use crate::error::GatewayError;
+use crate::route::Operation;
+use crate::slices::{Claim, Figures, Reservation, Shortfall, Slices};
+
+/// The retry hint of a call refused for want of free headroom (calls in flight settle soon).
+pub const SHORTFALL_RETRY_SECS: u64 = 1;
+
+/// Each budget with the controller's latest figures (its spec limit until they arrive).
+pub fn budget_states<'a>(
+    policies: &'a [Arc<BudgetPolicy>],
+    figures: &[Option<Figures>],
+) -> Vec<BudgetState<'a>> {
+    policies
+        .iter()
+        .zip(figures)
+        .map(|(p, f)| BudgetState {
+            policy: p,
+            spent: f.as_ref().map_or(Usd::ZERO, |f| f.spent),
+            limit: f.as_ref().map_or(p.limit, |f| f.limit),
+            resets: f.as_ref().map(|f| f.period_end.clone()),
+        })
+        .collect()
+}
+
+impl Gateway {
+    /// The most `model` could cost for this request, priced now.
+    pub(crate) fn worst_case(
+        &self,
+        operation: Operation,
+        model: &str,
+        body: &[u8],
+        json: &serde_json::Value,
+    ) -> Usd {
+        let billed = resolve(model);
+        let price = self.prices.current().price(&billed, self.clock.now());
+        let context = billed
+            .catalog
+            .map_or(self.config.fallback_context_window, |e| e.context_window);
+        let asked = admission::requested_output_tokens(operation, &billed, json);
+        worst_case_cost(
+            &price,
+            input_token_bound(body.len(), context),
+            output_token_bound(asked, price.max_output_tokens),
+        )
+    }
+}
+
+/// Reserves `worst` on every budget in `states` (nothing to reserve when none selects the
+/// caller).
+pub async fn reserve(
+    slices: &Slices,
+    states: &[BudgetState<'_>],
+    worst: Usd,
+) -> Result<Reservation, GatewayError> {
+    if states.is_empty() {
+        return Ok(Reservation::default());
+    }
+    let claims: Vec<Claim> = states
+        .iter()
+        .map(|s| Claim {
+            key: s.policy.key.clone(),
+            limit: s.limit,
+            fail_open: s.policy.fail_mode == FailMode::Open,
+        })
+        .collect();
+    match slices.reserve(&claims, worst).await {
+        Ok(r) => Ok(r),
+        Err(Shortfall::Budget(key)) => Err(shortfall(slices, states, &key, worst)),
+        Err(Shortfall::Unreachable(key)) => Err(GatewayError::ControllerUnreachable(key)),
+        Err(Shortfall::Backlog) => Err(GatewayError::Backlog),
+    }
+}
+
+/// The refusal of a budget whose slice stayed short, judged on the freshest figures (the
+/// exchange that was just waited for may have brought new ones).
+fn shortfall(slices: &Slices, states: &[BudgetState<'_>], key: &str, worst: Usd) -> GatewayError {
+    let state = states
+        .iter()
+        .find(|s| s.policy.key == key)
+        .expect("a shortfall names a claimed budget");
+    let fresh = slices.figures(key);
+    let state = BudgetState {
+        spent: fresh.as_ref().map_or(state.spent, |f| f.spent),
+        limit: fresh.as_ref().map_or(state.limit, |f| f.limit),
+        ..state.clone()
+    };
+    GatewayError::Refused {
+        refused: admission::shortfall(&state, worst),
+        retry_after: SHORTFALL_RETRY_SECS,
+    }
+}
