@@ -35,6 +35,25 @@ pub struct Notable {
     pub last_pod: Option<String>,
 }
 
+impl Notable {
+    /// Adds what happened since: counts add up, the latest pod and downgrade win.
+    pub fn add(&mut self, fresh: Notable) {
+        self.refused += fresh.refused;
+        self.downgraded += fresh.downgraded;
+        if fresh.last_downgrade.is_some() {
+            self.last_downgrade = fresh.last_downgrade;
+        }
+        if fresh.last_pod.is_some() {
+            self.last_pod = fresh.last_pod;
+        }
+    }
+
+    /// True when there is nothing to tell.
+    pub fn is_empty(&self) -> bool {
+        self.refused == 0 && self.downgraded == 0
+    }
+}
+
 /// How long records for a budget this leader has not loaded wait before the budget is taken
 /// for deleted. Longer than any watch lag; short enough that a typo'd budget costs no memory.
 const PARKED_GRACE: Duration = Duration::from_secs(60);
@@ -154,8 +173,10 @@ impl LedgerShared {
     }
 
     /// Forgets the accounts of budgets that no longer exist, and records waiting for a budget
-    /// that has not appeared within `PARKED_GRACE` (it was deleted before this leader saw it).
-    pub fn forget_deleted(&self, exists: impl Fn(&str) -> bool) {
+    /// that has not appeared within `PARKED_GRACE` (it was deleted before this leader saw it),
+    /// with their metric series ([`Metrics::forget`]). Returns the budgets forgotten, so the
+    /// reconciler can drop what it remembers of them too.
+    pub fn forget_deleted(&self, exists: impl Fn(&str) -> bool) -> Vec<BudgetKey> {
         let mut ledger = self.ledger();
         let abandoned = ledger
             .parked()
@@ -167,9 +188,15 @@ impl LedgerShared {
             .cloned()
             .chain(abandoned)
             .collect();
-        for key in gone {
-            ledger.remove(&key);
+        for key in &gone {
+            ledger.remove(key);
         }
+        drop(ledger);
+        for key in &gone {
+            let (namespace, name) = key.split_once('/').unwrap_or(("", key));
+            self.metrics.forget(namespace, name);
+        }
+        gone
     }
 
     /// Tells metrics and CloudWatch what one charge did, whether it was counted on arrival or
@@ -207,6 +234,28 @@ impl LedgerShared {
         }
     }
 
+    /// Notes a refusal or a downgrade for the reconciler's Events on every budget `record`
+    /// names, and marks those budgets changed.
+    fn note(&self, record: &UsageRecord, changed: &mut HashSet<BudgetKey>) {
+        let refused = record.refusal == Refusal::Throttled as i32
+            || record.refusal == Refusal::Exhausted as i32;
+        if !refused && record.downgraded_from.is_empty() {
+            return;
+        }
+        let mut notable = self.notable.lock().unwrap_or_else(|e| e.into_inner());
+        for key in &record.budgets {
+            let n = notable.entry(key.clone()).or_default();
+            if refused {
+                n.refused += 1;
+                n.last_pod = Some(format!("{}/{}", record.pod_namespace, record.pod_name));
+            } else {
+                n.downgraded += 1;
+                n.last_downgrade = Some((record.downgraded_from.clone(), record.model.clone()));
+            }
+            changed.insert(key.clone());
+        }
+    }
+
     fn exchange(&self, request: ExchangeRequest) -> Result<ExchangeResponse, Status> {
         if !self.leading.load(Ordering::Acquire) {
             return Err(Status::failed_precondition("not the leader"));
@@ -234,23 +283,7 @@ impl LedgerShared {
                 self.publish(&charge, record);
                 changed.insert(charge.budget);
             }
-            let refused = record.refusal == Refusal::Throttled as i32
-                || record.refusal == Refusal::Exhausted as i32;
-            if refused || !record.downgraded_from.is_empty() {
-                let mut notable = self.notable.lock().unwrap_or_else(|e| e.into_inner());
-                for key in &record.budgets {
-                    let n = notable.entry(key.clone()).or_default();
-                    if refused {
-                        n.refused += 1;
-                        n.last_pod = Some(format!("{}/{}", record.pod_namespace, record.pod_name));
-                    } else {
-                        n.downgraded += 1;
-                        n.last_downgrade =
-                            Some((record.downgraded_from.clone(), record.model.clone()));
-                    }
-                    changed.insert(key.clone());
-                }
-            }
+            self.note(record, &mut changed);
         }
         let mut grants = Vec::new();
         let mut budgets = Vec::new();
@@ -318,5 +351,45 @@ impl LedgerApi for LedgerService {
         self.shared
             .exchange(request.into_inner())
             .map(Response::new)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aigov_api::period::{Period, time_zone};
+    use aigov_ledger::ledger::Account;
+    use prometheus_client::registry::Registry;
+
+    #[test]
+    fn forgetting_a_deleted_budget_removes_its_metric_series() {
+        let mut registry = Registry::default();
+        let metrics = Arc::new(Metrics::register(&mut registry));
+        let (shared, _changed) = LedgerShared::new(
+            Prices::default(),
+            Duration::ZERO,
+            metrics.clone(),
+            Clock::system(),
+            None,
+        );
+        let window = Period::Monthly
+            .window_at(
+                "2026-11-10T00:00:00Z".parse().unwrap(),
+                &time_zone("UTC").unwrap(),
+            )
+            .unwrap();
+        for key in ["team/gone", "team/kept"] {
+            let account = Account::restore(window.clone(), Usd::parse("10").unwrap(), None);
+            metrics.budget("team", &key[5..], &account, None);
+            metrics.refused(key, "throttled");
+            shared.ledger().insert(key.to_owned(), account);
+        }
+        let forgotten = shared.forget_deleted(|key| key == "team/kept");
+        assert_eq!(forgotten, ["team/gone"]);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        assert!(!text.contains("budget=\"gone\""), "{text}");
+        assert!(text.contains("budget=\"kept\""), "{text}");
+        assert!(shared.ledger().account("team/gone").is_none());
     }
 }

@@ -1,6 +1,8 @@
 //! The controller's Prometheus metrics (budgets' spend, limits and forecasts, the ledger and
 //! the reconciler), registered into the process's registry (served by [`aigov_runtime::probes`]).
 
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -42,6 +44,18 @@ fn dollars(amount: aigov_api::Usd) -> f64 {
     amount.as_decimal().try_into().unwrap_or_default()
 }
 
+/// The label values a budget's series were created with in the families whose labels are
+/// open-ended (models, refusal reasons), so that [`Metrics::forget`] can name every one:
+/// `prometheus_client`'s [`Family`] removes a series only by its full label set.
+#[derive(Debug, Default)]
+struct BudgetSeries {
+    models: BTreeSet<String>,
+    reasons: BTreeSet<&'static str>,
+}
+
+/// The token kinds `budget_tokens` has a series for.
+const TOKEN_KINDS: [&str; 4] = ["input", "output", "cache_read", "cache_write"];
+
 /// What the controller exports.
 #[derive(Debug)]
 pub struct Metrics {
@@ -56,6 +70,7 @@ pub struct Metrics {
     exchange: Histogram,
     records: Counter,
     status_writes: Counter,
+    series: Mutex<HashMap<BudgetLabels, BudgetSeries>>,
 }
 
 impl Default for Metrics {
@@ -80,6 +95,7 @@ impl Metrics {
             exchange: Histogram::new(exponential_buckets(0.000_01, 2.0, 16)),
             records: Counter::default(),
             status_writes: Counter::default(),
+            series: Mutex::default(),
         };
         registry.register(
             "budget_spent_usd",
@@ -171,12 +187,12 @@ impl Metrics {
             .get_or_create(&labels)
             .set(account.throttled as i64);
         let tokens = [
-            ("input", account.tokens.input),
-            ("output", account.tokens.output),
-            ("cache_read", account.tokens.cache_read),
-            ("cache_write", account.tokens.cache_write),
+            account.tokens.input,
+            account.tokens.output,
+            account.tokens.cache_read,
+            account.tokens.cache_write,
         ];
-        for (kind, count) in tokens {
+        for (kind, count) in TOKEN_KINDS.into_iter().zip(tokens) {
             self.tokens
                 .get_or_create(&TokenLabels {
                     namespace: namespace.to_owned(),
@@ -190,6 +206,11 @@ impl Metrics {
     /// Counts settled spend charged to a budget for a model.
     pub fn spent(&self, budget_key: &str, model: &str, cost: aigov_api::Usd) {
         let (namespace, budget) = budget_key.split_once('/').unwrap_or(("", budget_key));
+        self.remember(namespace, budget, |s| {
+            if !s.models.contains(model) {
+                s.models.insert(model.to_owned());
+            }
+        });
         self.spent_total
             .get_or_create(&ModelLabels {
                 namespace: namespace.to_owned(),
@@ -202,6 +223,9 @@ impl Metrics {
     /// Counts one call a budget refused.
     pub fn refused(&self, budget_key: &str, reason: &'static str) {
         let (namespace, budget) = budget_key.split_once('/').unwrap_or(("", budget_key));
+        self.remember(namespace, budget, |s| {
+            s.reasons.insert(reason);
+        });
         self.refused_total
             .get_or_create(&RefusalLabels {
                 namespace: namespace.to_owned(),
@@ -209,6 +233,61 @@ impl Metrics {
                 reason,
             })
             .inc();
+    }
+
+    /// Removes every series of a deleted budget from every family, so that dashboards stop
+    /// showing it and the exposition does not grow with every budget ever created.
+    pub fn forget(&self, namespace: &str, budget: &str) {
+        let labels = BudgetLabels {
+            namespace: namespace.to_owned(),
+            budget: budget.to_owned(),
+        };
+        for family in [&self.spent, &self.limit, &self.forecast] {
+            family.remove(&labels);
+        }
+        self.throttled.remove(&labels);
+        for kind in TOKEN_KINDS {
+            self.tokens.remove(&TokenLabels {
+                namespace: namespace.to_owned(),
+                budget: budget.to_owned(),
+                kind: kind.to_owned(),
+            });
+        }
+        let series = self
+            .series
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&labels)
+            .unwrap_or_default();
+        for model in series.models {
+            self.spent_total.remove(&ModelLabels {
+                namespace: namespace.to_owned(),
+                budget: budget.to_owned(),
+                model,
+            });
+        }
+        for reason in series.reasons {
+            self.refused_total.remove(&RefusalLabels {
+                namespace: namespace.to_owned(),
+                budget: budget.to_owned(),
+                reason,
+            });
+        }
+    }
+
+    /// Notes a label value of one of a budget's open-ended series, for [`Metrics::forget`].
+    fn remember(&self, namespace: &str, budget: &str, note: impl FnOnce(&mut BudgetSeries)) {
+        let labels = BudgetLabels {
+            namespace: namespace.to_owned(),
+            budget: budget.to_owned(),
+        };
+        note(
+            self.series
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(labels)
+                .or_default(),
+        );
     }
 
     /// Observes one reconcile.
@@ -225,5 +304,69 @@ impl Metrics {
     pub fn exchanged(&self, elapsed: Duration, records: u64) {
         self.exchange.observe(elapsed.as_secs_f64());
         self.records.inc_by(records);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aigov_api::Usd;
+    use aigov_api::period::{Period, time_zone};
+    use aigov_ledger::ledger::Account;
+
+    fn account() -> Account {
+        let window = Period::Monthly
+            .window_at(
+                "2026-11-10T00:00:00Z".parse().unwrap(),
+                &time_zone("UTC").unwrap(),
+            )
+            .unwrap();
+        let mut a = Account::restore(window, Usd::parse("100").unwrap(), None);
+        a.spent = Usd::parse("12.5").unwrap();
+        a.tokens.input = 7;
+        a
+    }
+
+    fn exposition(registry: &Registry) -> String {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, registry).unwrap();
+        text
+    }
+
+    #[test]
+    fn a_forgotten_budget_has_no_series_left_in_the_exposition() {
+        let mut registry = Registry::with_prefix("aigov");
+        let metrics = Metrics::register(&mut registry);
+        for budget in ["gone", "kept"] {
+            let usd = Usd::parse("1.25").unwrap();
+            metrics.budget("team", budget, &account(), Some(usd));
+            metrics.spent(&format!("team/{budget}"), "model-a", usd);
+            metrics.spent(&format!("team/{budget}"), "model-b", usd);
+            metrics.refused(&format!("team/{budget}"), "throttled");
+            metrics.refused(&format!("team/{budget}"), "exhausted");
+        }
+        assert!(exposition(&registry).contains("budget=\"gone\""));
+
+        metrics.forget("team", "gone");
+        let text = exposition(&registry);
+        assert!(
+            !text.contains("budget=\"gone\""),
+            "series of the deleted budget remain:\n{text}"
+        );
+        for family in [
+            "aigov_budget_spent_usd{",
+            "aigov_budget_limit_usd{",
+            "aigov_budget_forecast_usd{",
+            "aigov_spent_usd_total{",
+            "aigov_refused_requests_total{",
+            "aigov_budget_tokens{",
+            "aigov_budget_throttled_requests{",
+        ] {
+            assert!(
+                text.lines()
+                    .any(|l| l.starts_with(family) && l.contains("budget=\"kept\"")),
+                "{family} lost the budget that still exists:\n{text}"
+            );
+        }
     }
 }

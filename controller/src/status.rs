@@ -59,14 +59,7 @@ pub fn build(inputs: StatusInputs<'_>) -> StatusOutcome {
     let account = inputs.account;
     let limit = inputs.limit;
     let spent = account.spent;
-    let acknowledged = inputs
-        .escalation
-        .as_ref()
-        .is_some_and(|e| e.acknowledged_by.is_some());
-    let escalated = inputs
-        .escalation
-        .as_ref()
-        .is_some_and(|e| e.steps_notified > 0 && !acknowledged);
+    let escalation = Escalation::of(inputs.escalation.as_ref());
     let action = inputs
         .spec
         .enforcement
@@ -78,176 +71,25 @@ pub fn build(inputs: StatusInputs<'_>) -> StatusOutcome {
         limit,
         thresholds: &inputs.spec.thresholds,
         action,
-        escalated,
+        escalated: escalation.escalated,
         refusing: account.exhausted(),
     });
-    let same_period = inputs
-        .previous
-        .and_then(|p| p.period_start.as_deref())
-        .and_then(|s| s.parse::<Timestamp>().ok())
-        == Some(account.window.start);
-    let announced: Vec<u32> = if same_period {
-        inputs
-            .previous
-            .map(|p| p.thresholds_crossed.clone())
-            .unwrap_or_default()
-    } else {
-        Vec::new()
-    };
-    let reached: Vec<u32> = inputs
-        .spec
-        .thresholds
-        .iter()
-        .copied()
-        .filter(|t| evaluation::reached(spent, limit, *t))
-        .collect();
-    let newly_crossed: Vec<u32> = reached
-        .iter()
-        .copied()
-        .filter(|t| !announced.contains(t))
-        .collect();
-    let mut crossed = announced.clone();
-    crossed.extend(&newly_crossed);
-    crossed.sort_unstable();
-    crossed.dedup();
-
+    let (crossed, newly_crossed) = thresholds(&inputs);
     let previous_phase = inputs.previous.and_then(|p| p.phase);
-    let percent = format!("{:.1}", spent.percent_of(limit));
-    let resets = account.window.end.to_string();
-    let exhausted = account.exhausted();
-    let at_limit = evaluation::reached(spent, limit, 100);
-    let soft = inputs
-        .spec
-        .enforcement
-        .as_ref()
-        .and_then(|e| e.soft_limit_percent)
-        .filter(|p| evaluation::reached(spent, limit, *p));
-    let highest = crossed.last().copied();
-
-    let previous_conditions = inputs
-        .previous
-        .map(|p| p.conditions.as_slice())
-        .unwrap_or_default();
-    let condition = |type_: &str, status: bool, reason: &str, message: String| {
-        make_condition(
-            previous_conditions,
-            type_,
-            status,
-            reason,
-            message,
-            inputs.generation,
-            inputs.now,
-        )
-    };
-    let summary = format!(
-        "spent {} of {} ({percent}%) this period; resets at {resets}",
-        spent.display_cents(),
-        limit.display_cents()
-    );
-    let conditions = vec![
-        condition(
-            "Ready",
-            true,
-            "Reconciled",
-            format!("{summary}; {}", fail_mode_note(inputs.spec)),
-        ),
-        condition(
-            "ThresholdCrossed",
-            highest.is_some(),
-            &highest.map_or_else(|| "BelowThresholds".to_owned(), |t| format!("Threshold{t}")),
-            highest.map_or_else(
-                || format!("no threshold reached: {summary}"),
-                |t| format!("{t}% threshold reached: {summary}"),
-            ),
-        ),
-        condition(
-            "BudgetExhausted",
-            exhausted,
-            if at_limit {
-                "LimitReached"
-            } else if exhausted {
-                "HeadroomExhausted"
-            } else {
-                "WithinLimit"
-            },
-            if at_limit {
-                format!(
-                    "the limit is reached: calls are refused until {resets}, or until an extension"
-                )
-            } else if exhausted {
-                format!(
-                    "{} left, less than the dearest call this period ({}): calls that do not fit are refused until {resets}, or until an extension",
-                    limit.saturating_sub(spent).display_cents(),
-                    account.largest_call.display_cents()
-                )
-            } else {
-                format!(
-                    "{} left this period",
-                    limit.saturating_sub(spent).display_cents()
-                )
-            },
-        ),
-        condition(
-            "Throttling",
-            exhausted || soft.is_some(),
-            if exhausted {
-                "LimitReached"
-            } else if soft.is_some() {
-                "SoftLimit"
-            } else {
-                "NotThrottling"
-            },
-            match (exhausted, soft) {
-                (true, _) => format!(
-                    "calls are refused until {resets} ({} refused this period)",
-                    account.throttled
-                ),
-                (false, Some(p)) => format!(
-                    "past the {p}% soft limit: calls are rate-limited ({} refused this period)",
-                    account.throttled
-                ),
-                (false, None) => "calls are admitted".to_owned(),
-            },
-        ),
-        condition(
-            "Escalated",
-            escalated,
-            if escalated {
-                "StepNotified"
-            } else if acknowledged {
-                "Acknowledged"
-            } else {
-                "NotEscalated"
-            },
-            match &inputs.escalation {
-                Some(e) if acknowledged => format!(
-                    "acknowledged by {} after {} escalation step(s)",
-                    e.acknowledged_by.as_deref().unwrap_or("someone"),
-                    e.steps_notified
-                ),
-                Some(e) if e.steps_notified > 0 => format!(
-                    "{} escalation step(s) notified since the limit was reached at {}; set annotation aigov.dev/acknowledged to stop",
-                    e.steps_notified, e.limit_reached_at
-                ),
-                _ => "no escalation".to_owned(),
-            },
-        ),
-    ];
-
-    let tokens = account.tokens.clone();
+    let conditions = conditions(&inputs, crossed.last().copied(), escalation);
     let status = AIBudgetStatus {
         observed_generation: inputs.generation,
         phase: Some(phase),
         period_start: Some(account.window.start.to_string()),
-        period_end: Some(resets),
+        period_end: Some(account.window.end.to_string()),
         effective_limit: Some(limit.to_api_string()),
         spent: Some(spent.to_api_string()),
         reserved: Some(account.held_total().to_api_string()),
-        percent_used: Some(percent.clone()),
+        percent_used: Some(format!("{:.1}", spent.percent_of(limit))),
         forecast: evaluation::forecast(spent, &account.window, inputs.now).map(Usd::to_api_string),
         largest_call: (!account.largest_call.is_zero())
             .then(|| account.largest_call.to_api_string()),
-        tokens: Some(tokens),
+        tokens: Some(account.tokens.clone()),
         requests: account.requests,
         throttled_requests: account.throttled,
         top_models: account.top_models(),
@@ -264,6 +106,208 @@ pub fn build(inputs: StatusInputs<'_>) -> StatusOutcome {
         newly_crossed,
         phase_changed: (previous_phase != Some(phase)).then_some(previous_phase),
     }
+}
+
+/// Where escalation stands, as the phase and the `Escalated` condition see it.
+#[derive(Clone, Copy, Debug)]
+struct Escalation {
+    /// Someone acknowledged the exhausted budget.
+    acknowledged: bool,
+    /// At least one step was notified and no one acknowledged.
+    escalated: bool,
+}
+
+impl Escalation {
+    fn of(escalation: Option<&EscalationStatus>) -> Escalation {
+        let acknowledged = escalation.is_some_and(|e| e.acknowledged_by.is_some());
+        Escalation {
+            acknowledged,
+            escalated: escalation.is_some_and(|e| e.steps_notified > 0 && !acknowledged),
+        }
+    }
+}
+
+/// The thresholds reached this period (ascending, for `status.thresholdsCrossed`) and those
+/// among them the previous status had not announced yet. A status from another period
+/// announced nothing of this one.
+fn thresholds(inputs: &StatusInputs<'_>) -> (Vec<u32>, Vec<u32>) {
+    let account = inputs.account;
+    let same_period = inputs
+        .previous
+        .and_then(|p| p.period_start.as_deref())
+        .and_then(|s| s.parse::<Timestamp>().ok())
+        == Some(account.window.start);
+    let announced: Vec<u32> = if same_period {
+        inputs
+            .previous
+            .map(|p| p.thresholds_crossed.clone())
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let newly_crossed: Vec<u32> = inputs
+        .spec
+        .thresholds
+        .iter()
+        .copied()
+        .filter(|t| evaluation::reached(account.spent, inputs.limit, *t))
+        .filter(|t| !announced.contains(t))
+        .collect();
+    let mut crossed = announced;
+    crossed.extend(&newly_crossed);
+    crossed.sort_unstable();
+    crossed.dedup();
+    (crossed, newly_crossed)
+}
+
+/// The figures every condition message draws on.
+struct Figures<'a> {
+    inputs: &'a StatusInputs<'a>,
+    /// `"spent $x of $y (z%) this period; resets at t"`.
+    summary: String,
+    resets: String,
+    exhausted: bool,
+    at_limit: bool,
+}
+
+impl Figures<'_> {
+    /// A condition whose transition time carries over from the previous status.
+    fn condition(&self, type_: &str, status: bool, reason: &str, message: String) -> Condition {
+        make_condition(
+            self.inputs
+                .previous
+                .map(|p| p.conditions.as_slice())
+                .unwrap_or_default(),
+            type_,
+            status,
+            reason,
+            message,
+            self.inputs.generation,
+            self.inputs.now,
+        )
+    }
+}
+
+/// The conditions, in the order status lists them.
+fn conditions(
+    inputs: &StatusInputs<'_>,
+    highest: Option<u32>,
+    escalation: Escalation,
+) -> Vec<Condition> {
+    let (spent, limit) = (inputs.account.spent, inputs.limit);
+    let resets = inputs.account.window.end.to_string();
+    let figures = Figures {
+        inputs,
+        summary: format!(
+            "spent {} of {} ({:.1}%) this period; resets at {resets}",
+            spent.display_cents(),
+            limit.display_cents(),
+            spent.percent_of(limit)
+        ),
+        exhausted: inputs.account.exhausted(),
+        at_limit: evaluation::reached(spent, limit, 100),
+        resets,
+    };
+    let summary = &figures.summary;
+    vec![
+        figures.condition(
+            "Ready",
+            true,
+            "Reconciled",
+            format!("{summary}; {}", fail_mode_note(inputs.spec)),
+        ),
+        figures.condition(
+            "ThresholdCrossed",
+            highest.is_some(),
+            &highest.map_or_else(|| "BelowThresholds".to_owned(), |t| format!("Threshold{t}")),
+            highest.map_or_else(
+                || format!("no threshold reached: {summary}"),
+                |t| format!("{t}% threshold reached: {summary}"),
+            ),
+        ),
+        exhausted_condition(&figures),
+        throttling_condition(&figures),
+        escalated_condition(&figures, escalation),
+    ]
+}
+
+/// `BudgetExhausted`: at the limit, or too little left for the dearest call.
+fn exhausted_condition(f: &Figures<'_>) -> Condition {
+    let (account, limit, resets) = (f.inputs.account, f.inputs.limit, &f.resets);
+    let left = limit.saturating_sub(account.spent).display_cents();
+    let (reason, message) = if f.at_limit {
+        (
+            "LimitReached",
+            format!(
+                "the limit is reached: calls are refused until {resets}, or until an extension"
+            ),
+        )
+    } else if f.exhausted {
+        (
+            "HeadroomExhausted",
+            format!(
+                "{left} left, less than the dearest call this period ({}): calls that do not fit are refused until {resets}, or until an extension",
+                account.largest_call.display_cents()
+            ),
+        )
+    } else {
+        ("WithinLimit", format!("{left} left this period"))
+    };
+    f.condition("BudgetExhausted", f.exhausted, reason, message)
+}
+
+/// `Throttling`: refusing everything (exhausted) or rate-limiting past the soft limit.
+fn throttling_condition(f: &Figures<'_>) -> Condition {
+    let (account, limit) = (f.inputs.account, f.inputs.limit);
+    let soft = f
+        .inputs
+        .spec
+        .enforcement
+        .as_ref()
+        .and_then(|e| e.soft_limit_percent)
+        .filter(|p| evaluation::reached(account.spent, limit, *p));
+    let (reason, message) = match (f.exhausted, soft) {
+        (true, _) => (
+            "LimitReached",
+            format!(
+                "calls are refused until {} ({} refused this period)",
+                f.resets, account.throttled
+            ),
+        ),
+        (false, Some(p)) => (
+            "SoftLimit",
+            format!(
+                "past the {p}% soft limit: calls are rate-limited ({} refused this period)",
+                account.throttled
+            ),
+        ),
+        (false, None) => ("NotThrottling", "calls are admitted".to_owned()),
+    };
+    f.condition("Throttling", f.exhausted || soft.is_some(), reason, message)
+}
+
+/// `Escalated`: steps notified and not acknowledged.
+fn escalated_condition(f: &Figures<'_>, escalation: Escalation) -> Condition {
+    let reason = if escalation.escalated {
+        "StepNotified"
+    } else if escalation.acknowledged {
+        "Acknowledged"
+    } else {
+        "NotEscalated"
+    };
+    let message = match &f.inputs.escalation {
+        Some(e) if escalation.acknowledged => format!(
+            "acknowledged by {} after {} escalation step(s)",
+            e.acknowledged_by.as_deref().unwrap_or("someone"),
+            e.steps_notified
+        ),
+        Some(e) if e.steps_notified > 0 => format!(
+            "{} escalation step(s) notified since the limit was reached at {}; set annotation aigov.dev/acknowledged to stop",
+            e.steps_notified, e.limit_reached_at
+        ),
+        _ => "no escalation".to_owned(),
+    };
+    f.condition("Escalated", escalation.escalated, reason, message)
 }
 
 /// What gateways do for this budget if they lose the controller, said where people look.

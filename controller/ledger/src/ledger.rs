@@ -298,6 +298,47 @@ impl Account {
     }
 }
 
+/// A change to one budget's account that the reconciler plans from a snapshot and commits
+/// with [`Ledger::commit`] only after the AIBudget status that records it is written: a
+/// status patch that fails leaves the ledger as it was, so the retry plans the same change
+/// (the finished period's summary, its Event) instead of finding it already made.
+#[derive(Clone, Debug)]
+pub struct Transition {
+    /// Opens the account (restored from status, without the records waiting for it: those
+    /// are counted on opening) when the ledger has none yet.
+    pub open: Option<Account>,
+    /// Starts the next period.
+    pub roll_over: Option<RollOver>,
+    /// The effective limit from now on.
+    pub limit: Usd,
+    /// What the written status holds (`status.ledger`), which lets records be acknowledged;
+    /// empty when nothing was written.
+    pub persisted: Vec<LedgerWatermark>,
+}
+
+/// A planned rollover from the period `from` to `to`, planned from the account at `version`.
+/// Records counted after the snapshot belong to the period they were counted in but are not
+/// in the summary the status recorded, so the rollover is held back when `version` moved
+/// ([`Committed::stale`]), and the next reconcile summarises again.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RollOver {
+    /// The period that ended.
+    pub from: Window,
+    /// The period that began.
+    pub to: Window,
+    /// The account's version the plan saw.
+    pub version: u64,
+}
+
+/// What [`Ledger::commit`] did.
+#[derive(Debug, Default)]
+pub struct Committed {
+    /// Records that were waiting for the account, counted when it opened.
+    pub replayed: Vec<(Charge, UsageRecord)>,
+    /// True when a planned rollover was held back (records arrived since the snapshot).
+    pub stale: bool,
+}
+
 /// What applying one record did to one budget.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Charge {
@@ -380,6 +421,52 @@ impl Ledger {
             .collect();
         self.accounts.insert(key, account);
         replayed
+    }
+
+    /// The account opening `account` would create for `key`: the same account with the
+    /// records waiting for it counted, while the ledger itself is left as it is. The
+    /// reconciler writes the status of this preview first and opens the account (with
+    /// [`Ledger::commit`]) only once that status is written, so a failed write leaves the
+    /// budget unopened and the next reconcile plans the same opening again.
+    pub fn preview(&self, key: &str, mut account: Account) -> Account {
+        if let Some((_, parked)) = self.parked.get(key) {
+            for p in parked {
+                let _ = account.charge(key, &p.gateway, &p.record, p.cost);
+            }
+        }
+        account
+    }
+
+    /// Commits a [`Transition`] the reconciler planned for `key`, after the status recording
+    /// it was written (or when no write was planned). Returns the charges of records counted
+    /// on opening the account, for publishing like any other, and whether a planned rollover
+    /// was held back because records arrived since the plan's snapshot (see [`RollOver`]).
+    pub fn commit(&mut self, key: &str, transition: Transition) -> Committed {
+        let mut committed = Committed::default();
+        if let Some(account) = transition.open
+            && !self.accounts.contains_key(key)
+        {
+            committed.replayed = self.insert(key.to_owned(), account);
+        }
+        if let Some(account) = self.accounts.get_mut(key) {
+            let rolled = match &transition.roll_over {
+                Some(r) if account.window == r.from => {
+                    let unchanged = account.version == r.version;
+                    if unchanged {
+                        account.roll_over(r.to.clone(), transition.limit);
+                    }
+                    unchanged
+                }
+                _ => true,
+            };
+            committed.stale = !rolled;
+            if rolled && account.limit != transition.limit {
+                account.limit = transition.limit;
+                account.version += 1;
+            }
+        }
+        self.mark_persisted(key, &transition.persisted);
+        committed
     }
 
     /// Forgets a deleted budget and the records waiting for it; records charged to it are then
@@ -805,6 +892,99 @@ mod tests {
         // A refusal with more left than the dearest call (a huge maxTokens) does not exhaust it.
         ledger.apply("g", &exhausted_refusal(4, "r4"), &prices);
         assert!(!ledger.account("a/x").unwrap().exhausted());
+    }
+
+    #[test]
+    fn a_preview_counts_the_waiting_records_and_leaves_the_account_unopened() {
+        let mut ledger = Ledger::default();
+        ledger.apply(
+            "g1",
+            &record(1, "r1", &["a/x"], 800_000),
+            &PriceBook::default(),
+        );
+        let preview = ledger.preview("a/x", Account::restore(window(), usd("10"), None));
+        assert_eq!((preview.spent, preview.requests), (usd("1.00"), 1));
+        assert!(ledger.account("a/x").is_none());
+        assert_eq!(ledger.parked().count(), 1, "still waiting");
+        assert_eq!(ledger.acknowledge("g1"), 0);
+    }
+
+    #[test]
+    fn committing_an_opening_counts_the_waiting_records_and_persists_what_status_holds() {
+        let mut ledger = Ledger::default();
+        ledger.apply("g1", &record(1, "r1", &["a/x"], 1), &PriceBook::default());
+        let restored = Account::restore(window(), usd("10"), None);
+        let preview = ledger.preview("a/x", restored.clone());
+        let committed = ledger.commit(
+            "a/x",
+            Transition {
+                open: Some(restored),
+                roll_over: None,
+                limit: usd("10"),
+                persisted: preview.watermarks(),
+            },
+        );
+        assert_eq!(committed.replayed.len(), 1);
+        assert!(!committed.stale);
+        assert_eq!(ledger.account("a/x").unwrap().requests, 1);
+        assert_eq!(ledger.acknowledge("g1"), 1);
+    }
+
+    #[test]
+    fn a_rollover_is_held_back_when_records_arrived_since_the_snapshot() {
+        let mut ledger = ledger_with(&["a/x"], "10");
+        let next = Period::Monthly
+            .window_at(
+                "2026-12-10T00:00:00Z".parse().unwrap(),
+                &time_zone("UTC").unwrap(),
+            )
+            .unwrap();
+        let snapshot = ledger.account("a/x").unwrap().clone();
+        let transition = Transition {
+            open: None,
+            roll_over: Some(RollOver {
+                from: snapshot.window.clone(),
+                to: next.clone(),
+                version: snapshot.version,
+            }),
+            limit: usd("20"),
+            persisted: snapshot.watermarks(),
+        };
+        // A record counted between the snapshot and the commit.
+        ledger.apply(
+            "g1",
+            &record(1, "r1", &["a/x"], 800_000),
+            &PriceBook::default(),
+        );
+        let committed = ledger.commit("a/x", transition.clone());
+        assert!(committed.stale);
+        let account = ledger.account("a/x").unwrap();
+        assert_eq!(
+            (account.window.clone(), account.spent, account.limit),
+            (window(), usd("1.00"), usd("10")),
+            "the old period keeps the record and its limit"
+        );
+        assert_eq!(ledger.acknowledge("g1"), 0, "the record is in no status");
+
+        let snapshot = ledger.account("a/x").unwrap().clone();
+        let committed = ledger.commit(
+            "a/x",
+            Transition {
+                roll_over: Some(RollOver {
+                    version: snapshot.version,
+                    ..transition.roll_over.clone().unwrap()
+                }),
+                persisted: snapshot.watermarks(),
+                ..transition
+            },
+        );
+        assert!(!committed.stale);
+        let account = ledger.account("a/x").unwrap();
+        assert_eq!(
+            (account.window.clone(), account.spent, account.limit),
+            (next, Usd::ZERO, usd("20"))
+        );
+        assert_eq!(ledger.acknowledge("g1"), 1);
     }
 
     #[test]

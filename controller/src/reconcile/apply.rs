@@ -1,0 +1,118 @@
+//! The I/O half of a reconcile, in the one order that keeps the ledger honest: write the
+//! status, then commit the ledger [`Transition`](aigov_ledger::ledger::Transition) it
+//! records, then publish the Events and alerts. A failed write returns before anything else
+//! happens, so the ledger, the Events and what the reconciler remembers are as they were and
+//! the retry plans the same again.
+//!
+//! The commit comes straight after the write rather than after the Events: the Events are
+//! for people and take a round trip each, while the commit lets records be acknowledged and
+//! moves the period, and the shorter the time between snapshot and commit, the rarer a
+//! rollover held back for records that arrived in between ([`Committed::stale`]).
+
+use std::time::{Duration, Instant};
+
+use aigov_api::AIBudget;
+use aigov_api::AIBudgetStatus;
+use aigov_ledger::ledger::Committed;
+use aigov_runtime::events::publish_action;
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Resource, ResourceExt};
+
+use super::plan::{MIN_REQUEUE, Plan, Write};
+use super::{Context, FIELD_MANAGER};
+use crate::error::Result;
+
+/// What applying a plan did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Applied {
+    /// `written`, `coalesced` or `requeue`, for the reconcile's span.
+    pub outcome: &'static str,
+    /// When to reconcile again.
+    pub requeue: Duration,
+}
+
+/// Carries out `plan` for the budget `key`.
+pub async fn apply(ctx: &Context, budget: &AIBudget, key: &str, plan: Plan) -> Result<Applied> {
+    let (namespace, name) = key.split_once('/').unwrap_or(("", key));
+    let mut transition = plan.transition;
+    if plan.write == Write::Now {
+        patch_status(ctx, namespace, name, &plan.status).await?;
+        transition.persisted = plan.status.ledger.clone();
+        ctx.shared.metrics.status_written();
+        ctx.remember(key, |m| m.last_write = Some(Instant::now()));
+    }
+    let committed = commit(ctx, key, transition);
+    let regarding = budget.object_ref(&());
+    for event in &plan.notices.events {
+        let note = event.note.clone();
+        publish_action(
+            &ctx.recorder,
+            &regarding,
+            event.warning,
+            event.reason,
+            &event.action,
+            note,
+        )
+        .await;
+    }
+    if let Some(alerter) = &ctx.alerter {
+        plan.notices
+            .alerts
+            .into_iter()
+            .for_each(|a| alerter.send(a));
+    }
+    ctx.remember(key, |m| {
+        if let Some(start) = plan.announces_rollover {
+            m.announced_rollover = Some(start);
+        }
+        if plan.publishes_refusals {
+            m.refusals.published(Instant::now());
+        }
+        m.price_notes
+            .drain(..plan.price_notes.min(m.price_notes.len()));
+    });
+    let metrics = &ctx.shared.metrics;
+    metrics.budget(namespace, &budget.name_any(), &plan.account, plan.forecast);
+    // A rollover held back: come back at once to summarise the period with what arrived.
+    let requeue = if committed.stale {
+        tracing::debug!("records arrived during the write: the rollover is planned again");
+        MIN_REQUEUE
+    } else {
+        plan.requeue
+    };
+    Ok(Applied {
+        outcome: plan.write.outcome(),
+        requeue,
+    })
+}
+
+/// Writes the status with server-side apply.
+async fn patch_status(
+    ctx: &Context,
+    namespace: &str,
+    name: &str,
+    status: &AIBudgetStatus,
+) -> Result<()> {
+    let api: Api<AIBudget> = Api::namespaced(ctx.client.clone(), namespace);
+    let patch = serde_json::json!({
+        "apiVersion": "aigov.dev/v1alpha1",
+        "kind": "AIBudget",
+        "status": status,
+    });
+    api.patch_status(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Commits the ledger change and publishes the records counted on opening the account.
+fn commit(ctx: &Context, key: &str, transition: aigov_ledger::ledger::Transition) -> Committed {
+    let mut committed = ctx.shared.ledger().commit(key, transition);
+    for (charge, record) in std::mem::take(&mut committed.replayed) {
+        ctx.shared.publish(&charge, &record);
+    }
+    committed
+}

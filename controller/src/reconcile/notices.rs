@@ -1,0 +1,350 @@
+//! What a reconcile tells people: every Event's reason and note and every alert's subject and
+//! text, built from plain values so that unit tests read them exactly as they go out (the
+//! end-to-end tests grep the same texts). [`RefusalGate`] paces the `Throttled` and
+//! `Downgraded` Events.
+
+use std::time::{Duration, Instant};
+
+use aigov_api::Usd;
+use aigov_api::budget::{ExtensionStatus, PeriodSummary};
+use aigov_ledger::ledger::Account;
+
+use super::{ACKNOWLEDGED_ANNOTATION, REFUSAL_EVENT_INTERVAL};
+use crate::alerts::{Alert, Channel};
+use crate::ledger_service::Notable;
+
+/// One Event on the budget.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventNotice {
+    /// `Warning` rather than `Normal`.
+    pub warning: bool,
+    /// The Event's reason (`ThresholdCrossed`, `PeriodRolledOver`, ...).
+    pub reason: &'static str,
+    /// The Event's action; Events that differ in action are never folded into one series.
+    pub action: String,
+    /// The note people read.
+    pub note: String,
+}
+
+impl EventNotice {
+    fn new(warning: bool, reason: &'static str, note: String) -> EventNotice {
+        EventNotice {
+            warning,
+            reason,
+            action: reason.to_owned(),
+            note,
+        }
+    }
+}
+
+/// The Events and alerts one reconcile sends, in order.
+#[derive(Clone, Debug, Default)]
+pub struct Notices {
+    /// Events on the budget.
+    pub events: Vec<EventNotice>,
+    /// Alerts for the alert task (sent only when alerts are enabled).
+    pub alerts: Vec<Alert>,
+}
+
+/// Where a budget's alerts go and how often.
+#[derive(Clone, Debug)]
+pub struct Alerting {
+    /// `namespace/name`.
+    pub key: String,
+    /// The channels of `spec.alerts`.
+    pub channels: Vec<Channel>,
+    /// `spec.alerts.cooldown`.
+    pub cooldown: Duration,
+}
+
+impl Notices {
+    /// Adds an Event.
+    pub fn event(&mut self, event: EventNotice) {
+        self.events.push(event);
+    }
+
+    /// Adds one alert per channel.
+    pub fn alert(
+        &mut self,
+        to: &Alerting,
+        channels: &[Channel],
+        urgent: bool,
+        subject: String,
+        message: String,
+    ) {
+        self.alerts.extend(channels.iter().map(|channel| Alert {
+            budget: to.key.clone(),
+            channel: channel.clone(),
+            subject: subject.clone(),
+            message: message.clone(),
+            cooldown: to.cooldown,
+            urgent,
+        }));
+    }
+}
+
+/// `"spent $x of $y (z%); resets at t"`, the figures most notices end with.
+pub fn figures(account: &Account, limit: Usd) -> String {
+    format!(
+        "spent {} of {} ({:.1}%); resets at {}",
+        account.spent.display_cents(),
+        limit.display_cents(),
+        account.spent.percent_of(limit),
+        account.window.end
+    )
+}
+
+/// `PeriodRolledOver`: the finished period's figures and when the new one ends.
+pub fn rolled_over(summary: &PeriodSummary, resets: &str) -> EventNotice {
+    EventNotice::new(
+        false,
+        "PeriodRolledOver",
+        format!(
+            "period {} to {} closed at {} of {} ({} requests, {} refused); the new period runs to {resets}",
+            summary.start,
+            summary.end,
+            summary.spent,
+            summary.limit,
+            summary.requests,
+            summary.throttled_requests
+        ),
+    )
+}
+
+/// `ExtensionGranted`: the amount, the reason and the new effective limit.
+pub fn extension_granted(extension: &ExtensionStatus, limit: Usd, figures: &str) -> EventNotice {
+    EventNotice::new(
+        false,
+        "ExtensionGranted",
+        format!(
+            "limit raised by ${} for this period{} (effective limit {}); {figures}",
+            extension.amount,
+            extension
+                .reason
+                .as_deref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default(),
+            limit.display_cents()
+        ),
+    )
+}
+
+/// `ThresholdCrossed` (action `Threshold<n>`) and its alert, urgent from 100%.
+pub fn threshold_crossed(notices: &mut Notices, to: &Alerting, threshold: u32, figures: &str) {
+    let key = &to.key;
+    let message = format!("AIBudget {key}: {threshold}% threshold crossed: {figures}");
+    notices.event(EventNotice {
+        warning: false,
+        reason: "ThresholdCrossed",
+        action: format!("Threshold{threshold}"),
+        note: message.clone(),
+    });
+    notices.alert(
+        to,
+        &to.channels,
+        threshold >= 100,
+        format!("AIBudget {key} at {threshold}%"),
+        message,
+    );
+}
+
+/// `BudgetExhausted` and its alert. The 100% threshold's alert says it already, unless the
+/// budget is exhausted short of 100% (too little left for another call).
+pub fn exhausted(
+    notices: &mut Notices,
+    to: &Alerting,
+    account: &Account,
+    thresholds: &[u32],
+    figures: &str,
+) {
+    let key = &to.key;
+    let at_limit = account.at_limit();
+    let message = if at_limit {
+        format!("AIBudget {key} reached its limit: {figures}; calls are refused until then")
+    } else {
+        format!(
+            "AIBudget {key} is exhausted: {figures}; less than its dearest call ({}) is left, so calls that do not fit are refused until then",
+            account.largest_call.display_cents()
+        )
+    };
+    notices.event(EventNotice::new(true, "BudgetExhausted", message.clone()));
+    if !(thresholds.contains(&100) && at_limit) {
+        notices.alert(
+            to,
+            &to.channels,
+            true,
+            format!("AIBudget {key} exhausted"),
+            message,
+        );
+    }
+}
+
+/// One escalation step that fell due: `Escalated` and an urgent alert to the step's channels.
+pub struct Step<'a> {
+    /// Its index in `spec.escalation`.
+    pub index: usize,
+    /// Its `after`, as written.
+    pub after: &'a str,
+    /// Its channels.
+    pub channels: Vec<Channel>,
+}
+
+/// `Escalated` and its alert, saying how to acknowledge.
+pub fn escalated(notices: &mut Notices, to: &Alerting, step: Step<'_>, name: &str, figures: &str) {
+    let key = &to.key;
+    let namespace = key.split_once('/').map_or("", |(ns, _)| ns);
+    let message = format!(
+        "AIBudget {key} has been at its limit for {} without acknowledgement (escalation step {}): {figures}. \
+         Acknowledge with: kubectl annotate aib -n {namespace} {name} {ACKNOWLEDGED_ANNOTATION}=<your name>",
+        step.after,
+        step.index + 1
+    );
+    notices.event(EventNotice::new(true, "Escalated", message.clone()));
+    notices.alert(
+        to,
+        &step.channels,
+        true,
+        format!("ESCALATION: AIBudget {key} exhausted"),
+        message,
+    );
+}
+
+/// `Throttled` and `Downgraded`, for what gateways reported since the last of them.
+pub fn refusals(n: &Notable, figures: &str) -> Vec<EventNotice> {
+    let mut events = Vec::new();
+    if n.refused > 0 {
+        events.push(EventNotice::new(
+            true,
+            "Throttled",
+            format!(
+                "{} call(s) refused (throttled or over the limit){}; {figures}",
+                n.refused,
+                n.last_pod
+                    .as_deref()
+                    .map(|p| format!(", the last from pod {p}"))
+                    .unwrap_or_default()
+            ),
+        ));
+    }
+    if n.downgraded > 0 {
+        let (from, to) = n.last_downgrade.clone().unwrap_or_default();
+        events.push(EventNotice::new(
+            true,
+            "Downgraded",
+            format!(
+                "{} call(s) downgraded, the last from {from} to {to}; {figures}",
+                n.downgraded
+            ),
+        ));
+    }
+    events
+}
+
+/// `PriceChanged`, one per note queued by [`super::Context::price_changed`].
+pub fn price_changed(note: &str) -> EventNotice {
+    EventNotice::new(false, "PriceChanged", note.to_owned())
+}
+
+/// Paces one budget's `Throttled` and `Downgraded` Events to one of each per
+/// [`REFUSAL_EVENT_INTERVAL`]: what gateways report in between accumulates here.
+///
+/// "Never published" is `None`, not an instant an interval before now: `Instant` cannot go
+/// below the monotonic clock's origin, and `Instant::now() - REFUSAL_EVENT_INTERVAL`
+/// panicked on a host up for less than a minute.
+#[derive(Debug, Default)]
+pub struct RefusalGate {
+    last_published: Option<Instant>,
+    pending: Notable,
+}
+
+impl RefusalGate {
+    /// Adds what gateways reported.
+    pub fn add(&mut self, fresh: Notable) {
+        self.pending.add(fresh);
+    }
+
+    /// What awaits publishing.
+    pub fn pending(&self) -> &Notable {
+        &self.pending
+    }
+
+    /// How long until the next Events may go out (`None`: at once).
+    pub fn wait(&self, now: Instant) -> Option<Duration> {
+        let last = self.last_published?;
+        let wait = REFUSAL_EVENT_INTERVAL.saturating_sub(now.saturating_duration_since(last));
+        (!wait.is_zero()).then_some(wait)
+    }
+
+    /// The pending Events went out at `now`.
+    pub fn published(&mut self, now: Instant) {
+        self.last_published = Some(now);
+        self.pending = Notable::default();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The earliest `Instant` this platform represents, give or take a second: what
+    /// `Instant::now()` is on a host that just booted, where the monotonic clock starts.
+    fn the_monotonic_clocks_origin() -> Instant {
+        let mut at = Instant::now();
+        let mut step = Duration::from_secs(1 << 62);
+        while step >= Duration::from_secs(1) {
+            match at.checked_sub(step) {
+                Some(earlier) => at = earlier,
+                None => step /= 2,
+            }
+        }
+        at
+    }
+
+    #[test]
+    fn the_first_refusals_are_published_at_once_even_on_a_host_up_for_seconds() {
+        let just_booted = the_monotonic_clocks_origin() + Duration::from_secs(5);
+        // What the old code computed for a budget that never published: it panics here.
+        assert!(just_booted.checked_sub(REFUSAL_EVENT_INTERVAL).is_none());
+        let mut gate = RefusalGate::default();
+        gate.add(Notable {
+            refused: 1,
+            ..Notable::default()
+        });
+        assert_eq!(gate.wait(just_booted), None);
+        gate.published(just_booted);
+        assert_eq!(
+            gate.wait(just_booted + Duration::from_secs(20)),
+            Some(Duration::from_secs(40))
+        );
+        assert_eq!(gate.wait(just_booted + REFUSAL_EVENT_INTERVAL), None);
+        assert!(gate.pending().is_empty());
+    }
+
+    #[test]
+    fn refusals_and_downgrades_are_told_with_the_last_pod_and_models() {
+        let events = refusals(
+            &Notable {
+                refused: 3,
+                downgraded: 2,
+                last_downgrade: Some(("big".into(), "small".into())),
+                last_pod: Some("team/chat-1".into()),
+            },
+            "spent $1.00 of $10.00 (10.0%); resets at 2026-12-01T00:00:00Z",
+        );
+        let notes: Vec<_> = events.iter().map(|e| (e.reason, e.note.as_str())).collect();
+        assert_eq!(
+            notes,
+            [
+                (
+                    "Throttled",
+                    "3 call(s) refused (throttled or over the limit), the last from pod team/chat-1; spent $1.00 of $10.00 (10.0%); resets at 2026-12-01T00:00:00Z"
+                ),
+                (
+                    "Downgraded",
+                    "2 call(s) downgraded, the last from big to small; spent $1.00 of $10.00 (10.0%); resets at 2026-12-01T00:00:00Z"
+                ),
+            ]
+        );
+        assert!(events.iter().all(|e| e.warning));
+    }
+}
