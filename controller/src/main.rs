@@ -146,13 +146,7 @@ async fn start(
     let identity = cli.common.identity();
     let clock = cli.common.clock();
     let prices = Prices::default();
-    let emf = args.emf_log_group.clone().map(|group| {
-        emf::EmfWriter::start(
-            aws_sdk_cloudwatchlogs::Client::new(&aws),
-            group,
-            identity.clone(),
-        )
-    });
+    let emf = emf_writer(args, &aws, &identity);
     let metrics = Arc::new(Metrics::register(registry));
     let (shared, changed) = LedgerShared::new(
         prices.clone(),
@@ -219,6 +213,17 @@ async fn start(
         alerter,
         gateway,
     })
+}
+
+/// The EMF writer for `--emf-log-group`, one log stream per replica (its identity).
+fn emf_writer(
+    args: &ControllerArgs,
+    aws: &aws_config::SdkConfig,
+    identity: &str,
+) -> Option<emf::EmfWriter> {
+    let group = args.emf_log_group.clone()?;
+    let client = aws_sdk_cloudwatchlogs::Client::new(aws);
+    Some(emf::EmfWriter::start(client, group, identity.to_owned()))
 }
 
 /// What leading needs besides the reconciler's context.
