@@ -18,7 +18,7 @@ use aigov_runtime::events;
 use aigov_runtime::prices::Prices;
 use aigov_runtime::probes::{self, Readiness};
 use aigov_runtime::shutdown::stop_signal;
-use aigov_runtime::supervise::Supervisor;
+use aigov_runtime::supervise::{self, Supervisor};
 use anyhow::Context as _;
 use clap::{Parser, ValueEnum};
 use prometheus_client::registry::Registry;
@@ -117,20 +117,10 @@ async fn main() -> anyhow::Result<()> {
         "probe endpoint",
         probes::serve(listener, Arc::new(registry), readiness.clone()),
     );
-    tokio::select! {
-        failed = tasks.failed() => {
-            readiness.withdraw();
-            tracing::error!(task = failed.task, reason = %failed.reason, "a background task failed; exiting");
-            Err(failed.into())
-        }
-        signal = stop => {
-            tracing::info!(%signal, "stopping gracefully");
-            readiness.withdraw();
-            stop_gracefully(running, cli.controller.controller_shutdown_flush).await;
-            tasks.abort_all();
-            Ok(())
-        }
-    }
+    supervise::until_stopped(&mut tasks, &readiness, stop).await?;
+    stop_gracefully(running, cli.controller.controller_shutdown_flush).await;
+    tasks.abort_all();
+    Ok(())
 }
 
 /// Starts the controller role (and the gateway with `--role all`).

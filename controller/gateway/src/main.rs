@@ -10,7 +10,7 @@ use aigov_runtime::cli::{CommonArgs, init_tracing};
 use aigov_runtime::prices::Prices;
 use aigov_runtime::probes::{self, Readiness};
 use aigov_runtime::shutdown::stop_signal;
-use aigov_runtime::supervise::Supervisor;
+use aigov_runtime::supervise::{self, Supervisor};
 use anyhow::Context as _;
 use clap::Parser;
 use prometheus_client::registry::Registry;
@@ -54,17 +54,7 @@ async fn main() -> anyhow::Result<()> {
         "probe endpoint",
         probes::serve(probes_listener, Arc::new(registry), readiness.clone()),
     );
-    tokio::select! {
-        failed = tasks.failed() => {
-            readiness.withdraw();
-            tracing::error!(task = failed.task, reason = %failed.reason, "a background task failed; exiting");
-            Err(failed.into())
-        }
-        signal = stop => {
-            tracing::info!(%signal, "stopping gracefully");
-            readiness.withdraw();
-            gateway.stop().await;
-            Ok(())
-        }
-    }
+    supervise::until_stopped(&mut tasks, &readiness, stop).await?;
+    gateway.stop().await;
+    Ok(())
 }

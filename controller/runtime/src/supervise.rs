@@ -9,6 +9,9 @@ use std::future::Future;
 
 use tokio::task::{Id, JoinSet};
 
+use crate::probes::Readiness;
+use crate::shutdown::StopSignal;
+
 /// A supervised task that stopped.
 #[derive(Debug, thiserror::Error)]
 #[error("task {task} stopped: {reason}")]
@@ -77,6 +80,28 @@ impl Supervisor {
     }
 }
 
+/// Runs until a task fails or `stop` resolves. Either way readiness is withdrawn at once (the
+/// Service stops routing here); a failure is logged with the task and its reason and returned,
+/// a stop signal is returned for the role's graceful stop.
+pub async fn until_stopped(
+    tasks: &mut Supervisor,
+    readiness: &Readiness,
+    stop: impl Future<Output = StopSignal>,
+) -> Result<StopSignal, TaskFailed> {
+    let ended = tokio::select! {
+        failed = tasks.failed() => Err(failed),
+        signal = stop => Ok(signal),
+    };
+    readiness.withdraw();
+    match &ended {
+        Err(failed) => {
+            tracing::error!(task = failed.task, reason = %failed.reason, "a background task failed; exiting")
+        }
+        Ok(signal) => tracing::info!(%signal, "stopping gracefully"),
+    }
+    ended
+}
+
 fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
     let text = payload
         .downcast_ref::<&str>()
@@ -98,6 +123,23 @@ mod tests {
         let failed = tasks.failed().await;
         assert_eq!(failed.task, "fails");
         assert_eq!(failed.reason, "the API server refused");
+    }
+
+    #[tokio::test]
+    async fn a_failed_task_or_a_stop_signal_ends_the_wait_and_withdraws_readiness() {
+        let readiness = Readiness::default();
+        let ready = readiness.condition("up");
+        ready.set(true);
+        let mut tasks = Supervisor::default();
+        tasks.spawn_forever("runs", std::future::pending());
+        let stopped = until_stopped(&mut tasks, &readiness, async { StopSignal::Terminate });
+        assert_eq!(stopped.await.unwrap(), StopSignal::Terminate);
+        assert!(!readiness.is_ready());
+        ready.set(true);
+        tasks.spawn("fails", async { Err::<(), _>("lost the lease") });
+        let failed = until_stopped(&mut tasks, &readiness, std::future::pending()).await;
+        assert_eq!(failed.unwrap_err().task, "fails");
+        assert!(!readiness.is_ready());
     }
 
     #[tokio::test]
