@@ -13,11 +13,10 @@ use aigov_controller::ledger_service::{LedgerService, LedgerShared};
 use aigov_controller::metrics::Metrics;
 use aigov_controller::{alerts, emf, leader, reconcile};
 use aigov_gateway::app::{self as gateway_app, GatewayArgs};
-use aigov_runtime::cli::{CommonArgs, duration, init_tracing};
+use aigov_runtime::cli::{CommonArgs, duration, prepare_process};
 use aigov_runtime::events;
 use aigov_runtime::prices::Prices;
 use aigov_runtime::probes::{self, Readiness};
-use aigov_runtime::shutdown::stop_signal;
 use aigov_runtime::supervise::{self, Supervisor};
 use anyhow::Context as _;
 use clap::{Parser, ValueEnum};
@@ -98,10 +97,8 @@ struct Running {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    init_tracing();
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let stop = prepare_process().context("installing the SIGTERM and SIGINT handlers")?;
     let cli = Cli::parse();
-    let stop = stop_signal().context("installing the SIGTERM and SIGINT handlers")?;
     let client = kube::Client::try_default()
         .await
         .context("a Kubernetes client (in-cluster or KUBECONFIG)")?;

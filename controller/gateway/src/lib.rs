@@ -204,7 +204,7 @@ impl Gateway {
         let json = body::json_object(&body)?;
 
         let (policies, figures) = self.budgets(workload.as_deref());
-        call.budgets = policies.iter().map(|p| p.key.clone()).collect();
+        call.budgets = policies.clone();
         let states = reserve::budget_states(&policies, &figures);
         let admitted = admission::decide(&states, route.operation, &route.model)
             .map_err(GatewayError::refused)?;

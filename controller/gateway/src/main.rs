@@ -6,10 +6,9 @@
 use std::sync::Arc;
 
 use aigov_gateway::app::{self, GatewayArgs};
-use aigov_runtime::cli::{CommonArgs, init_tracing};
+use aigov_runtime::cli::{CommonArgs, prepare_process};
 use aigov_runtime::prices::Prices;
 use aigov_runtime::probes::{self, Readiness};
-use aigov_runtime::shutdown::stop_signal;
 use aigov_runtime::supervise::{self, Supervisor};
 use anyhow::Context as _;
 use clap::Parser;
@@ -27,10 +26,8 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    init_tracing();
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let stop = prepare_process().context("installing the SIGTERM and SIGINT handlers")?;
     let cli = Cli::parse();
-    let stop = stop_signal().context("installing the SIGTERM and SIGINT handlers")?;
     let client = kube::Client::try_default()
         .await
         .context("a Kubernetes client (in-cluster or KUBECONFIG)")?;

@@ -63,7 +63,7 @@ impl Settlement {
             model: admitted.model.clone(),
             bedrock_id: None,
             status: StatusCode::OK,
-            trace: Some(trace.clone()),
+            trace: CallTrace::enabled().then(|| trace.clone()),
             outcome: admitted.outcome(),
         }
     }

@@ -18,8 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aigov_api::Usd;
-use aigov_ledger::ledger::BudgetKey;
-use aigov_ledger::policy::Workload;
+use aigov_ledger::policy::{BudgetPolicy, Workload};
 use http::StatusCode;
 
 use crate::admission::Admitted;
@@ -46,8 +45,8 @@ pub struct CallTrace {
     pub downgraded_to: Option<String>,
     /// The calling pod, once identified.
     pub workload: Option<Arc<Workload>>,
-    /// The budgets that select the pod.
-    pub budgets: Vec<BudgetKey>,
+    /// The budgets that select the pod (shared with the cache: no copy per call).
+    pub budgets: Vec<Arc<BudgetPolicy>>,
     /// The gateway's time before forwarding, once forwarded.
     pub added: Option<Duration>,
 }
@@ -88,18 +87,28 @@ impl CallTrace {
         added
     }
 
-    /// Writes the call's line (see the module documentation).
+    /// Whether the per-call line is on (`RUST_LOG=...,aigov::call=debug`). When it is off,
+    /// as by default, the data path neither keeps nor formats anything for it.
+    pub fn enabled() -> bool {
+        tracing::enabled!(target: TARGET, tracing::Level::DEBUG)
+    }
+
+    /// Writes the call's line (see the module documentation); nothing when it is off.
     pub fn log(&self, request_id: &str, outcome: &str, status: StatusCode, cost: Option<Usd>) {
+        if !CallTrace::enabled() {
+            return;
+        }
+        let budgets: Vec<&str> = self.budgets.iter().map(|p| p.key.as_str()).collect();
         let pod = self.workload.as_ref().map_or_else(
             || format!("unknown ({})", self.peer),
             |w| format!("{}/{}", w.namespace, w.name),
         );
         let added = self.added.unwrap_or_else(|| self.started.elapsed());
         tracing::debug!(
-            target: "aigov::call",
+            target: TARGET,
             request_id,
             pod = %pod,
-            budgets = %self.budgets.join(","),
+            budgets = %budgets.join(","),
             model = self.model.as_deref().unwrap_or("-"),
             downgraded_to = self.downgraded_to.as_deref().unwrap_or("-"),
             operation = self.operation.map_or("-", Operation::name),

@@ -58,6 +58,15 @@ pub fn nonce() -> u64 {
         .unwrap_or_default()
 }
 
+/// What every aigov process does first: logging, the TLS crypto provider (aws-lc-rs, which
+/// kube and the AWS SDK share), and the SIGTERM/SIGINT handlers, installed before anything
+/// else so a stop asked for during start-up is not lost. Returns the stop signal to wait on.
+pub fn prepare_process() -> std::io::Result<impl Future<Output = crate::shutdown::StopSignal>> {
+    init_tracing();
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    crate::shutdown::stop_signal()
+}
+
 /// Logs to stderr, filtered by `RUST_LOG` (default: info, quiet libraries).
 pub fn init_tracing() {
     tracing_subscriber::fmt()

@@ -83,6 +83,27 @@ impl Options {
     }
 }
 
+impl Options {
+    /// Replica `i` of a set of controllers elected on `lease` in `namespace`, its ledger on
+    /// `ledger_port`, with `extra` flags.
+    pub fn controller_replica(
+        namespace: &str,
+        lease: &str,
+        i: usize,
+        ledger_port: u16,
+        extra: &[&str],
+    ) -> Options {
+        Options {
+            role: "controller",
+            identity: format!("controller-{i}-{}", crate::unique("c")),
+            lease: lease.to_owned(),
+            ledger_port: Some(ledger_port),
+            extra: extra.iter().map(|f| (*f).to_owned()).collect(),
+            ..Options::all(namespace)
+        }
+    }
+}
+
 impl Aigov {
     /// Starts the process and waits until `/readyz` answers 200 (or `wait_ready` is false).
     pub fn start(options: Options, wait_ready: bool) -> Aigov {

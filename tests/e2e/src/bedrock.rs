@@ -49,6 +49,24 @@ pub fn pod_ip() -> IpAddr {
         .expect("an IPv4 address")
 }
 
+/// `count` running pods `worker-0`, `worker-1`, ... labelled `app=worker` in `namespace`, each
+/// at its own fresh address; their addresses, in order.
+pub fn worker_pods(namespace: &str, count: usize) -> Vec<IpAddr> {
+    (0..count)
+        .map(|i| {
+            let ip = pod_ip();
+            pod(
+                namespace,
+                &format!("worker-{i}"),
+                "default",
+                &[("app", "worker")],
+                ip,
+            );
+            ip
+        })
+        .collect()
+}
+
 /// Creates a running pod `name` in `namespace` with service account `sa`, labels, and `ip`
 /// (set on its status as the kubelet would).
 pub fn pod(namespace: &str, name: &str, sa: &str, labels: &[(&str, &str)], ip: IpAddr) {

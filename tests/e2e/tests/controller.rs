@@ -515,20 +515,8 @@ async fn restart_and_leader_failover_lose_nothing_and_count_nothing_twice() {
         .iter()
         .map(|p| format!("http://127.0.0.1:{p}"))
         .collect();
-    let controller = |i: usize| {
-        let mut o = Options::all(&ns);
-        o.role = "controller";
-        o.identity = format!("controller-{i}-{}", unique("c"));
-        o.lease = lease.clone();
-        o.ledger_port = Some(ports[i]);
-        o.extra = vec![
-            "--lease-duration".into(),
-            "4s".into(),
-            "--settle".into(),
-            "1s".into(),
-        ];
-        o
-    };
+    let flags = ["--lease-duration", "4s", "--settle", "1s"];
+    let controller = |i: usize| Options::controller_replica(&ns, &lease, i, ports[i], &flags);
     let mut replicas = [
         Some(Aigov::start(controller(0), false)),
         Some(Aigov::start(controller(1), false)),

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use aigov_api::Usd;
 use aigov_e2e::aigov::{Aigov, Options};
-use aigov_e2e::bedrock::{client_from, pod, pod_ip, served, served_cost, user};
+use aigov_e2e::bedrock::{client_from, served, served_cost, user, worker_pods};
 use aigov_e2e::budgets::wait_status;
 use aigov_e2e::{budgets::budget, namespace};
 use aws_sdk_bedrockruntime::operation::RequestId;
@@ -107,16 +107,7 @@ async fn call(
 async fn two_gateways_and_64_clients_never_overshoot_a_one_dollar_budget() {
     let ns = namespace("overshoot");
     budget(&ns, "dollar", "  limit: '1.00'\n");
-    let ips: Vec<_> = (0..PODS).map(|_| pod_ip()).collect();
-    for (i, ip) in ips.iter().enumerate() {
-        pod(
-            &ns,
-            &format!("worker-{i}"),
-            "default",
-            &[("app", "worker")],
-            *ip,
-        );
-    }
+    let ips = worker_pods(&ns, PODS);
     let mut controller = Options::all(&ns);
     controller.role = "controller";
     controller.extra = vec!["--settle".into(), "500ms".into()];

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use aigov_api::Usd;
 use aigov_e2e::aigov::{Aigov, Options, free_port};
-use aigov_e2e::bedrock::{client_from, pod, pod_ip, served, served_cost, user};
+use aigov_e2e::bedrock::{client_from, served, served_cost, user, worker_pods};
 use aigov_e2e::budgets::{budget, wait_status};
 use aigov_e2e::{namespace, unique};
 use aws_sdk_bedrockruntime::operation::RequestId;
@@ -115,33 +115,15 @@ fn kubectl_text(args: &[&str]) -> String {
 async fn a_rolling_restart_of_a_gateway_and_the_leader_charges_every_served_call_exactly_once() {
     let ns = namespace("rolling");
     budget(&ns, "rolling", "  limit: '100.00'\n");
-    let ips: Vec<_> = (0..CLIENTS).map(|_| pod_ip()).collect();
-    for (i, ip) in ips.iter().enumerate() {
-        pod(
-            &ns,
-            &format!("worker-{i}"),
-            "default",
-            &[("app", "worker")],
-            *ip,
-        );
-    }
+    let ips = worker_pods(&ns, CLIENTS);
     let lease = unique("lease");
     let ports = [free_port(), free_port()];
     let endpoints: Vec<String> = ports
         .iter()
         .map(|p| format!("http://127.0.0.1:{p}"))
         .collect();
-    let controller = |i: usize| {
-        let mut o = Options::all(&ns);
-        o.role = "controller";
-        o.identity = format!("controller-{i}-{}", unique("c"));
-        o.lease = lease.clone();
-        o.ledger_port = Some(ports[i]);
-        o.extra = ["--lease-duration", "4s", "--settle", "500ms"]
-            .map(String::from)
-            .to_vec();
-        o
-    };
+    let flags = ["--lease-duration", "4s", "--settle", "500ms"];
+    let controller = |i: usize| Options::controller_replica(&ns, &lease, i, ports[i], &flags);
     let options = [controller(0), controller(1)];
     let identities = [options[0].identity.clone(), options[1].identity.clone()];
     let mut controllers = options.map(|o| Some(Aigov::start(o, false)));
