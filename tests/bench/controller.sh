@@ -5,6 +5,8 @@
 # start-up and after the stream stops, status writes per second, usage records ingested per
 # second, controller CPU and peak memory.
 # Usage: bash tests/bench/controller.sh   (starts and stops its own environment)
+#   AIGOV_BENCH_CONTROLLER_BIN=/path/to/aigov-controller runs another build (an earlier
+#   release, say) instead of this checkout's, for a before/after comparison.
 set -euo pipefail
 export AIGOV_RUN="${AIGOV_BENCH_RUN:-/tmp/aigov-bench-ctl}"
 export AIGOV_ETCD_PORT=23793 AIGOV_ETCD_PEER_PORT=23803 AIGOV_APISERVER_PORT=16446
@@ -23,6 +25,8 @@ source "$AIGOV_RUN/env.sh"
 log "building release binaries"
 cargo build --release --quiet -p aigov-controller -p aigov-bench
 REL="$CARGO_TARGET_DIR/release"
+CONTROLLER_BIN="${AIGOV_BENCH_CONTROLLER_BIN:-$REL/aigov-controller}"
+log "controller: $CONTROLLER_BIN"
 
 log "applying $BUDGETS AIBudgets across $NAMESPACES namespaces"
 python3 - "$NAMESPACES" "$PER_NS" >"$AIGOV_RUN/budgets.yaml" <<'PY'
@@ -45,7 +49,7 @@ now_ms() { date +%s%3N; }
 
 started=$(now_ms)
 AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_REGION=us-east-1 AWS_ENDPOINT_URL="$AIGOV_MOTO_ENDPOINT" \
-  setsid "$REL/aigov-controller" --role controller --identity bench-controller --namespace aigov-system \
+  setsid "$CONTROLLER_BIN" --role controller --identity bench-controller --namespace aigov-system \
     --ledger-listen "127.0.0.1:$LEDGER_PORT" --metrics-listen "127.0.0.1:$METRICS_PORT" \
     --settle 500ms --alerts false >"$AIGOV_RUN/logs/aigov.log" 2>&1 </dev/null &
 PID=$!

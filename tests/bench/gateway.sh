@@ -9,6 +9,9 @@
 # as separate processes, as deployed (controller/deploy/). Open-loop load (tests/bench/src/bin/
 # loadgen.rs), release builds, everything on 127.0.0.1.
 # Usage: bash tests/bench/gateway.sh   (needs the local environment's tools; starts what it needs)
+#   AIGOV_BENCH_BASELINE_GATEWAY="/path/to/old-binary [flags]" also starts that gateway (an
+#   earlier release, say `aigov-controller --role gateway`) beside this checkout's, against the
+#   same controller and simulator, and measures it in the same rounds (label aigov-baseline).
 set -euo pipefail
 export AIGOV_RUN="${AIGOV_BENCH_RUN:-/tmp/aigov-bench-env}"
 export AIGOV_ETCD_PORT=23792 AIGOV_ETCD_PEER_PORT=23802 AIGOV_APISERVER_PORT=16445
@@ -65,6 +68,16 @@ start_bg aigov "$REL/aigov-gateway" --identity bench-gateway \
     --gateway-listen "127.0.0.1:$GW_PORT" --metrics-listen "127.0.0.1:$METRICS_PORT" \
     --controller-endpoints "http://127.0.0.1:$LEDGER_PORT" --bedrock-endpoint "http://127.0.0.1:$SIM_PORT"
 AIGOV_PID=$(cat "$AIGOV_RUN/pids/aigov")
+BASE_PORT=$((GW_PORT + 5)) BASE_METRICS=$((METRICS_PORT + 5))
+if [[ -n "${AIGOV_BENCH_BASELINE_GATEWAY:-}" ]]; then
+  # shellcheck disable=SC2086
+  start_bg aigov-baseline $AIGOV_BENCH_BASELINE_GATEWAY --identity bench-baseline \
+      --gateway-listen "127.0.0.1:$BASE_PORT" --metrics-listen "127.0.0.1:$BASE_METRICS" \
+      --controller-endpoints "http://127.0.0.1:$LEDGER_PORT" --bedrock-endpoint "http://127.0.0.1:$SIM_PORT"
+  BASE_PID=$(cat "$AIGOV_RUN/pids/aigov-baseline")
+  for _ in $(seq 1 600); do curl -fsS "http://127.0.0.1:$BASE_METRICS/readyz" >/dev/null 2>&1 && break; sleep 0.2; done
+  kill -0 "$BASE_PID" || { cat "$AIGOV_RUN/logs/aigov-baseline.log"; die "the baseline gateway exited"; }
+fi
 for _ in $(seq 1 600); do curl -fsS "http://127.0.0.1:$METRICS_PORT/readyz" >/dev/null 2>&1 && break; sleep 0.2; done
 kill -0 "$AIGOV_PID" || { cat "$AIGOV_RUN/logs/aigov.log"; die "the aigov gateway exited"; }
 log "waiting until the controller has reconciled every budget once"
@@ -80,12 +93,22 @@ loadgen() { "$REL/loadgen" "$@"; }
 RESULTS="$AIGOV_RUN/results.jsonl"
 : >"$RESULTS"
 
+# through LABEL PID PORT RATE: one round through a gateway, with its CPU over the round.
+through() {
+  local before after
+  before=$(cpu_ticks "$2")
+  loadgen --seconds "$SECONDS_PER_RUN" --url "http://127.0.0.1:$3" --rate "$4" --source "$POD_IP" --label "$1" | tee -a "$RESULTS"
+  after=$(cpu_ticks "$2")
+  echo "{\"label\":\"$1-cpu\",\"rate\":$4,\"cpu_ticks\":$((after - before)),\"requests\":$(($4 * (SECONDS_PER_RUN + 2)))}" | tee -a "$RESULTS"
+}
 for rate in 1000 5000; do
   loadgen --seconds "$SECONDS_PER_RUN" --url "http://127.0.0.1:$SIM_PORT" --rate "$rate" --label direct | tee -a "$RESULTS"
-  before=$(cpu_ticks "$AIGOV_PID")
-  loadgen --seconds "$SECONDS_PER_RUN" --url "http://127.0.0.1:$GW_PORT" --rate "$rate" --source "$POD_IP" --label aigov | tee -a "$RESULTS"
-  after=$(cpu_ticks "$AIGOV_PID")
-  echo "{\"label\":\"aigov-cpu\",\"rate\":$rate,\"cpu_ticks\":$((after - before)),\"requests\":$((rate * (SECONDS_PER_RUN + 2)))}" | tee -a "$RESULTS"
+  through aigov "$AIGOV_PID" "$GW_PORT" "$rate"
+  if [[ -n "${BASE_PID:-}" ]]; then
+    through aigov-baseline "$BASE_PID" "$BASE_PORT" "$rate"
+    loadgen --seconds "$SECONDS_PER_RUN" --url "http://127.0.0.1:$SIM_PORT" --rate "$rate" --label direct | tee -a "$RESULTS"
+    through aigov "$AIGOV_PID" "$GW_PORT" "$rate"
+  fi
 done
 
 log "highest sustained rate through the gateway (achieved >= 97% of offered, p99 < 50 ms)"
@@ -96,6 +119,7 @@ for rate in 2000 3000 4000 5000 6000 7000 8000 10000 12000; do
   [[ "$ok" == 1 ]] || break
 done
 grep VmHWM "/proc/$AIGOV_PID/status" | awk '{print "{\"label\":\"aigov-peak-rss-kb\",\"value\":" $2 "}"}' | tee -a "$RESULTS"
+[[ -z "${BASE_PID:-}" ]] || grep VmHWM "/proc/$BASE_PID/status" | awk '{print "{\"label\":\"aigov-baseline-peak-rss-kb\",\"value\":" $2 "}"}' | tee -a "$RESULTS"
 grep VmHWM "/proc/$(cat "$AIGOV_RUN/pids/aigov-controller")/status" | awk '{print "{\"label\":\"controller-peak-rss-kb\",\"value\":" $2 "}"}' | tee -a "$RESULTS"
 
 LITELLM="$AIGOV_CACHE/tools/litellm-venv/bin/litellm"
@@ -140,21 +164,22 @@ rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 direct = {}
 for r in rows:
     if r.get("label") == "direct":
-        direct[r["rate"]] = r
-for r in rows:
-    if r.get("label") in ("aigov", "litellm") and r["rate"] in direct:
+        direct[r["rate"]] = r  # the round just before (each proxied round follows its own)
+    if r.get("label") in ("aigov", "aigov-baseline", "litellm") and r["rate"] in direct:
         d = direct[r["rate"]]
-        print(f"{r['label']:8} {r['rate']:>6} rps offered, {r['achieved_rps']:>7.0f} achieved, errors {r['errors']:>5}: "
+        print(f"{r['label']:14} {r['rate']:>6} rps offered, {r['achieved_rps']:>7.0f} achieved, errors {r['errors']:>5}: "
               f"p50 {r['p50_us']/1000:7.3f} ms (+{(r['p50_us']-d['p50_us'])/1000:.3f}), "
               f"p99 {r['p99_us']/1000:7.3f} ms (+{(r['p99_us']-d['p99_us'])/1000:.3f})  [direct p50 {d['p50_us']/1000:.3f} p99 {d['p99_us']/1000:.3f}]")
 for r in rows:
-    if r.get("label") == "aigov-cpu":
+    if r.get("label") in ("aigov-cpu", "aigov-baseline-cpu"):
         hz = 100
-        print(f"aigov CPU per request at {r['rate']} rps: {r['cpu_ticks'] / hz / r['requests'] * 1e6:.1f} us")
+        print(f"{r['label'][:-4]} CPU per request at {r['rate']} rps: {r['cpu_ticks'] / hz / r['requests'] * 1e6:.1f} us")
     if r.get("label") == "aigov-max":
         print(f"aigov at {r['rate']} rps offered: {r['achieved_rps']:.0f} achieved, p99 {r['p99_us']/1000:.3f} ms, errors {r['errors']}")
     if r.get("label") == "aigov-peak-rss-kb":
         print(f"gateway peak memory (RSS high-water mark, all budgets loaded in its caches): {r['value']/1024:.1f} MiB")
+    if r.get("label") == "aigov-baseline-peak-rss-kb":
+        print(f"baseline gateway peak memory (it ran no max-rate rounds): {r['value']/1024:.1f} MiB")
     if r.get("label") == "controller-peak-rss-kb":
         print(f"controller peak memory (RSS high-water mark): {r['value']/1024:.1f} MiB")
 PY
