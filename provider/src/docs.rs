@@ -44,7 +44,9 @@ pub fn page(kind: Kind, name: &str, block: &Block, example: &str, import: Option
 ",
     );
     schema(&mut out, block, "");
-    if let Some(import) = import {
+    // Only resources can be imported: a data source is read on every plan and has no state to
+    // adopt, so its page never gets an Import section, whatever the caller passes.
+    if let (Kind::Resource, Some(import)) = (kind, import) {
         let _ = write!(
             out,
             "## Import\n\nImport is supported using the following syntax:\n\n```shell\n{}\n```\n",
@@ -127,5 +129,26 @@ fn schema(out: &mut String, block: &Block, anchor: &str) {
             b.name, b.name
         );
         schema(out, &b.block, &format!("{anchor}{}.", b.name));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_resource_pages_have_an_import_section() {
+        let block = Block {
+            description: "A thing.",
+            attributes: vec![],
+            blocks: vec![],
+        };
+        let import = Some("terraform import aigov_x.y z");
+        let resource = page(Kind::Resource, "aigov_x", &block, "# x", import);
+        assert!(resource.contains("## Import"), "{resource}");
+        for kind in [Kind::DataSource, Kind::Provider] {
+            let other = page(kind, "aigov_x", &block, "# x", import);
+            assert!(!other.contains("## Import"), "{other}");
+        }
     }
 }

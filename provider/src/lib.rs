@@ -7,7 +7,7 @@
 pub mod config;
 pub mod diag;
 pub mod docs;
-mod error;
+pub mod error;
 pub mod plan;
 pub mod plugin;
 pub mod proto;

@@ -324,12 +324,29 @@ impl Provider for AigovProvider {
             (true, false) => resource.create(&clients, &planned).await,
             (false, false) => resource.update(&clients, &prior, &planned).await,
         };
-        let new_state = try_diags!(
-            result,
-            apply_resource_change {
-                new_state: prior_wire
+        let new_state = match result {
+            Ok(state) => state,
+            // Created but not read back: save what was created, so it is not forgotten.
+            Err(crate::Error::Created { state, cause }) => {
+                let mut d = Diagnostics::default();
+                d.error(
+                    format!("{} was created, but reading it back failed", request.type_name),
+                    format!("{cause}\n\nThe object exists and is recorded in the state with its ID; run the plan again to read it back (or destroy it)."),
+                );
+                return Ok(Response::new(pb::apply_resource_change::Response {
+                    new_state: encode(&state, &block),
+                    private: request.planned_private,
+                    diagnostics: d.into_vec(),
+                    legacy_type_system: false,
+                }));
             }
-        );
+            Err(e) => try_diags!(
+                Err::<Value, _>(e),
+                apply_resource_change {
+                    new_state: prior_wire
+                }
+            ),
+        };
         Ok(Response::new(pb::apply_resource_change::Response {
             new_state: encode(&new_state, &block),
             private: request.planned_private,
@@ -411,8 +428,8 @@ impl Provider for AigovProvider {
         &self,
         _: Request<pb::stop_provider::Request>,
     ) -> Result<Response<pb::stop_provider::Response>, Status> {
-        // Every call the provider makes is short and bounded by the SDK's timeouts, so there is
-        // nothing long-running to interrupt: answering is enough for Terraform to proceed.
+        // Every AWS call is bounded by the provider block's timeouts and retries (config.rs), so
+        // there is nothing long-running to interrupt: answering is enough for Terraform to proceed.
         Ok(Response::new(pb::stop_provider::Response {
             error: String::new(),
         }))

@@ -101,6 +101,31 @@ pub fn kind(value: &Value, kind: Kind, path: &Path, diags: &mut Diagnostics) {
     }
 }
 
+/// Checks a sensitive string attribute is of the given kind without ever quoting it: Terraform
+/// redacts a sensitive value in its own output, but a diagnostic's text is shown as written, so a
+/// webhook URL (which carries its secret in the path) would otherwise be printed whole. The
+/// message says what is wrong with it (scheme, shape) instead.
+pub fn secret_kind(value: &Value, kind: Kind, path: &Path, diags: &mut Diagnostics) {
+    if let Some(s) = value.as_str()
+        && !kind.accepts(s)
+    {
+        let scheme = match s.split_once("://") {
+            Some((scheme, _)) if scheme.len() <= 10 && !scheme.is_empty() => {
+                format!(" (it starts with {scheme}://)")
+            }
+            _ => String::new(),
+        };
+        diags.attr_error(
+            path,
+            "Invalid value",
+            format!(
+                "The value (sensitive, not shown){scheme} is not {}.",
+                kind.expected()
+            ),
+        );
+    }
+}
+
 /// Checks every string of a set or list is of the given kind.
 pub fn each_kind(value: &Value, k: Kind, path: &Path, diags: &mut Diagnostics) {
     for (i, item) in value.items().iter().enumerate() {
@@ -235,6 +260,25 @@ mod tests {
         assert!(!Kind::SnsTopicArn.accepts("arn:aws:sns:us-east-1:12345:alerts"));
         assert!(Kind::LambdaArn.accepts("arn:aws:lambda:eu-west-1:123456789012:function:f"));
         assert!(Kind::KmsKey.accepts("alias/aigov"));
+    }
+
+    #[test]
+    fn a_sensitive_value_is_never_quoted_in_its_error() {
+        let secret = "http://hooks.example.com/services/T000/B000/very-secret-token";
+        let mut diags = Diagnostics::default();
+        secret_kind(
+            &Value::string(secret),
+            Kind::HttpsUrl,
+            &Path::attr("endpoint"),
+            &mut diags,
+        );
+        let detail = &diags.0[0].detail;
+        assert!(!detail.contains("very-secret-token"), "{detail}");
+        assert!(!detail.contains("hooks.example.com"), "{detail}");
+        assert!(
+            detail.contains("http://") && detail.contains("https://"),
+            "{detail}"
+        );
     }
 
     #[test]

@@ -156,6 +156,23 @@ impl Value {
         }
     }
 
+    /// The value with every unknown inside it replaced by null: a state must be wholly known, and
+    /// a state saved after a partial failure has nothing better for what was never read back.
+    pub fn unknown_as_null(self) -> Value {
+        match self {
+            Value::Unknown(_) => Value::Null,
+            Value::Seq(items) => {
+                Value::Seq(items.into_iter().map(Value::unknown_as_null).collect())
+            }
+            Value::Map(m) => Value::Map(
+                m.into_iter()
+                    .map(|(k, v)| (k, v.unknown_as_null()))
+                    .collect(),
+            ),
+            other => other,
+        }
+    }
+
     /// The string, if this is a known string.
     pub fn as_str(&self) -> Option<&str> {
         match self {

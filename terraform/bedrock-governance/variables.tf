@@ -12,12 +12,24 @@ variable "notify_at_percent" {
   description = "Thresholds (percent of the limit) at which the budget notifies, on actual spend."
   type        = list(number)
   default     = [50, 80, 100]
+
+  validation {
+    condition     = length(var.notify_at_percent) <= 5
+    error_message = "AWS Budgets allows at most 5 notifications per budget (including forecast_at_percent); notify_at_percent has more than 5 values."
+  }
 }
 
 variable "forecast_at_percent" {
-  description = "A threshold (percent) on forecasted spend; null for none."
+  description = "A threshold (percent) on forecasted spend; null for none. Counts toward the 5 notifications AWS Budgets allows per budget."
   type        = number
   default     = 100
+
+  # AWS Budgets allows 5 notifications per budget: the actual thresholds plus this one. Checked
+  # here so a plan names the variables to change, instead of the budget failing at apply.
+  validation {
+    condition     = length(var.notify_at_percent) + (var.forecast_at_percent == null ? 0 : 1) <= 5
+    error_message = "AWS Budgets allows at most 5 notifications per budget: notify_at_percent has more than 4 values while forecast_at_percent is set (it is the fifth). Remove thresholds from notify_at_percent, or set forecast_at_percent = null."
+  }
 }
 
 variable "emails" {

@@ -1,3 +1,4 @@
+# Create refuses an alarm of the same name (PutMetricAlarm would overwrite it): it may belong to another state. The error gives the import command.
 # A team's AIBudget spends more than $25 in an hour (the controller's CostUSD metric).
 resource "aigov_alarm" "research_spend" {
   name      = "team-research-hourly-spend"

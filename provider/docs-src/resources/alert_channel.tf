@@ -1,3 +1,4 @@
+# Create refuses an SNS topic of the same name (CreateTopic would return it as if new): it may belong to another state. The error gives the import command.
 resource "aigov_alert_channel" "finops" {
   name         = "aigov-finops"
   display_name = "AI spend"

@@ -1,3 +1,8 @@
+# The budget is always filtered to Amazon Bedrock (cost_filter = "Service=Amazon Bedrock"), plus
+# cost_allocation_tags and linked_accounts when set. A filter changed outside Terraform reads back
+# as it is and the plan sets it back; importing a budget filtered otherwise (to EC2, say) is
+# refused, since this resource would change its filter. If reading a new budget back fails, it
+# stays in the state with its ID (and the error is shown), so it is never forgotten.
 resource "aigov_budget" "bedrock" {
   name      = "bedrock-monthly"
   amount    = 2000

@@ -12,8 +12,8 @@ use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 
 use super::{
-    Resource, apply_tag_changes, plan_tags_all, split_tags, tag_attributes, tag_changes,
-    unset_if_empty, validate_tags, written,
+    Resource, already_exists, apply_tag_changes, plan_tags_all, read_back, split_tags,
+    tag_attributes, tag_changes, unset_if_empty, validate_tags, written,
 };
 use crate::Error;
 use crate::config::Clients;
@@ -293,9 +293,21 @@ impl Resource for Alarm {
     }
 
     async fn create(&self, clients: &Clients, planned: &Value) -> Result<Value, Error> {
-        self.put(clients, planned, true).await?;
         let name = planned.get("name").as_str().unwrap_or_default();
-        written(self.read(clients, planned).await?, &format!("alarm {name}"))
+        // PutMetricAlarm overwrites an alarm of the same name: look first, and refuse.
+        if self.read(clients, planned).await?.is_some() {
+            return Err(already_exists(
+                "aigov_alarm",
+                &format!("CloudWatch alarm {name}"),
+                name,
+            ));
+        }
+        self.put(clients, planned, true).await?;
+        read_back(
+            self.read(clients, planned).await,
+            planned,
+            &format!("alarm {name}"),
+        )
     }
 
     async fn read(&self, clients: &Clients, state: &Value) -> Result<Option<Value>, Error> {
@@ -306,7 +318,13 @@ impl Resource for Alarm {
             .alarm_names(&name)
             .send()
             .await
-            .map_err(|e| Error::aws(&format!("reading alarm {name}"), e))?;
+            .map_err(|e| {
+                Error::aws(
+                    clients.target("cloudwatch"),
+                    &format!("reading alarm {name}"),
+                    e,
+                )
+            })?;
         let Some(alarm) = found
             .metric_alarms
             .unwrap_or_default()
@@ -322,7 +340,13 @@ impl Resource for Alarm {
             .resource_arn(&arn)
             .send()
             .await
-            .map_err(|e| Error::aws(&format!("reading the tags of alarm {name}"), e))?
+            .map_err(|e| {
+                Error::aws(
+                    clients.target("cloudwatch"),
+                    &format!("reading the tags of alarm {name}"),
+                    e,
+                )
+            })?
             .tags
             .unwrap_or_default()
             .into_iter()
@@ -367,7 +391,13 @@ impl Resource for Alarm {
                     .send()
                     .await
                     .map(|_| ())
-                    .map_err(|e| Error::aws(&format!("untagging alarm {name}"), e))
+                    .map_err(|e| {
+                        Error::aws(
+                            clients.target("cloudwatch"),
+                            &format!("untagging alarm {name}"),
+                            e,
+                        )
+                    })
             },
             |tags| async move {
                 clients
@@ -378,7 +408,13 @@ impl Resource for Alarm {
                     .send()
                     .await
                     .map(|_| ())
-                    .map_err(|e| Error::aws(&format!("tagging alarm {name}"), e))
+                    .map_err(|e| {
+                        Error::aws(
+                            clients.target("cloudwatch"),
+                            &format!("tagging alarm {name}"),
+                            e,
+                        )
+                    })
             },
         )
         .await?;
@@ -394,7 +430,13 @@ impl Resource for Alarm {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| Error::aws(&format!("deleting alarm {name}"), e))
+            .map_err(|e| {
+                Error::aws(
+                    clients.target("cloudwatch"),
+                    &format!("deleting alarm {name}"),
+                    e,
+                )
+            })
     }
 
     async fn import(&self, _clients: &Clients, id: &str) -> Result<Value, String> {
@@ -469,7 +511,13 @@ impl Alarm {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| Error::aws(&format!("writing alarm {name}"), e))
+            .map_err(|e| {
+                Error::aws(
+                    clients.target("cloudwatch"),
+                    &format!("writing alarm {name}"),
+                    e,
+                )
+            })
     }
 }
 

@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use regex::Regex;
 
 use super::{
-    Resource, apply_tag_changes, plan_tags_all, split_tags, tag_attributes, tag_changes,
-    validate_tags, written,
+    Resource, already_exists, apply_tag_changes, plan_tags_all, read_back, split_tags,
+    tag_attributes, tag_changes, validate_tags, written,
 };
 use crate::Error;
 use crate::config::Clients;
@@ -102,7 +102,8 @@ impl Resource for AlertChannel {
                 Some("lambda") => Kind::LambdaArn,
                 _ => continue,
             };
-            validate::kind(endpoint, kind, &path.then("endpoint"), diags);
+            // The endpoint is sensitive (webhook URLs carry secrets): never echoed.
+            validate::secret_kind(endpoint, kind, &path.then("endpoint"), diags);
             if sub.get("raw_message_delivery").as_bool() == Some(true)
                 && matches!(protocol.as_str(), Some("email" | "lambda"))
             {
@@ -134,6 +135,15 @@ impl Resource for AlertChannel {
             attributes.insert("FifoTopic".to_owned(), "true".to_owned());
         }
         let tags = sns_tags(planned.get("tags_all").to_string_map().unwrap_or_default())?;
+        // CreateTopic returns the existing topic of that name as if it had created it: look
+        // first, and refuse to adopt it.
+        if let Some(existing) = find_topic(clients, &name).await? {
+            return Err(already_exists(
+                "aigov_alert_channel",
+                &format!("SNS topic {name} ({existing})"),
+                &existing,
+            ));
+        }
         let topic = clients
             .sns
             .create_topic()
@@ -142,15 +152,23 @@ impl Resource for AlertChannel {
             .set_tags((!tags.is_empty()).then_some(tags))
             .send()
             .await
-            .map_err(|e| Error::aws(&format!("creating SNS topic {name}"), e))?;
+            .map_err(|e| {
+                Error::aws(
+                    clients.target("sns"),
+                    &format!("creating SNS topic {name}"),
+                    e,
+                )
+            })?;
         let arn = topic.topic_arn.unwrap_or_default();
         for sub in planned.get("subscription").items() {
             self.subscribe(clients, &arn, sub).await?;
         }
         let mut state = planned.clone();
         state.set("arn", Value::string(&arn));
-        written(
-            self.read(clients, &state).await?,
+        state.set("id", Value::string(&arn));
+        read_back(
+            self.read(clients, &state).await,
+            &state,
             &format!("SNS topic {arn}"),
         )
     }
@@ -171,7 +189,13 @@ impl Resource for AlertChannel {
             {
                 return Ok(None);
             }
-            Err(e) => return Err(Error::aws(&format!("reading SNS topic {arn}"), e)),
+            Err(e) => {
+                return Err(Error::aws(
+                    clients.target("sns"),
+                    &format!("reading SNS topic {arn}"),
+                    e,
+                ));
+            }
         };
         let mut remote = Vec::new();
         let mut next = None;
@@ -183,7 +207,13 @@ impl Resource for AlertChannel {
                 .set_next_token(next)
                 .send()
                 .await
-                .map_err(|e| Error::aws(&format!("listing the subscriptions of {arn}"), e))?;
+                .map_err(|e| {
+                    Error::aws(
+                        clients.target("sns"),
+                        &format!("listing the subscriptions of {arn}"),
+                        e,
+                    )
+                })?;
             remote.extend(page.subscriptions.unwrap_or_default());
             next = page.next_token;
             if next.is_none() {
@@ -216,7 +246,13 @@ impl Resource for AlertChannel {
                     .subscription_arn(&sub_arn)
                     .send()
                     .await
-                    .map_err(|e| Error::aws(&format!("reading subscription {sub_arn}"), e))?
+                    .map_err(|e| {
+                        Error::aws(
+                            clients.target("sns"),
+                            &format!("reading subscription {sub_arn}"),
+                            e,
+                        )
+                    })?
                     .attributes
                     .unwrap_or_default()
                     .get("RawMessageDelivery")
@@ -247,7 +283,13 @@ impl Resource for AlertChannel {
             .resource_arn(&arn)
             .send()
             .await
-            .map_err(|e| Error::aws(&format!("reading the tags of {arn}"), e))?
+            .map_err(|e| {
+                Error::aws(
+                    clients.target("sns"),
+                    &format!("reading the tags of {arn}"),
+                    e,
+                )
+            })?
             .tags
             .unwrap_or_default()
             .into_iter()
@@ -303,7 +345,13 @@ impl Resource for AlertChannel {
                     .attribute_value(planned.get(attribute).as_str().unwrap_or_default())
                     .send()
                     .await
-                    .map_err(|e| Error::aws(&format!("setting {name} of {arn}"), e))?;
+                    .map_err(|e| {
+                        Error::aws(
+                            clients.target("sns"),
+                            &format!("setting {name} of {arn}"),
+                            e,
+                        )
+                    })?;
             }
         }
         let same = |a: &Value, b: &Value| {
@@ -320,7 +368,13 @@ impl Resource for AlertChannel {
                         .subscription_arn(sub_arn)
                         .send()
                         .await
-                        .map_err(|e| Error::aws(&format!("removing subscription {sub_arn}"), e))?;
+                        .map_err(|e| {
+                            Error::aws(
+                                clients.target("sns"),
+                                &format!("removing subscription {sub_arn}"),
+                                e,
+                            )
+                        })?;
                 }
                 Some(w) if w.get("raw_message_delivery") != old.get("raw_message_delivery") => {
                     let sub_arn = old.get("arn").as_str().unwrap_or_default();
@@ -337,7 +391,13 @@ impl Resource for AlertChannel {
                         )
                         .send()
                         .await
-                        .map_err(|e| Error::aws(&format!("changing subscription {sub_arn}"), e))?;
+                        .map_err(|e| {
+                            Error::aws(
+                                clients.target("sns"),
+                                &format!("changing subscription {sub_arn}"),
+                                e,
+                            )
+                        })?;
                 }
                 Some(_) => {}
             }
@@ -365,7 +425,13 @@ impl Resource for AlertChannel {
                     .send()
                     .await
                     .map(|_| ())
-                    .map_err(|e| Error::aws(&format!("untagging SNS topic {name}"), e))
+                    .map_err(|e| {
+                        Error::aws(
+                            clients.target("sns"),
+                            &format!("untagging SNS topic {name}"),
+                            e,
+                        )
+                    })
             },
             |tags| async move {
                 clients
@@ -376,7 +442,13 @@ impl Resource for AlertChannel {
                     .send()
                     .await
                     .map(|_| ())
-                    .map_err(|e| Error::aws(&format!("tagging SNS topic {name}"), e))
+                    .map_err(|e| {
+                        Error::aws(
+                            clients.target("sns"),
+                            &format!("tagging SNS topic {name}"),
+                            e,
+                        )
+                    })
             },
         )
         .await?;
@@ -404,7 +476,11 @@ impl Resource for AlertChannel {
                         if e.as_service_error()
                             .is_some_and(|s| s.is_not_found_exception()) => {}
                     Err(e) => {
-                        return Err(Error::aws(&format!("removing subscription {sub_arn}"), e));
+                        return Err(Error::aws(
+                            clients.target("sns"),
+                            &format!("removing subscription {sub_arn}"),
+                            e,
+                        ));
                     }
                 }
             }
@@ -417,7 +493,11 @@ impl Resource for AlertChannel {
             {
                 Ok(())
             }
-            Err(e) => Err(Error::aws(&format!("deleting SNS topic {arn}"), e)),
+            Err(e) => Err(Error::aws(
+                clients.target("sns"),
+                &format!("deleting SNS topic {arn}"),
+                e,
+            )),
         }
     }
 
@@ -448,8 +528,48 @@ impl AlertChannel {
             .set_attributes((!attributes.is_empty()).then_some(attributes))
             .send()
             .await
-            .map_err(|e| Error::aws(&format!("subscribing a {protocol} endpoint to {topic}"), e))?;
+            .map_err(|e| {
+                Error::aws(
+                    clients.target("sns"),
+                    &format!("subscribing a {protocol} endpoint to {topic}"),
+                    e,
+                )
+            })?;
         Ok(())
+    }
+}
+
+/// The ARN of the topic named `name` in the provider's account and region, if there is one
+/// (ListTopics, every page: the name is the ARN's last field).
+async fn find_topic(clients: &Clients, name: &str) -> Result<Option<String>, Error> {
+    let suffix = format!(":{name}");
+    let mut token = None;
+    loop {
+        let page = clients
+            .sns
+            .list_topics()
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(|e| {
+                Error::aws(
+                    clients.target("sns"),
+                    &format!("looking for an existing SNS topic {name}"),
+                    e,
+                )
+            })?;
+        if let Some(arn) = page
+            .topics()
+            .iter()
+            .filter_map(|t| t.topic_arn())
+            .find(|arn| arn.ends_with(&suffix))
+        {
+            return Ok(Some(arn.to_owned()));
+        }
+        match page.next_token {
+            Some(next) if !next.is_empty() => token = Some(next),
+            _ => return Ok(None),
+        }
     }
 }
 

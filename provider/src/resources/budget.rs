@@ -16,7 +16,7 @@ use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 
 use super::{
-    Resource, apply_tag_changes, plan_tags_all, split_tags, tag_attributes, tag_changes,
+    Resource, apply_tag_changes, plan_tags_all, read_back, split_tags, tag_attributes, tag_changes,
     unset_if_empty, validate_tags, written,
 };
 use crate::Error;
@@ -28,6 +28,13 @@ use crate::value::Value;
 
 /// The service name AWS Budgets' `Service` cost filter uses for Bedrock.
 pub const BEDROCK_SERVICE: &str = "Amazon Bedrock";
+
+/// `cost_filter` of a budget this resource manages: Bedrock and nothing else (tags and linked
+/// accounts have attributes of their own).
+pub const BEDROCK_FILTER: &str = "Service=Amazon Bedrock";
+
+/// The cost filters with attributes of their own, left out of `cost_filter`.
+const OWN_FILTERS: [&str; 2] = ["TagKeyValue", "LinkedAccount"];
 
 static NAME: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^[^:\\]{1,100}$").expect("valid regex"));
@@ -89,6 +96,11 @@ impl Resource for BudgetResource {
                 "Narrow the budget to Bedrock spend of these linked accounts (12-digit IDs).",
             ),
             Attribute::computed("arn", Type::String, "The budget ARN."),
+            Attribute::computed(
+                "cost_filter",
+                Type::String,
+                "The budget's cost filter as AWS Budgets holds it, apart from `cost_allocation_tags` and `linked_accounts` (`NAME=VALUE,VALUE; ...`, sorted): always `Service=Amazon Bedrock` for a budget this resource manages. A filter changed outside Terraform (another service, a Region or UsageType filter, a `FilterExpression`) reads back as what it is, and the plan sets it back to Amazon Bedrock in place.",
+            ),
         ];
         attributes.extend(tag_attributes());
         Block {
@@ -252,16 +264,16 @@ impl Resource for BudgetResource {
         match (account, name) {
             (Some(account), Some(name)) => {
                 planned.set("id", Value::string(format!("{account}:{name}")));
-                planned.set(
-                    "arn",
-                    Value::string(format!("arn:aws:budgets::{account}:budget/{name}")),
-                );
+                planned.set("arn", Value::string(budget_arn(clients, &account, &name)));
             }
             _ => {
                 planned.set("id", Value::unknown());
                 planned.set("arn", Value::unknown());
             }
         }
+        // Every write sends the Bedrock filter: planning it shows a filter changed out of band
+        // being put back, instead of an amount change resetting it silently.
+        planned.set("cost_filter", Value::string(BEDROCK_FILTER));
         plan_tags_all(clients, planned);
     }
 
@@ -295,8 +307,21 @@ impl Resource for BudgetResource {
             .set_resource_tags((!tags.is_empty()).then_some(tags))
             .send()
             .await
-            .map_err(|e| Error::aws(&format!("creating budget {name}"), e))?;
-        written(self.read(clients, &state).await?, &format!("budget {name}"))
+            .map_err(|e| {
+                Error::aws(
+                    clients.target("budgets"),
+                    &format!("creating budget {name}"),
+                    e,
+                )
+            })?;
+        state.set("id", Value::string(format!("{account}:{name}")));
+        state.set("arn", Value::string(budget_arn(clients, &account, &name)));
+        state.set("cost_filter", Value::string(BEDROCK_FILTER));
+        read_back(
+            self.read(clients, &state).await,
+            &state,
+            &format!("budget {name}"),
+        )
     }
 
     async fn read(&self, clients: &Clients, state: &Value) -> Result<Option<Value>, Error> {
@@ -320,7 +345,13 @@ impl Resource for BudgetResource {
             {
                 return Ok(None);
             }
-            Err(e) => return Err(Error::aws(&format!("reading budget {name}"), e)),
+            Err(e) => {
+                return Err(Error::aws(
+                    clients.target("budgets"),
+                    &format!("reading budget {name}"),
+                    e,
+                ));
+            }
         };
         let Some(remote) = described else {
             return Ok(None);
@@ -333,6 +364,7 @@ impl Resource for BudgetResource {
             .unwrap_or_default();
         #[allow(deprecated)] // see `budget()`
         let filters = remote.cost_filters.clone().unwrap_or_default();
+        let cost_filter = describe_filter(&filters, remote.filter_expression.is_some());
         let cost_allocation_tags: BTreeMap<String, String> = filters
             .get("TagKeyValue")
             .into_iter()
@@ -360,7 +392,13 @@ impl Resource for BudgetResource {
             .budget_name(&name)
             .send()
             .await
-            .map_err(|e| Error::aws(&format!("reading the notifications of budget {name}"), e))?;
+            .map_err(|e| {
+                Error::aws(
+                    clients.target("budgets"),
+                    &format!("reading the notifications of budget {name}"),
+                    e,
+                )
+            })?;
         for n in listed.notifications.unwrap_or_default() {
             let subscribers = clients
                 .budgets
@@ -370,7 +408,13 @@ impl Resource for BudgetResource {
                 .notification(n.clone())
                 .send()
                 .await
-                .map_err(|e| Error::aws(&format!("reading the subscribers of budget {name}"), e))?
+                .map_err(|e| {
+                    Error::aws(
+                        clients.target("budgets"),
+                        &format!("reading the subscribers of budget {name}"),
+                        e,
+                    )
+                })?
                 .subscribers
                 .unwrap_or_default();
             let sns = subscribers
@@ -422,14 +466,20 @@ impl Resource for BudgetResource {
             n.set("emails", emails);
         }
 
-        let arn = format!("arn:aws:budgets::{account}:budget/{name}");
+        let arn = budget_arn(clients, &account, &name);
         let remote_tags: BTreeMap<String, String> = clients
             .budgets
             .list_tags_for_resource()
             .resource_arn(&arn)
             .send()
             .await
-            .map_err(|e| Error::aws(&format!("reading the tags of budget {name}"), e))?
+            .map_err(|e| {
+                Error::aws(
+                    clients.target("budgets"),
+                    &format!("reading the tags of budget {name}"),
+                    e,
+                )
+            })?
             .resource_tags
             .unwrap_or_default()
             .into_iter()
@@ -455,6 +505,7 @@ impl Resource for BudgetResource {
                 unset_if_empty(state.get("linked_accounts"), Value::strings(linked)),
             ),
             ("arn", Value::string(arn)),
+            ("cost_filter", Value::string(cost_filter)),
             ("notification", Value::Seq(notifications)),
             ("tags", tags),
             ("tags_all", tags_all),
@@ -480,7 +531,13 @@ impl Resource for BudgetResource {
             .new_budget(budget(planned)?)
             .send()
             .await
-            .map_err(|e| Error::aws(&format!("updating budget {name}"), e))?;
+            .map_err(|e| {
+                Error::aws(
+                    clients.target("budgets"),
+                    &format!("updating budget {name}"),
+                    e,
+                )
+            })?;
         let old = prior.get("notification").items();
         let new = planned.get("notification").items();
         // A notification is identified by what triggers it; one whose subscribers changed is
@@ -499,7 +556,11 @@ impl Resource for BudgetResource {
                     .send()
                     .await
                     .map_err(|e| {
-                        Error::aws(&format!("removing a notification of budget {name}"), e)
+                        Error::aws(
+                            clients.target("budgets"),
+                            &format!("removing a notification of budget {name}"),
+                            e,
+                        )
                     })?;
             }
         }
@@ -518,11 +579,15 @@ impl Resource for BudgetResource {
                     .send()
                     .await
                     .map_err(|e| {
-                        Error::aws(&format!("adding a notification to budget {name}"), e)
+                        Error::aws(
+                            clients.target("budgets"),
+                            &format!("adding a notification to budget {name}"),
+                            e,
+                        )
                     })?;
             }
         }
-        let arn = format!("arn:aws:budgets::{account}:budget/{name}");
+        let arn = budget_arn(clients, &account, &name);
         let (arn, name) = (&arn, &name);
         apply_tag_changes(
             tag_changes(prior, planned),
@@ -535,7 +600,13 @@ impl Resource for BudgetResource {
                     .send()
                     .await
                     .map(|_| ())
-                    .map_err(|e| Error::aws(&format!("untagging budget {name}"), e))
+                    .map_err(|e| {
+                        Error::aws(
+                            clients.target("budgets"),
+                            &format!("untagging budget {name}"),
+                            e,
+                        )
+                    })
             },
             |tags| async move {
                 clients
@@ -546,7 +617,13 @@ impl Resource for BudgetResource {
                     .send()
                     .await
                     .map(|_| ())
-                    .map_err(|e| Error::aws(&format!("tagging budget {name}"), e))
+                    .map_err(|e| {
+                        Error::aws(
+                            clients.target("budgets"),
+                            &format!("tagging budget {name}"),
+                            e,
+                        )
+                    })
             },
         )
         .await?;
@@ -574,27 +651,112 @@ impl Resource for BudgetResource {
             {
                 Ok(())
             }
-            Err(e) => Err(Error::aws(&format!("deleting budget {name}"), e)),
+            Err(e) => Err(Error::aws(
+                clients.target("budgets"),
+                &format!("deleting budget {name}"),
+                e,
+            )),
         }
     }
 
-    async fn import(&self, _clients: &Clients, id: &str) -> Result<Value, String> {
-        match id.split_once(':') {
+    async fn import(&self, clients: &Clients, id: &str) -> Result<Value, String> {
+        let (account, name) = match id.split_once(':') {
             Some((account, name))
                 if account.len() == 12
                     && account.bytes().all(|b| b.is_ascii_digit())
                     && !name.is_empty() =>
             {
-                Ok(Value::object([
-                    ("account_id", Value::string(account)),
-                    ("name", Value::string(name)),
-                ]))
+                (account, name)
             }
-            _ => Err(format!(
-                "import a budget as ACCOUNT_ID:NAME, such as 123456789012:bedrock-monthly; got {id:?}"
-            )),
+            _ => {
+                return Err(format!(
+                    "import a budget as ACCOUNT_ID:NAME, such as 123456789012:bedrock-monthly; got {id:?}"
+                ));
+            }
+        };
+        // A budget filtered to something other than Bedrock is not one this resource manages:
+        // importing it would plan its filter over on the next apply.
+        if let Some(filter) = remote_filter(clients, account, name)
+            .await
+            .map_err(|e| e.to_string())?
+            && filter != BEDROCK_FILTER
+        {
+            return Err(format!(
+                "budget {name} is filtered as {filter:?}, not {BEDROCK_FILTER:?}: aigov_budget manages budgets of Amazon Bedrock spend only, and importing this one would change its filter on the next apply. Manage it with the AWS provider's aws_budgets_budget instead, or change its filter to Amazon Bedrock alone (tags and linked accounts may stay) and import again."
+            ));
         }
+        Ok(Value::object([
+            ("account_id", Value::string(account)),
+            ("name", Value::string(name)),
+        ]))
     }
+}
+
+/// `cost_filter` for what AWS Budgets holds: every filter but the ones with attributes of their
+/// own, sorted, so the same filter always reads the same.
+fn describe_filter(filters: &HashMap<String, Vec<String>>, has_expression: bool) -> String {
+    let mut parts: Vec<String> = filters
+        .iter()
+        .filter(|(k, _)| !OWN_FILTERS.contains(&k.as_str()))
+        .map(|(k, v)| {
+            let mut values = v.clone();
+            values.sort();
+            format!("{k}={}", values.join(","))
+        })
+        .collect();
+    parts.sort();
+    // AWS may also return a FilterExpression equivalent to the CostFilters; only one standing
+    // alone is a filter CostFilters cannot show.
+    if has_expression && filters.is_empty() {
+        parts.push("FilterExpression=(set outside Terraform)".to_owned());
+    }
+    if parts.is_empty() {
+        "(none: all services)".to_owned()
+    } else {
+        parts.join("; ")
+    }
+}
+
+/// The `cost_filter` of an existing budget, or `None` when there is no such budget.
+async fn remote_filter(
+    clients: &Clients,
+    account: &str,
+    name: &str,
+) -> Result<Option<String>, Error> {
+    match clients
+        .budgets
+        .describe_budget()
+        .account_id(account)
+        .budget_name(name)
+        .send()
+        .await
+    {
+        Ok(out) => Ok(out.budget.map(|b| {
+            #[allow(deprecated)] // see `budget()`
+            let filters = b.cost_filters.unwrap_or_default();
+            describe_filter(&filters, b.filter_expression.is_some())
+        })),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_not_found_exception()) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(Error::aws(
+            clients.target("budgets"),
+            &format!("reading budget {name}"),
+            e,
+        )),
+    }
+}
+
+/// A budget's ARN, in the partition of the provider's region (AWS Budgets builds it the same way;
+/// it returns no ARN to read).
+fn budget_arn(clients: &Clients, account: &str, name: &str) -> String {
+    format!(
+        "arn:{}:budgets::{account}:budget/{name}",
+        clients.partition()
+    )
 }
 
 /// AWS Budgets' resource tags.
@@ -725,4 +887,29 @@ fn same_subscribers(a: &Value, b: &Value) -> bool {
             &Value::strings(a.get("emails").to_strings().unwrap_or_default()),
             &Value::strings(b.get("emails").to_strings().unwrap_or_default()),
         )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_filter_reads_the_same_however_aws_orders_it() {
+        let mut filters = HashMap::new();
+        filters.insert("Service".to_owned(), vec![BEDROCK_SERVICE.to_owned()]);
+        filters.insert("TagKeyValue".to_owned(), vec!["user:team$a".to_owned()]);
+        assert_eq!(describe_filter(&filters, false), BEDROCK_FILTER);
+        filters.insert(
+            "Region".to_owned(),
+            vec!["us-west-2".into(), "eu-west-1".into()],
+        );
+        assert_eq!(
+            describe_filter(&filters, false),
+            "Region=eu-west-1,us-west-2; Service=Amazon Bedrock"
+        );
+        assert_eq!(
+            describe_filter(&HashMap::new(), false),
+            "(none: all services)"
+        );
+    }
 }

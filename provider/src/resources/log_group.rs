@@ -9,7 +9,7 @@ use regex::Regex;
 use rust_decimal::Decimal;
 
 use super::{
-    Resource, apply_tag_changes, plan_tags_all, split_tags, tag_attributes, tag_changes,
+    Resource, apply_tag_changes, plan_tags_all, read_back, split_tags, tag_attributes, tag_changes,
     validate_tags, written,
 };
 use crate::Error;
@@ -112,32 +112,27 @@ impl Resource for LogGroup {
             .set_tags((!tags.is_empty()).then(|| tags.into_iter().collect()))
             .send()
             .await
-            .map_err(|e| Error::aws(&format!("creating log group {name}"), e))?;
+            .map_err(|e| {
+                Error::aws(
+                    clients.target("logs"),
+                    &format!("creating log group {name}"),
+                    e,
+                )
+            })?;
         if !planned.get("retention_in_days").is_null() {
             self.set_retention(clients, &name, planned.get("retention_in_days"))
                 .await?;
         }
-        written(
-            self.read(clients, planned).await?,
+        read_back(
+            self.read(clients, planned).await,
+            planned,
             &format!("log group {name}"),
         )
     }
 
     async fn read(&self, clients: &Clients, state: &Value) -> Result<Option<Value>, Error> {
         let name = state.get("name").as_str().unwrap_or_default();
-        let found = clients
-            .logs
-            .describe_log_groups()
-            .log_group_name_prefix(name)
-            .send()
-            .await
-            .map_err(|e| Error::aws(&format!("reading log group {name}"), e))?;
-        let Some(group) = found
-            .log_groups
-            .unwrap_or_default()
-            .into_iter()
-            .find(|g| g.log_group_name.as_deref() == Some(name))
-        else {
+        let Some(group) = find_log_group(clients, name).await? else {
             return Ok(None);
         };
         let arn = group
@@ -151,7 +146,13 @@ impl Resource for LogGroup {
             .resource_arn(&arn)
             .send()
             .await
-            .map_err(|e| Error::aws(&format!("reading the tags of log group {name}"), e))?
+            .map_err(|e| {
+                Error::aws(
+                    clients.target("logs"),
+                    &format!("reading the tags of log group {name}"),
+                    e,
+                )
+            })?
             .tags
             .unwrap_or_default()
             .into_iter()
@@ -193,7 +194,11 @@ impl Resource for LogGroup {
                     .await
                     .map(|_| ())
                     .map_err(|e| {
-                        Error::aws(&format!("associating the KMS key with log group {name}"), e)
+                        Error::aws(
+                            clients.target("logs"),
+                            &format!("associating the KMS key with log group {name}"),
+                            e,
+                        )
                     })?,
                 None => clients
                     .logs
@@ -204,6 +209,7 @@ impl Resource for LogGroup {
                     .map(|_| ())
                     .map_err(|e| {
                         Error::aws(
+                            clients.target("logs"),
                             &format!("disassociating the KMS key from log group {name}"),
                             e,
                         )
@@ -223,7 +229,13 @@ impl Resource for LogGroup {
                     .send()
                     .await
                     .map(|_| ())
-                    .map_err(|e| Error::aws(&format!("untagging log group {name}"), e))
+                    .map_err(|e| {
+                        Error::aws(
+                            clients.target("logs"),
+                            &format!("untagging log group {name}"),
+                            e,
+                        )
+                    })
             },
             |tags| async move {
                 clients
@@ -234,7 +246,13 @@ impl Resource for LogGroup {
                     .send()
                     .await
                     .map(|_| ())
-                    .map_err(|e| Error::aws(&format!("tagging log group {name}"), e))
+                    .map_err(|e| {
+                        Error::aws(
+                            clients.target("logs"),
+                            &format!("tagging log group {name}"),
+                            e,
+                        )
+                    })
             },
         )
         .await?;
@@ -260,7 +278,11 @@ impl Resource for LogGroup {
             {
                 Ok(())
             }
-            Err(e) => Err(Error::aws(&format!("deleting log group {name}"), e)),
+            Err(e) => Err(Error::aws(
+                clients.target("logs"),
+                &format!("deleting log group {name}"),
+                e,
+            )),
         }
     }
 
@@ -271,6 +293,45 @@ impl Resource for LogGroup {
             ));
         }
         Ok(Value::object([("name", Value::string(id))]))
+    }
+}
+
+/// The log group named exactly `name`. DescribeLogGroups filters by prefix and answers 50 groups
+/// a page, so `/aigov/usage` can be past the first page behind `/aigov/usage-1`...: read every
+/// page until it is found.
+async fn find_log_group(
+    clients: &Clients,
+    name: &str,
+) -> Result<Option<aws_sdk_cloudwatchlogs::types::LogGroup>, Error> {
+    let mut token = None;
+    loop {
+        let page = clients
+            .logs
+            .describe_log_groups()
+            .log_group_name_prefix(name)
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(|e| {
+                Error::aws(
+                    clients.target("logs"),
+                    &format!("reading log group {name}"),
+                    e,
+                )
+            })?;
+        let next = page.next_token.clone();
+        if let Some(group) = page
+            .log_groups
+            .unwrap_or_default()
+            .into_iter()
+            .find(|g| g.log_group_name.as_deref() == Some(name))
+        {
+            return Ok(Some(group));
+        }
+        match next {
+            Some(next) if !next.is_empty() => token = Some(next),
+            _ => return Ok(None),
+        }
     }
 }
 
@@ -290,7 +351,13 @@ impl LogGroup {
                 .send()
                 .await
                 .map(|_| ())
-                .map_err(|e| Error::aws(&format!("setting the retention of log group {name}"), e)),
+                .map_err(|e| {
+                    Error::aws(
+                        clients.target("logs"),
+                        &format!("setting the retention of log group {name}"),
+                        e,
+                    )
+                }),
             None => clients
                 .logs
                 .delete_retention_policy()
@@ -298,7 +365,13 @@ impl LogGroup {
                 .send()
                 .await
                 .map(|_| ())
-                .map_err(|e| Error::aws(&format!("removing the retention of log group {name}"), e)),
+                .map_err(|e| {
+                    Error::aws(
+                        clients.target("logs"),
+                        &format!("removing the retention of log group {name}"),
+                        e,
+                    )
+                }),
         }
     }
 }

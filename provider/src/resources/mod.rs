@@ -160,6 +160,33 @@ pub fn written(read: Option<Value>, what: &str) -> Result<Value, Error> {
     read.ok_or_else(|| Error::Aws(format!("{what} vanished right after it was written")))
 }
 
+/// The state after a create: what the read-back returned or, when that failed or found nothing,
+/// an [`Error::Created`] carrying `created` (the planned state with the IDs the create returned),
+/// so the object is tracked rather than forgotten while it exists.
+pub fn read_back(
+    read: Result<Option<Value>, Error>,
+    created: &Value,
+    what: &str,
+) -> Result<Value, Error> {
+    let cause = match read {
+        Ok(Some(state)) => return Ok(state),
+        Ok(None) => Error::Aws(format!("{what} vanished right after it was written")),
+        Err(e) => e,
+    };
+    Err(Error::Created {
+        state: Box::new(created.clone().unknown_as_null()),
+        cause: Box::new(cause),
+    })
+}
+
+/// The error for a create that found its object already there: taking it over would silently
+/// manage (and on destroy delete) what another state or person owns.
+pub fn already_exists(type_name: &str, what: &str, import_id: &str) -> Error {
+    Error::Aws(format!(
+        "{what} already exists; {type_name} creates its objects and never takes over an existing one, which another Terraform state or person may own. To manage it here, import it: terraform import {type_name}.NAME {import_id} (or an import block with id = \"{import_id}\"); otherwise choose another name."
+    ))
+}
+
 /// A collection the API reports empty: null when the configuration left it unset, else empty, so
 /// that `x = []` and an omitted `x` both plan no change.
 pub fn unset_if_empty(configured: &Value, remote: Value) -> Value {

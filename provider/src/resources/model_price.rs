@@ -108,7 +108,8 @@ impl DataSource for ModelPrice {
             let api: Api<AIModelPrice> = Api::all(clients.kube().await?);
             let overrides = api
                 .list(&ListParams::default())
-                .await?
+                .await
+                .map_err(|e| clients.kube_error(e))?
                 .items
                 .iter()
                 .filter_map(|o| o.to_override().ok())

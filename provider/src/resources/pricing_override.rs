@@ -163,14 +163,21 @@ impl Resource for PricingOverride {
             field_manager: Some(FIELD_MANAGER.to_owned()),
             ..PostParams::default()
         };
-        let created = api.create(&params, &object).await?;
+        let created = api
+            .create(&params, &object)
+            .await
+            .map_err(|e| clients.kube_error(e))?;
         Ok(state(&created, planned))
     }
 
     async fn read(&self, clients: &Clients, state_now: &Value) -> Result<Option<Value>, Error> {
         let api: Api<AIModelPrice> = Api::all(clients.kube().await?);
         let name = state_now.get("name").as_str().unwrap_or_default();
-        Ok(api.get_opt(name).await?.map(|o| state(&o, state_now)))
+        Ok(api
+            .get_opt(name)
+            .await
+            .map_err(|e| clients.kube_error(e))?
+            .map(|o| state(&o, state_now)))
     }
 
     async fn update(
@@ -205,7 +212,8 @@ impl Resource for PricingOverride {
                 &params,
                 &Patch::Merge(serde_json::json!({ "spec": spec_json })),
             )
-            .await?;
+            .await
+            .map_err(|e| clients.kube_error(e))?;
         Ok(state(&patched, planned))
     }
 
@@ -215,7 +223,7 @@ impl Resource for PricingOverride {
         match api.delete(name, &DeleteParams::default()).await {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
-            Err(e) => Err(e.into()),
+            Err(e) => Err(clients.kube_error(e)),
         }
     }
 

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -51,7 +52,8 @@ fn which(name: &str) -> Option<PathBuf> {
 }
 
 /// The CLI configuration that installs `aigov/aigov` from a mirror of the built provider, made
-/// by the same script the README and the benchmark use.
+/// by the same script the README and the benchmark use. `AIGOV_PROVIDER_BINARY` installs another
+/// build instead (an earlier one, to see a test fail without a fix).
 fn cli_config() -> &'static Path {
     static CONFIG: OnceLock<PathBuf> = OnceLock::new();
     CONFIG.get_or_init(|| {
@@ -59,7 +61,11 @@ fn cli_config() -> &'static Path {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../env/provider-mirror.sh");
         let out = Command::new("bash")
             .arg(script)
-            .arg(built_binary("terraform-provider-aigov"))
+            .arg(
+                std::env::var_os("AIGOV_PROVIDER_BINARY")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| built_binary("terraform-provider-aigov")),
+            )
             .arg(&root)
             .output()
             .expect("bash runs");
@@ -139,6 +145,55 @@ impl Workspace {
             .env("CHECKPOINT_DISABLE", "1")
             .output()
             .expect("the CLI runs")
+    }
+
+    /// Runs the CLI with `args` and environment changes (`None` removes a variable), killing it
+    /// after `limit`: `None` then, so a test of a hang fails instead of hanging with it. Output
+    /// goes to files, not pipes, so a chatty CLI cannot block on a full pipe while we wait.
+    pub fn run_with(
+        &self,
+        args: &[&str],
+        env: &[(&str, Option<&str>)],
+        limit: Duration,
+    ) -> Option<Output> {
+        let out_path = self.dir.join(format!("{}.stdout", unique("run")));
+        let err_path = self.dir.join(format!("{}.stderr", unique("run")));
+        let mut command = Command::new(&self.cli.path);
+        command
+            .args(args)
+            .arg("-no-color")
+            .current_dir(&self.dir)
+            .env("TF_CLI_CONFIG_FILE", cli_config())
+            .env("TF_IN_AUTOMATION", "1")
+            .env("CHECKPOINT_DISABLE", "1")
+            .stdout(std::fs::File::create(&out_path).expect("stdout file"))
+            .stderr(std::fs::File::create(&err_path).expect("stderr file"));
+        for (name, value) in env {
+            match value {
+                Some(v) => command.env(name, v),
+                None => command.env_remove(name),
+            };
+        }
+        let mut child = command.spawn().expect("the CLI starts");
+        let deadline = Instant::now() + limit;
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait for the CLI") {
+                break Some(status);
+            }
+            if Instant::now() >= deadline {
+                // Our own child, by its handle: the CLI (its provider plugins exit with it).
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let read = |p: &Path| std::fs::read(p).unwrap_or_default();
+        status.map(|status| Output {
+            status,
+            stdout: read(&out_path),
+            stderr: read(&err_path),
+        })
     }
 
     /// Runs the CLI and returns its stdout, panicking with everything it said if it fails.
