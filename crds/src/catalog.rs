@@ -46,6 +46,25 @@ pub struct TokenPrices {
     pub cache_write_1h: Option<Usd>,
 }
 
+/// The rates a model charges for a long prompt: every token of a request whose input (plain,
+/// cache read and cache write together) exceeds `above` tokens is priced at `prices`, not
+/// only the tokens past it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LongContext {
+    /// Input tokens a request may have at the base rates; one more and the whole request is
+    /// priced at the long-context rates.
+    pub above: u64,
+    /// The long-context rates, USD per 1M tokens.
+    pub prices: TokenPrices,
+}
+
+impl LongContext {
+    /// True when a request with `input_tokens` in all is priced at these rates.
+    pub fn applies(&self, input_tokens: u64) -> bool {
+        input_tokens > self.above
+    }
+}
+
 /// One model in the catalog.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CatalogEntry {
@@ -62,8 +81,11 @@ pub struct CatalogEntry {
     pub regional_premium_percent: Option<u32>,
     /// The most output tokens one request may produce: the worst-case reservation's bound.
     pub max_output_tokens: u32,
-    /// The context window, in tokens.
+    /// The context window, in tokens (the largest the model accepts: 1M for the models with
+    /// a long-context rate).
     pub context_window: u32,
+    /// Rates for prompts past 200K tokens, for the models that have them.
+    pub long_context: Option<LongContext>,
     /// The date this price took effect on the source page.
     pub since: &'static str,
 }
@@ -128,6 +150,38 @@ const ROWS: &[Row] = &[
     Row { id: "mistral.mistral-large-2407-v1:0", name: "Mistral Large 2 (24.07)", family: Mistral, input: "2", output: "6", cache_read: None, cache_write_5m: None, cache_write_1h: None, regional_premium_percent: None, max_output_tokens: 8192, context_window: 128_000, since: "2024-07-24" },
 ];
 
+/// Long-context rates (USD per 1M tokens) of the models that read up to 1M tokens: input,
+/// output, cache read, cache write 5m, cache write 1h, for a request with more than 200K
+/// input tokens (plain, cache read and cache write together), on the base (global) endpoint.
+/// Claude Sonnet 4 and Sonnet 4.5 (the 1M context window, beta header
+/// `context-1m-2025-08-07`): $6 input and $22.50 output (twice and one and a half times the
+/// base rates), cache reads $0.60, 5-minute writes $7.50, 1-hour writes $12 (the usual
+/// 0.1x / 1.25x / 2x of the long-context input rate); Sonnet 4.5's regional premium applies
+/// to them as to its base rates.
+#[rustfmt::skip]
+const LONG_CONTEXT: &[(&str, u64, [&str; 5])] = &[
+    ("anthropic.claude-sonnet-4-20250514-v1:0", 200_000, ["6", "22.50", "0.60", "7.50", "12"]),
+    ("anthropic.claude-sonnet-4-5-20250929-v1:0", 200_000, ["6", "22.50", "0.60", "7.50", "12"]),
+];
+
+/// The context window of a model with long-context rates.
+pub const LONG_CONTEXT_WINDOW: u32 = 1_000_000;
+
+fn long_context(id: &str) -> Option<LongContext> {
+    LONG_CONTEXT.iter().find(|(model, _, _)| *model == id).map(
+        |(_, above, [input, output, read, write_5m, write_1h])| LongContext {
+            above: *above,
+            prices: TokenPrices {
+                input: usd(input),
+                output: usd(output),
+                cache_read: Some(usd(read)),
+                cache_write_5m: Some(usd(write_5m)),
+                cache_write_1h: Some(usd(write_1h)),
+            },
+        },
+    )
+}
+
 fn usd(text: &'static str) -> Usd {
     Usd::parse(text).unwrap_or_else(|e| panic!("catalog figure {text:?} is malformed: {e}"))
 }
@@ -147,7 +201,11 @@ static CATALOG: LazyLock<Vec<CatalogEntry>> = LazyLock::new(|| {
             },
             regional_premium_percent: row.regional_premium_percent,
             max_output_tokens: row.max_output_tokens,
-            context_window: row.context_window,
+            context_window: match long_context(row.id) {
+                Some(_) => LONG_CONTEXT_WINDOW,
+                None => row.context_window,
+            },
+            long_context: long_context(row.id),
             since: row.since,
         })
         .collect()
@@ -273,6 +331,44 @@ mod tests {
                 e.model_id
             );
         }
+    }
+
+    #[test]
+    fn sonnet_4_and_4_5_have_long_context_rates_and_a_1m_window() {
+        for name in ["Claude Sonnet 4", "Claude Sonnet 4.5"] {
+            let e = entries().iter().find(|e| e.name == name).unwrap();
+            let long = e.long_context.as_ref().expect(name);
+            assert_eq!(long.above, 200_000, "{name}");
+            assert_eq!(e.context_window, 1_000_000, "{name}");
+            let p = &long.prices;
+            assert_eq!(
+                p.input.as_decimal(),
+                e.prices.input.as_decimal() * Decimal::TWO
+            );
+            assert_eq!(
+                p.output.as_decimal(),
+                e.prices.output.as_decimal() * Decimal::new(15, 1)
+            );
+            assert_eq!(
+                p.cache_read.unwrap().as_decimal(),
+                p.input.as_decimal() / Decimal::TEN
+            );
+            assert_eq!(
+                p.cache_write_5m.unwrap().as_decimal(),
+                p.input.as_decimal() * Decimal::new(125, 2)
+            );
+            assert_eq!(
+                p.cache_write_1h.unwrap().as_decimal(),
+                p.input.as_decimal() * Decimal::TWO
+            );
+            assert!(!long.applies(200_000) && long.applies(200_001), "{name}");
+        }
+        let without: Vec<_> = entries()
+            .iter()
+            .filter(|e| e.long_context.is_none())
+            .map(|e| e.context_window)
+            .collect();
+        assert!(without.iter().all(|w| *w <= 300_000));
     }
 
     #[test]

@@ -15,6 +15,8 @@ use crate::Error;
 const MAX_AMOUNT: Decimal = Decimal::from_parts(3_567_587_328, 232, 0, false, 0); // 1e12
 /// Decimal places kept when an amount is parsed from a user (prices per 1M tokens need 5+).
 pub const MAX_INPUT_SCALE: u32 = 9;
+/// Decimal places [`Usd::display`] shows at most; an amount that needs more is shown exactly.
+pub const DISPLAY_PLACES: u32 = 6;
 
 /// An exact, non-negative-by-construction-from-input amount of US dollars.
 ///
@@ -99,6 +101,69 @@ impl Usd {
     pub fn display_cents(self) -> String {
         let cents = self.round_cents().0;
         let text = format!("{cents:.2}");
+        let (whole, fraction) = text.split_once('.').unwrap_or((&text, "00"));
+        format!("${}.{fraction}", group_thousands(whole))
+    }
+
+    /// The amount for people, never more than it is: a cent or more in cents rounded *down*
+    /// (`$4.92` for 4.921599, `$999,999,999,999.99` for 999999999999.999999, never a figure
+    /// past a limit); less than a cent with the places it needs, up to six, rounded down
+    /// (`$0.001`, `$0.0052`), exactly when that would show nothing (`$0.000000875`); grouped.
+    pub fn display(self) -> String {
+        self.shown(self.places())
+    }
+
+    /// Two amounts shown against each other (a spend and its limit, what is left and what a
+    /// call could cost), each as [`Usd::display`] shows it, with more places for both where
+    /// that is what it takes for the texts to compare as the amounts do: never "$1.23 left"
+    /// against "could cost up to $1.23" when one is less, never "$5.00 of $5.00" when the
+    /// spend is past the limit.
+    pub fn display_pair(a: Usd, b: Usd) -> (String, String) {
+        let mut places = (a.places(), b.places());
+        loop {
+            let agree = a.truncated(places.0).cmp(&b.truncated(places.1)) == a.0.cmp(&b.0);
+            if agree || places.0.min(places.1) > DISPLAY_PLACES {
+                return (a.shown(places.0), b.shown(places.1));
+            }
+            let next = places.0.max(places.1) + 1;
+            places = (next, next);
+        }
+    }
+
+    /// The places [`Usd::display`] shows this amount with (past [`DISPLAY_PLACES`]: exact).
+    fn places(self) -> u32 {
+        let n = self.0.normalize();
+        if n.is_zero() || n.abs() >= Decimal::new(1, 2) {
+            return 2;
+        }
+        let places = n.scale().clamp(2, DISPLAY_PLACES);
+        if self.truncated(places).is_zero() {
+            DISPLAY_PLACES + 1
+        } else {
+            places
+        }
+    }
+
+    /// Rounded down to `places` (exact past [`DISPLAY_PLACES`]).
+    fn truncated(self, places: u32) -> Decimal {
+        if places > DISPLAY_PLACES {
+            self.0
+        } else {
+            self.0
+                .round_dp_with_strategy(places, RoundingStrategy::ToZero)
+        }
+    }
+
+    /// `$` and the amount rounded down to `places` (at least two; exact past the maximum).
+    fn shown(self, places: u32) -> String {
+        let mut value = self.truncated(places).normalize();
+        if value.scale() < places.min(DISPLAY_PLACES) {
+            value.rescale(places.min(DISPLAY_PLACES));
+        }
+        if value.scale() < 2 {
+            value.rescale(2);
+        }
+        let text = value.to_string();
         let (whole, fraction) = text.split_once('.').unwrap_or((&text, "00"));
         format!("${}.{fraction}", group_thousands(whole))
     }
@@ -263,6 +328,68 @@ mod tests {
         assert_eq!(usd("1234567.125").display_cents(), "$1,234,567.13");
         assert_eq!(usd("999.995").display_cents(), "$1,000.00");
         assert_eq!(usd("12").display_cents(), "$12.00");
+    }
+
+    #[test]
+    fn display_is_never_more_than_the_amount_and_shows_sub_cent_amounts() {
+        assert_eq!(
+            usd("4.921599").display(),
+            "$4.92",
+            "rounded down, as the demo prints"
+        );
+        assert_eq!(usd("5").display(), "$5.00");
+        assert_eq!(usd("12.5").display(), "$12.50");
+        assert_eq!(Usd::ZERO.display(), "$0.00");
+        assert_eq!(usd("0.001").display(), "$0.001");
+        assert_eq!(usd("0.005").display(), "$0.005");
+        assert_eq!(usd("0.0052").display(), "$0.0052");
+        assert_eq!(usd("0.005234567").display(), "$0.005234");
+        assert_eq!(usd("0.00000875").display(), "$0.000008");
+        assert_eq!(
+            usd("0.000000875").display(),
+            "$0.000000875",
+            "exact when six places show nothing"
+        );
+        assert_eq!(
+            usd("999999999999.999999").display(),
+            "$999,999,999,999.99",
+            "never more than the limit"
+        );
+        assert_eq!(usd("1234567.129").display(), "$1,234,567.12");
+    }
+
+    #[test]
+    fn amounts_shown_against_each_other_compare_as_they_are() {
+        let pair = |a: &str, b: &str| Usd::display_pair(usd(a), usd(b));
+        assert_eq!(pair("4.921599", "5.00"), ("$4.92".into(), "$5.00".into()));
+        assert_eq!(pair("0", "0.001"), ("$0.00".into(), "$0.001".into()));
+        assert_eq!(pair("0.0009", "0.001"), ("$0.0009".into(), "$0.001".into()));
+        assert_eq!(pair("0.004", "0.0052"), ("$0.004".into(), "$0.0052".into()));
+        assert_eq!(
+            pair("1.239", "1.2391"),
+            ("$1.2390".into(), "$1.2391".into())
+        );
+        assert_eq!(pair("5.004", "5"), ("$5.004".into(), "$5.000".into()));
+        assert_eq!(pair("1", "1.00"), ("$1.00".into(), "$1.00".into()));
+        assert_eq!(
+            pair("1.0000001", "1.0000002"),
+            ("$1.0000001".into(), "$1.0000002".into()),
+            "exact past six places"
+        );
+        // Whatever the amounts, the texts compare as the amounts do.
+        for (a, b) in [
+            ("0.01", "0.0100001"),
+            ("3.333333", "3.3333334"),
+            ("0.0049", "0.005"),
+        ] {
+            let (x, y) = pair(a, b);
+            let parse = |t: &str| Usd::parse(&t[1..].replace(',', "")).unwrap();
+            assert_eq!(
+                parse(&x).cmp(&parse(&y)),
+                usd(a).cmp(&usd(b)),
+                "{a} {b}: {x} {y}"
+            );
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@ use jiff::Timestamp;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::TokenPrices;
+use crate::catalog::{LongContext, TokenPrices};
 use crate::model::{ResolvedModel, Routing};
 use crate::money::Usd;
 use crate::pattern::ModelPattern;
@@ -106,6 +106,20 @@ pub struct EffectivePrice {
     pub flags: Vec<PriceFlag>,
     /// The model's output bound, for worst-case reservations.
     pub max_output_tokens: u32,
+    /// The rates of a long prompt (premium included), for the catalog models that have them;
+    /// an `AIModelPrice` prices every token at its own rates.
+    pub long_context: Option<LongContext>,
+}
+
+impl EffectivePrice {
+    /// The rates a request with `input_tokens` of input in all (plain, cache read and cache
+    /// write together) is priced at: the long-context rates past their threshold.
+    pub fn rates_for(&self, input_tokens: u64) -> &TokenPrices {
+        match &self.long_context {
+            Some(long) if long.applies(input_tokens) => &long.prices,
+            _ => &self.prices,
+        }
+    }
 }
 
 /// The cost of one request.
@@ -209,30 +223,29 @@ impl PriceBook {
                 },
                 flags: Vec::new(),
                 max_output_tokens,
+                long_context: None,
             };
         }
         match catalog {
             Some(entry) => {
                 let premium = entry
                     .regional_premium_percent
-                    .filter(|_| model.routing != Routing::Global);
-                let (prices, flags) = match premium {
-                    Some(percent) => (
-                        entry
-                            .prices
-                            .scaled(Decimal::ONE + Decimal::new(i64::from(percent), 2)),
-                        vec![PriceFlag::RegionalPremium],
-                    ),
-                    None => (entry.prices.clone(), Vec::new()),
-                };
+                    .filter(|_| model.routing != Routing::Global)
+                    .map(|percent| Decimal::ONE + Decimal::new(i64::from(percent), 2));
+                let scale = |p: &TokenPrices| premium.map_or_else(|| p.clone(), |f| p.scaled(f));
+                let flags = premium.map_or_else(Vec::new, |_| vec![PriceFlag::RegionalPremium]);
                 EffectivePrice {
-                    prices,
+                    prices: scale(&entry.prices),
                     source: PriceSource::Catalog {
                         model_id: entry.model_id,
                         since: entry.since,
                     },
                     flags,
                     max_output_tokens,
+                    long_context: entry.long_context.as_ref().map(|long| LongContext {
+                        above: long.above,
+                        prices: scale(&long.prices),
+                    }),
                 }
             }
             None => EffectivePrice {
@@ -240,6 +253,7 @@ impl PriceBook {
                 source: PriceSource::Fallback,
                 flags: vec![PriceFlag::UnknownModel],
                 max_output_tokens,
+                long_context: None,
             },
         }
     }
@@ -253,7 +267,13 @@ impl PriceBook {
         at: Timestamp,
     ) -> Cost {
         let mut price = self.price(model, at);
-        let p = &price.prices;
+        let input_tokens = usage
+            .input_tokens
+            .saturating_add(usage.cache_read_tokens)
+            .saturating_add(usage.cache_write_tokens)
+            .saturating_add(usage.cache_write_1h_tokens);
+        let p = price.rates_for(input_tokens).clone();
+        let p = &p;
         let mut assumed = false;
         let mut cache_rate = |rate: Option<Usd>, tokens: u64| match rate {
             Some(rate) => rate,
@@ -363,8 +383,9 @@ mod tests {
 
     #[test]
     fn claude_4_5_regional_endpoints_cost_ten_percent_more_than_global() {
+        // 200,000 input tokens: the most priced at the base rates (past it, long context).
         let usage = Usage {
-            input_tokens: 1_000_000,
+            input_tokens: 200_000,
             output_tokens: 1_000_000,
             ..Usage::default()
         };
@@ -387,9 +408,9 @@ mod tests {
             InvocationMode::OnDemand,
             at(NOW),
         );
-        assert_eq!(global.amount, usd("18"));
-        assert_eq!(geo.amount, usd("19.8"));
-        assert_eq!(in_region.amount, usd("19.8"));
+        assert_eq!(global.amount, usd("15.6"));
+        assert_eq!(geo.amount, usd("17.16"));
+        assert_eq!(in_region.amount, usd("17.16"));
         assert_eq!(geo.price.flags, vec![PriceFlag::RegionalPremium]);
         // Older models have one price wherever they run.
         let h3 = book.cost(
@@ -398,7 +419,59 @@ mod tests {
             InvocationMode::OnDemand,
             at(NOW),
         );
-        assert_eq!(h3.amount, usd("1.5"));
+        assert_eq!(h3.amount, usd("1.3"));
+    }
+
+    #[test]
+    fn a_prompt_past_200k_tokens_is_priced_whole_at_the_long_context_rates() {
+        let book = PriceBook::default();
+        let cost = |id: &str, usage: Usage| {
+            book.cost(&resolve(id), &usage, InvocationMode::OnDemand, at(NOW))
+                .amount
+        };
+        let global = "global.anthropic.claude-sonnet-4-5-20250929-v1:0";
+        // 250,000 input at $6 = 1.5; 1,000 output at $22.50 = 0.0225.
+        let long = Usage {
+            input_tokens: 250_000,
+            output_tokens: 1_000,
+            ..Usage::default()
+        };
+        assert_eq!(cost(global, long), usd("1.5225"));
+        // Regional: 10% more, long-context rates included.
+        assert_eq!(
+            cost("us.anthropic.claude-sonnet-4-5-20250929-v1:0", long),
+            usd("1.67475")
+        );
+        // 200,000 exactly is not past the threshold: $3 and $15.
+        let at_threshold = Usage {
+            input_tokens: 200_000,
+            output_tokens: 1_000,
+            ..Usage::default()
+        };
+        assert_eq!(cost(global, at_threshold), usd("0.615"));
+        // Cache tokens count toward the threshold and are priced at the long-context cache
+        // rates: 150,000 read at $0.60 = 0.09; 50,000 written at $7.50 = 0.375; 1,000 plain
+        // input at $6 = 0.006; 100 output at $22.50 = 0.00225.
+        let cached = Usage {
+            input_tokens: 1_000,
+            cache_read_tokens: 150_000,
+            cache_write_tokens: 50_000,
+            output_tokens: 100,
+            ..Usage::default()
+        };
+        assert_eq!(
+            cost("anthropic.claude-sonnet-4-20250514-v1:0", cached),
+            usd("0.47325")
+        );
+        // A model without long-context rates keeps its rates at any length.
+        let haiku = Usage {
+            input_tokens: 250_000,
+            ..Usage::default()
+        };
+        assert_eq!(
+            cost("anthropic.claude-3-haiku-20240307-v1:0", haiku),
+            usd("0.0625")
+        );
     }
 
     #[test]

@@ -118,10 +118,12 @@ pub fn input_token_bound(body_bytes: usize, context_window: u32) -> u64 {
 }
 
 /// The most a request can cost: every input token at the dearest input rate (a cache write
-/// costs more than plain input) and the whole output bound at the output rate. Reserving this
-/// before forwarding is what keeps settled spend from passing a limit.
+/// costs more than plain input) and the whole output bound at the output rate, at the
+/// long-context rates when the input bound is past their threshold (a request can only be
+/// priced at them when its input is). Reserving this before forwarding is what keeps settled
+/// spend from passing a limit.
 pub fn worst_case_cost(price: &EffectivePrice, input_bound: u64, output_bound: u64) -> Usd {
-    let p = &price.prices;
+    let p = price.rates_for(input_bound);
     let dearest_input = [Some(p.input), p.cache_write_5m, p.cache_write_1h]
         .into_iter()
         .flatten()
@@ -273,6 +275,45 @@ mod tests {
                     entry.model_id
                 );
             }
+        }
+    }
+
+    #[test]
+    fn a_long_prompt_reserves_at_the_long_context_rates_up_to_a_1m_window() {
+        let at = "2026-11-24T00:00:00Z".parse().unwrap();
+        let model = resolve("global.anthropic.claude-sonnet-4-5-20250929-v1:0");
+        let price = PriceBook::default().price(&model, at);
+        let window = model.catalog.unwrap().context_window;
+        assert_eq!(window, 1_000_000);
+        // A 1 MB body: 1,000,000 input tokens at most, at the long-context 1h cache-write
+        // rate ($12) = 12; 1,000 output at $22.50 = 0.0225.
+        let bound = input_token_bound(1_000_000, window);
+        assert_eq!(bound, 1_000_000, "not 200,000");
+        assert_eq!(
+            worst_case_cost(&price, bound, 1_000),
+            Usd::parse("12.0225").unwrap()
+        );
+        // Up to the threshold, the base rates: 200,000 at $6 (1h write) + 1,000 at $15.
+        assert_eq!(
+            worst_case_cost(&price, 200_000, 1_000),
+            Usd::parse("1.215").unwrap()
+        );
+        // Never below what the request can really cost, on either side of the threshold.
+        let book = PriceBook::default();
+        for (input, read) in [(199_000, 1_000), (150_000, 100_000), (250_000, 0)] {
+            let usage = Usage {
+                input_tokens: input,
+                cache_read_tokens: read,
+                output_tokens: 1_000,
+                ..Usage::default()
+            };
+            let actual = book
+                .cost(&model, &usage, crate::pricing::InvocationMode::OnDemand, at)
+                .amount;
+            assert!(
+                actual <= worst_case_cost(&price, input + read, 1_000),
+                "{input} {read}"
+            );
         }
     }
 

@@ -100,15 +100,14 @@ pub fn decide(
     }
     for state in states {
         if aigov_api::evaluation::reached(state.spent, state.limit, 100) {
+            let (spent, limit) = Usd::display_pair(state.spent, state.limit);
             return Err(Refused {
                 kind: Refusal::Exhausted,
                 budget: state.policy.key.clone(),
                 message: format!(
-                    "AIBudget {} has spent {} of its {} limit for this period; it resets {}. \
+                    "AIBudget {} has spent {spent} of its {limit} limit for this period; it resets {}. \
                      Ask its owner for an extension (annotation aigov.dev/extension) to continue.",
                     state.policy.key,
-                    state.spent.display_cents(),
-                    state.limit.display_cents(),
                     state.resets_text()
                 ),
             });
@@ -150,18 +149,16 @@ fn same_family(a: &ResolvedModel, b: &ResolvedModel) -> bool {
 pub fn shortfall(state: &BudgetState<'_>, worst: Usd) -> Refused {
     let remaining = state.limit.saturating_sub(state.spent);
     if remaining < worst {
+        let (left, could) = Usd::display_pair(remaining, worst);
+        let (spent, limit) = Usd::display_pair(state.spent, state.limit);
         Refused {
             kind: Refusal::Exhausted,
             budget: state.policy.key.clone(),
             message: format!(
-                "AIBudget {} has {} left of its {} limit this period (spent {}); this call could \
-                 cost up to {} (its input plus maxTokens of output), so it is refused. Lower \
-                 maxTokens, or wait until the budget resets {}.",
+                "AIBudget {} has {left} left of its {limit} limit this period (spent {spent}); \
+                 this call could cost up to {could} (its input plus maxTokens of output), so it \
+                 is refused. Lower maxTokens, or wait until the budget resets {}.",
                 state.policy.key,
-                remaining.display_cents(),
-                state.limit.display_cents(),
-                state.spent.display_cents(),
-                worst.display_cents(),
                 state.resets_text()
             ),
         }
@@ -173,7 +170,7 @@ pub fn shortfall(state: &BudgetState<'_>, worst: Usd) -> Refused {
                 "AIBudget {} has no free headroom for this call right now ({} left, calls in \
                  flight hold the rest); retry shortly",
                 state.policy.key,
-                remaining.display_cents()
+                remaining.display()
             ),
         }
     }
@@ -304,6 +301,56 @@ mod tests {
         };
         assert_eq!(shortfall(&state, usd("0.20")).kind, Refusal::Exhausted);
         assert_eq!(shortfall(&state, usd("0.05")).kind, Refusal::Throttled);
+    }
+
+    #[test]
+    fn refusals_show_sub_cent_amounts_truthfully_and_never_past_the_limit() {
+        let p = policy("  limit: '0.01'\n");
+        let state = BudgetState {
+            policy: &p,
+            spent: usd("0.006"),
+            limit: usd("0.01"),
+            resets: None,
+        };
+        let refused = shortfall(&state, usd("0.0052"));
+        assert_eq!(refused.kind, Refusal::Exhausted);
+        for needle in [
+            "has $0.004 left of its $0.01 limit",
+            "(spent $0.006)",
+            "could cost up to $0.0052",
+        ] {
+            assert!(
+                refused.message.contains(needle),
+                "{needle} in {}",
+                refused.message
+            );
+        }
+        let p = policy("  limit: '0.001'\n");
+        let state = BudgetState {
+            policy: &p,
+            spent: usd("0.001"),
+            limit: usd("0.001"),
+            resets: None,
+        };
+        let refused = decide(&[state], Operation::Converse, HAIKU).unwrap_err();
+        assert!(
+            refused.message.contains("spent $0.001 of its $0.001 limit"),
+            "{}",
+            refused.message
+        );
+        let p = policy("  limit: '999999999999.999999'\n");
+        let state = BudgetState {
+            policy: &p,
+            spent: usd("999999999999.999999"),
+            limit: usd("999999999999.999999"),
+            resets: None,
+        };
+        let refused = decide(&[state], Operation::Converse, HAIKU).unwrap_err();
+        assert!(
+            refused.message.contains("of its $999,999,999,999.99 limit"),
+            "{}",
+            refused.message
+        );
     }
 
     #[test]

@@ -50,7 +50,7 @@ use crate::forward::Upstream;
 use crate::metrics::GatewayMetrics;
 use crate::pod_warnings::PodWarnings;
 use crate::route::Route;
-use crate::settle::Settlement;
+use crate::settle::{Settle, Settlement};
 use crate::slices::{Figures, Slices};
 use crate::trace::CallTrace;
 
@@ -211,18 +211,22 @@ impl Gateway {
         call.admitted(&admitted);
         ratelimit::check_soft_limits(&self.limiter, &states, Instant::now())?;
         let worst = self.worst_case(route.operation, &admitted.model, &body, &json);
-        let reservation = reserve::reserve(&self.slices, &states, worst).await?;
+        let reservation = reserve::reserve(&self.slices, &states, worst.cost).await?;
 
         let (operation, model) = (route.operation, admitted.model.as_str());
         self.metrics.overhead(call.forwarding());
         let record = usage_record(&route, &admitted, workload.as_deref());
-        let settlement = Settlement::new(self.clone(), reservation, record, &admitted, call);
+        let settlement = Settlement::new(self.clone(), reservation, worst, record, &admitted, call);
         let sent = self
             .upstream
             .send(operation, model, query.as_deref(), &parts.headers, body);
         let upstream = match sent.await {
             Ok(r) => r,
-            Err(e) => return Err(settlement.cancel(e.into())),
+            // Timed out: Bedrock may be working on it (and bill it). Otherwise it never got it.
+            Err(e @ forward::ForwardError::Timeout(_)) => {
+                return Err(settlement.cancel(Settle::Estimated { output_seen: None }, e.into()));
+            }
+            Err(e) => return Err(settlement.cancel(Settle::Release, e.into())),
         };
         let limit = self.config.max_response_bytes;
         let mut response = settle::relay(limit, operation, upstream, settlement).await?;

@@ -22,6 +22,10 @@ pub struct StreamMeter {
     buffer: BytesMut,
     usage: Option<Usage>,
     broken: bool,
+    /// Bytes of generated text seen in content events: an upper bound on the output tokens
+    /// that went by (no tokenizer makes more tokens than bytes), for the estimate of a stream
+    /// that ends without usage.
+    output_seen: u64,
 }
 
 impl StreamMeter {
@@ -32,6 +36,7 @@ impl StreamMeter {
             buffer: BytesMut::new(),
             usage: None,
             broken: false,
+            output_seen: 0,
         }
     }
 
@@ -86,7 +91,19 @@ impl StreamMeter {
             (Operation::ConverseStream, Some("metadata")) => {
                 usage::from_converse_stream_metadata(payload).ok()
             }
-            (Operation::InvokeModelWithResponseStream, Some("chunk")) => chunk_usage(payload),
+            (Operation::ConverseStream, Some("contentBlockDelta")) => {
+                let delta = serde_json::from_slice::<serde_json::Value>(payload)
+                    .ok()
+                    .and_then(|v| v.get("delta").map(text_bytes));
+                // An undecodable delta counts whole: still an upper bound.
+                self.add_output(delta.unwrap_or(payload.len() as u64));
+                None
+            }
+            (Operation::InvokeModelWithResponseStream, Some("chunk")) => {
+                let (found, text) = chunk_usage(payload);
+                self.add_output(text.unwrap_or(payload.len() as u64));
+                found
+            }
             _ => None,
         };
         if found.is_some() {
@@ -99,22 +116,49 @@ impl StreamMeter {
         self.usage
     }
 
+    /// An upper bound on the output tokens that went by: the bytes of generated text.
+    pub fn output_seen(&self) -> u64 {
+        self.output_seen
+    }
+
+    fn add_output(&mut self, bytes: u64) {
+        self.output_seen = self.output_seen.saturating_add(bytes);
+    }
+
     /// Bytes held for an incomplete frame.
     pub fn buffered(&self) -> usize {
         self.buffer.len()
     }
 }
 
-fn chunk_usage(payload: &[u8]) -> Option<Usage> {
+/// The usage of an InvokeModelWithResponseStream chunk (the last one has it), and the bytes of
+/// text in its model-native JSON (every string in it: an upper bound on its output tokens).
+fn chunk_usage(payload: &[u8]) -> (Option<Usage>, Option<u64>) {
     #[derive(serde::Deserialize)]
     struct Chunk {
         bytes: String,
     }
-    let chunk: Chunk = serde_json::from_slice(payload).ok()?;
-    let native = base64::engine::general_purpose::STANDARD
-        .decode(chunk.bytes)
-        .ok()?;
-    usage::from_stream_chunk(&native).ok().flatten()
+    let Some(native) = serde_json::from_slice::<Chunk>(payload).ok().and_then(|c| {
+        base64::engine::general_purpose::STANDARD
+            .decode(c.bytes)
+            .ok()
+    }) else {
+        return (None, None);
+    };
+    let text = serde_json::from_slice::<serde_json::Value>(&native)
+        .ok()
+        .map(|v| text_bytes(&v));
+    (usage::from_stream_chunk(&native).ok().flatten(), text)
+}
+
+/// The bytes of every string in `value`.
+fn text_bytes(value: &serde_json::Value) -> u64 {
+    match value {
+        serde_json::Value::String(s) => s.len() as u64,
+        serde_json::Value::Array(items) => items.iter().map(text_bytes).sum(),
+        serde_json::Value::Object(map) => map.values().map(text_bytes).sum(),
+        _ => 0,
+    }
 }
 
 /// Usage from a complete (non-streaming) response: the Converse body, or InvokeModel's headers.
@@ -157,6 +201,7 @@ pub fn exercise(data: &[u8]) {
     let _ = usage::from_converse_stream_metadata(data);
     let _ = usage::from_stream_chunk(data);
     let _ = chunk_usage(data);
+    let _ = serde_json::from_slice::<serde_json::Value>(data).map(|v| text_bytes(&v));
     let text = String::from_utf8_lossy(data);
     let _ = usage::from_invoke_headers(|_| Some(text.as_ref()));
 }
@@ -204,6 +249,29 @@ mod tests {
             (10, 20, 5)
         );
         assert_eq!(meter.buffered(), 0);
+    }
+
+    #[test]
+    fn the_output_seen_is_the_bytes_of_generated_text_in_content_events() {
+        let mut meter = StreamMeter::new(Operation::ConverseStream);
+        for word in ["w0 ", "w1 ", "héllo"] {
+            meter.feed(&event(
+                "contentBlockDelta",
+                &format!(r#"{{"contentBlockIndex":0,"delta":{{"text":"{word}"}}}}"#),
+            ));
+        }
+        meter.feed(&event("messageStop", r#"{"stopReason":"end_turn"}"#));
+        assert_eq!(meter.output_seen(), 3 + 3 + 6, "bytes, not characters");
+        assert!(meter.usage().is_none());
+        let native = r#"{"type":"content_block_delta","delta":{"type":"text_delta","text":"abc"}}"#;
+        let encoded = base64::engine::general_purpose::STANDARD.encode(native);
+        let mut meter = StreamMeter::new(Operation::InvokeModelWithResponseStream);
+        meter.feed(&event("chunk", &format!(r#"{{"bytes":"{encoded}"}}"#)));
+        assert_eq!(
+            meter.output_seen(),
+            ("content_block_delta".len() + "text_delta".len() + 3) as u64,
+            "every string of the native chunk counts: an upper bound"
+        );
     }
 
     #[test]

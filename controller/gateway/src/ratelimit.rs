@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Instant;
 
+use aigov_api::Usd;
 use aigov_ledger::proto::Refusal;
 
 use crate::admission::{BudgetState, Refused};
@@ -57,14 +58,13 @@ pub fn check_soft_limits(
         if let Some(rpm) = state.policy.soft_rate(state.spent, state.limit)
             && let Err(wait) = limiter.check(&state.policy.key, rpm, now)
         {
+            let (spent, limit) = Usd::display_pair(state.spent, state.limit);
             let refused = Refused {
                 kind: Refusal::Throttled,
                 budget: state.policy.key.clone(),
                 message: format!(
-                    "AIBudget {} is past its soft limit ({} of {}): at most {rpm} requests per minute",
+                    "AIBudget {} is past its soft limit ({spent} of {limit}): at most {rpm} requests per minute",
                     state.policy.key,
-                    state.spent.display_cents(),
-                    state.limit.display_cents()
                 ),
             };
             return Err(GatewayError::Refused {

@@ -21,6 +21,18 @@ use crate::slices::{Claim, Figures, Reservation, Shortfall, Slices};
 /// The retry hint of a call refused for want of free headroom (calls in flight settle soon).
 pub const SHORTFALL_RETRY_SECS: u64 = 1;
 
+/// A call's worst case: its token bounds and what they cost at the dearest rates. The bounds
+/// are also the ceiling of the estimate a call is charged when Bedrock reports no usage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WorstCase {
+    /// What is reserved.
+    pub cost: Usd,
+    /// Input tokens at most: the body's bytes, capped by the context window.
+    pub input_tokens: u64,
+    /// Output tokens at most: what the request asked for, capped by the model's maximum.
+    pub output_tokens: u64,
+}
+
 /// Each budget with the controller's latest figures (its spec limit until they arrive).
 pub fn budget_states<'a>(
     policies: &'a [Arc<BudgetPolicy>],
@@ -39,25 +51,27 @@ pub fn budget_states<'a>(
 }
 
 impl Gateway {
-    /// The most `model` could cost for this request, priced now.
+    /// The most `model` could cost for this request, priced now, and its token bounds.
     pub(crate) fn worst_case(
         &self,
         operation: Operation,
         model: &str,
         body: &[u8],
         json: &serde_json::Value,
-    ) -> Usd {
+    ) -> WorstCase {
         let billed = resolve(model);
         let price = self.prices.current().price(&billed, self.clock.now());
         let context = billed
             .catalog
             .map_or(self.config.fallback_context_window, |e| e.context_window);
         let asked = admission::requested_output_tokens(operation, &billed, json);
-        worst_case_cost(
-            &price,
-            input_token_bound(body.len(), context),
-            output_token_bound(asked, price.max_output_tokens),
-        )
+        let input_tokens = input_token_bound(body.len(), context);
+        let output_tokens = output_token_bound(asked, price.max_output_tokens);
+        WorstCase {
+            cost: worst_case_cost(&price, input_tokens, output_tokens),
+            input_tokens,
+            output_tokens,
+        }
     }
 }
 
@@ -87,21 +101,31 @@ pub async fn reserve(
     }
 }
 
-/// The refusal of a budget whose slice stayed short, judged on the freshest figures (the
-/// exchange that was just waited for may have brought new ones).
+/// The refusal of a call whose reservation failed on `key`'s slice, judged on the freshest
+/// figures (the exchange that was just waited for may have brought new ones). A budget that
+/// can never fit the call refuses it (403) before a budget whose slice is only short for now
+/// (429): otherwise a call one budget can never admit is answered by turns with that budget's
+/// 403 and a 429 "no free headroom" from another that has plenty left, and the caller retries
+/// what can never succeed.
 fn shortfall(slices: &Slices, states: &[BudgetState<'_>], key: &str, worst: Usd) -> GatewayError {
-    let state = states
+    let fresh: Vec<BudgetState<'_>> = states
         .iter()
-        .find(|s| s.policy.key == key)
+        .map(|state| {
+            let figures = slices.figures(&state.policy.key);
+            BudgetState {
+                spent: figures.as_ref().map_or(state.spent, |f| f.spent),
+                limit: figures.as_ref().map_or(state.limit, |f| f.limit),
+                ..state.clone()
+            }
+        })
+        .collect();
+    let state = fresh
+        .iter()
+        .find(|s| s.limit.saturating_sub(s.spent) < worst)
+        .or_else(|| fresh.iter().find(|s| s.policy.key == key))
         .expect("a shortfall names a claimed budget");
-    let fresh = slices.figures(key);
-    let state = BudgetState {
-        spent: fresh.as_ref().map_or(state.spent, |f| f.spent),
-        limit: fresh.as_ref().map_or(state.limit, |f| f.limit),
-        ..state.clone()
-    };
     GatewayError::Refused {
-        refused: admission::shortfall(&state, worst),
+        refused: admission::shortfall(state, worst),
         retry_after: SHORTFALL_RETRY_SECS,
     }
 }

@@ -1,15 +1,28 @@
 //! Relaying Bedrock's answer and settling the call's reservation with the usage it reports.
 //!
 //! A [`Settlement`] holds the reservation from the moment the call is forwarded. It settles
-//! exactly once: with the real cost when usage is read (the rest of the worst case returns to
-//! the slice), in full release when Bedrock reports none (its own errors, a broken or
-//! abandoned stream without usage; Bedrock charges nothing we can see), and on drop otherwise,
-//! so no path (a client that goes away, a panic unwinding) leaks a reservation. Streams are
-//! relayed frame by frame by [`MeteredBody`] while [`meter::StreamMeter`] reads their usage.
+//! exactly once ([`Settle`]): with the real cost when usage is read (the rest of the worst case
+//! returns to the slice); in full release only when Bedrock never accepted the call (it was
+//! unreachable, or answered with an error status, for which it charges nothing); and with the
+//! stated estimate otherwise — Bedrock accepted the call and may bill it, so no call it
+//! accepted is ever free. Streams are relayed frame by frame by [`MeteredBody`] while
+//! [`meter::StreamMeter`] reads their usage; a client that hangs up mid-stream does not end the
+//! metering: the rest of Bedrock's stream is read (bounded in time and bytes) by a task of its
+//! own until Bedrock reports the usage.
+//!
+//! **The estimate** (a call Bedrock accepted but whose usage never arrived: a stream cut short,
+//! a stream abandoned and not read to its end within [`DRAIN_WITHIN`] or `--max-response-bytes`,
+//! a response without readable usage): the request's input bound (body bytes, capped by the
+//! context window) as input tokens, plus as output tokens the output seen (an upper bound: the
+//! bytes of text in the content events that passed) or, when the rest of the answer was never
+//! seen, the whole output bound. Both are capped by the worst case that was reserved, so the
+//! estimate never exceeds the reservation, and never is zero. The usage record says so
+//! (`usage_estimated`).
 
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use aigov_api::Usd;
 use aigov_api::model::resolve;
@@ -25,18 +38,42 @@ use crate::admission::Admitted;
 use crate::error::GatewayError;
 use crate::forward::DROPPED_RESPONSE_HEADERS;
 use crate::meter;
+use crate::reserve::WorstCase;
 use crate::route::Operation;
 use crate::slices::Reservation;
 use crate::trace::CallTrace;
 use crate::{BoxError, Gateway, ResponseBody};
 
-/// A call's reservation until it settles: on [`Settlement::finish`] with the usage Bedrock
-/// reported, or on drop (a client that went away, a broken stream) with none.
+/// How long the rest of a stream whose client went away is read for its usage. Bedrock's
+/// longest answers (64K output tokens) stream for minutes; past this the call is charged the
+/// estimate with its whole output bound.
+pub const DRAIN_WITHIN: Duration = Duration::from_secs(600);
+
+/// How a call settles.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Settle {
+    /// Bedrock reported this usage: charge it exactly.
+    Reported(Usage),
+    /// Bedrock accepted the call but its usage never arrived: charge the estimate, with the
+    /// output seen (`Some`, an upper bound in tokens) or the whole output bound (`None`, the
+    /// rest of the answer was never seen).
+    Estimated {
+        /// Output tokens seen at most, when the whole answer went by.
+        output_seen: Option<u64>,
+    },
+    /// Bedrock never accepted the call (unreachable, or an error status): nothing is charged.
+    Release,
+}
+
+/// A call's reservation until it settles: on [`Settlement::finish`], or on drop (a client that
+/// went away before Bedrock answered, a panic) with the estimate.
 pub struct Settlement {
     gateway: Arc<Gateway>,
     reservation: Option<Reservation>,
     record: UsageRecord,
     model: String,
+    /// The token bounds the reservation was made for, the estimate's ceiling.
+    worst: WorstCase,
     /// Bedrock's request ID, once it answered.
     bedrock_id: Option<String>,
     status: StatusCode,
@@ -47,11 +84,12 @@ pub struct Settlement {
 }
 
 impl Settlement {
-    /// Holds `reservation` for a call admitted as `admitted` (billed on its model), to be
-    /// recorded as `record` and logged with what `trace` learnt.
+    /// Holds `reservation` (made for `worst`) for a call admitted as `admitted` (billed on its
+    /// model), to be recorded as `record` and logged with what `trace` learnt.
     pub fn new(
         gateway: Arc<Gateway>,
         reservation: Reservation,
+        worst: WorstCase,
         record: UsageRecord,
         admitted: &Admitted,
         trace: &CallTrace,
@@ -61,6 +99,7 @@ impl Settlement {
             reservation: Some(reservation),
             record,
             model: admitted.model.clone(),
+            worst,
             bedrock_id: None,
             status: StatusCode::OK,
             trace: CallTrace::enabled().then(|| trace.clone()),
@@ -68,31 +107,46 @@ impl Settlement {
         }
     }
 
-    /// Settles with `usage` (or releases in full without it) and writes the call's line.
-    pub fn finish(&mut self, usage: Option<Usage>) {
+    /// Settles as `how` says and writes the call's line.
+    pub fn finish(&mut self, how: Settle) {
         let Some(reservation) = self.reservation.take() else {
             return;
         };
-        let cost = self.settle(reservation, usage);
+        let cost = self.settle(reservation, how);
         if let Some(trace) = self.trace.take() {
             let id = self.bedrock_id.as_deref().unwrap_or(&trace.request_id);
             trace.log(id, self.outcome, self.status, cost);
         }
     }
 
-    /// Releases the reservation in full without a line: the call failed with `error`, which
-    /// the caller reports (and which is returned for it).
-    pub fn cancel(mut self, error: GatewayError) -> GatewayError {
+    /// Settles as `how` says without a line: the call failed with `error`, which the caller
+    /// reports (and which is returned for it).
+    pub fn cancel(mut self, how: Settle, error: GatewayError) -> GatewayError {
         self.trace = None;
-        self.finish(None);
+        self.finish(how);
         error
     }
 
-    /// Draws the cost of `usage` (nothing when there is none, or no budget is charged).
-    fn settle(&mut self, reservation: Reservation, usage: Option<Usage>) -> Option<Usd> {
-        let Some(usage) = usage else {
-            self.gateway.slices.release(reservation);
-            return None;
+    /// The usage an estimate charges: the input bound, and the output seen or the output
+    /// bound, neither beyond what the reservation was made for.
+    pub fn estimate(worst: &WorstCase, output_seen: Option<u64>) -> Usage {
+        Usage {
+            input_tokens: worst.input_tokens,
+            output_tokens: output_seen.map_or(worst.output_tokens, |o| o.min(worst.output_tokens)),
+            ..Usage::default()
+        }
+    }
+
+    /// Draws the cost of the usage `how` gives (nothing on a release, or when no budget is
+    /// charged).
+    fn settle(&mut self, reservation: Reservation, how: Settle) -> Option<Usd> {
+        let (usage, estimated) = match how {
+            Settle::Reported(usage) => (usage, false),
+            Settle::Estimated { output_seen } => (Self::estimate(&self.worst, output_seen), true),
+            Settle::Release => {
+                self.gateway.slices.release(reservation);
+                return None;
+            }
         };
         if reservation.is_empty() {
             // No budget selects the caller (or it is forwarded unmetered): nothing to settle.
@@ -115,7 +169,17 @@ impl Settlement {
         record.cache_read_tokens = usage.cache_read_tokens;
         record.cache_write_tokens = usage.cache_write_tokens;
         record.cache_write_1h_tokens = usage.cache_write_1h_tokens;
+        record.usage_estimated = estimated;
         record.occurred_at_ms = now.as_millisecond();
+        if estimated {
+            tracing::warn!(
+                request_id = %record.request_id,
+                model = %self.model,
+                input_tokens = usage.input_tokens,
+                output_tokens = usage.output_tokens,
+                "Bedrock reported no usage for a call it accepted: charged the estimate"
+            );
+        }
         gateway.slices.settle(reservation, cost, record);
         Some(cost)
     }
@@ -123,7 +187,9 @@ impl Settlement {
 
 impl Drop for Settlement {
     fn drop(&mut self) {
-        self.finish(None);
+        // Dropped unsettled: the client went away while Bedrock worked on the call (or a
+        // panic unwinds). Bedrock bills what it accepted; the answer was never seen.
+        self.finish(Settle::Estimated { output_seen: None });
     }
 }
 
@@ -147,54 +213,98 @@ pub async fn relay(
         .map(str::to_owned);
     settlement.status = parts.status;
     if !parts.status.is_success() {
-        settlement.finish(None);
+        settlement.finish(Settle::Release);
         return Ok(Response::from_parts(
             parts,
             body.map_err(BoxError::from).boxed(),
         ));
     }
     if operation.is_stream() {
-        let metered = MeteredBody {
-            inner: body,
-            meter: meter::StreamMeter::new(operation),
-            settlement: Some(settlement),
-        };
+        let metered = MeteredBody::new(body, operation, settlement, max_response_bytes);
         return Ok(Response::from_parts(parts, metered.boxed()));
     }
     match Limited::new(body, max_response_bytes).collect().await {
         Ok(collected) => {
             let bytes = collected.to_bytes();
-            settlement.finish(meter::response_usage(operation, &parts.headers, &bytes));
+            let usage = meter::response_usage(operation, &parts.headers, &bytes);
+            settlement
+                .finish(usage.map_or(Settle::Estimated { output_seen: None }, Settle::Reported));
             let body = Full::new(bytes).map_err(|never| match never {}).boxed();
             Ok(Response::from_parts(parts, body))
         }
         Err(e) => {
             let request_id = settlement.bedrock_id.clone().unwrap_or_default();
-            Err(settlement.cancel(GatewayError::ResponseUnreadable {
+            let error = GatewayError::ResponseUnreadable {
                 request_id,
                 reason: e.to_string(),
-            }))
+            };
+            Err(settlement.cancel(Settle::Estimated { output_seen: None }, error))
         }
+    }
+}
+
+/// What a stream still being metered holds: Bedrock's body, the meter, the reservation.
+struct Relay<B> {
+    inner: B,
+    meter: meter::StreamMeter,
+    settlement: Settlement,
+}
+
+impl<B> Relay<B> {
+    /// Settles a stream that ended (or broke) here: its usage, else the estimate with the
+    /// output that went by.
+    fn ended(mut self) {
+        let how = self.meter.usage().map_or(
+            Settle::Estimated {
+                output_seen: Some(self.meter.output_seen()),
+            },
+            Settle::Reported,
+        );
+        self.settlement.finish(how);
     }
 }
 
 /// A streaming response relayed frame by frame, its usage read on the way; the call settles
-/// when the stream ends, breaks, or is dropped.
-pub struct MeteredBody {
-    inner: Incoming,
-    meter: meter::StreamMeter,
-    settlement: Option<Settlement>,
+/// when the stream ends or breaks, and when the client goes away first, once the rest of the
+/// stream has been read ([`drain`]).
+pub struct MeteredBody<B = Incoming>
+where
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<BoxError>,
+{
+    relay: Option<Relay<B>>,
+    max_bytes: usize,
 }
 
-impl MeteredBody {
-    fn settle(&mut self) {
-        if let Some(mut s) = self.settlement.take() {
-            s.finish(self.meter.usage());
+impl<B> MeteredBody<B>
+where
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<BoxError>,
+{
+    /// Meters `inner`, a stream of `operation`, settling `settlement`; at most `max_bytes`
+    /// are read after the client went away.
+    pub fn new(
+        inner: B,
+        operation: Operation,
+        settlement: Settlement,
+        max_bytes: usize,
+    ) -> MeteredBody<B> {
+        MeteredBody {
+            relay: Some(Relay {
+                inner,
+                meter: meter::StreamMeter::new(operation),
+                settlement,
+            }),
+            max_bytes,
         }
     }
 }
 
-impl Body for MeteredBody {
+impl<B> Body for MeteredBody<B>
+where
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<BoxError>,
+{
     type Data = Bytes;
     type Error = BoxError;
 
@@ -203,19 +313,26 @@ impl Body for MeteredBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_frame(cx) {
+        let Some(relay) = this.relay.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match Pin::new(&mut relay.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
-                    this.meter.feed(data);
+                    relay.meter.feed(data);
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => {
-                this.settle();
+                if let Some(relay) = this.relay.take() {
+                    relay.ended();
+                }
                 Poll::Ready(Some(Err(e.into())))
             }
             Poll::Ready(None) => {
-                this.settle();
+                if let Some(relay) = this.relay.take() {
+                    relay.ended();
+                }
                 Poll::Ready(None)
             }
             Poll::Pending => Poll::Pending,
@@ -223,13 +340,80 @@ impl Body for MeteredBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.relay.as_ref().is_none_or(|r| r.inner.is_end_stream())
     }
 }
 
-impl Drop for MeteredBody {
+impl<B> Drop for MeteredBody<B>
+where
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<BoxError>,
+{
     fn drop(&mut self) {
-        // The client went away mid-stream: charge what Bedrock reported so far, if anything.
-        self.settle();
+        let Some(mut relay) = self.relay.take() else {
+            return;
+        };
+        if let Some(usage) = relay.meter.usage() {
+            relay.settlement.finish(Settle::Reported(usage));
+            return;
+        }
+        // The client went away before Bedrock's usage: Bedrock goes on (and bills), so read
+        // the rest of its stream for the usage instead of forgetting the call.
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(drain(relay, self.max_bytes, DRAIN_WITHIN));
+            }
+            Err(_) => relay
+                .settlement
+                .finish(Settle::Estimated { output_seen: None }),
+        }
     }
+}
+
+/// Reads the rest of an abandoned stream through its meter, for at most `within` and
+/// `max_bytes`, and settles: with the usage Bedrock reported; with the estimate and the output
+/// seen when the stream ended without it; with the whole output bound when it was given up.
+async fn drain<B>(mut relay: Relay<B>, max_bytes: usize, within: Duration)
+where
+    B: Body<Data = Bytes> + Unpin,
+{
+    let read = tokio::time::timeout(
+        within,
+        read_for_usage(&mut relay.inner, &mut relay.meter, max_bytes),
+    )
+    .await;
+    match read {
+        Ok(true) => relay.ended(),
+        Ok(false) | Err(_) => {
+            let how = relay
+                .meter
+                .usage()
+                .map_or(Settle::Estimated { output_seen: None }, Settle::Reported);
+            relay.settlement.finish(how);
+        }
+    }
+}
+
+/// Feeds `body` to `meter` until the meter has usage or the body ends or breaks (true), or
+/// more than `max_bytes` went by without usage (false: given up).
+async fn read_for_usage<B>(body: &mut B, meter: &mut meter::StreamMeter, max_bytes: usize) -> bool
+where
+    B: Body<Data = Bytes> + Unpin,
+{
+    let mut read = 0usize;
+    while meter.usage().is_none() {
+        match body.frame().await {
+            Some(Ok(frame)) => {
+                if let Some(data) = frame.data_ref() {
+                    read = read.saturating_add(data.len());
+                    meter.feed(data);
+                }
+                if read > max_bytes && meter.usage().is_none() {
+                    return false;
+                }
+            }
+            Some(Err(_)) | None => return true,
+        }
+    }
+    true
 }

@@ -27,6 +27,9 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 pub const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(5);
 /// The largest exchange message either way (a full batch of records fits easily).
 pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
+/// How long a call waits for the first grant of a budget the controller has not opened yet
+/// (its reconciler opens a new budget's account within a moment of its creation).
+pub const FIRST_GRANT_WAIT: Duration = Duration::from_secs(5);
 
 /// How the gateway talks to the ledger.
 #[derive(Clone, Debug)]
@@ -99,23 +102,36 @@ impl Slices {
         self.lock().book.figures(key)
     }
 
-    /// Reserves `worst` on every claimed budget, asking the controller for more once (and
-    /// waiting for that exchange, a few intervals at most) if a slice is short.
+    /// Reserves `worst` on every claimed budget. When a slice is short, asks the controller
+    /// for every short budget at once and waits for that exchange (a few intervals at most),
+    /// then tries again; a budget the controller has not opened yet (created moments ago)
+    /// is waited for a little longer ([`FIRST_GRANT_WAIT`]), exchange after exchange, so that
+    /// its first call waits for its first grant instead of being refused.
     pub async fn reserve(&self, claims: &[Claim], worst: Usd) -> Result<Reservation, Shortfall> {
         let first = self.lock().book.reserve(claims, worst, Instant::now());
-        let short = match first {
-            Ok(r) => return Ok(r),
-            Err(Shortfall::Budget(key) | Shortfall::Unreachable(key)) => key,
-            Err(Shortfall::Backlog) => return Err(Shortfall::Backlog),
-        };
-        let target = {
-            let mut state = self.lock();
-            state.book.ask_for(&short, worst);
-            state.started + 1
-        };
+        if !matches!(first, Err(Shortfall::Budget(_) | Shortfall::Unreachable(_))) {
+            return first;
+        }
+        let deadline = Instant::now() + FIRST_GRANT_WAIT;
         let within = self.config.interval * 4 + Duration::from_secs(1);
-        let _ = tokio::time::timeout(within, self.exchanged(target)).await;
-        self.lock().book.reserve(claims, worst, Instant::now())
+        loop {
+            let (target, waiting_for_first) = {
+                let mut state = self.lock();
+                let now = Instant::now();
+                let short = state.book.short_of(claims, worst, now);
+                for key in &short {
+                    state.book.ask_for(key, worst);
+                }
+                let unopened = short.iter().any(|k| state.book.unopened(k));
+                (state.started + 1, unopened && state.book.connected(now))
+            };
+            let _ = tokio::time::timeout(within, self.exchanged(target)).await;
+            let result = self.lock().book.reserve(claims, worst, Instant::now());
+            let short = matches!(result, Err(Shortfall::Budget(_)));
+            if !short || !waiting_for_first || Instant::now() >= deadline {
+                return result;
+            }
+        }
     }
 
     /// Wakes the exchange loop and waits until exchange number `target` (or a later one) has

@@ -239,6 +239,24 @@ impl SliceBook {
         Ok(reservation)
     }
 
+    /// The claimed budgets whose slice lacks `worst` right now (their accounts opened if
+    /// new), so that a short call asks for every one of them in one exchange instead of
+    /// learning of the next only after waiting for the first.
+    pub fn short_of(&mut self, claims: &[Claim], worst: Usd, now: Instant) -> Vec<BudgetKey> {
+        claims
+            .iter()
+            .filter(|claim| self.account(claim, now).free < worst)
+            .map(|claim| claim.key.clone())
+            .collect()
+    }
+
+    /// True when the controller has never reported figures for `key`: it has not opened the
+    /// budget's account yet (a budget created moments ago), so nothing can be granted on it
+    /// until it does.
+    pub fn unopened(&self, key: &str) -> bool {
+        self.accounts.get(key).is_none_or(|a| a.figures.is_none())
+    }
+
     /// Asks for enough on `key`'s next exchange to fit `worst` and still hold a full slice
     /// (after a [`Shortfall`], so the retry has a chance).
     pub fn ask_for(&mut self, key: &str, worst: Usd) {
@@ -633,6 +651,34 @@ mod tests {
             "4.00",
             "then only the routine refill to a full slice"
         );
+    }
+
+    #[test]
+    fn every_short_budget_of_a_call_is_found_at_once_and_a_new_one_is_unopened() {
+        let now = Instant::now();
+        let mut book = granted("ns/a", "5", now);
+        let claims = [
+            claim("ns/b", "100", false),
+            claim("ns/a", "100", false),
+            claim("ns/c", "100", false),
+        ];
+        assert_eq!(
+            book.short_of(&claims, usd("1"), now),
+            vec!["ns/b".to_owned(), "ns/c".to_owned()],
+            "both, not only the first"
+        );
+        assert!(book.unopened("ns/b"), "no figures from the controller yet");
+        let mut response = answer(&[], 0);
+        response.budgets.push(BudgetFigures {
+            budget: "ns/b".into(),
+            spent: "0".into(),
+            limit: "100".into(),
+            period_end: "2026-01-01T00:00:00Z".into(),
+            settling: false,
+        });
+        book.apply_response(response, now);
+        assert!(!book.unopened("ns/b"));
+        assert!(book.unopened("ns/never-claimed"));
     }
 
     #[test]

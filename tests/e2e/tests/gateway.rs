@@ -135,10 +135,13 @@ async fn a_spent_budget_refuses_with_access_denied_naming_budget_spend_limit_and
         panic!("expected AccessDeniedException, got {err:?}");
     };
     let message = denied.message().unwrap_or_default().to_owned();
-    let limit = micro_floor(Usd::parse(&spent).unwrap()).display_cents();
+    // A sub-cent spend and limit are shown as they are (not "$0.00 of its $0.00 limit").
+    let spent_usd = Usd::parse(&spent).unwrap();
+    let (shown_spent, shown_limit) = Usd::display_pair(spent_usd, micro_floor(spent_usd));
+    assert_ne!(shown_limit, "$0.00", "the limit is not zero");
     for needle in [
         format!("AIBudget {ns}/team"),
-        format!("of its {limit} limit"),
+        format!("has spent {shown_spent} of its {shown_limit} limit"),
         "resets at".to_owned(),
     ] {
         assert!(message.contains(&needle), "{needle:?} in {message:?}");
@@ -396,7 +399,7 @@ async fn unknown_callers_and_hostile_requests_get_bedrock_errors_and_the_gateway
     assert!(headers.contains("incompletesignatureexception"));
 
     // An upstream error is passed through and costs nothing; a truncated stream is charged
-    // nothing it did not report.
+    // the stated estimate (tests/hangup.rs checks its figures), never nothing.
     let client = client_from(ip, &aigov.gateway, false).await;
     let err = converse(&client, HAIKU, "fail [sim:error=ModelErrorException]", 10)
         .await
@@ -415,15 +418,29 @@ async fn unknown_callers_and_hostile_requests_get_bedrock_errors_and_the_gateway
         while let Ok(Some(_)) = s.stream.recv().await {}
     }
 
-    // Still alive, still metering, nothing leaked: a real call goes through and is the only
-    // one charged.
+    // Still alive, still metering, nothing leaked: a real call goes through, and it and the
+    // truncated stream are the two calls charged (both Haiku: the spend is the price of the
+    // tokens counted, more than the real call alone).
     let id = converse(&client, HAIKU, "fine [sim:output_tokens=10]", 20)
         .await
         .expect("a normal call after all that");
     let (expected, _) = served_cost(&HashSet::from([id]));
-    let s = wait_status(&ns, "team", Duration::from_secs(20), |s| {
-        s["spent"].as_str() == Some(expected.to_api_string().as_str())
-    });
+    let s = wait_status(&ns, "team", Duration::from_secs(20), |s| s["requests"] == 2);
+    let tokens = aigov_api::pricing::Usage {
+        input_tokens: s["tokens"]["input"].as_u64().unwrap(),
+        output_tokens: s["tokens"]["output"].as_u64().unwrap(),
+        ..Default::default()
+    };
+    let priced = aigov_e2e::bedrock::cluster_price_book()
+        .cost(
+            &aigov_api::model::resolve(HAIKU),
+            &tokens,
+            aigov_api::pricing::InvocationMode::OnDemand,
+            jiff::Timestamp::now(),
+        )
+        .amount;
+    assert_eq!(s["spent"].as_str(), Some(priced.to_api_string().as_str()));
+    assert!(priced > expected, "the truncated stream was charged too");
     assert_eq!(
         s["reserved"]
             .as_str()
