@@ -327,6 +327,32 @@ fn fail_mode_note(spec: &AIBudgetSpec) -> &'static str {
     }
 }
 
+/// The status of a budget the controller cannot evaluate: what it last showed (the figures
+/// and `ledger` of the last good evaluation stay, so nothing counted is forgotten), with
+/// `Ready` False saying why, for `generation`.
+pub fn not_ready(
+    previous: Option<&AIBudgetStatus>,
+    generation: Option<i64>,
+    reason: &str,
+    message: String,
+    now: Timestamp,
+) -> AIBudgetStatus {
+    let mut status = previous.cloned().unwrap_or_default();
+    let ready = make_condition(
+        &status.conditions,
+        "Ready",
+        false,
+        reason,
+        message,
+        generation,
+        now,
+    );
+    status.conditions.retain(|c| c.type_ != "Ready");
+    status.conditions.insert(0, ready);
+    status.observed_generation = generation;
+    status
+}
+
 /// A condition whose `lastTransitionTime` moves only when its status does.
 fn make_condition(
     previous: &[Condition],
@@ -542,6 +568,30 @@ mod tests {
         previous.period_start = Some("2026-10-01T00:00:00Z".into());
         let next = build_for(&spec, &a, Some(&previous), "2026-11-15T00:00:00Z");
         assert_eq!(next.newly_crossed, vec![50]);
+    }
+
+    #[test]
+    fn a_budget_that_cannot_be_evaluated_keeps_its_figures_and_is_not_ready() {
+        let spec = spec();
+        let good = build_for(&spec, &account("10"), None, "2026-11-15T00:00:00Z").status;
+        let now = "2026-11-15T00:01:00Z".parse().unwrap();
+        let status = not_ready(Some(&good), Some(4), "InvalidSpec", "why".into(), now);
+        let ready = condition(&status, "Ready");
+        assert_eq!(
+            (
+                ready.status.as_str(),
+                ready.reason.as_str(),
+                ready.message.as_str()
+            ),
+            ("False", "InvalidSpec", "why")
+        );
+        assert_eq!(status.observed_generation, Some(4));
+        assert_eq!(status.spent, good.spent);
+        assert_eq!(status.conditions.len(), good.conditions.len());
+        let again = not_ready(Some(&status), Some(4), "InvalidSpec", "why".into(), now);
+        assert_eq!(again, status, "the same problem is the same status");
+        let fresh = not_ready(None, Some(1), "EvaluationFailed", "w".into(), now);
+        assert_eq!(fresh.conditions.len(), 1);
     }
 
     #[test]

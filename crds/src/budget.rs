@@ -5,6 +5,7 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
 use kube::CustomResource;
 use kube::KubeSchema;
+use kube::core::Rule;
 use serde::{Deserialize, Serialize};
 
 use crate::evaluation::{EnforcementAction, Phase};
@@ -39,7 +40,7 @@ pub const MODEL_ID_REGEX: &str = r"^[A-Za-z0-9._:/-]+$";
     printcolumn = r#"{"name":"Used%","type":"string","description":"Percent of the limit used","jsonPath":".status.percentUsed"}"#,
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
     printcolumn = r#"{"name":"Period","type":"string","priority":1,"jsonPath":".spec.period"}"#,
-    printcolumn = r#"{"name":"Resets","type":"date","priority":1,"jsonPath":".status.periodEnd"}"#,
+    printcolumn = r#"{"name":"Resets","type":"string","priority":1,"description":"When spend resets (RFC 3339): a date column would print a future time as <invalid>","jsonPath":".status.periodEnd"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[x_kube(validation = Rule::new("!has(self.escalation) || size(self.escalation) == 0 || has(self.alerts)").message("escalation steps need alerts to be configured: add spec.alerts (the first channel) before escalation steps").field_path(".escalation"))]
@@ -55,10 +56,15 @@ pub struct AIBudgetSpec {
     #[serde(default)]
     pub period: Period,
 
-    /// The IANA time zone in which periods start at local midnight (default `UTC`).
+    /// The IANA time zone in which periods start at local midnight (default `UTC`), by its
+    /// name in the tz database: `Europe/Berlin`, `America/Argentina/Buenos_Aires`,
+    /// `Etc/GMT+5`. `Local` (whatever zone a server runs in) is not a zone a budget can use.
     #[serde(default = "default_time_zone")]
+    #[schemars(
+        description = "The IANA time zone in which periods start at local midnight (default `UTC`), by its name in the tz database: `Europe/Berlin`, `America/Argentina/Buenos_Aires`, `Etc/GMT+5`. `Local` (whatever zone a server runs in) is not a zone a budget can use."
+    )]
     #[schemars(regex(pattern = TIME_ZONE_REGEX), length(max = 64))]
-    #[x_kube(validation = Rule::new("self == 'UTC' || timestamp('2000-01-01T00:00:00Z').getHours(self) >= 0").message("timeZone must be an IANA time zone such as \"UTC\" or \"Europe/Berlin\""))]
+    #[x_kube(validation = time_zone_rule())]
     pub time_zone: String,
 
     /// Which workloads in the namespace this budget meters; empty selects all of them.
@@ -94,6 +100,88 @@ fn default_time_zone() -> String {
     "UTC".to_owned()
 }
 
+/// The `timeZone` rule: the name must be one the tz database bundled into this build knows
+/// (jiff's copy, which the controller and gateway evaluate periods with). The API server's
+/// own check (CEL `getHours`, Go's `time.LoadLocation`) is not used: it accepts `Local`, and
+/// whatever the server's zoneinfo holds, which the controller then could not evaluate.
+fn time_zone_rule() -> Rule {
+    let mut names: Vec<String> = jiff::tz::db()
+        .available()
+        .map(|name| format!("'{}'", name.as_str()))
+        .collect();
+    names.sort();
+    let message = concat!(
+        "self == 'Local' ? ",
+        "'timeZone Local is not accepted (it would be whatever zone a server runs in): name the IANA time zone, e.g. Europe/Berlin or UTC' : ",
+        "'timeZone ' + self + ' is not an IANA time zone name: use one such as UTC, Europe/Berlin or America/Argentina/Buenos_Aires'"
+    );
+    Rule::new(format!("self in [{}]", names.join(", ")))
+        .message(kube::core::Message::Expression(message.to_owned()))
+}
+
+/// The schema of `selector.podSelector`: Kubernetes' `LabelSelector`, with the rules the API
+/// server applies to its own selectors (label keys and values, the four operators, values only
+/// with In and NotIn) and bounds that keep the CEL rules' cost within the API server's limits.
+fn pod_selector_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    use crate::labels::{LABEL_KEY_REGEX, LABEL_KEY_RULES, LABEL_VALUE_REGEX, MAX_LABEL_KEY_LEN};
+    let key_ok = |k: &str| format!("{k}.matches('{LABEL_KEY_REGEX}') && {k}.indexOf('/') <= 253");
+    let value =
+        serde_json::json!({"type": "string", "maxLength": 63, "pattern": LABEL_VALUE_REGEX});
+    let schema = serde_json::json!({
+        "description": "A label selector over pods; absent means any.",
+        "type": "object",
+        "nullable": true,
+        "properties": {
+            "matchLabels": {
+                "description": "Label key and value pairs a pod must all have.",
+                "type": "object",
+                "maxProperties": 64,
+                "additionalProperties": value,
+                "x-kubernetes-validations": [{
+                    "rule": format!("self.all(k, {})", key_ok("k")),
+                    // A message naming the bad keys (filter, join) is refused as too costly:
+                    // the API server cannot bound a map key's length.
+                    "message": format!("every matchLabels key must be a label key: {LABEL_KEY_RULES}"),
+                }],
+            },
+            "matchExpressions": {
+                "description": "Requirements a pod must all meet: key, operator (In, NotIn, Exists, DoesNotExist) and values (one or more for In and NotIn, none for Exists and DoesNotExist).",
+                "type": "array",
+                "maxItems": 32,
+                "items": {
+                    "type": "object",
+                    "required": ["key", "operator"],
+                    "properties": {
+                        "key": {
+                            "description": "The label key.",
+                            "type": "string",
+                            "maxLength": MAX_LABEL_KEY_LEN,
+                            "x-kubernetes-validations": [{"rule": key_ok("self"), "message": LABEL_KEY_RULES}],
+                        },
+                        "operator": {
+                            "description": "In, NotIn, Exists or DoesNotExist.",
+                            "type": "string",
+                            "enum": crate::labels::OPERATORS,
+                        },
+                        "values": {
+                            "description": "The values for In and NotIn.",
+                            "type": "array",
+                            "maxItems": 64,
+                            "items": value,
+                        },
+                    },
+                    "x-kubernetes-validations": [{
+                        "rule": "self.operator in ['In', 'NotIn'] ? has(self.values) && size(self.values) > 0 : !(self.operator in ['Exists', 'DoesNotExist']) || !has(self.values) || size(self.values) == 0",
+                        "messageExpression": "self.operator in ['In', 'NotIn'] ? 'operator ' + self.operator + ' needs at least one value in values' : 'operator ' + self.operator + ' takes no values: remove values'",
+                        "fieldPath": ".values",
+                    }],
+                },
+            },
+        },
+    });
+    schemars::Schema::try_from(schema).expect("the pod selector schema is an object")
+}
+
 fn default_thresholds() -> Vec<u32> {
     vec![50, 80, 100]
 }
@@ -110,8 +198,14 @@ pub struct WorkloadSelector {
         inner(regex(pattern = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"))
     )]
     pub service_accounts: Vec<String>,
-    /// A label selector over pods; absent means any.
+    /// A label selector over pods; absent means any. Label keys, values and operators follow
+    /// Kubernetes' rules (refused at `kubectl apply`); at most 64 `matchLabels` and 32
+    /// `matchExpressions` of at most 64 values each.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "pod_selector_schema")]
+    #[schemars(
+        description = "A label selector over pods; absent means any. Label keys, values and operators follow Kubernetes' rules (refused at `kubectl apply`); at most 64 `matchLabels` and 32 `matchExpressions` of at most 64 values each."
+    )]
     pub pod_selector: Option<LabelSelector>,
 }
 
@@ -146,9 +240,18 @@ pub struct Enforcement {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 99))]
     pub soft_limit_percent: Option<u32>,
-    /// The request rate allowed per workload past the soft limit.
+    /// Past `softLimitPercent`, the most requests per minute each gateway replica admits for
+    /// this budget: one token bucket per budget per replica, shared by all the workloads the
+    /// budget selects (bursts of up to 10 seconds' worth, at least 1), so with N replicas the
+    /// budget as a whole may get up to N times this rate. A request over it is refused with
+    /// 429 ThrottlingException and Retry-After. A budget-wide rate across replicas is a
+    /// planned change. (The description below is the same text on one line, so that
+    /// `kubectl explain` wraps it as a paragraph.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 1000000))]
+    #[schemars(
+        description = "Past `softLimitPercent`, the most requests per minute each gateway replica admits for this budget: one token bucket per budget per replica, shared by all the workloads the budget selects (bursts of up to 10 seconds' worth, at least 1), so with N replicas the budget as a whole may get up to N times this rate. A request over it is refused with 429 ThrottlingException and Retry-After. A budget-wide rate across replicas is a planned change."
+    )]
     pub soft_limit_requests_per_minute: Option<u32>,
     /// Which cheaper model replaces which, when the action is Downgrade.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

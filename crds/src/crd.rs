@@ -75,6 +75,35 @@ mod tests {
     }
 
     #[test]
+    fn time_columns_are_printed_as_written_and_time_zones_are_those_of_the_bundled_database() {
+        let column_type = |crd: serde_json::Value, name: &str| {
+            crd["spec"]["versions"][0]["additionalPrinterColumns"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["name"] == name)
+                .map(|c| c["type"].clone())
+        };
+        // A `date` column prints a future time as `<invalid>`.
+        let budget = serde_json::to_value(AIBudget::crd()).unwrap();
+        assert_eq!(column_type(budget.clone(), "Resets"), Some("string".into()));
+        let price = serde_json::to_value(AIModelPrice::crd()).unwrap();
+        assert_eq!(column_type(price, "Effective"), Some("string".into()));
+        let zone = &budget["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+            ["properties"]["timeZone"]["x-kubernetes-validations"][0]["rule"];
+        let rule = zone.as_str().unwrap();
+        for name in [
+            "UTC",
+            "Europe/Berlin",
+            "America/Argentina/Buenos_Aires",
+            "Etc/GMT+5",
+        ] {
+            assert!(rule.contains(&format!("'{name}'")), "{name}");
+        }
+        assert!(!rule.contains("'Local'"));
+    }
+
+    #[test]
     fn the_price_crd_is_cluster_scoped() {
         let crd = serde_json::to_value(AIModelPrice::crd()).unwrap();
         assert_eq!(crd["spec"]["scope"], "Cluster");

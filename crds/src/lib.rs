@@ -11,6 +11,7 @@ pub mod catalog;
 pub mod crd;
 mod error;
 pub mod evaluation;
+pub mod labels;
 pub mod model;
 pub mod model_price;
 pub mod money;

@@ -29,7 +29,7 @@ pub const PRICE_REGEX: &str = r"^(0|[1-9][0-9]{0,8})(\.[0-9]{1,9})?$";
     printcolumn = r#"{"name":"Output","type":"string","description":"USD per 1M output tokens","jsonPath":".spec.output"}"#,
     printcolumn = r#"{"name":"CacheRead","type":"string","priority":1,"jsonPath":".spec.cacheRead"}"#,
     printcolumn = r#"{"name":"CacheWrite","type":"string","priority":1,"jsonPath":".spec.cacheWrite"}"#,
-    printcolumn = r#"{"name":"Effective","type":"date","jsonPath":".spec.effectiveFrom"}"#,
+    printcolumn = r#"{"name":"Effective","type":"string","description":"From when the price applies (RFC 3339): a date column would print a future time as <invalid>","jsonPath":".spec.effectiveFrom"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]

@@ -18,7 +18,8 @@ use aigov_runtime::events::publish_action;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Resource, ResourceExt};
 
-use super::plan::{MIN_REQUEUE, Plan, Write};
+use super::notices::EventNotice;
+use super::plan::{MIN_REQUEUE, NotReadyPlan, Plan, Write};
 use super::{Context, FIELD_MANAGER};
 use crate::error::Result;
 
@@ -42,19 +43,7 @@ pub async fn apply(ctx: &Context, budget: &AIBudget, key: &str, plan: Plan) -> R
         ctx.remember(key, |m| m.last_write = Some(Instant::now()));
     }
     let committed = commit(ctx, key, transition);
-    let regarding = budget.object_ref(&());
-    for event in &plan.notices.events {
-        let note = event.note.clone();
-        publish_action(
-            &ctx.recorder,
-            &regarding,
-            event.warning,
-            event.reason,
-            &event.action,
-            note,
-        )
-        .await;
-    }
+    publish(ctx, budget, &plan.notices.events).await;
     if let Some(alerter) = &ctx.alerter {
         plan.notices
             .alerts
@@ -84,6 +73,47 @@ pub async fn apply(ctx: &Context, budget: &AIBudget, key: &str, plan: Plan) -> R
         outcome: plan.write.outcome(),
         requeue,
     })
+}
+
+/// Carries out the plan for a budget the controller cannot evaluate: the status saying why,
+/// then the Warning Event. The ledger is left alone: without a period there is nothing to
+/// account in, and what it holds from the last good evaluation is kept for the fix.
+pub async fn apply_not_ready(
+    ctx: &Context,
+    budget: &AIBudget,
+    key: &str,
+    plan: NotReadyPlan,
+) -> Result<Applied> {
+    let (namespace, name) = key.split_once('/').unwrap_or(("", key));
+    if plan.write == Write::Now {
+        if let Some(ready) = plan.status.conditions.first() {
+            tracing::warn!(reason = %ready.reason, message = %ready.message, "budget not ready");
+        }
+        patch_status(ctx, namespace, name, &plan.status).await?;
+        ctx.shared.metrics.status_written();
+        ctx.remember(key, |m| m.last_write = Some(Instant::now()));
+    }
+    publish(ctx, budget, &plan.notices.events).await;
+    Ok(Applied {
+        outcome: plan.write.outcome(),
+        requeue: plan.requeue,
+    })
+}
+
+/// Publishes the Events on the budget, in order.
+async fn publish(ctx: &Context, budget: &AIBudget, events: &[EventNotice]) {
+    let regarding = budget.object_ref(&());
+    for event in events {
+        publish_action(
+            &ctx.recorder,
+            &regarding,
+            event.warning,
+            event.reason,
+            &event.action,
+            event.note.clone(),
+        )
+        .await;
+    }
 }
 
 /// Writes the status with server-side apply.

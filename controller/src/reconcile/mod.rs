@@ -48,13 +48,13 @@ use crate::error::{Error, Result};
 use crate::ledger_service::LedgerShared;
 use aigov_ledger::clock::Clock;
 use aigov_ledger::ledger::{Account, BudgetKey};
-use aigov_ledger::policy::BudgetPolicy;
 
 pub mod apply;
 pub mod notices;
 pub mod plan;
 #[cfg(test)]
 mod tests;
+pub mod validity;
 
 use notices::RefusalGate;
 use plan::{Ledgered, PlanInputs, Recollection};
@@ -233,7 +233,7 @@ pub async fn reconcile(budget: Arc<AIBudget>, ctx: Arc<Context>) -> Result<Actio
     let span = tracing::info_span!("reconcile", budget = %key, outcome = tracing::field::Empty);
     async move {
         let started = Instant::now();
-        let result = plan_and_apply(&budget, &ctx).await;
+        let result = plan_and_apply(&budget, &key, &ctx).await;
         let span = tracing::Span::current();
         match &result {
             Ok(applied) => {
@@ -256,11 +256,17 @@ pub async fn reconcile(budget: Arc<AIBudget>, ctx: Arc<Context>) -> Result<Actio
     .await
 }
 
-/// Gathers the inputs, plans, applies.
-async fn plan_and_apply(budget: &AIBudget, ctx: &Context) -> Result<apply::Applied> {
-    let policy = BudgetPolicy::from_budget(budget)?;
+/// Gathers the inputs, plans, applies. A budget that cannot be evaluated is planned too: its
+/// `Ready` condition and a Warning Event say why (never only a log line and a retry).
+async fn plan_and_apply(budget: &AIBudget, key: &str, ctx: &Context) -> Result<apply::Applied> {
     let now = ctx.clock.now();
-    let window = policy.window_at(now)?;
+    let (policy, window) = match validity::evaluate(budget, now) {
+        Ok(evaluated) => evaluated,
+        Err(why) => {
+            let plan = plan::plan_not_ready(budget, key, &why, now);
+            return apply::apply_not_ready(ctx, budget, key, plan).await;
+        }
+    };
     let terms = plan::terms(budget, policy.limit, &window);
     let ledgered = ctx.ledgered(&policy.key, budget, &window, terms.limit);
     let recollection = ctx.recall(&policy.key);

@@ -9,6 +9,7 @@ use aigov_api::Usd;
 use aigov_api::budget::{ExtensionStatus, PeriodSummary};
 use aigov_ledger::ledger::Account;
 
+use super::validity::{INVALID_SPEC, Unevaluable};
 use super::{ACKNOWLEDGED_ANNOTATION, REFUSAL_EVENT_INTERVAL};
 use crate::alerts::{Alert, Channel};
 use crate::ledger_service::Notable;
@@ -238,6 +239,24 @@ pub fn refusals(n: &Notable, figures: &str) -> Vec<EventNotice> {
         ));
     }
     events
+}
+
+/// The Warning Event of a budget the controller cannot evaluate (reason `InvalidSpec` or
+/// `EvaluationFailed`, as its `Ready` condition): what is wrong, and what it means meanwhile.
+pub fn not_ready(key: &str, why: &Unevaluable) -> EventNotice {
+    let meanwhile = if why.reason == INVALID_SPEC {
+        "until the spec is fixed this budget limits nothing (gateways skip a budget they cannot compile)"
+    } else {
+        "until then its spend is not counted and its status is not updated"
+    };
+    EventNotice::new(
+        true,
+        why.reason,
+        format!(
+            "AIBudget {key} cannot be evaluated: {}; {meanwhile}",
+            why.message
+        ),
+    )
 }
 
 /// `PriceChanged`, one per note queued by [`super::Context::price_changed`].

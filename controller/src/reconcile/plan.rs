@@ -14,6 +14,7 @@ use jiff::{SignedDuration, Timestamp};
 use kube::ResourceExt;
 
 use super::notices::{self, Alerting, EventNotice, Notices, Step};
+use super::validity::Unevaluable;
 use super::{ACKNOWLEDGED_ANNOTATION, EXTENSION_ANNOTATION, REFRESH};
 use crate::alerts::Channel;
 use crate::ledger_service::Notable;
@@ -240,6 +241,50 @@ pub fn plan(inputs: &PlanInputs<'_>) -> Plan {
         publishes_refusals,
         price_notes: recollection.price_notes.len(),
         requeue,
+    }
+}
+
+/// What a reconcile of a budget the controller cannot evaluate does: `Ready` False saying
+/// why, and a Warning Event saying the same, both only when that is news (a new problem or a
+/// new generation), so a budget that stays broken is neither rewritten nor re-announced.
+#[derive(Clone, Debug)]
+pub struct NotReadyPlan {
+    /// The status to write: the last one, with `Ready` False.
+    pub status: AIBudgetStatus,
+    /// [`Write::Now`] when it differs from what the budget shows, else [`Write::Unchanged`].
+    pub write: Write,
+    /// The Warning Event, when the status is written.
+    pub notices: Notices,
+    /// When to look again: a fix to the spec arrives through the watch at once; time or a
+    /// newer controller may fix the rest, so look again every [`REFRESH`].
+    pub requeue: Duration,
+}
+
+/// Plans the reconcile of a budget that cannot be evaluated, for `why`.
+pub fn plan_not_ready(
+    budget: &AIBudget,
+    key: &str,
+    why: &Unevaluable,
+    now: Timestamp,
+) -> NotReadyPlan {
+    let previous = budget.status.as_ref();
+    let status = status::not_ready(
+        previous,
+        budget.metadata.generation,
+        why.reason,
+        why.message.clone(),
+        now,
+    );
+    let news = previous != Some(&status);
+    let mut out = Notices::default();
+    if news {
+        out.event(notices::not_ready(key, why));
+    }
+    NotReadyPlan {
+        status,
+        write: if news { Write::Now } else { Write::Unchanged },
+        notices: out,
+        requeue: REFRESH,
     }
 }
 
@@ -899,6 +944,46 @@ mod tests {
         assert_eq!(reasons(&plan), ["PriceChanged"]);
         assert_eq!(plan.notices.events[0].note, "AIModelPrice p now prices m");
         assert_eq!(plan.price_notes, 1);
+    }
+
+    #[test]
+    fn a_budget_that_cannot_be_evaluated_is_not_ready_and_told_once() {
+        let mut b = Budget::new("limit: '100'", "10");
+        b.written("2026-11-15T00:00:00Z", Duration::from_secs(5));
+        let why = Unevaluable {
+            reason: "InvalidSpec",
+            message: "spec.timeZone: unknown time zone \"Local\"".into(),
+        };
+        let now = at("2026-11-15T00:00:05Z");
+        let first = plan_not_ready(&b.budget, "team/chat", &why, now);
+        assert_eq!(first.write, Write::Now);
+        let ready = &first.status.conditions[0];
+        assert_eq!(
+            (
+                ready.type_.as_str(),
+                ready.status.as_str(),
+                ready.reason.as_str()
+            ),
+            ("Ready", "False", "InvalidSpec")
+        );
+        assert_eq!(
+            first.status.spent.as_deref(),
+            Some("10.00"),
+            "the figures stay"
+        );
+        let [event] = first.notices.events.as_slice() else {
+            panic!("one Event: {:?}", first.notices.events)
+        };
+        assert_eq!((event.reason, event.warning), ("InvalidSpec", true));
+        assert_eq!(
+            event.note,
+            "AIBudget team/chat cannot be evaluated: spec.timeZone: unknown time zone \"Local\"; until the spec is fixed this budget limits nothing (gateways skip a budget they cannot compile)"
+        );
+        b.budget.status = Some(first.status);
+        let again = plan_not_ready(&b.budget, "team/chat", &why, now);
+        assert_eq!(again.write, Write::Unchanged);
+        assert!(again.notices.events.is_empty(), "told once");
+        assert_eq!(again.requeue, REFRESH);
     }
 
     #[test]

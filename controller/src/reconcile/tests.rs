@@ -267,6 +267,41 @@ async fn a_status_patch_that_fails_at_a_rollover_loses_neither_the_summary_nor_t
 }
 
 #[tokio::test]
+async fn a_budget_with_a_time_zone_this_build_does_not_know_is_not_ready_with_one_warning() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let clock = TestClock::at("2026-11-15T00:00:00Z");
+    let mut local = budget();
+    local.spec.time_zone = "Local".into();
+    let api = MockApi::new(local);
+    let ctx = context(&api, &clock);
+    reconcile(api.budget(), ctx.clone()).await.unwrap();
+    let status = api.budget().status.clone().expect("a status is written");
+    let ready = &status.conditions[0];
+    assert_eq!(
+        (
+            ready.type_.as_str(),
+            ready.status.as_str(),
+            ready.reason.as_str()
+        ),
+        ("Ready", "False", "InvalidSpec")
+    );
+    assert!(
+        ready
+            .message
+            .starts_with("spec.timeZone: unknown time zone \"Local\"")
+    );
+    assert_eq!(status.observed_generation, Some(1));
+    assert_eq!(api.events("InvalidSpec").len(), 1);
+    // Reconciled again unchanged: nothing rewritten, nothing repeated, no account opened.
+    reconcile(api.budget(), ctx.clone()).await.unwrap();
+    assert_eq!(
+        (api.status_patches(), api.events("InvalidSpec").len()),
+        (1, 1)
+    );
+    assert!(ctx.shared.ledger().account("team/chat").is_none());
+}
+
+#[tokio::test]
 async fn a_budget_opened_by_a_failed_reconcile_stays_unopened_and_its_waiting_records_unacknowledged()
  {
     let _serial = ONE_AT_A_TIME.lock().await;
