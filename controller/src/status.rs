@@ -196,12 +196,11 @@ fn conditions(
 ) -> Vec<Condition> {
     let (spent, limit) = (inputs.account.spent, inputs.limit);
     let resets = inputs.account.window.end.to_string();
+    let (spent_shown, limit_shown) = Usd::display_pair(spent, limit);
     let figures = Figures {
         inputs,
         summary: format!(
-            "spent {} of {} ({:.1}%) this period; resets at {resets}",
-            spent.display_cents(),
-            limit.display_cents(),
+            "spent {spent_shown} of {limit_shown} ({:.1}%) this period; resets at {resets}",
             spent.percent_of(limit)
         ),
         exhausted: inputs.account.exhausted(),
@@ -234,7 +233,8 @@ fn conditions(
 /// `BudgetExhausted`: at the limit, or too little left for the dearest call.
 fn exhausted_condition(f: &Figures<'_>) -> Condition {
     let (account, limit, resets) = (f.inputs.account, f.inputs.limit, &f.resets);
-    let left = limit.saturating_sub(account.spent).display_cents();
+    let (left, largest) =
+        Usd::display_pair(limit.saturating_sub(account.spent), account.largest_call);
     let (reason, message) = if f.at_limit {
         (
             "LimitReached",
@@ -246,8 +246,7 @@ fn exhausted_condition(f: &Figures<'_>) -> Condition {
         (
             "HeadroomExhausted",
             format!(
-                "{left} left, less than the dearest call this period ({}): calls that do not fit are refused until {resets}, or until an extension",
-                account.largest_call.display_cents()
+                "{left} left, less than the dearest call this period ({largest}): calls that do not fit are refused until {resets}, or until an extension"
             ),
         )
     } else {

@@ -86,10 +86,9 @@ impl Notices {
 
 /// `"spent $x of $y (z%); resets at t"`, the figures most notices end with.
 pub fn figures(account: &Account, limit: Usd) -> String {
+    let (spent, limit_shown) = Usd::display_pair(account.spent, limit);
     format!(
-        "spent {} of {} ({:.1}%); resets at {}",
-        account.spent.display_cents(),
-        limit.display_cents(),
+        "spent {spent} of {limit_shown} ({:.1}%); resets at {}",
         account.spent.percent_of(limit),
         account.window.end
     )
@@ -125,7 +124,7 @@ pub fn extension_granted(extension: &ExtensionStatus, limit: Usd, figures: &str)
                 .as_deref()
                 .map(|r| format!(" ({r})"))
                 .unwrap_or_default(),
-            limit.display_cents()
+            limit.display()
         ),
     )
 }
@@ -165,7 +164,7 @@ pub fn exhausted(
     } else {
         format!(
             "AIBudget {key} is exhausted: {figures}; less than its dearest call ({}) is left, so calls that do not fit are refused until then",
-            account.largest_call.display_cents()
+            account.largest_call.display()
         )
     };
     notices.event(EventNotice::new(true, "BudgetExhausted", message.clone()));
