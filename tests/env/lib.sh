@@ -13,12 +13,16 @@ KUBE_VERSION=v1.36.3
 ETCD_VERSION=v3.6.16
 TOFU_VERSION=v1.10.10
 MOTO_VERSION=5.2.5
+# @aws-sdk/client-bedrock-runtime from npm: the JavaScript SDK the h2c gateway test drives.
+JS_SDK_VERSION=3.1164.0
 RECIPE=1
 
 KUBE_DIR="$AIGOV_CACHE/tools/kubernetes-$KUBE_VERSION-r$RECIPE"
 ETCD_DIR="$AIGOV_CACHE/tools/etcd-$ETCD_VERSION-r$RECIPE"
 TOFU_DIR="$AIGOV_CACHE/tools/opentofu-$TOFU_VERSION-r$RECIPE"
 MOTO_DIR="$AIGOV_CACHE/tools/moto-$MOTO_VERSION-r$RECIPE"
+# Where the SDK is installed (its node_modules); tests resolve it from here with createRequire.
+JS_SDK_DIR="$AIGOV_CACHE/tools/js-sdk-$JS_SDK_VERSION-r$RECIPE"
 
 KUBE_APISERVER="$KUBE_DIR/bin/kube-apiserver"
 KUBECTL="$KUBE_DIR/bin/kubectl"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the pinned local-environment tools once and caches them outside the clone:
 # kube-apiserver and kubectl, etcd, OpenTofu (all from the Go module proxy through the
-# wrapper modules in tests/env/go) and moto[server] (from PyPI, in its own venv).
+# wrapper modules in tests/env/go), moto[server] (from PyPI, in its own venv) and the AWS SDK
+# for JavaScript's Bedrock runtime client (from npm, in its own directory).
 # Idempotent: a tool whose binary is already in the cache is not rebuilt.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -47,11 +48,23 @@ install_moto() {
     -r "$AIGOV_REPO/tests/env/moto/requirements.txt"
 }
 
+install_js_sdk() {
+  local marker="$JS_SDK_DIR/node_modules/@aws-sdk/client-bedrock-runtime/package.json"
+  [[ -f "$marker" ]] && [[ "$(node -p "require('$marker').version" 2>/dev/null)" == "$JS_SDK_VERSION" ]] && return
+  command -v npm >/dev/null || die "npm (Node.js 18 or later) is needed for the JavaScript SDK test"
+  log "installing @aws-sdk/client-bedrock-runtime@$JS_SDK_VERSION into $JS_SDK_DIR"
+  rm -rf "$JS_SDK_DIR" "$JS_SDK_DIR.partial" && mkdir -p "$JS_SDK_DIR.partial"
+  npm install --prefix "$JS_SDK_DIR.partial" --no-audit --no-fund --silent \
+    "@aws-sdk/client-bedrock-runtime@$JS_SDK_VERSION"
+  mv "$JS_SDK_DIR.partial" "$JS_SDK_DIR"
+}
+
 case "${1:-all}" in
   kube) build_kube ;;
   etcd) build_etcd ;;
   tofu) build_tofu ;;
   moto) install_moto ;;
-  all) install_moto; build_etcd; build_kube; build_tofu ;;
-  *) die "usage: tools.sh [all|kube|etcd|tofu|moto]" ;;
+  js-sdk) install_js_sdk ;;
+  all) install_moto; install_js_sdk; build_etcd; build_kube; build_tofu ;;
+  *) die "usage: tools.sh [all|kube|etcd|tofu|moto|js-sdk]" ;;
 esac
