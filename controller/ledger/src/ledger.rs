@@ -8,6 +8,12 @@
 //! leader that restores `persisted` from status and receives the re-sent records counts each
 //! once. Within a session the Bedrock request ID is checked as well.
 //!
+//! A budget deleted and created again under the same name is a new object, so a new budget:
+//! its account (see [`Account::uid`]) starts at zero, inherits the old account's watermarks (so
+//! nothing the old budget counted is counted again, and all of it is acknowledged) and its
+//! gateways' holdings (so what they still hold keeps grants within the limit), and records
+//! answered before the new object was created are acknowledged without being charged to it.
+//!
 //! No overshoot: spend plus what gateways hold never exceeds the effective limit, because a
 //! grant is only ever made from `limit - spent - held`, and a gateway only spends from what it
 //! holds (reserving each request's worst case first).
@@ -43,9 +49,24 @@ pub struct WorkloadTally {
     pub throttled: u64,
 }
 
+/// How long before a re-created budget's `creationTimestamp` a record must have been answered
+/// to be taken for the deleted budget's rather than the new one's. Gateways' clocks and the API
+/// server's may disagree by a little; erring towards charging the new budget keeps the
+/// overshoot bound (a call the new budget paid for is never left out of its spend).
+pub const RECREATION_MARGIN: jiff::SignedDuration = jiff::SignedDuration::from_secs(1);
+
 /// One budget's account for the current period.
 #[derive(Clone, Debug)]
 pub struct Account {
+    /// The UID of the AIBudget object this account was opened for (empty: not known). A
+    /// budget deleted and created again under the same name is a new object, so a new budget:
+    /// the reconciler compares this with the object's and opens a fresh account
+    /// ([`Account::succeeding`]).
+    pub uid: String,
+    /// Records answered before this are not charged here (they are counted for their
+    /// watermark only, so they are acknowledged): they were made for an earlier object under
+    /// the same name. The object's `creationTimestamp` less [`RECREATION_MARGIN`].
+    pub not_before: Option<Timestamp>,
     /// The current period.
     pub window: Window,
     /// The effective limit (spec plus extension).
@@ -86,6 +107,8 @@ impl Account {
     /// for the same period.
     pub fn restore(window: Window, limit: Usd, status: Option<&AIBudgetStatus>) -> Account {
         let mut account = Account {
+            uid: String::new(),
+            not_before: None,
             window: window.clone(),
             limit,
             spent: Usd::ZERO,
@@ -154,6 +177,46 @@ impl Account {
             }
         }
         account
+    }
+
+    /// This account, for the AIBudget object `uid` created at `created`: records answered
+    /// before that (less [`RECREATION_MARGIN`]) belong to an earlier object of the same name.
+    pub fn for_object(mut self, uid: &str, created: Option<Timestamp>) -> Account {
+        self.uid = uid.to_owned();
+        self.not_before = created.and_then(|t| t.checked_sub(RECREATION_MARGIN).ok());
+        self
+    }
+
+    /// Whether this account was opened for another AIBudget object than `uid` (a budget
+    /// deleted and created again under the same name). An unknown UID on either side is
+    /// never taken for a difference.
+    pub fn is_for_another_object(&self, uid: &str) -> bool {
+        !self.uid.is_empty() && !uid.is_empty() && self.uid != uid
+    }
+
+    /// `fresh` (the new object's account) made to succeed `old` (the deleted object's under
+    /// the same key). It takes the old account's watermarks, so no record the old budget
+    /// counted is ever charged to the new one and every such record is acknowledged once the
+    /// new status (which lists them) is written: gateways never re-send them forever. It takes
+    /// the old gateways' holdings too: a gateway keeps its slice of the key and may spend it
+    /// on the new budget, so counting it as held keeps grants within `limit - spent - held`.
+    /// Spend, calls, models and workloads start at zero. Merging is by maximum, so
+    /// succeeding again (the commit, after the plan) takes what the old account gained since.
+    pub fn succeeding(mut self, old: &Account) -> Account {
+        for (marks, old_marks) in [
+            (&mut self.applied, &old.applied),
+            (&mut self.persisted, &old.persisted),
+        ] {
+            for (gateway, sequence) in old_marks {
+                let mark = marks.entry(gateway.clone()).or_insert(0);
+                *mark = (*mark).max(*sequence);
+            }
+        }
+        for (gateway, held) in &old.held {
+            self.held.entry(gateway.clone()).or_insert(*held);
+        }
+        self.version = self.version.max(old.version) + 1;
+        self
     }
 
     /// Whether the budget is spent: at its limit, or refusing calls because what is left is
@@ -241,6 +304,9 @@ impl Account {
         }
         self.applied.insert(gateway.to_owned(), record.sequence);
         self.version += 1;
+        if self.not_before.is_some_and(|t| occurred_at(record) < t) {
+            return None;
+        }
         if !record.request_id.is_empty() && !self.seen.insert(record.request_id.clone()) {
             return None;
         }
@@ -305,8 +371,13 @@ impl Account {
 #[derive(Clone, Debug)]
 pub struct Transition {
     /// Opens the account (restored from status, without the records waiting for it: those
-    /// are counted on opening) when the ledger has none yet.
+    /// are counted on opening) when the ledger has none yet, or, with `replaces`, in place of
+    /// the account of a deleted object under the same key.
     pub open: Option<Account>,
+    /// The UID of the account `open` replaces: the budget was deleted and created again
+    /// under the same name, so it is a new budget. Replaced only while the ledger's account
+    /// is still that object's (a retry after a commit finds it replaced already).
+    pub replaces: Option<String>,
     /// Starts the next period.
     pub roll_over: Option<RollOver>,
     /// The effective limit from now on.
@@ -335,7 +406,9 @@ pub struct RollOver {
 pub struct Committed {
     /// Records that were waiting for the account, counted when it opened.
     pub replayed: Vec<(Charge, UsageRecord)>,
-    /// True when a planned rollover was held back (records arrived since the snapshot).
+    /// True when a planned rollover was held back (records arrived since the snapshot), or
+    /// when a replaced account counted records since the snapshot: the status written does
+    /// not list them yet, so the next reconcile comes at once to let them be acknowledged.
     pub stale: bool,
 }
 
@@ -358,6 +431,11 @@ pub fn workload_of(record: &UsageRecord) -> String {
         .find(|name| !name.is_empty())
         .cloned()
         .unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// When Bedrock answered the call a record reports (now, when the record says nothing usable).
+fn occurred_at(record: &UsageRecord) -> Timestamp {
+    Timestamp::from_millisecond(record.occurred_at_ms).unwrap_or_else(|_| Timestamp::now())
 }
 
 /// The tokens a record reports, as the price book counts them.
@@ -443,10 +521,20 @@ impl Ledger {
     /// was held back because records arrived since the plan's snapshot (see [`RollOver`]).
     pub fn commit(&mut self, key: &str, transition: Transition) -> Committed {
         let mut committed = Committed::default();
-        if let Some(account) = transition.open
-            && !self.accounts.contains_key(key)
-        {
-            committed.replayed = self.insert(key.to_owned(), account);
+        if let Some(account) = transition.open {
+            match (self.accounts.get(key), &transition.replaces) {
+                (None, _) => committed.replayed = self.insert(key.to_owned(), account),
+                (Some(old), Some(uid)) if old.uid == *uid => {
+                    let succeeding = account.succeeding(old);
+                    let written = |gateway: &str| {
+                        let mark = transition.persisted.iter().find(|w| w.gateway == gateway);
+                        mark.map_or(0, |w| w.sequence)
+                    };
+                    committed.stale = succeeding.applied.iter().any(|(g, s)| *s > written(g));
+                    committed.replayed = self.insert(key.to_owned(), succeeding);
+                }
+                _ => {}
+            }
         }
         if let Some(account) = self.accounts.get_mut(key) {
             let rolled = match &transition.roll_over {
@@ -459,7 +547,7 @@ impl Ledger {
                 }
                 _ => true,
             };
-            committed.stale = !rolled;
+            committed.stale |= !rolled;
             if rolled && account.limit != transition.limit {
                 account.limit = transition.limit;
                 account.version += 1;
@@ -513,8 +601,7 @@ impl Ledger {
         prices: &PriceBook,
     ) -> Vec<Charge> {
         let mut charges = Vec::new();
-        let at =
-            Timestamp::from_millisecond(record.occurred_at_ms).unwrap_or_else(|_| Timestamp::now());
+        let at = occurred_at(record);
         let cost = if record.refusal != Refusal::None as i32 {
             Usd::ZERO
         } else {
@@ -919,6 +1006,7 @@ mod tests {
             "a/x",
             Transition {
                 open: Some(restored),
+                replaces: None,
                 roll_over: None,
                 limit: usd("10"),
                 persisted: preview.watermarks(),
@@ -942,6 +1030,7 @@ mod tests {
         let snapshot = ledger.account("a/x").unwrap().clone();
         let transition = Transition {
             open: None,
+            replaces: None,
             roll_over: Some(RollOver {
                 from: snapshot.window.clone(),
                 to: next.clone(),
@@ -985,6 +1074,153 @@ mod tests {
             (next, Usd::ZERO, usd("20"))
         );
         assert_eq!(ledger.acknowledge("g1"), 1);
+    }
+
+    /// The instant the records of `record` were answered at (`occurred_at_ms`).
+    fn answered() -> Timestamp {
+        Timestamp::from_millisecond(1_763_000_000_000).unwrap()
+    }
+
+    /// A ledger whose "a/x" account is the object "old"'s, which counted record 1 ($1.00,
+    /// persisted in its status) and record 2 ($1.00, not yet persisted) from g1.
+    fn ledger_of_the_old_object() -> Ledger {
+        let mut ledger = Ledger::default();
+        let old = Account::restore(window(), usd("10"), None).for_object("old", None);
+        ledger.insert("a/x".into(), old);
+        let prices = PriceBook::default();
+        ledger.apply("g1", &record(1, "r1", &["a/x"], 800_000), &prices);
+        let marks = ledger.account("a/x").unwrap().watermarks();
+        ledger.mark_persisted("a/x", &marks);
+        ledger.apply("g1", &record(2, "r2", &["a/x"], 800_000), &prices);
+        assert_eq!(ledger.acknowledge("g1"), 1);
+        ledger
+    }
+
+    /// The transition the reconciler plans for the new object "new" created at `created`,
+    /// with the status it writes (the successor's watermarks) as written.
+    fn replacement(ledger: &Ledger, created: Timestamp) -> Transition {
+        let fresh = Account::restore(window(), usd("10"), None).for_object("new", Some(created));
+        let written = fresh.clone().succeeding(ledger.account("a/x").unwrap());
+        Transition {
+            open: Some(fresh),
+            replaces: Some("old".into()),
+            roll_over: None,
+            limit: usd("10"),
+            persisted: written.watermarks(),
+        }
+    }
+
+    #[test]
+    fn a_budget_created_again_under_the_same_name_starts_at_zero_and_acknowledges_the_old_records()
+    {
+        let mut ledger = ledger_of_the_old_object();
+        let created = answered() + jiff::SignedDuration::from_secs(60);
+        let committed = ledger.commit("a/x", replacement(&ledger, created));
+        assert!(!committed.stale);
+        let account = ledger.account("a/x").unwrap();
+        assert_eq!(account.uid, "new");
+        assert_eq!((account.spent, account.requests), (Usd::ZERO, 0));
+        assert_eq!(
+            ledger.acknowledge("g1"),
+            2,
+            "the old budget's unpersisted record is acknowledged, not kept for ever"
+        );
+        // A re-send of what the old budget counted is never charged to the new one.
+        ledger.apply(
+            "g1",
+            &record(2, "r2", &["a/x"], 800_000),
+            &PriceBook::default(),
+        );
+        assert_eq!(ledger.account("a/x").unwrap().spent, Usd::ZERO);
+    }
+
+    #[test]
+    fn a_record_answered_before_the_new_object_was_created_is_acknowledged_but_not_charged_to_it() {
+        let mut ledger = ledger_of_the_old_object();
+        let created = answered() + RECREATION_MARGIN + jiff::SignedDuration::from_millis(1);
+        ledger.commit("a/x", replacement(&ledger, created));
+        // Record 3 arrives late: answered for the old budget, before the new object existed.
+        let charges = ledger.apply(
+            "g1",
+            &record(3, "r3", &["a/x"], 800_000),
+            &PriceBook::default(),
+        );
+        assert!(charges.is_empty());
+        let account = ledger.account("a/x").unwrap();
+        assert_eq!((account.spent, account.requests), (Usd::ZERO, 0));
+        assert_eq!(ledger.acknowledge("g1"), 2, "not in the new status yet");
+        let marks = ledger.account("a/x").unwrap().watermarks();
+        ledger.mark_persisted("a/x", &marks);
+        assert_eq!(ledger.acknowledge("g1"), 3);
+    }
+
+    #[test]
+    fn a_record_answered_after_the_new_object_was_created_is_charged_to_it_alone() {
+        let mut ledger = ledger_of_the_old_object();
+        // Within the margin: a gateway clock a little behind the API server's still charges
+        // the new budget.
+        let created = answered() + RECREATION_MARGIN;
+        ledger.commit("a/x", replacement(&ledger, created));
+        ledger.apply(
+            "g1",
+            &record(3, "r3", &["a/x"], 800_000),
+            &PriceBook::default(),
+        );
+        let account = ledger.account("a/x").unwrap();
+        assert_eq!((account.spent, account.requests), (usd("1.00"), 1));
+    }
+
+    #[test]
+    fn a_re_created_budget_counts_what_gateways_still_hold_of_the_old_one_as_held() {
+        let mut ledger = ledger_of_the_old_object();
+        ledger.set_held("a/x", "g2", usd("3.00"));
+        ledger.commit("a/x", replacement(&ledger, answered()));
+        let account = ledger.account("a/x").unwrap();
+        assert_eq!(
+            account.grantable(),
+            usd("7.00"),
+            "$10 less $0 spent, $3 held"
+        );
+        assert_eq!(ledger.grant("a/x", "g1", usd("9.00")), usd("7.00"));
+    }
+
+    #[test]
+    fn records_the_old_budget_counted_after_the_plan_make_the_replacement_commit_stale() {
+        let mut ledger = ledger_of_the_old_object();
+        let transition = replacement(&ledger, answered() + jiff::SignedDuration::from_secs(60));
+        ledger.apply("g1", &record(3, "r3", &["a/x"], 1), &PriceBook::default());
+        let committed = ledger.commit("a/x", transition);
+        assert!(
+            committed.stale,
+            "come back to write the status that lists it"
+        );
+        assert_eq!(ledger.account("a/x").unwrap().applied.get("g1"), Some(&3));
+        assert_eq!(ledger.acknowledge("g1"), 2);
+    }
+
+    #[test]
+    fn a_replacement_committed_again_leaves_the_new_budgets_account_alone() {
+        let mut ledger = ledger_of_the_old_object();
+        let transition = replacement(&ledger, answered());
+        ledger.commit("a/x", transition.clone());
+        ledger.apply(
+            "g1",
+            &record(3, "r3", &["a/x"], 800_000),
+            &PriceBook::default(),
+        );
+        ledger.commit("a/x", transition);
+        let account = ledger.account("a/x").unwrap();
+        assert_eq!((account.uid.as_str(), account.spent), ("new", usd("1.00")));
+    }
+
+    #[test]
+    fn an_account_of_unknown_uid_is_never_taken_for_another_objects() {
+        let unknown = Account::restore(window(), usd("10"), None);
+        assert!(!unknown.is_for_another_object("u1"));
+        let known = unknown.for_object("u1", None);
+        assert!(!known.is_for_another_object("u1"));
+        assert!(!known.is_for_another_object(""));
+        assert!(known.is_for_another_object("u2"));
     }
 
     #[test]

@@ -36,6 +36,12 @@ pub struct Applied {
 pub async fn apply(ctx: &Context, budget: &AIBudget, key: &str, plan: Plan) -> Result<Applied> {
     let (namespace, name) = key.split_once('/').unwrap_or(("", key));
     let mut transition = plan.transition;
+    // A new object under the old name is a new budget: what was remembered of the old one
+    // (its refusals awaiting an Event, its rollover, its price notes) is not told about it.
+    if transition.replaces.is_some() {
+        tracing::info!("budget re-created under the same name: a new budget, starting at zero");
+        ctx.forget(&[key.to_owned()]);
+    }
     if plan.write == Write::Now {
         patch_status(ctx, namespace, name, &plan.status).await?;
         transition.persisted = plan.status.ledger.clone();

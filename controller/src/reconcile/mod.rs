@@ -198,7 +198,9 @@ impl Context {
         }
     }
 
-    /// A copy of the budget's account, or of the account opening it would create.
+    /// A copy of the budget's account, or of the account opening it would create (for this
+    /// object: its UID and creation time, see [`Account::for_object`]). An account of another
+    /// object under the same name is copied as it is: the plan decides it is a new budget.
     fn ledgered(
         &self,
         key: &str,
@@ -213,7 +215,8 @@ impl Context {
                 unopened: None,
             },
             None => {
-                let restored = Account::restore(window.clone(), limit, budget.status.as_ref());
+                let restored = Account::restore(window.clone(), limit, budget.status.as_ref())
+                    .for_object(plan::object_uid(budget), plan::object_created(budget));
                 Ledgered {
                     account: ledger.preview(key, restored.clone()),
                     unopened: Some(restored),

@@ -201,6 +201,7 @@ pub fn plan(inputs: &PlanInputs<'_>) -> Plan {
     });
     let urgent = outcome.urgent()
         || next.finished.is_some()
+        || next.transition.replaces.is_some()
         || inputs.terms.extension_granted
         || !escalation.due.is_empty()
         || previous.is_none()
@@ -309,11 +310,16 @@ fn next_account(inputs: &PlanInputs<'_>) -> Next {
             finished: previous.and_then(|p| status::ended_while_away(p, inputs.window, spec_limit)),
             transition: Transition {
                 open: Some(restored.clone()),
+                replaces: None,
                 roll_over: None,
                 limit,
                 persisted: Vec::new(),
             },
         };
+    }
+    let uid = object_uid(inputs.budget);
+    if inputs.ledgered.account.is_for_another_object(uid) {
+        return new_budget(inputs, uid);
     }
     let mut account = inputs.ledgered.account.clone();
     let mut finished = None;
@@ -336,8 +342,46 @@ fn next_account(inputs: &PlanInputs<'_>) -> Next {
         finished,
         transition: Transition {
             open: None,
+            replaces: None,
             roll_over,
             limit,
+            persisted: Vec::new(),
+        },
+    }
+}
+
+/// The UID of the AIBudget object (empty when not known).
+pub fn object_uid(budget: &AIBudget) -> &str {
+    budget.metadata.uid.as_deref().unwrap_or_default()
+}
+
+/// When the AIBudget object was created.
+pub fn object_created(budget: &AIBudget) -> Option<Timestamp> {
+    // `creationTimestamp` is whole seconds; k8s-openapi has its own jiff.
+    let created = budget.metadata.creation_timestamp.as_ref()?;
+    Timestamp::from_second(created.0.as_second()).ok()
+}
+
+/// The ledger's account is another object's: the budget was deleted and created again under
+/// the same name, and a new object is a new budget. Its account starts at zero, opened from
+/// nothing rather than from the object's status: only this leader, which held the old
+/// object's account, can have written that status, and a write of the old figures that raced
+/// the re-creation must not bring the old spend back. It succeeds the old account's
+/// watermarks and holdings ([`Account::succeeding`]); records answered before the object was
+/// created are not charged to it ([`Account::for_object`]). As everything else, the ledger
+/// replaces the account only once the status showing the new budget is written.
+fn new_budget(inputs: &PlanInputs<'_>, uid: &str) -> Next {
+    let old = &inputs.ledgered.account;
+    let fresh = Account::restore(inputs.window.clone(), inputs.terms.limit, None)
+        .for_object(uid, object_created(inputs.budget));
+    Next {
+        account: fresh.clone().succeeding(old),
+        finished: None,
+        transition: Transition {
+            open: Some(fresh),
+            replaces: Some(old.uid.clone()),
+            roll_over: None,
+            limit: inputs.terms.limit,
             persisted: Vec::new(),
         },
     }
@@ -776,6 +820,77 @@ mod tests {
         assert_eq!(plan.finished.as_ref().unwrap().spent, "7.00");
         assert_eq!(reasons(&plan), ["PeriodRolledOver"]);
         assert!(plan.transition.open.is_some() && plan.transition.roll_over.is_none());
+    }
+
+    /// The budget "team/chat" deleted with $42.00 spent (its account, of the object "old",
+    /// still in the ledger with g1's record 7 counted and g2 holding $5.00 of it) and created
+    /// again under the same name as the object "new", whose status is still empty.
+    fn created_again() -> Budget {
+        let mut b = Budget::new("limit: '100'", "42");
+        b.account = b.account.clone().for_object("old", None);
+        b.account.requests = 3;
+        b.account.applied.insert("g1".into(), 7);
+        b.account.held.insert("g2".into(), usd("5.00"));
+        b.budget.metadata.uid = Some("new".into());
+        let created = at("2026-11-15T00:00:00Z");
+        b.budget.metadata.creation_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::from_second(created.as_second()).unwrap(),
+            ));
+        b
+    }
+
+    #[test]
+    fn a_budget_created_again_under_the_same_name_is_planned_as_a_new_budget_from_zero() {
+        let b = created_again();
+        let plan = b.plan("2026-11-15T00:00:01Z");
+        assert_eq!(plan.write, Write::Now);
+        assert_eq!(
+            (plan.status.spent.as_deref(), plan.status.requests),
+            (Some("0.00"), 0)
+        );
+        assert_eq!(
+            plan.status.ledger,
+            [aigov_api::budget::LedgerWatermark {
+                gateway: "g1".into(),
+                sequence: 7
+            }],
+            "the old budget's records are acknowledged by the new status"
+        );
+        assert_eq!(plan.account.grantable(), usd("95.00"), "g2's slice is held");
+        assert_eq!(plan.transition.replaces.as_deref(), Some("old"));
+        let open = plan.transition.open.as_ref().unwrap();
+        assert_eq!((open.uid.as_str(), open.spent), ("new", Usd::ZERO));
+        assert_eq!(
+            open.not_before,
+            Some(at("2026-11-14T23:59:59Z")),
+            "records answered before the object existed are the old budget's"
+        );
+        assert!(reasons(&plan).is_empty(), "{:?}", reasons(&plan));
+    }
+
+    #[test]
+    fn a_write_of_the_old_figures_that_raced_the_re_creation_does_not_bring_the_old_spend_back() {
+        let mut b = created_again();
+        b.budget.metadata.uid = Some("old".into());
+        b.written("2026-11-15T00:00:00Z", Duration::from_millis(10));
+        b.budget.metadata.uid = Some("new".into());
+        let plan = b.plan("2026-11-15T00:00:00.010Z");
+        assert_eq!(plan.write, Write::Now, "a new budget is written at once");
+        assert_eq!(
+            (plan.status.spent.as_deref(), plan.status.requests),
+            (Some("0.00"), 0)
+        );
+        assert_eq!(plan.transition.replaces.as_deref(), Some("old"));
+    }
+
+    #[test]
+    fn the_same_object_reconciled_again_keeps_its_account() {
+        let mut b = created_again();
+        b.budget.metadata.uid = Some("old".into());
+        let plan = b.plan("2026-11-15T00:00:01Z");
+        assert_eq!(plan.status.spent.as_deref(), Some("42.00"));
+        assert!(plan.transition.open.is_none() && plan.transition.replaces.is_none());
     }
 
     const ESCALATING: &str = "limit: '100'\nalerts:\n  snsTopicArn: arn:aws:sns:us-east-1:123456789012:spend\nescalation:\n- after: 1h\n  snsTopicArn: arn:aws:sns:us-east-1:123456789012:oncall\n- after: 2h1m\n  snsTopicArn: arn:aws:sns:us-east-1:123456789012:lead\n";
