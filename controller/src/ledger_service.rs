@@ -300,6 +300,10 @@ impl LedgerShared {
                     });
                 }
             }
+            if ledger.account(&holding.budget).is_none() {
+                continue;
+            }
+            let rate_share = ledger.rate_share(&holding.budget, gateway, holding.calls, started);
             if let Some(account) = ledger.account(&holding.budget) {
                 budgets.push(BudgetFigures {
                     budget: holding.budget.clone(),
@@ -307,6 +311,7 @@ impl LedgerShared {
                     limit: account.limit.to_api_string(),
                     period_end: account.window.end.to_string(),
                     settling,
+                    rate_share,
                 });
             }
         }

@@ -240,17 +240,15 @@ pub struct Enforcement {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 99))]
     pub soft_limit_percent: Option<u32>,
-    /// Past `softLimitPercent`, the most requests per minute each gateway replica admits for
-    /// this budget: one token bucket per budget per replica, shared by all the workloads the
-    /// budget selects (bursts of up to 10 seconds' worth, at least 1), so with N replicas the
-    /// budget as a whole may get up to N times this rate. A request over it is refused with
-    /// 429 ThrottlingException and Retry-After. A budget-wide rate across replicas is a
-    /// planned change. (The description below is the same text on one line, so that
-    /// `kubectl explain` wraps it as a paragraph.)
+    /// Past `softLimitPercent`, the most requests per minute the budget admits as a whole,
+    /// across every gateway replica and all the workloads it selects: each replica's token
+    /// bucket fills at its share of the rate, which the controller sets by the calls each
+    /// replica sees (`aigov_ledger::rates`). (The description below is the
+    /// same text on one line, so that `kubectl explain` wraps it as a paragraph.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 1000000))]
     #[schemars(
-        description = "Past `softLimitPercent`, the most requests per minute each gateway replica admits for this budget: one token bucket per budget per replica, shared by all the workloads the budget selects (bursts of up to 10 seconds' worth, at least 1), so with N replicas the budget as a whole may get up to N times this rate. A request over it is refused with 429 ThrottlingException and Retry-After. A budget-wide rate across replicas is a planned change."
+        description = "Past `softLimitPercent`, the most requests per minute the budget admits as a whole, across every gateway replica and all the workloads it selects. Each replica fills its own token bucket at its share of the rate, which the controller sets in proportion to the calls each replica sees (within seconds of traffic moving), so the shares add up to the rate; each replica allows a burst of 10 seconds' worth of its share (at least 1 request). A request over it is refused with 429 ThrottlingException and Retry-After. Without the controller, a replica keeps its last share."
     )]
     pub soft_limit_requests_per_minute: Option<u32>,
     /// Which cheaper model replaces which, when the action is Downgrade.

@@ -23,6 +23,9 @@ pub struct BudgetState<'a> {
     pub limit: Usd,
     /// When the period resets (RFC 3339), if known.
     pub resets: Option<String>,
+    /// This replica's share of the budget's soft-limit rate ([`aigov_ledger::rates`]): the
+    /// whole rate until the controller's figures arrive.
+    pub rate_share: f64,
 }
 
 impl BudgetState<'_> {
@@ -230,6 +233,7 @@ mod tests {
             spent: usd("1.00"),
             limit: usd("1.00"),
             resets: Some("2026-12-01T00:00:00Z".into()),
+            rate_share: 1.0,
         };
         let refused = decide(&[state], Operation::Converse, HAIKU).unwrap_err();
         assert_eq!(refused.kind, Refusal::Exhausted);
@@ -252,6 +256,7 @@ mod tests {
             spent: usd("9.50"),
             limit: usd("10"),
             resets: None,
+            rate_share: 1.0,
         };
         let a = decide(std::slice::from_ref(&state), Operation::Converse, SONNET).unwrap();
         assert_eq!(
@@ -279,6 +284,7 @@ mod tests {
             spent: Usd::ZERO,
             limit: usd("10"),
             resets: None,
+            rate_share: 1.0,
         };
         let refused = decide(
             &[state],
@@ -298,6 +304,7 @@ mod tests {
             spent: usd("0.90"),
             limit: usd("1.00"),
             resets: None,
+            rate_share: 1.0,
         };
         assert_eq!(shortfall(&state, usd("0.20")).kind, Refusal::Exhausted);
         assert_eq!(shortfall(&state, usd("0.05")).kind, Refusal::Throttled);
@@ -311,6 +318,7 @@ mod tests {
             spent: usd("0.006"),
             limit: usd("0.01"),
             resets: None,
+            rate_share: 1.0,
         };
         let refused = shortfall(&state, usd("0.0052"));
         assert_eq!(refused.kind, Refusal::Exhausted);
@@ -331,6 +339,7 @@ mod tests {
             spent: usd("0.001"),
             limit: usd("0.001"),
             resets: None,
+            rate_share: 1.0,
         };
         let refused = decide(&[state], Operation::Converse, HAIKU).unwrap_err();
         assert!(
@@ -344,6 +353,7 @@ mod tests {
             spent: usd("999999999999.999999"),
             limit: usd("999999999999.999999"),
             resets: None,
+            rate_share: 1.0,
         };
         let refused = decide(&[state], Operation::Converse, HAIKU).unwrap_err();
         assert!(

@@ -243,10 +243,7 @@ impl Gateway {
         let policies = workload
             .map(|w| self.cluster.budgets_for(w))
             .unwrap_or_default();
-        let figures = policies
-            .iter()
-            .map(|p| self.slices.figures(&p.key))
-            .collect();
+        let figures = self.slices.arrive(policies.iter().map(|p| p.key.as_str()));
         (policies, figures)
     }
 

@@ -1,6 +1,8 @@
-//! The soft limit's rate cap: a token bucket per budget, per gateway replica. A budget past
-//! its soft limit admits at most its requests per minute; the call over it is a 429 with the
-//! seconds until the next one fits.
+//! The soft limit's rate cap: a token bucket per budget on each gateway replica, filled at
+//! this replica's share of the budget's requests per minute (the controller splits the rate
+//! across replicas by their demand, [`aigov_ledger::rates`]), so a budget past its soft limit
+//! admits at most its rate as a whole. The call over it is a 429 with the seconds until the
+//! next one fits.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -25,11 +27,12 @@ struct Bucket {
 }
 
 impl RateLimiter {
-    /// Takes one request from `key`'s bucket of `per_minute`; on refusal returns the seconds
-    /// until the next request fits.
-    pub fn check(&self, key: &str, per_minute: u32, now: Instant) -> Result<(), u64> {
-        let rate = f64::from(per_minute.max(1)) / 60.0;
-        let capacity = f64::from(per_minute.max(1)).min(rate * 10.0).max(1.0);
+    /// Takes one request from `key`'s bucket, filled at `per_minute` (this replica's share of
+    /// the budget's rate) and holding at most ten seconds' worth (at least one request); on
+    /// refusal returns the seconds until the next request fits.
+    pub fn check(&self, key: &str, per_minute: f64, now: Instant) -> Result<(), u64> {
+        let rate = per_minute.max(f64::MIN_POSITIVE) / 60.0;
+        let capacity = (rate * 10.0).max(1.0);
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
         let bucket = buckets.entry(key.to_owned()).or_insert(Bucket {
             tokens: capacity,
@@ -42,7 +45,7 @@ impl RateLimiter {
             bucket.tokens -= 1.0;
             Ok(())
         } else {
-            Err(((1.0 - bucket.tokens) / rate).ceil() as u64)
+            Err(((1.0 - bucket.tokens) / rate).ceil().min(3600.0) as u64)
         }
     }
 }
@@ -56,7 +59,8 @@ pub fn check_soft_limits(
 ) -> Result<(), GatewayError> {
     for state in states {
         if let Some(rpm) = state.policy.soft_rate(state.spent, state.limit)
-            && let Err(wait) = limiter.check(&state.policy.key, rpm, now)
+            && let Err(wait) =
+                limiter.check(&state.policy.key, f64::from(rpm) * state.rate_share, now)
         {
             let (spent, limit) = Usd::display_pair(state.spent, state.limit);
             let refused = Refused {
@@ -86,13 +90,28 @@ mod tests {
         let limiter = RateLimiter::default();
         let start = Instant::now();
         for _ in 0..10 {
-            assert!(limiter.check("b", 60, start).is_ok());
+            assert!(limiter.check("b", 60.0, start).is_ok());
         }
-        assert_eq!(limiter.check("b", 60, start), Err(1));
+        assert_eq!(limiter.check("b", 60.0, start), Err(1));
         assert!(
             limiter
-                .check("b", 60, start + Duration::from_secs(1))
+                .check("b", 60.0, start + Duration::from_secs(1))
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn a_quarter_share_of_sixty_per_minute_is_one_call_every_four_seconds() {
+        let limiter = RateLimiter::default();
+        let start = Instant::now();
+        assert!(limiter.check("b", 15.0, start).is_ok());
+        assert!(
+            limiter.check("b", 15.0, start).is_ok(),
+            "2.5 calls of burst"
+        );
+        assert_eq!(limiter.check("b", 15.0, start), Err(2));
+        let later = start + Duration::from_secs(2);
+        assert!(limiter.check("b", 15.0, later).is_ok());
+        assert_eq!(limiter.check("b", 15.0, later), Err(4));
     }
 }

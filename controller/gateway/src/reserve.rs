@@ -46,6 +46,7 @@ pub fn budget_states<'a>(
             spent: f.as_ref().map_or(Usd::ZERO, |f| f.spent),
             limit: f.as_ref().map_or(p.limit, |f| f.limit),
             resets: f.as_ref().map(|f| f.period_end.clone()),
+            rate_share: f.as_ref().map_or(1.0, |f| f.rate_share),
         })
         .collect()
 }

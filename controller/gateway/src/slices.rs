@@ -102,6 +102,12 @@ impl Slices {
         self.lock().book.figures(key)
     }
 
+    /// Counts a call arriving for `keys` (the demand that splits soft-limit rates across
+    /// replicas) and returns their figures, under one lock.
+    pub fn arrive<'k>(&self, keys: impl IntoIterator<Item = &'k str>) -> Vec<Option<Figures>> {
+        self.lock().book.arrive(keys)
+    }
+
     /// Reserves `worst` on every claimed budget. When a slice is short, asks the controller
     /// for every short budget at once and waits for that exchange (a few intervals at most),
     /// then tries again; a budget the controller has not opened yet (created moments ago)

@@ -29,6 +29,7 @@ use aigov_api::{AIBudgetStatus, Usd};
 use jiff::Timestamp;
 
 use crate::proto::{Refusal, UsageRecord};
+use crate::rates::RateShares;
 
 /// `namespace/name` of an AIBudget.
 pub type BudgetKey = String;
@@ -469,6 +470,8 @@ pub struct Ledger {
     acknowledged: HashMap<String, u64>,
     /// Per budget without an account: the records waiting for it, and when the first came.
     parked: HashMap<BudgetKey, (Instant, Vec<Parked>)>,
+    /// Every budget's soft-limit rate, split across the gateways by their demand.
+    rates: RateShares,
 }
 
 impl Ledger {
@@ -562,6 +565,7 @@ impl Ledger {
     pub fn remove(&mut self, key: &str) {
         self.accounts.remove(key);
         self.parked.remove(key);
+        self.rates.forget_budget(key);
     }
 
     /// Budgets with records waiting for an account, and since when.
@@ -672,6 +676,13 @@ impl Ledger {
         }
     }
 
+    /// Takes a gateway's count of the calls it saw for `key` since its last exchange, and
+    /// answers its share of the budget's soft-limit rate ([`RateShares`]).
+    pub fn rate_share(&mut self, key: &str, gateway: &str, calls: u64, now: Instant) -> f64 {
+        self.rates.observe(key, gateway, calls, now);
+        self.rates.share(key, gateway)
+    }
+
     /// Grants `gateway` up to `wanted` of `key` from what no one holds; returns the grant.
     pub fn grant(&mut self, key: &str, gateway: &str, wanted: Usd) -> Usd {
         let Some(account) = self.accounts.get_mut(key) else {
@@ -691,6 +702,7 @@ impl Ledger {
             account.held.remove(gateway);
         }
         self.unacknowledged.remove(gateway);
+        self.rates.forget_gateway(gateway);
     }
 }
 

@@ -1,6 +1,6 @@
 //! What the aigov gateway and controller share, and nothing that does I/O: the ledger protocol
 //! ([`proto`]), the usage ledger itself ([`ledger`]: exact spend, exactly-once counting, the
-//! slices granted to gateways), budgets compiled for the data path ([`policy`]), the
+//! slices granted to gateways), the soft-limit rate split across gateways ([`rates`]), budgets compiled for the data path ([`policy`]), the
 //! usage-record format written to CloudWatch Logs and read back by `kubectl aigov`
 //! ([`record`]), and the injectable [`clock`].
 #![forbid(unsafe_code)]
@@ -10,6 +10,7 @@ pub mod error;
 pub mod ledger;
 pub mod policy;
 pub mod proto;
+pub mod rates;
 pub mod record;
 pub mod slices;
 

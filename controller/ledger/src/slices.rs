@@ -57,6 +57,9 @@ pub struct Figures {
     pub limit: Usd,
     /// End of the period (RFC 3339).
     pub period_end: String,
+    /// This replica's fraction of the budget's soft-limit rate, in (0, 1]
+    /// ([`crate::rates`]).
+    pub rate_share: f64,
 }
 
 /// What a call holds until it settles: per budget, the part of its worst case backed by a
@@ -126,6 +129,8 @@ struct SliceAccount {
     limit_hint: Usd,
     figures: Option<Figures>,
     last_used: Instant,
+    /// Calls seen since the last exchange (the demand reported in the holding).
+    calls: u64,
 }
 
 impl SliceAccount {
@@ -188,6 +193,19 @@ impl SliceBook {
     /// The controller's latest figures for `key`.
     pub fn figures(&self, key: &str) -> Option<Figures> {
         self.accounts.get(key).and_then(|a| a.figures.clone())
+    }
+
+    /// Counts a call for each budget of `keys` this replica has claimed (whether or not the
+    /// call is then admitted: the demand by which the controller splits soft-limit rates
+    /// across replicas) and returns each one's latest figures.
+    pub fn arrive<'k>(&mut self, keys: impl IntoIterator<Item = &'k str>) -> Vec<Option<Figures>> {
+        keys.into_iter()
+            .map(|key| {
+                let account = self.accounts.get_mut(key)?;
+                account.calls += 1;
+                account.figures.clone()
+            })
+            .collect()
     }
 
     /// What the replica holds of `key`, if it ever claimed it.
@@ -380,10 +398,17 @@ impl SliceBook {
                 Usd::parse(&figures.spent),
                 Usd::parse(&figures.limit),
             ) {
+                // Older controllers send no share: the whole rate.
+                let rate_share = if figures.rate_share > 0.0 && figures.rate_share <= 1.0 {
+                    figures.rate_share
+                } else {
+                    1.0
+                };
                 account.figures = Some(Figures {
                     spent,
                     limit,
                     period_end: figures.period_end,
+                    rate_share,
                 });
             }
         }
@@ -419,6 +444,7 @@ impl SliceBook {
                 limit_hint: claim.limit,
                 figures: None,
                 last_used: now,
+                calls: 0,
             })
     }
 
@@ -467,6 +493,7 @@ fn holding(
             .max(Usd::ZERO)
             .to_api_string(),
         wanted: wanted.to_api_string(),
+        calls: std::mem::take(&mut account.calls),
     }
 }
 
@@ -674,7 +701,7 @@ mod tests {
             spent: "0".into(),
             limit: "100".into(),
             period_end: "2026-01-01T00:00:00Z".into(),
-            settling: false,
+            ..Default::default()
         });
         book.apply_response(response, now);
         assert!(!book.unopened("ns/b"));
@@ -777,12 +804,45 @@ mod tests {
             spent: "3".into(),
             limit: "200".into(),
             period_end: "2026-01-01T00:00:00Z".into(),
-            settling: false,
+            ..Default::default()
         });
         book.apply_response(response, now);
         assert_eq!(book.figures("ns/a").unwrap().limit, usd("200"));
         assert_eq!(book.slice_size("ns/a"), usd("10"));
         assert_eq!(book.figures("ns/other"), None);
+    }
+
+    #[test]
+    fn calls_seen_are_reported_once_as_demand_and_the_rate_share_comes_back_with_the_figures() {
+        let now = Instant::now();
+        let mut book = granted("ns/a", "1", now);
+        let seen = book.arrive(["ns/a", "ns/unclaimed"]);
+        assert_eq!(seen.len(), 2);
+        book.arrive(["ns/a"]);
+        let request = book.exchange_request("gw", now);
+        assert_eq!(holding_of(&request, "ns/a").calls, 2);
+        let again = book.exchange_request("gw", now);
+        assert_eq!(holding_of(&again, "ns/a").calls, 0, "reported once");
+        let mut response = answer(&[], 0);
+        response.budgets.push(BudgetFigures {
+            budget: "ns/a".into(),
+            spent: "0".into(),
+            limit: "10".into(),
+            rate_share: 0.25,
+            ..Default::default()
+        });
+        book.apply_response(response, now);
+        assert_eq!(book.arrive(["ns/a"])[0].as_ref().unwrap().rate_share, 0.25);
+        let mut older = answer(&[], 0);
+        older.budgets.push(BudgetFigures {
+            budget: "ns/a".into(),
+            spent: "0".into(),
+            limit: "10".into(),
+            ..Default::default()
+        });
+        book.apply_response(older, now);
+        let whole = book.figures("ns/a").unwrap().rate_share;
+        assert_eq!(whole, 1.0, "an older controller's zero is the whole rate");
     }
 
     const KEYS: [&str; 3] = ["ns/a", "ns/b", "ns/c"];
