@@ -13,6 +13,12 @@ pub enum Error {
     /// A budget could not be compiled into its policy.
     #[error("{0}")]
     Policy(#[from] aigov_ledger::Error),
+    /// A call to the API server did not answer in time.
+    #[error("the Kubernetes API server did not answer in time ({0})")]
+    Timeout(&'static str),
+    /// This replica cannot prove it still leads: it writes no status.
+    #[error("not the leader (or its Lease renewal is overdue): status not written")]
+    NotLeading,
     /// Serialising a status or a patch failed.
     #[error("json: {0}")]
     Json(#[from] serde_json::Error),

@@ -1,9 +1,20 @@
 //! Leader election with a coordination.k8s.io Lease: one controller replica owns the ledger
 //! and writes status; another takes over once the holder stops renewing for the lease's
 //! duration.
+//!
+//! Leadership cannot split: the holder proves it leads only until the start of its last
+//! successful renewal plus the renewal deadline (two thirds of the lease duration). Every
+//! Lease call is bounded by that deadline, so a renewal that hangs (an API server that stopped
+//! answering, a leader cut off from it) ends in time; past the deadline the ledger refuses
+//! exchanges ([`crate::ledger_service::LedgerShared::leads`]) and [`Elector::hold`] returns.
+//! A standby can take the Lease only once the lease duration has passed since the holder's
+//! last renewal time, which is after the holder's deadline: at no instant do two replicas
+//! grant. Each acquisition increments `leaseTransitions`, which the ledger hands to gateways
+//! as the session's epoch, so a gateway ignores the answer of a leader older than one it has
+//! already heard from.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
@@ -43,38 +54,58 @@ impl Elector {
         }
     }
 
-    /// Waits until this candidate holds the lease.
-    pub async fn acquire(&self) {
+    /// How long after the start of a successful renewal this candidate may act as leader:
+    /// well inside the lease duration, so it stops before anyone else can acquire the Lease.
+    pub fn renew_deadline(&self) -> Duration {
+        self.duration * 2 / 3
+    }
+
+    /// Waits until this candidate holds the lease; returns the Lease's epoch (its
+    /// transitions) and until when leadership is proven.
+    pub async fn acquire(&self) -> (u64, Instant) {
         loop {
-            match self.try_acquire().await {
-                Ok(true) => return,
-                Ok(false) => {}
+            let started = Instant::now();
+            match self.bounded_try(started).await {
+                Ok(Some(epoch)) => return (epoch, started + self.renew_deadline()),
+                Ok(None) => {}
                 Err(e) => tracing::warn!(error = %e, "lease"),
             }
             tokio::time::sleep(self.duration / 5).await;
         }
     }
 
-    /// Renews the lease until renewal fails for longer than its duration; then returns
-    /// (the caller must stop leading).
-    pub async fn hold(&self) {
-        let mut last_renewed = std::time::Instant::now();
+    /// Renews the lease every fifth of its duration, calling `renewed` with the new proof
+    /// after each success, until another replica holds it or no renewal has succeeded by the
+    /// deadline of the last one; then returns (the caller must stop leading).
+    pub async fn hold(&self, mut proven_until: Instant, renewed: impl Fn(Instant)) {
         loop {
             tokio::time::sleep(self.duration / 5).await;
             if self.released.load(Ordering::Acquire) {
                 return;
             }
-            match self.try_acquire().await {
-                Ok(true) => last_renewed = std::time::Instant::now(),
-                Ok(false) => return,
-                Err(e) => {
-                    tracing::warn!(error = %e, "lease renewal");
-                    if last_renewed.elapsed() > self.duration * 2 / 3 {
-                        return;
-                    }
+            let started = Instant::now();
+            if started >= proven_until {
+                tracing::warn!("lease renewal overdue: stop leading");
+                return;
+            }
+            match tokio::time::timeout(proven_until - started, self.try_acquire()).await {
+                Ok(Ok(Some(_))) => {
+                    proven_until = started + self.renew_deadline();
+                    renewed(proven_until);
                 }
+                Ok(Ok(None)) => return,
+                Ok(Err(e)) => tracing::warn!(error = %e, "lease renewal"),
+                Err(_) => tracing::warn!("lease renewal timed out"),
             }
         }
+    }
+
+    /// One try, bounded by the renewal deadline (a hung API server cannot hold it up).
+    async fn bounded_try(&self, started: Instant) -> Result<Option<u64>> {
+        let deadline = started + self.renew_deadline();
+        tokio::time::timeout_at(deadline.into(), self.try_acquire())
+            .await
+            .unwrap_or_else(|_| Err(crate::error::Error::Timeout("Lease")))
     }
 
     /// Gives the lease up (a graceful stop): renewals stop, and if this candidate holds the
@@ -104,7 +135,8 @@ impl Elector {
         }
     }
 
-    async fn try_acquire(&self) -> Result<bool> {
+    /// Takes or renews the Lease; its epoch (transitions) when this candidate holds it.
+    async fn try_acquire(&self) -> Result<Option<u64>> {
         let now = Timestamp::now();
         let seconds = i32::try_from(self.duration.as_secs()).unwrap_or(15);
         let Some(mut lease) = self.api.get_opt(&self.name).await? else {
@@ -123,8 +155,8 @@ impl Elector {
                 }),
             };
             return match self.api.create(&PostParams::default(), &lease).await {
-                Ok(_) => Ok(true),
-                Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
+                Ok(_) => Ok(Some(0)),
+                Err(kube::Error::Api(e)) if e.code == 409 => Ok(None),
                 Err(e) => Err(e.into()),
             };
         };
@@ -135,7 +167,7 @@ impl Elector {
             t.0.as_second() + held_for < now.as_second()
         }) || spec.holder_identity.as_deref().is_none_or(str::is_empty);
         if !ours && !expired {
-            return Ok(false);
+            return Ok(None);
         }
         if !ours {
             spec.holder_identity = Some(self.identity.clone());
@@ -144,13 +176,14 @@ impl Elector {
         }
         spec.renew_time = Some(MicroTime(k8s_timestamp(now)));
         spec.lease_duration_seconds = Some(seconds);
+        let epoch = u64::try_from(spec.lease_transitions.unwrap_or(0)).unwrap_or(0);
         match self
             .api
             .replace(&self.name, &PostParams::default(), &lease)
             .await
         {
-            Ok(_) => Ok(true),
-            Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
+            Ok(_) => Ok(Some(epoch)),
+            Err(kube::Error::Api(e)) if e.code == 409 => Ok(None),
             Err(e) => Err(e.into()),
         }
     }

@@ -3,7 +3,7 @@
 //! say so and the gateway tries the next endpoint.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -75,7 +75,14 @@ pub struct LedgerShared {
     pub prices: Prices,
     /// True while this replica leads.
     pub leading: AtomicBool,
+    /// Until when this replica can prove it holds the Lease: the start of its last successful
+    /// renewal plus the renewal deadline ([`crate::leader::Elector::hold`]). Past it, nothing
+    /// is granted or acknowledged, even before the renewal in progress gives up.
+    proven_until: Mutex<Option<Instant>>,
     session: Mutex<(String, Instant)>,
+    /// The Lease's transitions when this replica acquired it: sessions of later leaders carry
+    /// higher epochs, so a gateway can tell a stale leader's answer from a newer one's.
+    epoch: AtomicU64,
     settle: Duration,
     seen: Mutex<HashMap<String, Instant>>,
     notable: Mutex<HashMap<BudgetKey, Notable>>,
@@ -102,7 +109,9 @@ impl LedgerShared {
             ledger: Mutex::new(Ledger::default()),
             prices,
             leading: AtomicBool::new(false),
+            proven_until: Mutex::new(None),
             session: Mutex::new((String::new(), Instant::now())),
+            epoch: AtomicU64::new(0),
             settle,
             seen: Mutex::default(),
             notable: Mutex::default(),
@@ -119,19 +128,39 @@ impl LedgerShared {
         self.ledger.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Starts leading: a new session, no grants until gateways have reported their holdings.
-    pub fn start_leading(&self, identity: &str) {
+    /// Starts leading: a new session at `epoch`, no grants until gateways have reported their
+    /// holdings. Leadership is proven until `proven_until` and must be renewed with
+    /// [`LedgerShared::lease_renewed`].
+    pub fn start_leading(&self, identity: &str, epoch: u64, proven_until: Instant) {
         let nonce = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or_default();
         *self.session.lock().unwrap_or_else(|e| e.into_inner()) =
             (format!("{identity}-{nonce:x}"), Instant::now());
+        self.epoch.store(epoch, Ordering::Release);
+        self.lease_renewed(proven_until);
         self.leading.store(true, Ordering::Release);
     }
 
-    /// Stops leading (a graceful stop): exchanges are refused from now on, so gateways turn to
-    /// the next controller and nothing more is granted or acknowledged by this replica.
+    /// The Lease was renewed: leadership is proven until `until`.
+    pub fn lease_renewed(&self, until: Instant) {
+        *self.proven_until.lock().unwrap_or_else(|e| e.into_inner()) = Some(until);
+    }
+
+    /// True while this replica leads and can prove it.
+    pub fn leads(&self) -> bool {
+        self.leading.load(Ordering::Acquire)
+            && self
+                .proven_until
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_some_and(|until| Instant::now() < until)
+    }
+
+    /// Stops leading (a graceful stop, or the Lease lost): exchanges are refused from now on,
+    /// so gateways turn to the next controller and nothing more is granted or acknowledged by
+    /// this replica.
     pub fn stop_leading(&self) {
         self.leading.store(false, Ordering::Release);
     }
@@ -257,8 +286,10 @@ impl LedgerShared {
     }
 
     fn exchange(&self, request: ExchangeRequest) -> Result<ExchangeResponse, Status> {
-        if !self.leading.load(Ordering::Acquire) {
-            return Err(Status::failed_precondition("not the leader"));
+        if !self.leads() {
+            return Err(Status::failed_precondition(
+                "not the leader (or its Lease renewal is overdue)",
+            ));
         }
         let started = Instant::now();
         let gateway = request.gateway_id.as_str();
@@ -328,6 +359,7 @@ impl LedgerShared {
             budgets,
             session,
             settling,
+            epoch: self.epoch.load(Ordering::Acquire),
         })
     }
 }
@@ -365,6 +397,36 @@ mod tests {
     use aigov_api::period::{Period, time_zone};
     use aigov_ledger::ledger::Account;
     use prometheus_client::registry::Registry;
+
+    fn shared() -> Arc<LedgerShared> {
+        let metrics = Arc::new(Metrics::default());
+        let clock = Clock::system();
+        LedgerShared::new(Prices::default(), Duration::ZERO, metrics, clock, None).0
+    }
+
+    fn request() -> ExchangeRequest {
+        ExchangeRequest {
+            gateway_id: "gw-1".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_leader_answers_only_while_it_can_prove_it_holds_the_lease() {
+        let shared = shared();
+        assert!(shared.exchange(request()).is_err(), "not leading yet");
+        let soon = Instant::now() + Duration::from_millis(200);
+        shared.start_leading("c-0", 7, soon);
+        let answer = shared.exchange(request()).expect("leading");
+        assert_eq!(answer.epoch, 7, "the session carries the Lease's epoch");
+        std::thread::sleep(Duration::from_millis(250));
+        let refused = shared.exchange(request()).expect_err("the proof ran out");
+        assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
+        shared.lease_renewed(Instant::now() + Duration::from_secs(5));
+        assert!(shared.exchange(request()).is_ok(), "renewed");
+        shared.stop_leading();
+        assert!(shared.exchange(request()).is_err(), "stopped");
+    }
 
     #[test]
     fn forgetting_a_deleted_budget_removes_its_metric_series() {

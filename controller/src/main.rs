@@ -231,15 +231,21 @@ impl Leadership {
         changed: tokio::sync::mpsc::UnboundedReceiver<aigov_ledger::ledger::BudgetKey>,
     ) -> anyhow::Result<()> {
         tracing::info!(identity = %self.identity, "waiting for the leader lease");
-        self.elector.acquire().await;
-        tracing::info!("leading: the ledger and status writes are ours");
-        ctx.shared.start_leading(&self.identity);
+        let (epoch, proven_until) = self.elector.acquire().await;
+        tracing::info!(epoch, "leading: the ledger and status writes are ours");
+        ctx.shared
+            .start_leading(&self.identity, epoch, proven_until);
         self.leading.set(true);
+        let shared = ctx.shared.clone();
         let run = reconcile::run(ctx, changed, self.gateway_expiry, self.watch_namespace);
         let run = tokio::spawn(run);
-        self.elector.hold().await;
+        self.elector
+            .hold(proven_until, |until| shared.lease_renewed(until))
+            .await;
+        shared.stop_leading();
+        self.leading.set(false);
         run.abort();
-        anyhow::bail!("lost the leader lease")
+        anyhow::bail!("lost the leader lease (or could not renew it in time)")
     }
 }
 

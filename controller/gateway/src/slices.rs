@@ -242,12 +242,16 @@ impl Slices {
             }
             let (request, number) = self.next_request();
             let mut client = clients[current].clone();
-            match client.exchange(request).await {
-                Ok(response) => {
-                    more = self
-                        .lock()
-                        .book
-                        .apply_response(response.into_inner(), Instant::now());
+            let answer = client.exchange(request).await.map(|r| {
+                let mut state = self.lock();
+                state.book.apply_response(r.into_inner(), Instant::now())
+            });
+            match answer {
+                Ok(Ok(unsent)) => more = unsent,
+                Ok(Err(stale)) => {
+                    tracing::warn!(endpoint = current, %stale, "ignoring a stale leader");
+                    current = (current + 1) % clients.len();
+                    more = false;
                 }
                 Err(status) => {
                     tracing::debug!(endpoint = current, %status, "ledger exchange failed");

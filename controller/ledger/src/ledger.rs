@@ -97,8 +97,8 @@ pub struct Account {
     pub persisted: HashMap<String, u64>,
     /// Per gateway, what it holds of this budget (granted, not yet spent).
     pub held: HashMap<String, Usd>,
-    /// Request IDs counted this session and period.
-    seen: HashSet<String>,
+    /// Bedrock request IDs counted lately (see [`RecentRequests`]).
+    seen: RecentRequests,
     /// Bumped on every change; the status writer compares it.
     pub version: u64,
 }
@@ -123,7 +123,7 @@ impl Account {
             applied: HashMap::new(),
             persisted: HashMap::new(),
             held: HashMap::new(),
-            seen: HashSet::new(),
+            seen: RecentRequests::default(),
             version: 1,
         };
         let Some(status) = status else {
@@ -308,7 +308,7 @@ impl Account {
         if self.not_before.is_some_and(|t| occurred_at(record) < t) {
             return None;
         }
-        if !record.request_id.is_empty() && !self.seen.insert(record.request_id.clone()) {
+        if !self.seen.insert(&record.request_id, record.occurred_at_ms) {
             return None;
         }
         let before = self.spent;
@@ -362,6 +362,66 @@ impl Account {
         self.refused_at_limit = None;
         self.seen.clear();
         self.version += 1;
+    }
+}
+
+/// How long a Bedrock request ID is remembered, by the calls' own times: a record can be sent
+/// again only while its gateway has not had it acknowledged, and re-sends by the same gateway
+/// are caught by its sequence watermark anyway. The IDs are the second line, for the same call
+/// reported under two gateway identities, which can only happen close together in time.
+pub const REQUEST_ID_HORIZON_MS: i64 = 15 * 60 * 1000;
+
+/// The Bedrock request IDs an account counted within [`REQUEST_ID_HORIZON_MS`] of the newest,
+/// in minute buckets by the call's time: memory follows the call rate over the horizon, not
+/// the length of the period (a monthly budget at 5,000 calls a second would otherwise keep
+/// every ID of the month).
+#[derive(Clone, Debug, Default)]
+pub struct RecentRequests {
+    by_minute: BTreeMap<i64, HashSet<String>>,
+}
+
+impl RecentRequests {
+    const BUCKET_MS: i64 = 60_000;
+
+    /// Remembers `id` of a call at `at_ms`; false when it was already counted (an empty ID
+    /// is never a duplicate).
+    pub fn insert(&mut self, id: &str, at_ms: i64) -> bool {
+        if id.is_empty() {
+            return true;
+        }
+        if self.by_minute.values().any(|ids| ids.contains(id)) {
+            return false;
+        }
+        let bucket = at_ms.div_euclid(Self::BUCKET_MS);
+        self.by_minute
+            .entry(bucket)
+            .or_default()
+            .insert(id.to_owned());
+        let newest = self.by_minute.keys().next_back().copied().unwrap_or(bucket);
+        let oldest_kept = newest - REQUEST_ID_HORIZON_MS / Self::BUCKET_MS;
+        while self
+            .by_minute
+            .first_key_value()
+            .is_some_and(|(minute, _)| *minute < oldest_kept)
+        {
+            self.by_minute.pop_first();
+        }
+        true
+    }
+
+    /// IDs remembered.
+    pub fn len(&self) -> usize {
+        self.by_minute.values().map(HashSet::len).sum()
+    }
+
+    /// True when none are.
+    pub fn is_empty(&self) -> bool {
+        self.by_minute.is_empty()
+    }
+
+    /// Forgets them all (a new period).
+    pub fn clear(&mut self) {
+        self.by_minute.clear();
     }
 }
 
@@ -771,6 +831,33 @@ mod tests {
         ledger.apply("g1", &r, &PriceBook::default());
         assert_eq!(ledger.account("a/x").unwrap().spent, usd("1.00"));
         assert_eq!(ledger.account("a/x").unwrap().requests, 1);
+    }
+
+    #[test]
+    fn request_ids_are_remembered_for_the_horizon_by_the_calls_time_not_for_the_period() {
+        let mut recent = RecentRequests::default();
+        let start = 1_700_000_000_000;
+        assert!(recent.insert("r0", start));
+        assert!(
+            !recent.insert("r0", start + 5_000),
+            "a re-sent call is caught"
+        );
+        for minute in 1..=60 {
+            let at = start + minute * 60_000;
+            for n in 0..100 {
+                assert!(recent.insert(&format!("r{minute}-{n}"), at));
+            }
+        }
+        assert!(
+            recent.len() <= 16 * 100,
+            "an hour of calls keeps about the horizon's: {}",
+            recent.len()
+        );
+        assert!(
+            !recent.insert("r60-5", start + 60 * 60_000 + 1),
+            "recent ones stay"
+        );
+        assert!(recent.insert("", start), "no ID, no duplicate");
     }
 
     #[test]

@@ -155,8 +155,22 @@ pub struct SliceBook {
     session: String,
     last_contact: Option<Instant>,
     settling: bool,
+    /// The highest leader epoch heard from ([`StaleLeader`]).
+    epoch: u64,
     /// The process is stopping: every slice's free part goes back to the controller.
     leaving: bool,
+}
+
+/// An answer from a leader older than one this replica has already heard from: a replica that
+/// has not yet noticed it lost the Lease. It is ignored (nothing granted or acknowledged by
+/// it counts), and the gateway turns to another controller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("an answer from a stale leader (epoch {epoch}; epoch {newest} has led since)")]
+pub struct StaleLeader {
+    /// The answer's epoch.
+    pub epoch: u64,
+    /// The highest epoch heard from.
+    pub newest: u64,
 }
 
 impl SliceBook {
@@ -170,6 +184,7 @@ impl SliceBook {
             session: String::new(),
             last_contact: None,
             settling: false,
+            epoch: 0,
             leaving: false,
         }
     }
@@ -369,8 +384,21 @@ impl SliceBook {
     /// Takes the controller's answer: contact, acknowledgements (forgotten), grants (added
     /// to the free part) and figures. A new session means a new leader that may lack records
     /// sent before: all unacknowledged ones are sent again. Returns true when records remain
-    /// unsent (exchange again at once).
-    pub fn apply_response(&mut self, response: ExchangeResponse, now: Instant) -> bool {
+    /// unsent (exchange again at once). An answer from an older leader than one already heard
+    /// from changes nothing ([`StaleLeader`]).
+    pub fn apply_response(
+        &mut self,
+        response: ExchangeResponse,
+        now: Instant,
+    ) -> Result<bool, StaleLeader> {
+        if response.epoch < self.epoch {
+            self.exchange_failed();
+            return Err(StaleLeader {
+                epoch: response.epoch,
+                newest: self.epoch,
+            });
+        }
+        self.epoch = response.epoch;
         self.last_contact = Some(now);
         self.settling = response.settling;
         if response.session != self.session {
@@ -412,7 +440,7 @@ impl SliceBook {
                 });
             }
         }
-        self.pending.iter().any(|p| !p.sent)
+        Ok(self.pending.iter().any(|p| !p.sent))
     }
 
     /// The exchange failed: its records may not have arrived, so all are sent again.
@@ -552,7 +580,8 @@ mod tests {
     fn granted(key: &str, amount: &str, now: Instant) -> SliceBook {
         let mut book = book();
         let _ = book.reserve(&[claim(key, "100", false)], usd("1000"), now);
-        book.apply_response(answer(&[(key, amount)], 0), now);
+        book.apply_response(answer(&[(key, amount)], 0), now)
+            .unwrap();
         book
     }
 
@@ -703,7 +732,7 @@ mod tests {
             period_end: "2026-01-01T00:00:00Z".into(),
             ..Default::default()
         });
-        book.apply_response(response, now);
+        book.apply_response(response, now).unwrap();
         assert!(!book.unopened("ns/b"));
         assert!(book.unopened("ns/never-claimed"));
     }
@@ -714,7 +743,8 @@ mod tests {
         let mut book = granted("ns/a", "2.49", now);
         let request = book.exchange_request("g", now);
         assert_eq!(holding_of(&request, "ns/a").wanted, "2.51");
-        book.apply_response(answer(&[("ns/a", "0.02")], 0), now);
+        book.apply_response(answer(&[("ns/a", "0.02")], 0), now)
+            .unwrap();
         let request = book.exchange_request("g", now);
         assert_eq!(
             holding_of(&request, "ns/a").wanted,
@@ -733,7 +763,8 @@ mod tests {
             "10.00",
             "exactly 2x is kept"
         );
-        book.apply_response(answer(&[("ns/a", "0.01")], 0), now);
+        book.apply_response(answer(&[("ns/a", "0.01")], 0), now)
+            .unwrap();
         let request = book.exchange_request("g", now);
         assert_eq!(holding_of(&request, "ns/a").held, "5.00");
     }
@@ -743,7 +774,7 @@ mod tests {
         let now = Instant::now();
         let mut book = granted("ns/a", "5", now);
         let idle = now + RECENTLY_USED;
-        book.apply_response(answer(&[], 0), idle);
+        book.apply_response(answer(&[], 0), idle).unwrap();
         let request = book.exchange_request("g", idle);
         assert_eq!(holding_of(&request, "ns/a").held, "0.00");
         assert_eq!(holding_of(&request, "ns/a").wanted, "0.00");
@@ -762,12 +793,12 @@ mod tests {
         assert_eq!(holding_of(&request, "ns/a").held, "1.00");
         assert_eq!(holding_of(&request, "ns/a").wanted, "0.00");
         let since = now;
-        book.apply_response(answer(&[], 0), now);
+        book.apply_response(answer(&[], 0), now).unwrap();
         assert!(!book.left(since), "a call still holds a reservation");
         book.settle(reservation, usd("0.5"), record("r"));
         assert!(!book.left(since), "its record is unacknowledged");
         book.exchange_request("g", now);
-        book.apply_response(answer(&[], 1), now);
+        book.apply_response(answer(&[], 1), now).unwrap();
         assert!(book.left(since));
     }
 
@@ -775,7 +806,7 @@ mod tests {
     fn records_are_numbered_from_one_and_resent_after_a_failure_or_a_new_session() {
         let now = Instant::now();
         let mut book = book();
-        book.apply_response(answer(&[], 0), now);
+        book.apply_response(answer(&[], 0), now).unwrap();
         book.record(record("a"));
         book.record(record("b"));
         let first = book.exchange_request("g", now);
@@ -786,10 +817,16 @@ mod tests {
         assert!(book.exchange_request("g", now).records.is_empty());
         book.exchange_failed();
         assert_eq!(book.exchange_request("g", now).records.len(), 2);
-        assert!(!book.apply_response(answer(&[], 1), now), "b was sent");
+        assert!(
+            !book.apply_response(answer(&[], 1), now).unwrap(),
+            "b was sent"
+        );
         let mut changed = answer(&[], 1);
         changed.session = "s2".into();
-        assert!(book.apply_response(changed, now), "b must go again");
+        assert!(
+            book.apply_response(changed, now).unwrap(),
+            "b must go again"
+        );
         let again = book.exchange_request("g", now);
         assert_eq!(again.records[0].request_id, "b");
     }
@@ -806,7 +843,7 @@ mod tests {
             period_end: "2026-01-01T00:00:00Z".into(),
             ..Default::default()
         });
-        book.apply_response(response, now);
+        book.apply_response(response, now).unwrap();
         assert_eq!(book.figures("ns/a").unwrap().limit, usd("200"));
         assert_eq!(book.slice_size("ns/a"), usd("10"));
         assert_eq!(book.figures("ns/other"), None);
@@ -831,7 +868,7 @@ mod tests {
             rate_share: 0.25,
             ..Default::default()
         });
-        book.apply_response(response, now);
+        book.apply_response(response, now).unwrap();
         assert_eq!(book.arrive(["ns/a"])[0].as_ref().unwrap().rate_share, 0.25);
         let mut older = answer(&[], 0);
         older.budgets.push(BudgetFigures {
@@ -840,9 +877,35 @@ mod tests {
             limit: "10".into(),
             ..Default::default()
         });
-        book.apply_response(older, now);
+        book.apply_response(older, now).unwrap();
         let whole = book.figures("ns/a").unwrap().rate_share;
         assert_eq!(whole, 1.0, "an older controller's zero is the whole rate");
+    }
+
+    #[test]
+    fn an_answer_from_a_leader_older_than_one_heard_from_grants_and_acknowledges_nothing() {
+        let now = Instant::now();
+        let mut book = granted("ns/a", "1", now);
+        book.record(record("r1"));
+        let mut newer = answer(&[], 0);
+        newer.epoch = 3;
+        book.apply_response(newer, now).unwrap();
+        let mut stale = answer(&[("ns/a", "5")], 1);
+        stale.epoch = 2;
+        let refused = book.apply_response(stale, now).unwrap_err();
+        assert_eq!(
+            refused,
+            StaleLeader {
+                epoch: 2,
+                newest: 3
+            }
+        );
+        assert_eq!(book.pending(), 1, "the stale acknowledgement is ignored");
+        assert_eq!(
+            book.balance("ns/a").unwrap().free,
+            usd("1"),
+            "and its grant"
+        );
     }
 
     const KEYS: [&str; 3] = ["ns/a", "ns/b", "ns/c"];
@@ -997,7 +1060,7 @@ mod tests {
             model.session += 1;
         }
         response.session = format!("s{}", model.session);
-        book.apply_response(response, now);
+        book.apply_response(response, now).unwrap();
         if through > 0 {
             model.acknowledged = through as usize;
         }

@@ -21,7 +21,7 @@ use kube::{Api, Resource, ResourceExt};
 use super::notices::EventNotice;
 use super::plan::{MIN_REQUEUE, NotReadyPlan, Plan, Write};
 use super::{Context, FIELD_MANAGER};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// What applying a plan did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -135,14 +135,21 @@ async fn patch_status(
         "kind": "AIBudget",
         "status": status,
     });
-    api.patch_status(
-        name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
+    if !ctx.shared.leads() {
+        return Err(Error::NotLeading);
+    }
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let patch = Patch::Apply(&patch);
+    let write = api.patch_status(name, &params, &patch);
+    tokio::time::timeout(STATUS_WRITE_TIMEOUT, write)
+        .await
+        .map_err(|_| Error::Timeout("status write"))??;
     Ok(())
 }
+
+/// A status write that takes longer fails (and is planned again): the API server is not
+/// answering, and a write must not wait past this replica's proof of leadership.
+const STATUS_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Commits the ledger change and publishes the records counted on opening the account.
 fn commit(ctx: &Context, key: &str, transition: aigov_ledger::ledger::Transition) -> Committed {

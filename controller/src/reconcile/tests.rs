@@ -184,6 +184,9 @@ fn context(api: &MockApi, clock: &TestClock) -> Arc<Context> {
         clock.clock(),
         None,
     );
+    // Leading, with a proof of leadership that outlasts the test.
+    let an_hour = std::time::Instant::now() + Duration::from_secs(3600);
+    shared.start_leading("test", 1, an_hour);
     let recorder = aigov_runtime::events::recorder(client.clone(), "test");
     Context::new(
         client,
