@@ -197,7 +197,9 @@ impl LedgerShared {
                 gateway = g,
                 "gateway silent: its slices return to the budgets"
             );
-            ledger.expire_gateway(g);
+            for key in ledger.expire_gateway(g) {
+                let _ = self.changed.send(key);
+            }
         }
     }
 
@@ -320,10 +322,13 @@ impl LedgerShared {
         let mut budgets = Vec::new();
         for holding in &request.holdings {
             let held = Usd::parse(&holding.held).unwrap_or(Usd::ZERO);
-            ledger.set_held(&holding.budget, gateway, held);
+            let reserved = Usd::parse(&holding.reserved).unwrap_or(Usd::ZERO);
+            if ledger.set_held(&holding.budget, gateway, held, reserved) {
+                changed.insert(holding.budget.clone());
+            }
             let wanted = Usd::parse(&holding.wanted).unwrap_or(Usd::ZERO);
             if !settling && !wanted.is_zero() {
-                let amount = ledger.grant(&holding.budget, gateway, wanted);
+                let amount = ledger.grant(&holding.budget, gateway, wanted, started);
                 if !amount.is_zero() {
                     grants.push(Grant {
                         budget: holding.budget.clone(),
@@ -335,6 +340,7 @@ impl LedgerShared {
                 continue;
             }
             let rate_share = ledger.rate_share(&holding.budget, gateway, holding.calls, started);
+            let advice = ledger.advice(&holding.budget, gateway, started);
             if let Some(account) = ledger.account(&holding.budget) {
                 budgets.push(BudgetFigures {
                     budget: holding.budget.clone(),
@@ -343,6 +349,9 @@ impl LedgerShared {
                     period_end: account.window.end.to_string(),
                     settling,
                     rate_share,
+                    in_flight: advice.in_flight.to_api_string(),
+                    give_back: advice.give_back,
+                    recalling: advice.recalling,
                 });
             }
         }

@@ -26,6 +26,8 @@ pub struct BudgetState<'a> {
     /// This replica's share of the budget's soft-limit rate ([`aigov_ledger::rates`]): the
     /// whole rate until the controller's figures arrive.
     pub rate_share: f64,
+    /// What calls in flight reserve on every replica (zero until the figures arrive).
+    pub in_flight: Usd,
 }
 
 impl BudgetState<'_> {
@@ -165,13 +167,25 @@ pub fn shortfall(state: &BudgetState<'_>, worst: Usd) -> Refused {
                 state.resets_text()
             ),
         }
+    } else if remaining.saturating_sub(state.in_flight) < worst {
+        Refused {
+            kind: Refusal::Throttled,
+            budget: state.policy.key.clone(),
+            message: format!(
+                "AIBudget {} has no free headroom for this call right now ({} left, of which \
+                 calls in flight hold {}); retry shortly",
+                state.policy.key,
+                remaining.display(),
+                state.in_flight.display()
+            ),
+        }
     } else {
         Refused {
             kind: Refusal::Throttled,
             budget: state.policy.key.clone(),
             message: format!(
-                "AIBudget {} has no free headroom for this call right now ({} left, calls in \
-                 flight hold the rest); retry shortly",
+                "AIBudget {} has {} left, held by other gateway replicas and being moved to \
+                 this one; retry shortly",
                 state.policy.key,
                 remaining.display()
             ),
@@ -234,6 +248,7 @@ mod tests {
             limit: usd("1.00"),
             resets: Some("2026-12-01T00:00:00Z".into()),
             rate_share: 1.0,
+            in_flight: Usd::ZERO,
         };
         let refused = decide(&[state], Operation::Converse, HAIKU).unwrap_err();
         assert_eq!(refused.kind, Refusal::Exhausted);
@@ -257,6 +272,7 @@ mod tests {
             limit: usd("10"),
             resets: None,
             rate_share: 1.0,
+            in_flight: Usd::ZERO,
         };
         let a = decide(std::slice::from_ref(&state), Operation::Converse, SONNET).unwrap();
         assert_eq!(
@@ -285,6 +301,7 @@ mod tests {
             limit: usd("10"),
             resets: None,
             rate_share: 1.0,
+            in_flight: Usd::ZERO,
         };
         let refused = decide(
             &[state],
@@ -305,6 +322,7 @@ mod tests {
             limit: usd("1.00"),
             resets: None,
             rate_share: 1.0,
+            in_flight: Usd::ZERO,
         };
         assert_eq!(shortfall(&state, usd("0.20")).kind, Refusal::Exhausted);
         assert_eq!(shortfall(&state, usd("0.05")).kind, Refusal::Throttled);
@@ -319,6 +337,7 @@ mod tests {
             limit: usd("0.01"),
             resets: None,
             rate_share: 1.0,
+            in_flight: Usd::ZERO,
         };
         let refused = shortfall(&state, usd("0.0052"));
         assert_eq!(refused.kind, Refusal::Exhausted);
@@ -340,6 +359,7 @@ mod tests {
             limit: usd("0.001"),
             resets: None,
             rate_share: 1.0,
+            in_flight: Usd::ZERO,
         };
         let refused = decide(&[state], Operation::Converse, HAIKU).unwrap_err();
         assert!(
@@ -354,6 +374,7 @@ mod tests {
             limit: usd("999999999999.999999"),
             resets: None,
             rate_share: 1.0,
+            in_flight: Usd::ZERO,
         };
         let refused = decide(&[state], Operation::Converse, HAIKU).unwrap_err();
         assert!(

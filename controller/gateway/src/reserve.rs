@@ -47,6 +47,7 @@ pub fn budget_states<'a>(
             limit: f.as_ref().map_or(p.limit, |f| f.limit),
             resets: f.as_ref().map(|f| f.period_end.clone()),
             rate_share: f.as_ref().map_or(1.0, |f| f.rate_share),
+            in_flight: f.as_ref().map_or(Usd::ZERO, |f| f.in_flight),
         })
         .collect()
 }
@@ -116,6 +117,7 @@ fn shortfall(slices: &Slices, states: &[BudgetState<'_>], key: &str, worst: Usd)
             BudgetState {
                 spent: figures.as_ref().map_or(state.spent, |f| f.spent),
                 limit: figures.as_ref().map_or(state.limit, |f| f.limit),
+                in_flight: figures.as_ref().map_or(state.in_flight, |f| f.in_flight),
                 ..state.clone()
             }
         })

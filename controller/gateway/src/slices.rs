@@ -112,7 +112,9 @@ impl Slices {
     /// for every short budget at once and waits for that exchange (a few intervals at most),
     /// then tries again; a budget the controller has not opened yet (created moments ago)
     /// is waited for a little longer ([`FIRST_GRANT_WAIT`]), exchange after exchange, so that
-    /// its first call waits for its first grant instead of being refused.
+    /// its first call waits for its first grant instead of being refused; so is a budget whose
+    /// headroom the controller is recalling from other replicas for this one
+    /// ([`aigov_ledger::headroom`]).
     pub async fn reserve(&self, claims: &[Claim], worst: Usd) -> Result<Reservation, Shortfall> {
         let first = self.lock().book.reserve(claims, worst, Instant::now());
         if !matches!(first, Err(Shortfall::Budget(_) | Shortfall::Unreachable(_))) {
@@ -133,8 +135,13 @@ impl Slices {
             };
             let _ = tokio::time::timeout(within, self.exchanged(target)).await;
             let result = self.lock().book.reserve(claims, worst, Instant::now());
+            let recalling = match &result {
+                Err(Shortfall::Budget(key)) => self.figures(key).is_some_and(|f| f.recalling),
+                _ => false,
+            };
             let short = matches!(result, Err(Shortfall::Budget(_)));
-            if !short || !waiting_for_first || Instant::now() >= deadline {
+            let wait_more = waiting_for_first || recalling;
+            if !short || !wait_more || Instant::now() >= deadline {
                 return result;
             }
         }

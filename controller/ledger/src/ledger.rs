@@ -28,6 +28,7 @@ use aigov_api::pricing::{InvocationMode, PriceBook, Usage};
 use aigov_api::{AIBudgetStatus, Usd};
 use jiff::Timestamp;
 
+use crate::headroom::{Advice, Headroom};
 use crate::proto::{Refusal, UsageRecord};
 use crate::rates::RateShares;
 
@@ -532,6 +533,8 @@ pub struct Ledger {
     parked: HashMap<BudgetKey, (Instant, Vec<Parked>)>,
     /// Every budget's soft-limit rate, split across the gateways by their demand.
     rates: RateShares,
+    /// Reservations in flight and recalls of headroom, per budget.
+    headroom: Headroom,
 }
 
 impl Ledger {
@@ -626,6 +629,7 @@ impl Ledger {
         self.accounts.remove(key);
         self.parked.remove(key);
         self.rates.forget_budget(key);
+        self.headroom.forget_budget(key);
     }
 
     /// Budgets with records waiting for an account, and since when.
@@ -729,11 +733,19 @@ impl Ledger {
         through
     }
 
-    /// Takes a gateway's report of what it holds of `key`.
-    pub fn set_held(&mut self, key: &str, gateway: &str, held: Usd) {
-        if let Some(account) = self.accounts.get_mut(key) {
-            account.held.insert(gateway.to_owned(), held);
+    /// Takes a gateway's report of what it holds of `key` and what of that calls in flight
+    /// reserve; true when its holding changed (the status shows holdings).
+    pub fn set_held(&mut self, key: &str, gateway: &str, held: Usd, reserved: Usd) -> bool {
+        self.headroom.set_reserved(key, gateway, reserved);
+        match self.accounts.get_mut(key) {
+            Some(account) => account.held.insert(gateway.to_owned(), held) != Some(held),
+            None => false,
         }
+    }
+
+    /// What `gateway` should know of headroom on `key` elsewhere ([`Headroom`]).
+    pub fn advice(&self, key: &str, gateway: &str, now: Instant) -> Advice {
+        self.headroom.advice(key, gateway, now)
     }
 
     /// Takes a gateway's count of the calls it saw for `key` since its last exchange, and
@@ -744,7 +756,12 @@ impl Ledger {
     }
 
     /// Grants `gateway` up to `wanted` of `key` from what no one holds; returns the grant.
-    pub fn grant(&mut self, key: &str, gateway: &str, wanted: Usd) -> Usd {
+    /// A grant short of `wanted` recalls the budget from the other gateways ([`Headroom`]).
+    /// While the budget is recalled for another gateway, nothing is granted to this one.
+    pub fn grant(&mut self, key: &str, gateway: &str, wanted: Usd, now: Instant) -> Usd {
+        if self.headroom.advice(key, gateway, now).give_back {
+            return Usd::ZERO;
+        }
         let Some(account) = self.accounts.get_mut(key) else {
             return Usd::ZERO;
         };
@@ -753,16 +770,29 @@ impl Ledger {
             let held = account.held.entry(gateway.to_owned()).or_insert(Usd::ZERO);
             *held += amount;
         }
+        let others_hold = account
+            .held
+            .iter()
+            .any(|(g, h)| g != gateway && !h.is_zero());
+        if amount < wanted && others_hold {
+            self.headroom.short(key, gateway, now);
+        }
         amount
     }
 
     /// Forgets the holdings of a gateway that has not been heard from (its slices expired).
-    pub fn expire_gateway(&mut self, gateway: &str) {
-        for account in self.accounts.values_mut() {
-            account.held.remove(gateway);
+    /// Returns the budgets whose holdings changed (their status shows holdings).
+    pub fn expire_gateway(&mut self, gateway: &str) -> Vec<BudgetKey> {
+        let mut changed = Vec::new();
+        for (key, account) in self.accounts.iter_mut() {
+            if account.held.remove(gateway).is_some_and(|h| !h.is_zero()) {
+                changed.push(key.clone());
+            }
         }
         self.unacknowledged.remove(gateway);
         self.rates.forget_gateway(gateway);
+        self.headroom.forget_gateway(gateway);
+        changed
     }
 }
 
@@ -994,10 +1024,19 @@ mod tests {
             &record(1, "r1", &["a/x"], 320_000),
             &PriceBook::default(),
         ); // $0.40
-        assert_eq!(ledger.grant("a/x", "g1", usd("0.50")), usd("0.50"));
-        assert_eq!(ledger.grant("a/x", "g2", usd("0.50")), usd("0.10"));
-        assert_eq!(ledger.grant("a/x", "g2", usd("0.50")), Usd::ZERO);
-        ledger.set_held("a/x", "g1", usd("0.20"));
+        assert_eq!(
+            ledger.grant("a/x", "g1", usd("0.50"), Instant::now()),
+            usd("0.50")
+        );
+        assert_eq!(
+            ledger.grant("a/x", "g2", usd("0.50"), Instant::now()),
+            usd("0.10")
+        );
+        assert_eq!(
+            ledger.grant("a/x", "g2", usd("0.50"), Instant::now()),
+            Usd::ZERO
+        );
+        ledger.set_held("a/x", "g1", usd("0.20"), Usd::ZERO);
         assert_eq!(ledger.account("a/x").unwrap().grantable(), usd("0.30"));
     }
 
@@ -1272,7 +1311,7 @@ mod tests {
     #[test]
     fn a_re_created_budget_counts_what_gateways_still_hold_of_the_old_one_as_held() {
         let mut ledger = ledger_of_the_old_object();
-        ledger.set_held("a/x", "g2", usd("3.00"));
+        ledger.set_held("a/x", "g2", usd("3.00"), Usd::ZERO);
         ledger.commit("a/x", replacement(&ledger, answered()));
         let account = ledger.account("a/x").unwrap();
         assert_eq!(
@@ -1280,7 +1319,10 @@ mod tests {
             usd("7.00"),
             "$10 less $0 spent, $3 held"
         );
-        assert_eq!(ledger.grant("a/x", "g1", usd("9.00")), usd("7.00"));
+        assert_eq!(
+            ledger.grant("a/x", "g1", usd("9.00"), Instant::now()),
+            usd("7.00")
+        );
     }
 
     #[test]
@@ -1323,9 +1365,36 @@ mod tests {
     }
 
     #[test]
+    fn a_grant_short_because_another_gateway_holds_the_rest_recalls_it_for_the_one_that_asked() {
+        let mut ledger = ledger_with(&["a/x"], "0.50");
+        let now = Instant::now();
+        assert_eq!(ledger.grant("a/x", "g1", usd("0.25"), now), usd("0.25"));
+        assert_eq!(ledger.grant("a/x", "g2", usd("0.25"), now), usd("0.25"));
+        // Each holds 0.25 (0.04 of it reserved); g2 needs 0.30 for a call's worst case.
+        ledger.set_held("a/x", "g1", usd("0.25"), usd("0.04"));
+        ledger.set_held("a/x", "g2", usd("0.25"), Usd::ZERO);
+        assert_eq!(ledger.grant("a/x", "g2", usd("0.30"), now), Usd::ZERO);
+        let asker = ledger.advice("a/x", "g2", now);
+        assert!(asker.recalling);
+        assert_eq!(
+            asker.in_flight,
+            usd("0.04"),
+            "calls in flight on every replica"
+        );
+        assert!(ledger.advice("a/x", "g1", now).give_back);
+        assert_eq!(
+            ledger.grant("a/x", "g1", usd("0.25"), now),
+            Usd::ZERO,
+            "nothing goes back to a replica asked to give back"
+        );
+        ledger.set_held("a/x", "g1", usd("0.04"), usd("0.04"));
+        assert_eq!(ledger.grant("a/x", "g2", usd("0.30"), now), usd("0.21"));
+    }
+
+    #[test]
     fn an_expired_gateway_gives_back_what_it_held() {
         let mut ledger = ledger_with(&["a/x"], "1.00");
-        ledger.grant("a/x", "g1", usd("1.00"));
+        ledger.grant("a/x", "g1", usd("1.00"), Instant::now());
         assert_eq!(ledger.account("a/x").unwrap().grantable(), Usd::ZERO);
         ledger.expire_gateway("g1");
         assert_eq!(ledger.account("a/x").unwrap().grantable(), usd("1.00"));

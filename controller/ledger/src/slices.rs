@@ -60,6 +60,10 @@ pub struct Figures {
     /// This replica's fraction of the budget's soft-limit rate, in (0, 1]
     /// ([`crate::rates`]).
     pub rate_share: f64,
+    /// What calls in flight reserve on every replica ([`crate::headroom`]).
+    pub in_flight: Usd,
+    /// Headroom is being recalled from other replicas for this one.
+    pub recalling: bool,
 }
 
 /// What a call holds until it settles: per budget, the part of its worst case backed by a
@@ -131,6 +135,8 @@ struct SliceAccount {
     last_used: Instant,
     /// Calls seen since the last exchange (the demand reported in the holding).
     calls: u64,
+    /// The controller asked for every free part back (another replica needs it).
+    give_back: bool,
 }
 
 impl SliceAccount {
@@ -420,6 +426,8 @@ impl SliceBook {
                 account.free += amount;
             }
         }
+        // A give-back asked for goes out with the next exchange, at once.
+        let mut again = false;
         for figures in response.budgets {
             if let (Some(account), Ok(spent), Ok(limit)) = (
                 self.accounts.get_mut(&figures.budget),
@@ -432,15 +440,19 @@ impl SliceBook {
                 } else {
                     1.0
                 };
+                account.give_back |= figures.give_back;
+                again |= figures.give_back;
                 account.figures = Some(Figures {
                     spent,
                     limit,
                     period_end: figures.period_end,
                     rate_share,
+                    in_flight: Usd::parse(&figures.in_flight).unwrap_or(Usd::ZERO),
+                    recalling: figures.recalling,
                 });
             }
         }
-        Ok(self.pending.iter().any(|p| !p.sent))
+        Ok(again || self.pending.iter().any(|p| !p.sent))
     }
 
     /// The exchange failed: its records may not have arrived, so all are sent again.
@@ -473,6 +485,7 @@ impl SliceBook {
                 figures: None,
                 last_used: now,
                 calls: 0,
+                give_back: false,
             })
     }
 
@@ -497,7 +510,7 @@ fn holding(
     leaving: bool,
     now: Instant,
 ) -> Holding {
-    if drop_free {
+    if drop_free || std::mem::take(&mut account.give_back) {
         account.free = account.free.min(Usd::ZERO);
     }
     let slice = account.limit().scaled(fraction);
@@ -522,6 +535,7 @@ fn holding(
             .to_api_string(),
         wanted: wanted.to_api_string(),
         calls: std::mem::take(&mut account.calls),
+        reserved: account.reserved.to_api_string(),
     }
 }
 
