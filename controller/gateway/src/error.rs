@@ -141,7 +141,10 @@ impl GatewayError {
             Refused { refused, .. } if refused.kind == Refusal::Throttled => "ThrottlingException",
             Refused { .. } => "AccessDeniedException",
             Upstream(ForwardError::Timeout(_)) => "ModelTimeoutException",
-            NotReady | ControllerUnreachable(_) | Backlog | Upstream(_)
+            NotReady
+            | ControllerUnreachable(_)
+            | Backlog
+            | Upstream(_)
             | ResponseUnreadable { .. } => "ServiceUnavailableException",
         }
     }
@@ -429,7 +432,10 @@ mod tests {
     #[tokio::test]
     async fn a_gateway_still_starting_says_retry_after_a_second_and_names_no_budget() {
         let (status, code, message, _, headers) = rendered(GatewayError::NotReady).await;
-        assert_eq!((status, code.as_str()), (503, "ServiceUnavailableException"));
+        assert_eq!(
+            (status, code.as_str()),
+            (503, "ServiceUnavailableException")
+        );
         assert_eq!(headers["retry-after"], "1");
         assert!(headers.get(REFUSED_BY_HEADER).is_none());
         assert_eq!(

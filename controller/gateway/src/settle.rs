@@ -474,7 +474,11 @@ where
 
     fn is_end_stream(&self) -> bool {
         let shared = lock(&self.relayed);
-        !shared.cut && shared.relay.as_ref().is_none_or(|r| r.inner.is_end_stream())
+        !shared.cut
+            && shared
+                .relay
+                .as_ref()
+                .is_none_or(|r| r.inner.is_end_stream())
     }
 }
 

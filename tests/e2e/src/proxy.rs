@@ -266,7 +266,10 @@ mod tests {
     fn bytes_pass_both_ways_while_forwarding() {
         let proxy = Proxy::start(echo_server());
         let mut stream = connect(&proxy);
-        assert_eq!(round_trip(&mut stream, b"hello").as_deref(), Ok(&b"hello"[..]));
+        assert_eq!(
+            round_trip(&mut stream, b"hello").as_deref(),
+            Ok(&b"hello"[..])
+        );
         assert_eq!(proxy.open_connections(), 1);
     }
 
@@ -285,7 +288,10 @@ mod tests {
         // A new connection is accepted, and gets nothing either.
         let mut late = connect(&proxy);
         let nothing = round_trip(&mut late, b"late");
-        assert!(nothing.as_ref().is_err_and(|k| timed_out(*k)), "{nothing:?}");
+        assert!(
+            nothing.as_ref().is_err_and(|k| timed_out(*k)),
+            "{nothing:?}"
+        );
         proxy.restore();
         // What was sent during the freeze arrives now, on both connections.
         let mut held = [0u8; 3];
@@ -294,7 +300,10 @@ mod tests {
         let mut held = [0u8; 4];
         late.read_exact(&mut held).expect("the held bytes");
         assert_eq!(&held, b"late");
-        assert_eq!(round_trip(&mut stream, b"three").as_deref(), Ok(&b"three"[..]));
+        assert_eq!(
+            round_trip(&mut stream, b"three").as_deref(),
+            Ok(&b"three"[..])
+        );
     }
 
     #[test]

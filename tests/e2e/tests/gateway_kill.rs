@@ -70,7 +70,13 @@ async fn long_stream(
         .map_err(|e| format!("{e:?}"))?
         .ok_or("an empty stream")?;
     let _ = started.send(()).await;
-    while out.stream.recv().await.map_err(|e| format!("{e:?}"))?.is_some() {}
+    while out
+        .stream
+        .recv()
+        .await
+        .map_err(|e| format!("{e:?}"))?
+        .is_some()
+    {}
     Ok(())
 }
 
@@ -96,7 +102,11 @@ async fn a_gateway_killed_mid_stream_loses_only_its_calls_in_flight_and_its_hold
     let mut b_ids = HashSet::new();
     for n in 0..3 {
         let text = format!("before {n} [sim:output_tokens=20]");
-        b_ids.insert(converse(&b_client, MODEL, &text, 100).await.expect("B answers"));
+        b_ids.insert(
+            converse(&b_client, MODEL, &text, 100)
+                .await
+                .expect("B answers"),
+        );
     }
 
     // Eight streams through A, each holding its worst case (2,000 tokens at $15 per million,
@@ -136,7 +146,11 @@ async fn a_gateway_killed_mid_stream_loses_only_its_calls_in_flight_and_its_hold
     }
     for n in 0..3 {
         let text = format!("after {n} [sim:output_tokens=20]");
-        b_ids.insert(converse(&b_client, MODEL, &text, 100).await.expect("B answers"));
+        b_ids.insert(
+            converse(&b_client, MODEL, &text, 100)
+                .await
+                .expect("B answers"),
+        );
     }
 
     // Spend: B's calls exactly, nothing of A's (their settlement died with A).
@@ -185,7 +199,8 @@ async fn a_gateway_killed_mid_stream_loses_only_its_calls_in_flight_and_its_hold
     let mut b = b;
     b.terminate();
     assert!(
-        b.wait_exit(Duration::from_secs(30)).is_some_and(|s| s.success()),
+        b.wait_exit(Duration::from_secs(30))
+            .is_some_and(|s| s.success()),
         "{}",
         b.log_text()
     );

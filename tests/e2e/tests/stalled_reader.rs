@@ -6,8 +6,15 @@
 //! charges the call exactly as a hang-up is charged: Bedrock's own usage. The budget shows the
 //! exact cost, one request and nothing reserved; the client, when it reads again, gets the
 //! bytes that were already on their way and then an error, never the final metadata event.
+//!
+//! The same over HTTP/2 with the AWS SDK for JavaScript v3 (`tests/e2e/stalled_js.mjs`): there
+//! the client's stalled stream shuts only its own flow-control window, its connection stays
+//! writable, and the stream's stall watch alone cuts it (an RST_STREAM); the client's next call
+//! is served and charged.
 
 use std::collections::HashSet;
+use std::path::PathBuf;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use aigov_api::Usd;
@@ -23,6 +30,32 @@ use aws_sdk_bedrockruntime::types::InferenceConfiguration;
 const MODEL: &str = "us.anthropic.claude-3-7-sonnet-20250219-v1:0";
 /// The gateway's write timeout in this test.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A profile ID for the HTTP/2 test (64,000 output tokens at most).
+const JS_MODEL: &str = "us.anthropic.claude-sonnet-4-20250514-v1:0";
+
+/// An aigov for `ns` with the short write timeout and a $0.01 slice (so what the gateway holds
+/// once the call settled is next to nothing beside the call's $0.96 worst case).
+fn aigov(ns: &str) -> Aigov {
+    let mut options = Options::all(ns);
+    options.extra = vec![
+        "--response-write-timeout".into(),
+        format!("{}s", WRITE_TIMEOUT.as_secs()),
+        "--slice-fraction".into(),
+        "0.001".into(),
+    ];
+    Aigov::start(options, true)
+}
+
+/// Waits until the budget holds next to nothing (its gateway's $0.01 slice at most): no call's
+/// worst case is reserved any more.
+fn wait_nothing_reserved(ns: &str) -> serde_json::Value {
+    let status = wait_status(ns, "team", Duration::from_secs(20), |st| {
+        let reserved = st["reserved"].as_str().and_then(|v| Usd::parse(v).ok());
+        reserved.is_some_and(|r| r <= Usd::parse("0.05").unwrap())
+    });
+    status["reserved"].clone()
+}
 
 /// The simulator's record of request `id`, once it has finished serving it.
 fn wait_served(id: &str, within: Duration) -> Served {
@@ -54,16 +87,7 @@ async fn a_client_that_stops_reading_a_long_stream_is_cut_after_the_write_timeou
     budget(&ns, "team", "  limit: '10.00'\n");
     let ip = pod_ip();
     pod(&ns, "app", "default", &[], ip);
-    let mut options = Options::all(&ns);
-    // A slice of $0.01, so what the gateway holds once the call settled is next to nothing
-    // beside the call's $0.96 worst case.
-    options.extra = vec![
-        "--response-write-timeout".into(),
-        format!("{}s", WRITE_TIMEOUT.as_secs()),
-        "--slice-fraction".into(),
-        "0.001".into(),
-    ];
-    let aigov = Aigov::start(options, true);
+    let aigov = aigov(&ns);
     let client = client_from(ip, &aigov.gateway, false).await;
 
     let mut stream = client
@@ -124,11 +148,7 @@ async fn a_client_that_stops_reading_a_long_stream_is_cut_after_the_write_timeou
     );
     // Nothing stays held for the cut call: its whole worst case ($0.96 and the input) is back,
     // and what the gateway keeps is its $0.01 slice.
-    let status = wait_status(&ns, "team", Duration::from_secs(20), |st| {
-        let reserved = st["reserved"].as_str().and_then(|v| Usd::parse(v).ok());
-        reserved.is_some_and(|r| r <= Usd::parse("0.05").unwrap())
-    });
-    let reserved = status["reserved"].clone();
+    let reserved = wait_nothing_reserved(&ns);
 
     // The client reads again: what was already on its way, then the cut; never the usage.
     let mut events = 0u64;
@@ -157,5 +177,110 @@ async fn a_client_that_stops_reading_a_long_stream_is_cut_after_the_write_timeou
     eprintln!(
         "stalled reader: cut {cut:?} after it stopped reading; charged {expected} exactly; \
          reserved after: {reserved}; the client read {events} more events"
+    );
+}
+
+/// Where tests/env/tools.sh installed the JavaScript SDK (`$JS_SDK_DIR` of tests/env/lib.sh).
+fn js_sdk_dir() -> PathBuf {
+    let lib = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../env/lib.sh");
+    let out = Command::new("bash")
+        .args(["-c", "source \"$1\" && printf %s \"$JS_SDK_DIR\"", "lib.sh"])
+        .arg(&lib)
+        .output()
+        .expect("bash runs");
+    let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).into_owned());
+    assert!(
+        dir.join("node_modules/@aws-sdk/client-bedrock-runtime")
+            .is_dir(),
+        "the JavaScript SDK is not installed in {}: run `bash tests/env/tools.sh js-sdk`",
+        dir.display()
+    );
+    dir
+}
+
+/// What stalled_js.mjs reports.
+#[derive(serde::Deserialize, Debug)]
+#[serde(rename_all = "camelCase")]
+struct JsReport {
+    stream_id: String,
+    after_id: String,
+    events_after: u64,
+    metadata: bool,
+    ended: String,
+    error: Option<String>,
+}
+
+#[test]
+fn a_javascript_client_that_stops_reading_an_http2_stream_has_that_stream_alone_reset_and_pays_exactly()
+ {
+    let ns = namespace("stalled-h2");
+    budget(&ns, "team", "  limit: '10.00'\n");
+    // The JavaScript SDK connects from 127.0.0.1: the pod here, in a namespace only this
+    // test's gateway watches.
+    pod(
+        &ns,
+        "node",
+        "default",
+        &[],
+        "127.0.0.1".parse().expect("an address"),
+    );
+    let aigov = aigov(&ns);
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("stalled_js.mjs");
+    // Stalled for three times the write timeout.
+    let wait_ms = (3 * WRITE_TIMEOUT).as_millis().to_string();
+    let out = Command::new("node")
+        .arg(&script)
+        .args([aigov.gateway.as_str(), JS_MODEL, wait_ms.as_str()])
+        .env("AIGOV_JS_SDK", js_sdk_dir())
+        .env_remove("AWS_PROFILE")
+        .output()
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "the JavaScript SDK failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: JsReport =
+        serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("the script's report");
+
+    assert_eq!(
+        report.ended, "error",
+        "the stalled stream was cut: {report:?}"
+    );
+    assert!(!report.metadata, "never the usage: {report:?}");
+    assert!(
+        report.events_after < 63_000,
+        "most of the answer never reached the client: {report:?}"
+    );
+    // The stream alone was reset (RST_STREAM, which node reports with its code), the
+    // connection was not cut (that would be a session error or a reset socket).
+    assert!(
+        report
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("NGHTTP2_INTERNAL_ERROR")),
+        "{report:?}"
+    );
+    assert_eq!(
+        metric(&aigov, "aigov_gateway_stalled_streams_total"),
+        1.0,
+        "the stream's stall watch cut it"
+    );
+    let record = wait_served(&report.stream_id, Duration::from_secs(30));
+    assert!(record.usage_delivered, "read to its usage: {record:?}");
+    assert_eq!(record.output_tokens, 64000);
+    let ids = HashSet::from([report.stream_id.clone(), report.after_id.clone()]);
+    let (expected, count) = served_cost(&ids);
+    assert_eq!(count, 2);
+    wait_status(&ns, "team", Duration::from_secs(20), |st| {
+        st["requests"] == 2
+            && st["spent"].as_str().and_then(|v| Usd::parse(v).ok()) == Some(expected)
+    });
+    let reserved = wait_nothing_reserved(&ns);
+    eprintln!(
+        "stalled h2 reader: cut ({:?}); charged {expected} for both calls exactly; reserved \
+         after: {reserved}; the client read {} more events",
+        report.error, report.events_after
     );
 }

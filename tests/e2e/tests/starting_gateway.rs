@@ -156,7 +156,10 @@ async fn a_gateway_started_while_calls_arrive_answers_every_call_and_refuses_non
         "starting gateway: {} calls answered, {} tries answered not ready, {} throttled while \
          the first slice was granted; spent {expected}",
         ids.len(),
-        metric(&gateway, "aigov_gateway_requests_total{outcome=\"not_ready\"}"),
+        metric(
+            &gateway,
+            "aigov_gateway_requests_total{outcome=\"not_ready\"}"
+        ),
         status["throttledRequests"]
     );
 }
