@@ -7,9 +7,9 @@
 //! guessed), every other call is charged exactly once, and what the killed replica held
 //! (its slice and the worst cases of its streams) returns to the budget after the controller's
 //! `--gateway-expiry`. So: the budget's spend is exactly the cost of B's calls (at most the cost
-//! of everything the simulator served), and after the expiry the headroom A held is granted to
-//! B again: a call whose worst case fits only with it is admitted, and once B too has stopped,
-//! nothing is reserved.
+//! of everything the simulator served); until the expiry a call whose worst case fits only with
+//! A's holdings is throttled, after it that call is admitted through B; and once B too has
+//! stopped, nothing is reserved.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -144,6 +144,14 @@ async fn a_gateway_killed_mid_stream_loses_only_its_calls_in_flight_and_its_hold
             "a stream through the killed gateway cannot have finished"
         );
     }
+    // Until the expiry, what A held still counts (the $0 bound needs it: A could have been
+    // alive and spending): a call whose worst case needs it is not admitted, only throttled.
+    let probe = client_from(ips[STREAMS], &b.gateway, false).await;
+    match converse(&probe, BIG_MODEL, "too soon [sim:output_tokens=10]", 52_000).await {
+        Err(aws_sdk_bedrockruntime::Error::ThrottlingException(_)) => {}
+        other => panic!("before the expiry A's holdings still count: {other:?}"),
+    }
+    assert!(killed.elapsed() < EXPIRY, "the probe came before the expiry");
     for n in 0..3 {
         let text = format!("after {n} [sim:output_tokens=20]");
         b_ids.insert(
@@ -187,7 +195,8 @@ async fn a_gateway_killed_mid_stream_loses_only_its_calls_in_flight_and_its_hold
         big_worst > limit - b_cost - a_held_at_least,
         "the big call could not fit beside A's holdings"
     );
-    let expired = killed + EXPIRY + Duration::from_secs(1);
+    // The controller looks for silent gateways every 2 s.
+    let expired = killed + EXPIRY + Duration::from_millis(2500);
     tokio::time::sleep(expired.saturating_duration_since(Instant::now())).await;
     let big = converse(&b_client, BIG_MODEL, "big [sim:output_tokens=10]", 52_000)
         .await
