@@ -323,33 +323,21 @@ fn mark_downgrade(response: &mut Response<ResponseBody>, admitted: &Admitted) {
     }
 }
 
+/// What unit tests of several modules build on.
 #[cfg(test)]
-mod tests {
+pub(crate) mod testing {
     use super::*;
-    use std::sync::Mutex;
 
     use aws_credential_types::Credentials;
     use aws_credential_types::provider::SharedCredentialsProvider;
-    use http_body_util::{BodyExt, Full};
     use prometheus_client::registry::Registry;
 
     use crate::forward::UpstreamConfig;
     use crate::slices::SliceConfig;
 
-    const SIGNED: &str = "AWS4-HMAC-SHA256 Credential=AKID/20260101/us-east-1/bedrock/aws4_request, \
-                          SignedHeaders=host, Signature=abc";
-
-    /// A gateway with no pods, no budgets, no controller, and a Bedrock nobody listens at.
-    fn gateway(unknown_callers: UnknownCallers) -> (Arc<Gateway>, Registry) {
-        // Listed, and nothing found: every caller is unknown.
-        let cluster = ClusterView::default();
-        cluster.set_pods(&[]);
-        cluster.set_budgets(&[]);
-        gateway_seeing(unknown_callers, cluster)
-    }
-
-    /// Like [`gateway`], with the caches in `cluster`.
-    fn gateway_seeing(
+    /// A gateway with the caches in `cluster`, no controller, and a Bedrock nobody listens at;
+    /// its metrics in the registry returned.
+    pub fn gateway(
         unknown_callers: UnknownCallers,
         cluster: ClusterView,
     ) -> (Arc<Gateway>, Registry) {
@@ -390,6 +378,35 @@ mod tests {
             "aigov-test".into(),
         );
         (gateway, registry)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    use http_body_util::{BodyExt, Full};
+    use prometheus_client::registry::Registry;
+
+    const SIGNED: &str = "AWS4-HMAC-SHA256 Credential=AKID/20260101/us-east-1/bedrock/aws4_request, \
+                          SignedHeaders=host, Signature=abc";
+
+    /// A gateway with no pods, no budgets, no controller, and a Bedrock nobody listens at.
+    fn gateway(unknown_callers: UnknownCallers) -> (Arc<Gateway>, Registry) {
+        // Listed, and nothing found: every caller is unknown.
+        let cluster = ClusterView::default();
+        cluster.set_pods(&[]);
+        cluster.set_budgets(&[]);
+        gateway_seeing(unknown_callers, cluster)
+    }
+
+    /// Like [`gateway`], with the caches in `cluster`.
+    fn gateway_seeing(
+        unknown_callers: UnknownCallers,
+        cluster: ClusterView,
+    ) -> (Arc<Gateway>, Registry) {
+        crate::testing::gateway(unknown_callers, cluster)
     }
 
     async fn call(

@@ -288,44 +288,10 @@ mod tests {
     /// A gateway with no pods, no budgets and no controller: every call is refused, which is
     /// all a listener test needs (an answer).
     fn gateway() -> Arc<Gateway> {
-        use aigov_ledger::clock::Clock;
-        use aws_credential_types::Credentials;
-        use aws_credential_types::provider::SharedCredentialsProvider;
-        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-        let mut registry = prometheus_client::registry::Registry::default();
-        let metrics = Arc::new(crate::metrics::GatewayMetrics::register(&mut registry));
-        let upstream = crate::forward::Upstream::new(
-            crate::forward::UpstreamConfig {
-                endpoint: "http://127.0.0.1:1".into(),
-                region: "us-east-1".into(),
-                timeout: Duration::from_secs(5),
-            },
-            SharedCredentialsProvider::new(Credentials::new("AKID", "secret", None, None, "t")),
-        )
-        .expect("upstream");
-        let slices = crate::slices::Slices::new(crate::slices::SliceConfig {
-            gateway_id: "test".into(),
-            endpoints: Vec::new(),
-            interval: Duration::from_millis(250),
-            ttl: Duration::from_secs(20),
-            slice_fraction: rust_decimal::Decimal::new(5, 2),
-            max_pending: 100,
-            batch: 100,
-        });
         let cluster = crate::cluster::ClusterView::default();
         cluster.set_pods(&[]);
         cluster.set_budgets(&[]);
-        Gateway::new(
-            crate::GatewayConfig::default(),
-            cluster,
-            slices,
-            aigov_runtime::prices::Prices::default(),
-            upstream,
-            None,
-            metrics,
-            Clock::system(),
-            "aigov-test".into(),
-        )
+        crate::testing::gateway(crate::UnknownCallers::Refuse, cluster).0
     }
 
     /// A call the gateway answers with a 404 (no such operation), over `version`.

@@ -560,6 +560,100 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http_body_util::channel::{Channel, Sender};
+
+    use crate::cluster::ClusterView;
+    use crate::trace::CallTrace;
+
+    /// A metered ConverseStream over a channel standing in for Bedrock's body, cut after
+    /// `write_timeout`; the sender, and the gateway's metrics.
+    fn metered(
+        write_timeout: Duration,
+    ) -> (
+        MeteredBody<Channel<Bytes, std::io::Error>>,
+        Sender<Bytes, std::io::Error>,
+        prometheus_client::registry::Registry,
+    ) {
+        let (gateway, registry) =
+            crate::testing::gateway(crate::UnknownCallers::Forward, ClusterView::default());
+        let admitted = Admitted {
+            model: "anthropic.claude-3-haiku-20240307-v1:0".into(),
+            downgraded_from: None,
+            downgraded_by: None,
+        };
+        let worst = WorstCase {
+            cost: Usd::ZERO,
+            input_tokens: 10,
+            output_tokens: 10,
+        };
+        let trace = CallTrace::new("test-1".into(), "10.0.0.1".parse().unwrap());
+        // No budget selects the caller: an empty reservation, enough for the stall watch.
+        let settlement = Settlement::new(
+            gateway,
+            Reservation::default(),
+            worst,
+            UsageRecord::default(),
+            &admitted,
+            &trace,
+        );
+        let (sender, bedrock) = Channel::new(4);
+        let limits = RelayLimits {
+            max_response_bytes: 1 << 20,
+            write_timeout,
+        };
+        let body = MeteredBody::new(bedrock, Operation::ConverseStream, settlement, limits);
+        (body, sender, registry)
+    }
+
+    fn stalled(registry: &prometheus_client::registry::Registry) -> bool {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, registry).unwrap();
+        text.contains("gateway_stalled_streams_total 1")
+    }
+
+    #[tokio::test]
+    async fn a_stream_whose_client_takes_nothing_for_the_write_timeout_is_cut_and_counted() {
+        let (mut body, mut bedrock, registry) = metered(Duration::from_millis(200));
+        bedrock
+            .send_data(Bytes::from_static(b"part"))
+            .await
+            .unwrap();
+        bedrock
+            .send_data(Bytes::from_static(b"more"))
+            .await
+            .unwrap();
+        let first = body.frame().await.expect("a frame").expect("data");
+        assert_eq!(first.into_data().unwrap(), "part");
+        // The client's connection takes nothing more.
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert!(stalled(&registry), "the stall watch cut it");
+        let next = body.frame().await.expect("an answer");
+        assert!(
+            next.is_err_and(|e| e.is::<StreamCut>()),
+            "the client reads the cut, not the rest"
+        );
+        assert!(body.frame().await.is_none(), "then the stream is over");
+    }
+
+    #[tokio::test]
+    async fn a_stream_waiting_for_bedrock_is_never_cut_however_long_it_waits() {
+        let (mut body, mut bedrock, registry) = metered(Duration::from_millis(100));
+        bedrock
+            .send_data(Bytes::from_static(b"part"))
+            .await
+            .unwrap();
+        assert!(body.frame().await.is_some());
+        // The client asks for more at once; Bedrock is slow (5 timeouts).
+        let waited = tokio::time::timeout(Duration::from_millis(500), body.frame()).await;
+        assert!(waited.is_err(), "nothing from Bedrock yet");
+        assert!(!stalled(&registry));
+        bedrock
+            .send_data(Bytes::from_static(b"late"))
+            .await
+            .unwrap();
+        let late = body.frame().await.expect("a frame").expect("data");
+        assert_eq!(late.into_data().unwrap(), "late");
+    }
 
     #[test]
     fn a_stream_is_cut_only_when_a_part_waited_the_whole_write_timeout_for_its_client() {

@@ -151,7 +151,10 @@ async fn a_gateway_killed_mid_stream_loses_only_its_calls_in_flight_and_its_hold
         Err(aws_sdk_bedrockruntime::Error::ThrottlingException(_)) => {}
         other => panic!("before the expiry A's holdings still count: {other:?}"),
     }
-    assert!(killed.elapsed() < EXPIRY, "the probe came before the expiry");
+    assert!(
+        killed.elapsed() < EXPIRY,
+        "the probe came before the expiry"
+    );
     for n in 0..3 {
         let text = format!("after {n} [sim:output_tokens=20]");
         b_ids.insert(
