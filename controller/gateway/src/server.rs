@@ -285,6 +285,25 @@ mod tests {
         assert_eq!(sniff(&server).await.expect("peek"), None);
     }
 
+    #[tokio::test]
+    async fn a_write_to_a_client_that_reads_nothing_fails_after_the_write_timeout() {
+        use tokio::io::AsyncWriteExt;
+        let (_client, server) = pair().await;
+        let timeout = Duration::from_millis(200);
+        let mut io = bounded_writes(server, timeout).into_inner();
+        let chunk = vec![0u8; 1 << 20];
+        let started = tokio::time::Instant::now();
+        // The client reads nothing: the socket's buffers fill, then a write blocks.
+        let error = loop {
+            if let Err(e) = io.write_all(&chunk).await {
+                break e;
+            }
+            assert!(started.elapsed() < Duration::from_secs(10), "never blocked");
+        };
+        assert_eq!(error.kind(), std::io::ErrorKind::TimedOut, "{error}");
+        assert!(started.elapsed() >= timeout);
+    }
+
     /// A gateway with no pods, no budgets and no controller: every call is refused, which is
     /// all a listener test needs (an answer).
     fn gateway() -> Arc<Gateway> {
