@@ -74,6 +74,11 @@ pub struct GatewayArgs {
     /// Largest request body the gateway accepts.
     #[arg(long, env = "AIGOV_MAX_BODY_BYTES", default_value_t = 20 << 20)]
     pub max_body_bytes: usize,
+    /// How long a client may leave a response unread (no byte taken) before the gateway cuts
+    /// it: a stream so cut is charged as a hang-up is (Bedrock's usage, read to its end, or
+    /// the stated estimate) and its reservation returns at once; the connection is closed.
+    #[arg(long, env = "AIGOV_RESPONSE_WRITE_TIMEOUT", default_value = "30s", value_parser = duration)]
+    pub response_write_timeout: Duration,
     /// On SIGTERM, how long calls and streams in flight may take to finish before they are
     /// cut (Kubernetes' default terminationGracePeriodSeconds is 30 s; this leaves time to
     /// hand the usage records over after it).
@@ -169,6 +174,7 @@ pub async fn start(
         GatewayConfig {
             max_body_bytes: args.max_body_bytes,
             unknown_callers: args.unknown_callers,
+            write_timeout: args.response_write_timeout,
             ..GatewayConfig::default()
         },
         cluster.clone(),

@@ -57,17 +57,20 @@ impl ClusterView {
         .unwrap_or_default()
     }
 
-    /// True once both caches hold a full list.
+    /// True once both caches hold a full list (until then the gateway answers every call with
+    /// a retryable 503 and is not ready).
     pub fn synced(&self) -> bool {
         self.pods_synced.load(Ordering::Acquire) && self.budgets_synced.load(Ordering::Acquire)
     }
 
-    /// Replaces every pod (a relist; tests may call it directly).
+    /// Replaces every pod (a relist, after which the pod cache counts as synced; tests may
+    /// call it directly).
     pub fn set_pods(&self, pods: &[Pod]) {
         *write(&self.pods) = PodIndex::default();
         for pod in pods {
             self.apply_pod(pod);
         }
+        self.pods_synced.store(true, Ordering::Release);
     }
 
     /// Adds or updates one pod.
@@ -91,12 +94,13 @@ impl ClusterView {
         }
     }
 
-    /// Replaces every budget (a relist).
+    /// Replaces every budget (a relist, after which the budget cache counts as synced).
     pub fn set_budgets(&self, budgets: &[AIBudget]) {
         *write(&self.budgets) = BudgetIndex::default();
         for budget in budgets {
             self.apply_budget(budget);
         }
+        self.budgets_synced.store(true, Ordering::Release);
     }
 
     /// Adds or updates one budget; a change that leaves the spec's generation alone (a status
@@ -148,10 +152,7 @@ impl ClusterView {
                 pod_api,
                 move |p| apply.apply_pod(p),
                 move |p| delete.delete_pod(p),
-                move |all| {
-                    reset.set_pods(all);
-                    reset.pods_synced.store(true, Ordering::Release);
-                },
+                move |all| reset.set_pods(all),
             )
         };
         let budgets = {
@@ -160,10 +161,7 @@ impl ClusterView {
                 budget_api,
                 move |b| apply.apply_budget(b),
                 move |b| delete.delete_budget(b),
-                move |all| {
-                    reset.set_budgets(all);
-                    reset.budgets_synced.store(true, Ordering::Release);
-                },
+                move |all| reset.set_budgets(all),
             )
         };
         tokio::join!(pods, budgets);

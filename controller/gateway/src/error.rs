@@ -25,6 +25,10 @@ use crate::forward::ForwardError;
 /// The header that says the gateway (not Bedrock) answered, and which AIBudget refused.
 pub const REFUSED_BY_HEADER: &str = "x-aigov-refused-by";
 
+/// The `Retry-After` (seconds) of a call that arrives before the gateway's caches synced: a
+/// first list of pods and budgets takes well under a second.
+pub const NOT_READY_RETRY_AFTER: u64 = 1;
+
 /// Why the gateway answered a call itself instead of relaying Bedrock's answer.
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
@@ -46,6 +50,14 @@ pub enum GatewayError {
          SignedHeaders=..., Signature=...) or a Bearer API key"
     )]
     BadAuthorization,
+    /// The gateway has not yet listed the cluster's pods and AIBudgets (it is starting): it
+    /// cannot tell who calls or which budgets apply, so the call is refused as retryable
+    /// (503 with `Retry-After`), never as an unknown caller (a non-retryable 403).
+    #[error(
+        "the aigov gateway is starting and has not yet read the cluster's pods and AIBudgets; \
+         retry shortly"
+    )]
+    NotReady,
     /// The TCP peer is no running pod, and unknown callers are refused.
     #[error(
         "the aigov gateway serves cluster workloads only: no running pod has IP {0} \
@@ -129,9 +141,11 @@ impl GatewayError {
             Refused { refused, .. } if refused.kind == Refusal::Throttled => "ThrottlingException",
             Refused { .. } => "AccessDeniedException",
             Upstream(ForwardError::Timeout(_)) => "ModelTimeoutException",
-            ControllerUnreachable(_) | Backlog | Upstream(_) | ResponseUnreadable { .. } => {
-                "ServiceUnavailableException"
-            }
+            NotReady
+            | ControllerUnreachable(_)
+            | Backlog
+            | Upstream(_)
+            | ResponseUnreadable { .. } => "ServiceUnavailableException",
         }
     }
 
@@ -143,6 +157,7 @@ impl GatewayError {
             BadModelId(_) | BodyTooLarge(_) | BodyUnreadable(_) | BodyTimeout(_)
             | BodyNotAnObject | BodyNotJson(_) => "invalid",
             MissingAuthentication | BadAuthorization => "unauthenticated",
+            NotReady => "not_ready",
             UnknownCaller(_) => "unknown_caller",
             Refused { refused, .. } => match refused.kind {
                 Refusal::Throttled => "throttled",
@@ -178,6 +193,19 @@ impl GatewayError {
         }
     }
 
+    /// Seconds a client should wait before retrying (`Retry-After`), for the answers that say
+    /// "retry": throttles (at least 1) and a gateway still starting (1).
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            GatewayError::Refused {
+                refused,
+                retry_after,
+            } if refused.kind == Refusal::Throttled => Some((*retry_after).max(1)),
+            GatewayError::NotReady => Some(NOT_READY_RETRY_AFTER),
+            _ => None,
+        }
+    }
+
     /// The request ID the response carries: Bedrock's when Bedrock answered, else `ours`.
     pub fn request_id<'a>(&'a self, ours: &'a str) -> &'a str {
         match self {
@@ -192,13 +220,8 @@ impl GatewayError {
         let mut response =
             bedrock_error(self.code(), &self.to_string(), self.request_id(request_id));
         let headers = response.headers_mut();
-        if let GatewayError::Refused {
-            refused,
-            retry_after,
-        } = &self
-            && refused.kind == Refusal::Throttled
-        {
-            headers.insert("retry-after", HeaderValue::from((*retry_after).max(1)));
+        if let Some(seconds) = self.retry_after() {
+            headers.insert("retry-after", HeaderValue::from(seconds));
         }
         if let Some(Ok(v)) = self.refused_by().map(HeaderValue::from_str) {
             headers.insert(REFUSED_BY_HEADER, v);
@@ -282,6 +305,12 @@ mod tests {
                 400,
                 "IncompleteSignatureException",
                 "unauthenticated",
+            ),
+            (
+                GatewayError::NotReady,
+                503,
+                "ServiceUnavailableException",
+                "not_ready",
             ),
             (
                 GatewayError::UnknownCaller(ip),
@@ -398,6 +427,22 @@ mod tests {
             retry_after: 7,
         };
         assert_eq!(rendered(error).await.4["retry-after"], "7");
+    }
+
+    #[tokio::test]
+    async fn a_gateway_still_starting_says_retry_after_a_second_and_names_no_budget() {
+        let (status, code, message, _, headers) = rendered(GatewayError::NotReady).await;
+        assert_eq!(
+            (status, code.as_str()),
+            (503, "ServiceUnavailableException")
+        );
+        assert_eq!(headers["retry-after"], "1");
+        assert!(headers.get(REFUSED_BY_HEADER).is_none());
+        assert_eq!(
+            message,
+            "the aigov gateway is starting and has not yet read the cluster's pods and \
+             AIBudgets; retry shortly"
+        );
     }
 
     #[tokio::test]

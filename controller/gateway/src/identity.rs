@@ -33,12 +33,17 @@ pub fn check_auth(headers: &http::HeaderMap) -> Result<(), GatewayError> {
 }
 
 /// The pod calling from `peer`; `None` for a caller that is no pod but is forwarded unmetered
-/// by policy (`--unknown-callers forward`).
+/// by policy (`--unknown-callers forward`). Before the caches hold a first full list, no
+/// address can be said to be no pod's (nor a budget to select none), so the call is asked to
+/// retry ([`GatewayError::NotReady`]) instead of being refused or forwarded unmetered.
 pub fn identify(
     cluster: &ClusterView,
     peer: IpAddr,
     unknown: UnknownCallers,
 ) -> Result<Option<Arc<Workload>>, GatewayError> {
+    if !cluster.synced() {
+        return Err(GatewayError::NotReady);
+    }
     match cluster.workload(peer) {
         Some(w) => Ok(Some(w)),
         None if unknown == UnknownCallers::Forward => Ok(None),
@@ -84,9 +89,42 @@ mod tests {
         }
     }
 
+    /// A view that has listed the cluster and found nothing.
+    fn synced_empty() -> ClusterView {
+        let cluster = ClusterView::default();
+        cluster.set_pods(&[]);
+        cluster.set_budgets(&[]);
+        cluster
+    }
+
+    #[test]
+    fn before_the_caches_synced_every_caller_is_asked_to_retry_even_under_forward() {
+        let cluster = ClusterView::default();
+        let peer: IpAddr = "10.1.2.3".parse().unwrap();
+        for policy in [UnknownCallers::Refuse, UnknownCallers::Forward] {
+            assert!(matches!(
+                identify(&cluster, peer, policy),
+                Err(GatewayError::NotReady)
+            ));
+        }
+        cluster.set_pods(&[]);
+        assert!(
+            matches!(
+                identify(&cluster, peer, UnknownCallers::Refuse),
+                Err(GatewayError::NotReady)
+            ),
+            "the budgets are not listed yet"
+        );
+        cluster.set_budgets(&[]);
+        assert!(matches!(
+            identify(&cluster, peer, UnknownCallers::Refuse),
+            Err(GatewayError::UnknownCaller(_))
+        ));
+    }
+
     #[test]
     fn an_address_of_no_pod_is_refused_unless_unknown_callers_are_forwarded() {
-        let cluster = ClusterView::default();
+        let cluster = synced_empty();
         let peer: IpAddr = "10.1.2.3".parse().unwrap();
         assert!(matches!(
             identify(&cluster, peer, UnknownCallers::Refuse),

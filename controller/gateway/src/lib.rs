@@ -82,6 +82,9 @@ pub struct GatewayConfig {
     pub max_response_bytes: usize,
     /// How long a client may take to send its body.
     pub body_timeout: Duration,
+    /// How long a response (a stream included) may wait for its client to read on before the
+    /// gateway cuts it (`--response-write-timeout`); a cut stream is charged as a hang-up.
+    pub write_timeout: Duration,
     /// Callers that are not pods.
     pub unknown_callers: UnknownCallers,
     /// Context window assumed for models not in the catalog.
@@ -94,6 +97,7 @@ impl Default for GatewayConfig {
             max_body_bytes: 20 << 20,
             max_response_bytes: 64 << 20,
             body_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(30),
             unknown_callers: UnknownCallers::Refuse,
             fallback_context_window: 200_000,
         }
@@ -228,8 +232,11 @@ impl Gateway {
             }
             Err(e) => return Err(settlement.cancel(Settle::Release, e.into())),
         };
-        let limit = self.config.max_response_bytes;
-        let mut response = settle::relay(limit, operation, upstream, settlement).await?;
+        let limits = settle::RelayLimits {
+            max_response_bytes: self.config.max_response_bytes,
+            write_timeout: self.config.write_timeout,
+        };
+        let mut response = settle::relay(limits, operation, upstream, settlement).await?;
         mark_downgrade(&mut response, &admitted);
         Ok((response, admitted.outcome()))
     }
@@ -313,24 +320,24 @@ fn mark_downgrade(response: &mut Response<ResponseBody>, admitted: &Admitted) {
     }
 }
 
+/// What unit tests of several modules build on.
 #[cfg(test)]
-mod tests {
+pub(crate) mod testing {
     use super::*;
-    use std::sync::Mutex;
 
     use aws_credential_types::Credentials;
     use aws_credential_types::provider::SharedCredentialsProvider;
-    use http_body_util::{BodyExt, Full};
     use prometheus_client::registry::Registry;
 
     use crate::forward::UpstreamConfig;
     use crate::slices::SliceConfig;
 
-    const SIGNED: &str = "AWS4-HMAC-SHA256 Credential=AKID/20260101/us-east-1/bedrock/aws4_request, \
-                          SignedHeaders=host, Signature=abc";
-
-    /// A gateway with no pods, no budgets, no controller, and a Bedrock nobody listens at.
-    fn gateway(unknown_callers: UnknownCallers) -> (Arc<Gateway>, Registry) {
+    /// A gateway with the caches in `cluster`, no controller, and a Bedrock nobody listens at;
+    /// its metrics in the registry returned.
+    pub fn gateway(
+        unknown_callers: UnknownCallers,
+        cluster: ClusterView,
+    ) -> (Arc<Gateway>, Registry) {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let mut registry = Registry::default();
         let metrics = Arc::new(GatewayMetrics::register(&mut registry));
@@ -358,7 +365,7 @@ mod tests {
         };
         let gateway = Gateway::new(
             config,
-            ClusterView::default(),
+            cluster,
             slices,
             Prices::default(),
             upstream,
@@ -368,6 +375,35 @@ mod tests {
             "aigov-test".into(),
         );
         (gateway, registry)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    use http_body_util::{BodyExt, Full};
+    use prometheus_client::registry::Registry;
+
+    const SIGNED: &str = "AWS4-HMAC-SHA256 Credential=AKID/20260101/us-east-1/bedrock/aws4_request, \
+                          SignedHeaders=host, Signature=abc";
+
+    /// A gateway with no pods, no budgets, no controller, and a Bedrock nobody listens at.
+    fn gateway(unknown_callers: UnknownCallers) -> (Arc<Gateway>, Registry) {
+        // Listed, and nothing found: every caller is unknown.
+        let cluster = ClusterView::default();
+        cluster.set_pods(&[]);
+        cluster.set_budgets(&[]);
+        gateway_seeing(unknown_callers, cluster)
+    }
+
+    /// Like [`gateway`], with the caches in `cluster`.
+    fn gateway_seeing(
+        unknown_callers: UnknownCallers,
+        cluster: ClusterView,
+    ) -> (Arc<Gateway>, Registry) {
+        crate::testing::gateway(unknown_callers, cluster)
     }
 
     async fn call(
@@ -448,6 +484,29 @@ mod tests {
         assert_eq!(response.status(), 403);
         assert!(body.contains("no running pod has IP 10.9.8.7"), "{body}");
         assert!(counted(&registry, "unknown_caller"));
+    }
+
+    #[tokio::test]
+    async fn a_call_before_the_caches_synced_is_a_retryable_503_not_an_unknown_caller() {
+        let (starting, registry) = gateway_seeing(UnknownCallers::Refuse, ClusterView::default());
+        let (response, body) = call(
+            &starting,
+            "/model/amazon.nova-micro-v1:0/converse",
+            Some(SIGNED),
+            "{}",
+        )
+        .await;
+        assert_eq!(response.status(), 503);
+        assert!(
+            response.headers()["x-amzn-errortype"]
+                .to_str()
+                .unwrap()
+                .starts_with("ServiceUnavailableException:")
+        );
+        assert_eq!(response.headers()["retry-after"], "1");
+        assert!(body.contains("is starting"), "{body}");
+        assert!(counted(&registry, "not_ready"));
+        assert_eq!(starting.slices.pending(), 0, "nothing recorded");
     }
 
     #[tokio::test]

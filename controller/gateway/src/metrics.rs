@@ -19,6 +19,7 @@ struct OutcomeLabels {
 pub struct GatewayMetrics {
     requests: Family<OutcomeLabels, Counter>,
     overhead: Histogram,
+    stalled_streams: Counter,
 }
 
 impl GatewayMetrics {
@@ -27,6 +28,7 @@ impl GatewayMetrics {
         let metrics = GatewayMetrics {
             requests: Family::default(),
             overhead: Histogram::new(exponential_buckets(0.000_01, 2.0, 16)),
+            stalled_streams: Counter::default(),
         };
         registry.register(
             "gateway_requests",
@@ -38,7 +40,18 @@ impl GatewayMetrics {
             "Time a call spends in the gateway before it is forwarded",
             metrics.overhead.clone(),
         );
+        registry.register(
+            "gateway_stalled_streams",
+            "Streams cut because their client left them unread past --response-write-timeout \
+             (each charged as a hang-up)",
+            metrics.stalled_streams.clone(),
+        );
         metrics
+    }
+
+    /// Counts one stream cut for a client that stopped reading.
+    pub fn stalled_stream(&self) {
+        self.stalled_streams.inc();
     }
 
     /// Counts one gateway answer.

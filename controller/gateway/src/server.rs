@@ -8,9 +8,18 @@
 //! timeout, rather than by hyper-util's `auto::Builder`: its version sniffing waits for those
 //! bytes with no deadline, so a client that connects and says nothing would hold a connection
 //! open for ever, where HTTP/1.1 alone closed it after [`HEADER_READ_TIMEOUT`].
+//!
+//! Holding is bounded both ways: an HTTP/1.1 connection waits at most [`HEADER_READ_TIMEOUT`]
+//! for the next request's headers (idle keep-alive included, hyper's timer starts again after
+//! each response), and a write to any connection that makes no progress for the gateway's
+//! write timeout (`--response-write-timeout`: a client that stopped reading a response, streamed
+//! or whole) fails the connection, which cuts every call on it. A stream stalled alone on an
+//! HTTP/2 connection (its flow-control window shut) is cut by the stream's own stall watch in
+//! [`crate::settle`]. An idle HTTP/2 connection holds no call and is only pinged.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +29,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+use tokio_io_timeout::TimeoutStream;
 
 use crate::Gateway;
 
@@ -175,32 +185,45 @@ macro_rules! service {
     }};
 }
 
+/// A connection whose writes must progress: one that stays blocked for `timeout` (the client
+/// reads nothing) fails with `TimedOut`, and hyper closes the connection.
+type Bounded = TokioIo<Pin<Box<TimeoutStream<TcpStream>>>>;
+
+fn bounded_writes(stream: TcpStream, timeout: Duration) -> Bounded {
+    let mut io = TimeoutStream::new(stream);
+    io.set_write_timeout(Some(timeout));
+    TokioIo::new(Box::pin(io))
+}
+
 /// One HTTP/1.1 connection from `peer`: headers within [`HEADER_READ_TIMEOUT`] (idle
-/// keep-alive included), at most 1 MiB buffered.
+/// keep-alive included), at most 1 MiB buffered, writes bounded by the write timeout.
 fn http1_connection(
     stream: TcpStream,
     peer: SocketAddr,
     gateway: Arc<Gateway>,
 ) -> impl hyper_util::server::graceful::GracefulConnection<Error = hyper::Error> {
+    let io = bounded_writes(stream, gateway.config.write_timeout);
     http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
         .max_buf_size(1 << 20)
-        .serve_connection(TokioIo::new(stream), service!(peer, gateway))
+        .serve_connection(io, service!(peer, gateway))
 }
 
 /// One h2c connection from `peer`, with hyper's HTTP/2 limits (16 KiB of headers, 200
-/// concurrent streams, bounded reset streams) and pings that close it when the peer is gone.
+/// concurrent streams, bounded reset streams), pings that close it when the peer is gone, and
+/// writes bounded by the write timeout.
 fn h2_connection(
     stream: TcpStream,
     peer: SocketAddr,
     gateway: Arc<Gateway>,
 ) -> impl hyper_util::server::graceful::GracefulConnection<Error = hyper::Error> {
+    let io = bounded_writes(stream, gateway.config.write_timeout);
     http2::Builder::new(TokioExecutor::new())
         .timer(TokioTimer::new())
         .keep_alive_interval(H2_KEEP_ALIVE_INTERVAL)
         .keep_alive_timeout(H2_KEEP_ALIVE_TIMEOUT)
-        .serve_connection(TokioIo::new(stream), service!(peer, gateway))
+        .serve_connection(io, service!(peer, gateway))
 }
 
 #[cfg(test)]
@@ -262,44 +285,32 @@ mod tests {
         assert_eq!(sniff(&server).await.expect("peek"), None);
     }
 
+    #[tokio::test]
+    async fn a_write_to_a_client_that_reads_nothing_fails_after_the_write_timeout() {
+        use tokio::io::AsyncWriteExt;
+        let (_client, server) = pair().await;
+        let timeout = Duration::from_millis(200);
+        let mut io = bounded_writes(server, timeout).into_inner();
+        let chunk = vec![0u8; 1 << 20];
+        let started = tokio::time::Instant::now();
+        // The client reads nothing: the socket's buffers fill, then a write blocks.
+        let error = loop {
+            if let Err(e) = io.write_all(&chunk).await {
+                break e;
+            }
+            assert!(started.elapsed() < Duration::from_secs(10), "never blocked");
+        };
+        assert_eq!(error.kind(), std::io::ErrorKind::TimedOut, "{error}");
+        assert!(started.elapsed() >= timeout);
+    }
+
     /// A gateway with no pods, no budgets and no controller: every call is refused, which is
     /// all a listener test needs (an answer).
     fn gateway() -> Arc<Gateway> {
-        use aigov_ledger::clock::Clock;
-        use aws_credential_types::Credentials;
-        use aws_credential_types::provider::SharedCredentialsProvider;
-        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-        let mut registry = prometheus_client::registry::Registry::default();
-        let metrics = Arc::new(crate::metrics::GatewayMetrics::register(&mut registry));
-        let upstream = crate::forward::Upstream::new(
-            crate::forward::UpstreamConfig {
-                endpoint: "http://127.0.0.1:1".into(),
-                region: "us-east-1".into(),
-                timeout: Duration::from_secs(5),
-            },
-            SharedCredentialsProvider::new(Credentials::new("AKID", "secret", None, None, "t")),
-        )
-        .expect("upstream");
-        let slices = crate::slices::Slices::new(crate::slices::SliceConfig {
-            gateway_id: "test".into(),
-            endpoints: Vec::new(),
-            interval: Duration::from_millis(250),
-            ttl: Duration::from_secs(20),
-            slice_fraction: rust_decimal::Decimal::new(5, 2),
-            max_pending: 100,
-            batch: 100,
-        });
-        Gateway::new(
-            crate::GatewayConfig::default(),
-            crate::cluster::ClusterView::default(),
-            slices,
-            aigov_runtime::prices::Prices::default(),
-            upstream,
-            None,
-            metrics,
-            Clock::system(),
-            "aigov-test".into(),
-        )
+        let cluster = crate::cluster::ClusterView::default();
+        cluster.set_pods(&[]);
+        cluster.set_budgets(&[]);
+        crate::testing::gateway(crate::UnknownCallers::Refuse, cluster).0
     }
 
     /// A call the gateway answers with a 404 (no such operation), over `version`.

@@ -8,7 +8,10 @@
 //! accepted is ever free. Streams are relayed frame by frame by [`MeteredBody`] while
 //! [`meter::StreamMeter`] reads their usage; a client that hangs up mid-stream does not end the
 //! metering: the rest of Bedrock's stream is read (bounded in time and bytes) by a task of its
-//! own until Bedrock reports the usage.
+//! own until Bedrock reports the usage. A client that stops reading is treated the same way
+//! once it has left the stream unread for `--response-write-timeout` ([`MeteredBody`]'s stall
+//! watch): the stream is cut and the call settles as a hang-up does, so a stalled reader
+//! cannot pin its worst-case reservation.
 //!
 //! **The estimate** (a call Bedrock accepted but whose usage never arrived: a stream cut short,
 //! a stream abandoned and not read to its end within [`DRAIN_WITHIN`] or `--max-response-bytes`,
@@ -20,7 +23,7 @@
 //! (`usage_estimated`).
 
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -33,6 +36,7 @@ use http::{Response, StatusCode};
 use http_body::{Body, Frame};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
+use tokio::time::Instant;
 
 use crate::admission::Admitted;
 use crate::error::GatewayError;
@@ -193,15 +197,26 @@ impl Drop for Settlement {
     }
 }
 
+/// How much of Bedrock's answer the gateway reads, and how long a client may leave it unread.
+#[derive(Clone, Copy, Debug)]
+pub struct RelayLimits {
+    /// The most bytes read for usage: a whole response, or the rest of an abandoned stream.
+    pub max_response_bytes: usize,
+    /// How long a stream may wait for its client to take the next part before it is cut and
+    /// settled as a hang-up (`--response-write-timeout`).
+    pub write_timeout: Duration,
+}
+
 /// Relays Bedrock's answer to a forwarded call: its own errors pass through (released, Bedrock
 /// charges nothing for them), streams are metered as they pass, and a whole response is read
 /// (up to `--max-response-bytes`) for its usage before it is returned.
 pub async fn relay(
-    max_response_bytes: usize,
+    limits: RelayLimits,
     operation: Operation,
     response: Response<Incoming>,
     mut settlement: Settlement,
 ) -> Result<Response<ResponseBody>, GatewayError> {
+    let max_response_bytes = limits.max_response_bytes;
     let (mut parts, body) = response.into_parts();
     for name in DROPPED_RESPONSE_HEADERS {
         parts.headers.remove(*name);
@@ -220,7 +235,7 @@ pub async fn relay(
         ));
     }
     if operation.is_stream() {
-        let metered = MeteredBody::new(body, operation, settlement, max_response_bytes);
+        let metered = MeteredBody::new(body, operation, settlement, limits);
         return Ok(Response::from_parts(parts, metered.boxed()));
     }
     match Limited::new(body, max_response_bytes).collect().await {
@@ -262,6 +277,97 @@ impl<B> Relay<B> {
         );
         self.settlement.finish(how);
     }
+
+    /// Settles a stream its client left (hung up, or stalled past the write timeout): with
+    /// the usage when it already went by, else once the rest of Bedrock's stream has been read
+    /// for it ([`drain`], at most `max_bytes`), since Bedrock goes on and bills.
+    fn abandon(mut self, max_bytes: usize)
+    where
+        B: Body<Data = Bytes> + Send + Unpin + 'static,
+    {
+        if let Some(usage) = self.meter.usage() {
+            self.settlement.finish(Settle::Reported(usage));
+            return;
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(drain(self, max_bytes, DRAIN_WITHIN));
+            }
+            Err(_) => self
+                .settlement
+                .finish(Settle::Estimated { output_seen: None }),
+        }
+    }
+}
+
+/// What a stream being relayed shares with its stall watch ([`watch_stall`]).
+struct Relayed<B> {
+    /// The stream, until it ends, breaks, is left by its client or is cut.
+    relay: Option<Relay<B>>,
+    /// Since when a part handed to the client's connection waits for it to take the next
+    /// (`None` while the gateway waits for Bedrock, or before the first part).
+    handed_at: Option<Instant>,
+    /// True once the stall watch cut the stream: the client gets an error, not the rest.
+    cut: bool,
+}
+
+/// What the stall watch does when it wakes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StallCheck {
+    /// The client took nothing for the write timeout: cut the stream.
+    Cut,
+    /// Look again at this instant.
+    WakeAt(Instant),
+}
+
+/// The stall watch's decision at `now`, for a stream whose last part was handed to the client
+/// at `handed_at` (`None`: not waiting for the client), with `timeout` allowed (pure).
+pub fn stall_check(handed_at: Option<Instant>, now: Instant, timeout: Duration) -> StallCheck {
+    match handed_at {
+        Some(at) if now >= at + timeout => StallCheck::Cut,
+        Some(at) => StallCheck::WakeAt(at + timeout),
+        None => StallCheck::WakeAt(now + timeout),
+    }
+}
+
+/// Watches a relayed stream for a client that stopped reading: once a part has waited
+/// `timeout` for the client's connection to take it, the stream is cut (the client's next read
+/// is an error) and the call settled as a hang-up; ends when the stream does.
+async fn watch_stall<B>(relayed: Arc<Mutex<Relayed<B>>>, timeout: Duration, max_bytes: usize)
+where
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
+{
+    loop {
+        let wake = {
+            let mut shared = lock(&relayed);
+            if shared.relay.is_none() {
+                return;
+            }
+            match stall_check(shared.handed_at, Instant::now(), timeout) {
+                StallCheck::WakeAt(at) => at,
+                StallCheck::Cut => {
+                    shared.cut = true;
+                    let Some(relay) = shared.relay.take() else {
+                        return;
+                    };
+                    drop(shared);
+                    relay.settlement.gateway.metrics.stalled_stream();
+                    tracing::warn!(
+                        ?timeout,
+                        "a client left its stream unread past the write timeout: cut, and \
+                         charged as a hang-up"
+                    );
+                    relay.abandon(max_bytes);
+                    return;
+                }
+            }
+        };
+        tokio::time::sleep_until(wake).await;
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A streaming response relayed frame by frame, its usage read on the way; the call settles
@@ -272,8 +378,11 @@ where
     B: Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: Into<BoxError>,
 {
-    relay: Option<Relay<B>>,
+    relayed: Arc<Mutex<Relayed<B>>>,
     max_bytes: usize,
+    write_timeout: Duration,
+    /// The stall watch, stopped when the body is dropped.
+    watch: Option<tokio::task::AbortHandle>,
 }
 
 impl<B> MeteredBody<B>
@@ -281,24 +390,42 @@ where
     B: Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: Into<BoxError>,
 {
-    /// Meters `inner`, a stream of `operation`, settling `settlement`; at most `max_bytes`
-    /// are read after the client went away.
+    /// Meters `inner`, a stream of `operation`, settling `settlement`; at most
+    /// `limits.max_response_bytes` are read after the client went away, and a client that
+    /// takes nothing for `limits.write_timeout` is cut.
     pub fn new(
         inner: B,
         operation: Operation,
         settlement: Settlement,
-        max_bytes: usize,
+        limits: RelayLimits,
     ) -> MeteredBody<B> {
-        MeteredBody {
+        let relayed = Arc::new(Mutex::new(Relayed {
             relay: Some(Relay {
                 inner,
                 meter: meter::StreamMeter::new(operation),
                 settlement,
             }),
+            handed_at: None,
+            cut: false,
+        }));
+        let max_bytes = limits.max_response_bytes;
+        let watch = tokio::runtime::Handle::try_current().ok().map(|runtime| {
+            let watched = watch_stall(relayed.clone(), limits.write_timeout, max_bytes);
+            runtime.spawn(watched).abort_handle()
+        });
+        MeteredBody {
+            relayed,
             max_bytes,
+            write_timeout: limits.write_timeout,
+            watch,
         }
     }
 }
+
+/// The error a client that stalled past the write timeout reads (its stream was cut).
+#[derive(Debug, thiserror::Error)]
+#[error("the client left the stream unread past the gateway's write timeout: cut")]
+pub struct StreamCut;
 
 impl<B> Body for MeteredBody<B>
 where
@@ -309,11 +436,16 @@ where
     type Error = BoxError;
 
     fn poll_frame(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = &mut *self;
-        let Some(relay) = this.relay.as_mut() else {
+        let mut shared = lock(&self.relayed);
+        // Asked for more: the client's connection took what it was handed.
+        shared.handed_at = None;
+        if std::mem::take(&mut shared.cut) {
+            return Poll::Ready(Some(Err(StreamCut.into())));
+        }
+        let Some(relay) = shared.relay.as_mut() else {
             return Poll::Ready(None);
         };
         match Pin::new(&mut relay.inner).poll_frame(cx) {
@@ -321,16 +453,17 @@ where
                 if let Some(data) = frame.data_ref() {
                     relay.meter.feed(data);
                 }
+                shared.handed_at = Some(Instant::now());
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => {
-                if let Some(relay) = this.relay.take() {
+                if let Some(relay) = shared.relay.take() {
                     relay.ended();
                 }
                 Poll::Ready(Some(Err(e.into())))
             }
             Poll::Ready(None) => {
-                if let Some(relay) = this.relay.take() {
+                if let Some(relay) = shared.relay.take() {
                     relay.ended();
                 }
                 Poll::Ready(None)
@@ -340,7 +473,12 @@ where
     }
 
     fn is_end_stream(&self) -> bool {
-        self.relay.as_ref().is_none_or(|r| r.inner.is_end_stream())
+        let shared = lock(&self.relayed);
+        !shared.cut
+            && shared
+                .relay
+                .as_ref()
+                .is_none_or(|r| r.inner.is_end_stream())
     }
 }
 
@@ -350,23 +488,24 @@ where
     B::Error: Into<BoxError>,
 {
     fn drop(&mut self) {
-        let Some(mut relay) = self.relay.take() else {
-            return;
-        };
-        if let Some(usage) = relay.meter.usage() {
-            relay.settlement.finish(Settle::Reported(usage));
-            return;
+        if let Some(watch) = self.watch.take() {
+            watch.abort();
         }
         // The client went away before Bedrock's usage: Bedrock goes on (and bills), so read
         // the rest of its stream for the usage instead of forgetting the call.
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => {
-                runtime.spawn(drain(relay, self.max_bytes, DRAIN_WITHIN));
-            }
-            Err(_) => relay
-                .settlement
-                .finish(Settle::Estimated { output_seen: None }),
+        let (relay, handed_at) = {
+            let mut shared = lock(&self.relayed);
+            (shared.relay.take(), shared.handed_at)
+        };
+        let Some(relay) = relay else {
+            return;
+        };
+        // Its connection may have been closed by the write timeout a moment before the stall
+        // watch woke: the same stall, counted once.
+        if stall_check(handed_at, Instant::now(), self.write_timeout) == StallCheck::Cut {
+            relay.settlement.gateway.metrics.stalled_stream();
         }
+        relay.abandon(self.max_bytes);
     }
 }
 
@@ -416,4 +555,127 @@ where
         }
     }
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::channel::{Channel, Sender};
+
+    use crate::cluster::ClusterView;
+    use crate::trace::CallTrace;
+
+    /// A metered ConverseStream over a channel standing in for Bedrock's body, cut after
+    /// `write_timeout`; the sender, and the gateway's metrics.
+    fn metered(
+        write_timeout: Duration,
+    ) -> (
+        MeteredBody<Channel<Bytes, std::io::Error>>,
+        Sender<Bytes, std::io::Error>,
+        prometheus_client::registry::Registry,
+    ) {
+        let (gateway, registry) =
+            crate::testing::gateway(crate::UnknownCallers::Forward, ClusterView::default());
+        let admitted = Admitted {
+            model: "anthropic.claude-3-haiku-20240307-v1:0".into(),
+            downgraded_from: None,
+            downgraded_by: None,
+        };
+        let worst = WorstCase {
+            cost: Usd::ZERO,
+            input_tokens: 10,
+            output_tokens: 10,
+        };
+        let trace = CallTrace::new("test-1".into(), "10.0.0.1".parse().unwrap());
+        // No budget selects the caller: an empty reservation, enough for the stall watch.
+        let settlement = Settlement::new(
+            gateway,
+            Reservation::default(),
+            worst,
+            UsageRecord::default(),
+            &admitted,
+            &trace,
+        );
+        let (sender, bedrock) = Channel::new(4);
+        let limits = RelayLimits {
+            max_response_bytes: 1 << 20,
+            write_timeout,
+        };
+        let body = MeteredBody::new(bedrock, Operation::ConverseStream, settlement, limits);
+        (body, sender, registry)
+    }
+
+    fn stalled(registry: &prometheus_client::registry::Registry) -> bool {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, registry).unwrap();
+        text.contains("gateway_stalled_streams_total 1")
+    }
+
+    #[tokio::test]
+    async fn a_stream_whose_client_takes_nothing_for_the_write_timeout_is_cut_and_counted() {
+        let (mut body, mut bedrock, registry) = metered(Duration::from_millis(200));
+        bedrock
+            .send_data(Bytes::from_static(b"part"))
+            .await
+            .unwrap();
+        bedrock
+            .send_data(Bytes::from_static(b"more"))
+            .await
+            .unwrap();
+        let first = body.frame().await.expect("a frame").expect("data");
+        assert_eq!(first.into_data().unwrap(), "part");
+        // The client's connection takes nothing more.
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert!(stalled(&registry), "the stall watch cut it");
+        let next = body.frame().await.expect("an answer");
+        assert!(
+            next.is_err_and(|e| e.is::<StreamCut>()),
+            "the client reads the cut, not the rest"
+        );
+        assert!(body.frame().await.is_none(), "then the stream is over");
+    }
+
+    #[tokio::test]
+    async fn a_stream_waiting_for_bedrock_is_never_cut_however_long_it_waits() {
+        let (mut body, mut bedrock, registry) = metered(Duration::from_millis(100));
+        bedrock
+            .send_data(Bytes::from_static(b"part"))
+            .await
+            .unwrap();
+        assert!(body.frame().await.is_some());
+        // The client asks for more at once; Bedrock is slow (5 timeouts).
+        let waited = tokio::time::timeout(Duration::from_millis(500), body.frame()).await;
+        assert!(waited.is_err(), "nothing from Bedrock yet");
+        assert!(!stalled(&registry));
+        bedrock
+            .send_data(Bytes::from_static(b"late"))
+            .await
+            .unwrap();
+        let late = body.frame().await.expect("a frame").expect("data");
+        assert_eq!(late.into_data().unwrap(), "late");
+    }
+
+    #[test]
+    fn a_stream_is_cut_only_when_a_part_waited_the_whole_write_timeout_for_its_client() {
+        let now = Instant::now();
+        let timeout = Duration::from_secs(30);
+        // Waiting for Bedrock (nothing handed over) is never a stall: look again later.
+        assert_eq!(
+            stall_check(None, now, timeout),
+            StallCheck::WakeAt(now + timeout)
+        );
+        let handed = now - Duration::from_secs(10);
+        assert_eq!(
+            stall_check(Some(handed), now, timeout),
+            StallCheck::WakeAt(handed + timeout)
+        );
+        assert_eq!(
+            stall_check(Some(now - timeout), now, timeout),
+            StallCheck::Cut
+        );
+        assert_eq!(
+            stall_check(Some(now - Duration::from_secs(31)), now, timeout),
+            StallCheck::Cut
+        );
+    }
 }

@@ -64,6 +64,9 @@ pub struct Options {
     pub env: Vec<(String, String)>,
     /// Watch only `namespace` (default true).
     pub scoped: bool,
+    /// The kubeconfig the process uses (default: the local environment's); e.g.
+    /// [`crate::kubeconfig_via`] a [`crate::proxy::Proxy`] in front of the apiserver.
+    pub kubeconfig: Option<PathBuf>,
 }
 
 impl Options {
@@ -79,6 +82,7 @@ impl Options {
             extra: Vec::new(),
             env: Vec::new(),
             scoped: true,
+            kubeconfig: None,
         }
     }
 }
@@ -138,7 +142,10 @@ impl Aigov {
             .args(["--controller-endpoints", &endpoints.join(",")])
             .args(["--bedrock-endpoint", &env.bedrock_sim_endpoint])
             .args(&options.extra)
-            .env("KUBECONFIG", &env.kubeconfig)
+            .env(
+                "KUBECONFIG",
+                options.kubeconfig.as_ref().unwrap_or(&env.kubeconfig),
+            )
             .env("AWS_ACCESS_KEY_ID", "aigov-gateway")
             .env("AWS_SECRET_ACCESS_KEY", "gateway-secret")
             .env("AWS_REGION", "us-east-1")

@@ -8,10 +8,12 @@
 pub mod aigov;
 pub mod bedrock;
 pub mod budgets;
+pub mod proxy;
 pub mod terraform;
 pub mod webhook;
 
 use std::io::Write;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -191,4 +193,47 @@ pub fn http_get(authority: &str, path: &str) -> Option<(u16, String)> {
     let status = response.status().as_u16();
     let body = response.body_mut().read_to_string().ok()?;
     Some((status, body))
+}
+
+/// The local environment's kubeconfig, parsed.
+fn kubeconfig_yaml() -> serde_yaml::Value {
+    let text = std::fs::read_to_string(local_env().kubeconfig).expect("the kubeconfig");
+    serde_yaml::from_str(&text).expect("kubeconfig YAML")
+}
+
+/// The kube-apiserver's address (`127.0.0.1:PORT`), from the local environment's kubeconfig.
+pub fn apiserver_addr() -> SocketAddr {
+    let config = kubeconfig_yaml();
+    let server = config["clusters"][0]["cluster"]["server"]
+        .as_str()
+        .expect("a cluster server URL");
+    let authority = server.trim_start_matches("https://").trim_end_matches('/');
+    authority.parse().expect("the apiserver at IP:PORT")
+}
+
+/// A copy of the local environment's kubeconfig whose clusters are reached at `addr` (a
+/// [`proxy::Proxy`] in front of the apiserver), for `aigov::Options::kubeconfig`. TLS passes
+/// through the proxy, and the apiserver's certificate covers 127.0.0.1, so the copy verifies
+/// as the original does; `tls-server-name` names the original host all the same, so a proxy
+/// on another address would verify too.
+pub fn kubeconfig_via(addr: SocketAddr) -> PathBuf {
+    let mut config = kubeconfig_yaml();
+    let clusters = config["clusters"]
+        .as_sequence_mut()
+        .expect("kubeconfig clusters");
+    for cluster in clusters {
+        let cluster = &mut cluster["cluster"];
+        let original = cluster["server"].as_str().unwrap_or_default().to_owned();
+        let host = original
+            .trim_start_matches("https://")
+            .rsplit_once(':')
+            .map(|(host, _)| host.to_owned())
+            .unwrap_or_default();
+        cluster["server"] = format!("https://{addr}").into();
+        cluster["tls-server-name"] = host.into();
+    }
+    let path = std::env::temp_dir().join(format!("{}.kubeconfig", unique("via-proxy")));
+    let text = serde_yaml::to_string(&config).expect("kubeconfig YAML");
+    std::fs::write(&path, text).expect("the kubeconfig copy");
+    path
 }
