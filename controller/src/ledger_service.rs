@@ -15,6 +15,7 @@ use crate::emf::EmfWriter;
 use crate::metrics::Metrics;
 use aigov_ledger::clock::Clock;
 use aigov_ledger::ledger::{BudgetKey, Charge, Ledger};
+use aigov_ledger::outbox::Outgoing;
 use aigov_ledger::proto::ledger_server::{Ledger as LedgerApi, LedgerServer};
 use aigov_ledger::proto::{
     BudgetFigures, ExchangeRequest, ExchangeResponse, Grant, Refusal, UsageRecord,
@@ -230,39 +231,66 @@ impl LedgerShared {
         gone
     }
 
-    /// Tells metrics and CloudWatch what one charge did, whether it was counted on arrival or
-    /// when its budget's account was opened later.
-    pub fn publish(&self, charge: &Charge, record: &UsageRecord) {
-        if charge.after != charge.before {
-            self.metrics
-                .spent(&charge.budget, &record.model, charge.after - charge.before);
+    /// Tells metrics what one charge did, whether it was counted on arrival or when its
+    /// budget's account was opened later, and stages its usage record for CloudWatch (written
+    /// once its status is, [`aigov_ledger::outbox`]). A charge in doubt was counted by a
+    /// previous leader: only its usage record may be missing.
+    pub fn publish(&self, ledger: &mut Ledger, charge: &Charge, record: &UsageRecord) {
+        if !charge.in_doubt {
+            if charge.after != charge.before {
+                self.metrics
+                    .spent(&charge.budget, &record.model, charge.after - charge.before);
+            }
+            if record.refusal != Refusal::None as i32 {
+                self.metrics
+                    .refused(&charge.budget, refusal_reason(record.refusal));
+            }
         }
-        if record.refusal != Refusal::None as i32 {
-            self.metrics
-                .refused(&charge.budget, refusal_reason(record.refusal));
+        if self.emf.is_none() || charge.cost.is_zero() {
+            return;
         }
-        if let Some(emf) = &self.emf
-            && charge.after != charge.before
-        {
-            let (namespace, budget) = charge.budget.split_once('/').unwrap_or_default();
-            emf.push(UsageEvent {
-                timestamp_ms: record.occurred_at_ms,
-                namespace: namespace.to_owned(),
-                budget: budget.to_owned(),
-                model: record.model.clone(),
-                cost: charge.after - charge.before,
-                tokens: [
-                    record.input_tokens,
-                    record.output_tokens,
-                    record.cache_read_tokens,
-                    record.cache_write_tokens + record.cache_write_1h_tokens,
-                ],
-                request_id: record.request_id.clone(),
-                pod: format!("{}/{}", record.pod_namespace, record.pod_name),
-                workload: aigov_ledger::ledger::workload_of(record),
-                operation: record.operation.clone(),
-            });
+        let (namespace, budget) = charge.budget.split_once('/').unwrap_or_default();
+        let event = UsageEvent {
+            timestamp_ms: record.occurred_at_ms,
+            namespace: namespace.to_owned(),
+            budget: budget.to_owned(),
+            model: record.model.clone(),
+            cost: charge.cost,
+            tokens: [
+                record.input_tokens,
+                record.output_tokens,
+                record.cache_read_tokens,
+                record.cache_write_tokens + record.cache_write_1h_tokens,
+            ],
+            request_id: record.request_id.clone(),
+            pod: format!("{}/{}", record.pod_namespace, record.pod_name),
+            workload: aigov_ledger::ledger::workload_of(record),
+            operation: record.operation.clone(),
+        };
+        ledger.stage_usage(Outgoing {
+            gateway: charge.gateway.clone(),
+            sequence: charge.sequence,
+            budget: charge.budget.clone(),
+            event,
+            in_doubt: charge.in_doubt,
+        });
+    }
+
+    /// Hands the usage records whose status is written to the writer, and takes back what it
+    /// wrote. Returns whether acknowledgements must wait for usage records (they do while
+    /// the writer keeps up; see [`EmfWriter::overdue`]).
+    pub fn sync_usage(&self, ledger: &mut Ledger) -> bool {
+        let Some(emf) = &self.emf else {
+            return false;
+        };
+        for (gateway, sequence) in emf.take_written() {
+            ledger.usage_written(&gateway, sequence);
         }
+        for outgoing in ledger.ready_usage() {
+            emf.push(outgoing);
+        }
+        self.metrics.usage_unwritten(ledger.usage_unwritten());
+        !emf.overdue()
     }
 
     /// Notes a refusal or a downgrade for the reconciler's Events on every budget `record`
@@ -313,7 +341,7 @@ impl LedgerShared {
         let mut ledger = self.ledger();
         for record in &request.records {
             for charge in ledger.apply(gateway, record, &prices) {
-                self.publish(&charge, record);
+                self.publish(&mut ledger, &charge, record);
                 changed.insert(charge.budget);
             }
             self.note(record, &mut changed);
@@ -355,7 +383,8 @@ impl LedgerShared {
                 });
             }
         }
-        let acknowledged_through = ledger.acknowledge(gateway);
+        let wait_for_usage = self.sync_usage(&mut ledger);
+        let acknowledged_through = ledger.acknowledge(gateway, wait_for_usage);
         drop(ledger);
         for key in changed {
             let _ = self.changed.send(key);

@@ -70,6 +70,7 @@ pub struct Metrics {
     exchange: Histogram,
     records: Counter,
     status_writes: Counter,
+    usage_unwritten: Gauge,
     series: Mutex<HashMap<BudgetLabels, BudgetSeries>>,
 }
 
@@ -95,6 +96,7 @@ impl Metrics {
             exchange: Histogram::new(exponential_buckets(0.000_01, 2.0, 16)),
             records: Counter::default(),
             status_writes: Counter::default(),
+            usage_unwritten: Gauge::default(),
             series: Mutex::default(),
         };
         registry.register(
@@ -151,6 +153,11 @@ impl Metrics {
             "status_writes",
             "AIBudget status patches written",
             m.status_writes.clone(),
+        );
+        registry.register(
+            "usage_records_unwritten",
+            "Usage records (EMF) counted but not yet written to CloudWatch Logs",
+            m.usage_unwritten.clone(),
         );
         m
     }
@@ -298,6 +305,12 @@ impl Metrics {
     /// Counts one status write.
     pub fn status_written(&self) {
         self.status_writes.inc();
+    }
+
+    /// Usage records counted and not yet written.
+    pub fn usage_unwritten(&self, count: usize) {
+        self.usage_unwritten
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
     }
 
     /// Observes one ledger exchange and the records it carried.

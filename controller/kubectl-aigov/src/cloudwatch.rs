@@ -6,8 +6,10 @@ use crate::error::{Error, Result};
 use crate::range::TimeRange;
 use crate::records::{CallRecord, from_emf};
 
-/// Every aigov usage record in `group` whose call falls in `range`, in log order. Lines that
-/// are not usage records (anything else written to the group) are skipped.
+/// Every aigov usage record in `group` whose call falls in `range`, in log order, each call and
+/// budget once: the controller writes each record once, and a record seen twice (a leader that
+/// died between writing it and having it acknowledged) is read once here all the same. Lines
+/// that are not usage records (anything else written to the group) are skipped.
 pub async fn fetch(client: &Client, group: &str, range: &TimeRange) -> Result<Vec<CallRecord>> {
     let mut pages = client
         .filter_log_events()
@@ -18,6 +20,7 @@ pub async fn fetch(client: &Client, group: &str, range: &TimeRange) -> Result<Ve
         .into_paginator()
         .send();
     let mut records = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| {
             let e = e.into_service_error();
@@ -37,7 +40,11 @@ pub async fn fetch(client: &Client, group: &str, range: &TimeRange) -> Result<Ve
                 .iter()
                 .filter_map(|e| e.message())
                 .filter_map(from_emf)
-                .filter(|r| range.contains(r.timestamp)),
+                .filter(|r| range.contains(r.timestamp))
+                .filter(|r| {
+                    let key = (r.request_id.clone(), r.namespace.clone(), r.budget.clone());
+                    r.request_id.is_empty() || seen.insert(key)
+                }),
         );
     }
     Ok(records)

@@ -29,6 +29,7 @@ use aigov_api::{AIBudgetStatus, Usd};
 use jiff::Timestamp;
 
 use crate::headroom::{Advice, Headroom};
+use crate::outbox::{Outgoing, UsageOutbox};
 use crate::proto::{Refusal, UsageRecord};
 use crate::rates::RateShares;
 
@@ -98,6 +99,11 @@ pub struct Account {
     pub persisted: HashMap<String, u64>,
     /// Per gateway, what it holds of this budget (granted, not yet spent).
     pub held: HashMap<String, Usd>,
+    /// Per gateway, the watermark this account was restored with from status: what previous
+    /// leaders counted.
+    restored: HashMap<String, u64>,
+    /// Per gateway, the last record within `restored` this leader has seen again.
+    doubts_seen: HashMap<String, u64>,
     /// Bedrock request IDs counted lately (see [`RecentRequests`]).
     seen: RecentRequests,
     /// Bumped on every change; the status writer compares it.
@@ -124,6 +130,8 @@ impl Account {
             applied: HashMap::new(),
             persisted: HashMap::new(),
             held: HashMap::new(),
+            restored: HashMap::new(),
+            doubts_seen: HashMap::new(),
             seen: RecentRequests::default(),
             version: 1,
         };
@@ -139,6 +147,7 @@ impl Account {
         for w in &status.ledger {
             account.applied.insert(w.gateway.clone(), w.sequence);
             account.persisted.insert(w.gateway.clone(), w.sequence);
+            account.restored.insert(w.gateway.clone(), w.sequence);
         }
         if !same_period {
             return account;
@@ -344,8 +353,42 @@ impl Account {
         }
         Some(Charge {
             budget: key.to_owned(),
+            gateway: gateway.to_owned(),
+            sequence: record.sequence,
             before,
             after: self.spent,
+            cost: self.spent - before,
+            in_doubt: false,
+        })
+    }
+
+    /// Counts `record` as [`Account::charge`] does; a record a previous leader already
+    /// counted comes back once as a charge in doubt (see [`Charge::in_doubt`]).
+    fn count(
+        &mut self,
+        key: &str,
+        gateway: &str,
+        record: &UsageRecord,
+        cost: Usd,
+    ) -> Option<Charge> {
+        if let Some(charge) = self.charge(key, gateway, record, cost) {
+            return Some(charge);
+        }
+        let restored = self.restored.get(gateway).copied().unwrap_or(0);
+        let checked = self.doubts_seen.entry(gateway.to_owned()).or_insert(0);
+        if record.sequence > restored || record.sequence <= *checked {
+            return None;
+        }
+        *checked = record.sequence;
+        let charged = record.refusal == Refusal::None as i32;
+        Some(Charge {
+            budget: key.to_owned(),
+            gateway: gateway.to_owned(),
+            sequence: record.sequence,
+            before: self.spent,
+            after: self.spent,
+            cost: if charged { cost } else { Usd::ZERO },
+            in_doubt: true,
         })
     }
 
@@ -479,10 +522,21 @@ pub struct Committed {
 pub struct Charge {
     /// The budget charged.
     pub budget: BudgetKey,
+    /// The gateway whose record it is, and the record's sequence there.
+    pub gateway: String,
+    /// The record's sequence at its gateway.
+    pub sequence: u64,
     /// Spend before.
     pub before: Usd,
     /// Spend after.
     pub after: Usd,
+    /// What the call cost this budget (for a charge in doubt, what it cost when a previous
+    /// leader counted it: spend does not move again).
+    pub cost: Usd,
+    /// A previous leader counted this record (it is within the watermark this account was
+    /// restored with) and this leader has not seen it before: counted no more, but its usage
+    /// record may not have been written ([`crate::outbox`]).
+    pub in_doubt: bool,
 }
 
 /// The workload a record is reported under: the gateway's name for it, else the pod's (records
@@ -535,6 +589,8 @@ pub struct Ledger {
     rates: RateShares,
     /// Reservations in flight and recalls of headroom, per budget.
     headroom: Headroom,
+    /// Usage records to write once persisted ([`crate::outbox`]).
+    outbox: UsageOutbox,
 }
 
 impl Ledger {
@@ -559,7 +615,7 @@ impl Ledger {
             .unwrap_or_default()
             .into_iter()
             .filter_map(|p| {
-                let charge = account.charge(&key, &p.gateway, &p.record, p.cost)?;
+                let charge = account.count(&key, &p.gateway, &p.record, p.cost)?;
                 Some((charge, p.record))
             })
             .collect();
@@ -684,7 +740,7 @@ impl Ledger {
         };
         for key in &record.budgets {
             match self.accounts.get_mut(key) {
-                Some(account) => charges.extend(account.charge(key, gateway, record, cost)),
+                Some(account) => charges.extend(account.count(key, gateway, record, cost)),
                 None => self.park(key, gateway, record, cost),
             }
         }
@@ -704,9 +760,39 @@ impl Ledger {
         }
     }
 
+    /// Stages the usage record of a charge, written once its status is ([`UsageOutbox`]).
+    pub fn stage_usage(&mut self, outgoing: Outgoing) {
+        self.outbox.stage(outgoing);
+    }
+
+    /// The staged usage records whose status is written, to hand to the writer.
+    pub fn ready_usage(&mut self) -> Vec<Outgoing> {
+        let accounts = &self.accounts;
+        self.outbox.take_ready(|budget, gateway| {
+            let account = accounts.get(budget)?;
+            Some(account.persisted.get(gateway).copied().unwrap_or(0))
+        })
+    }
+
+    /// The writer wrote the usage record of `sequence` from `gateway`.
+    pub fn usage_written(&mut self, gateway: &str, sequence: u64) {
+        self.outbox.written(gateway, sequence);
+    }
+
+    /// Usage records staged or being written.
+    pub fn usage_unwritten(&self) -> usize {
+        self.outbox.len()
+    }
+
     /// The highest sequence of `gateway` up to which every record is persisted in every
-    /// budget it was charged to (a deleted budget needs nothing).
-    pub fn acknowledge(&mut self, gateway: &str) -> u64 {
+    /// budget it was charged to (a deleted budget needs nothing) and, with `wait_for_usage`,
+    /// its usage records are written.
+    pub fn acknowledge(&mut self, gateway: &str, wait_for_usage: bool) -> u64 {
+        let usage_cap = if wait_for_usage {
+            self.outbox.acknowledgeable(gateway).unwrap_or(u64::MAX)
+        } else {
+            u64::MAX
+        };
         let (accounts, parked) = (&self.accounts, &self.parked);
         let persisted = |seq: u64, budgets: &[BudgetKey]| {
             budgets.iter().all(|key| match accounts.get(key) {
@@ -722,7 +808,7 @@ impl Ledger {
         if let Some(pending) = self.unacknowledged.get_mut(gateway) {
             let done = pending
                 .iter()
-                .take_while(|(seq, budgets)| persisted(*seq, budgets))
+                .take_while(|(seq, budgets)| *seq <= usage_cap && persisted(*seq, budgets))
                 .count();
             if done > 0 {
                 through = through.max(pending[done - 1].0);
@@ -792,6 +878,7 @@ impl Ledger {
         self.unacknowledged.remove(gateway);
         self.rates.forget_gateway(gateway);
         self.headroom.forget_gateway(gateway);
+        self.outbox.forget_gateway(gateway);
         changed
     }
 }
@@ -836,6 +923,65 @@ mod tests {
             );
         }
         ledger
+    }
+
+    #[test]
+    fn a_record_a_previous_leader_counted_comes_back_once_in_doubt_and_is_not_counted_again() {
+        let status = AIBudgetStatus {
+            period_start: Some(window().start.to_string()),
+            spent: Some("2.00".into()),
+            ledger: vec![LedgerWatermark {
+                gateway: "g1".into(),
+                sequence: 2,
+            }],
+            ..Default::default()
+        };
+        let mut ledger = Ledger::default();
+        let restored = Account::restore(window(), usd("10"), Some(&status));
+        ledger.insert("a/x".into(), restored);
+        let prices = PriceBook::default();
+        let resent = record(2, "r2", &["a/x"], 800_000);
+        let charges = ledger.apply("g1", &resent, &prices);
+        assert_eq!(charges.len(), 1);
+        assert!(
+            charges[0].in_doubt,
+            "the previous leader may have written it"
+        );
+        assert_eq!(
+            charges[0].cost,
+            usd("1.00"),
+            "its usage record says what it cost"
+        );
+        assert_eq!(charges[0].after, charges[0].before, "spend does not move");
+        assert!(ledger.apply("g1", &resent, &prices).is_empty(), "once");
+        let new = ledger.apply("g1", &record(3, "r3", &["a/x"], 800_000), &prices);
+        assert!(!new[0].in_doubt);
+        assert_eq!(ledger.account("a/x").unwrap().spent, usd("3.00"));
+    }
+
+    #[test]
+    fn a_usage_record_waits_for_its_status_and_holds_the_acknowledgement_until_written() {
+        let mut ledger = ledger_with(&["a/x"], "10");
+        let charge = ledger.apply("g1", &record(1, "r1", &["a/x"], 8), &PriceBook::default());
+        ledger.stage_usage(Outgoing {
+            gateway: "g1".into(),
+            sequence: charge[0].sequence,
+            budget: "a/x".into(),
+            event: Default::default(),
+            in_doubt: false,
+        });
+        assert!(ledger.ready_usage().is_empty(), "not in status yet");
+        ledger.mark_persisted(
+            "a/x",
+            &[LedgerWatermark {
+                gateway: "g1".into(),
+                sequence: 1,
+            }],
+        );
+        assert_eq!(ledger.acknowledge("g1", true), 0, "persisted, not written");
+        assert_eq!(ledger.ready_usage().len(), 1);
+        ledger.usage_written("g1", 1);
+        assert_eq!(ledger.acknowledge("g1", true), 1);
     }
 
     #[test]
@@ -915,17 +1061,17 @@ mod tests {
             &PriceBook::default(),
         );
         ledger.apply("g1", &record(2, "r2", &["a/x"], 1), &PriceBook::default());
-        assert_eq!(ledger.acknowledge("g1"), 0);
+        assert_eq!(ledger.acknowledge("g1", false), 0);
         let marks = ledger.account("a/x").unwrap().watermarks();
         ledger.mark_persisted("a/x", &marks);
         assert_eq!(
-            ledger.acknowledge("g1"),
+            ledger.acknowledge("g1", false),
             0,
             "a/y has not persisted record 1"
         );
         let marks = ledger.account("a/y").unwrap().watermarks();
         ledger.mark_persisted("a/y", &marks);
-        assert_eq!(ledger.acknowledge("g1"), 2);
+        assert_eq!(ledger.acknowledge("g1", false), 2);
     }
 
     #[test]
@@ -937,7 +1083,11 @@ mod tests {
         ledger.apply("g1", &r, &PriceBook::default());
         let marks = ledger.account("a/y").unwrap().watermarks();
         ledger.mark_persisted("a/y", &marks);
-        assert_eq!(ledger.acknowledge("g1"), 0, "a/x has not counted record 1");
+        assert_eq!(
+            ledger.acknowledge("g1", false),
+            0,
+            "a/x has not counted record 1"
+        );
 
         let replayed = ledger.insert("a/x".into(), Account::restore(window(), usd("10"), None));
         assert_eq!(replayed.len(), 1, "counted once although it arrived twice");
@@ -946,7 +1096,7 @@ mod tests {
         assert_eq!((account.spent, account.requests), (usd("1.00"), 1));
         let marks = account.watermarks();
         ledger.mark_persisted("a/x", &marks);
-        assert_eq!(ledger.acknowledge("g1"), 1);
+        assert_eq!(ledger.acknowledge("g1", false), 1);
     }
 
     #[test]
@@ -957,11 +1107,11 @@ mod tests {
             &record(1, "r1", &["a/gone"], 1),
             &PriceBook::default(),
         );
-        assert_eq!(ledger.acknowledge("g1"), 0);
+        assert_eq!(ledger.acknowledge("g1", false), 0);
         assert_eq!(ledger.parked().count(), 1);
         ledger.remove("a/gone");
         assert_eq!(ledger.parked().count(), 0);
-        assert_eq!(ledger.acknowledge("g1"), 1);
+        assert_eq!(ledger.acknowledge("g1", false), 1);
     }
 
     #[test]
@@ -1131,7 +1281,7 @@ mod tests {
         assert_eq!((preview.spent, preview.requests), (usd("1.00"), 1));
         assert!(ledger.account("a/x").is_none());
         assert_eq!(ledger.parked().count(), 1, "still waiting");
-        assert_eq!(ledger.acknowledge("g1"), 0);
+        assert_eq!(ledger.acknowledge("g1", false), 0);
     }
 
     #[test]
@@ -1153,7 +1303,7 @@ mod tests {
         assert_eq!(committed.replayed.len(), 1);
         assert!(!committed.stale);
         assert_eq!(ledger.account("a/x").unwrap().requests, 1);
-        assert_eq!(ledger.acknowledge("g1"), 1);
+        assert_eq!(ledger.acknowledge("g1", false), 1);
     }
 
     #[test]
@@ -1191,7 +1341,11 @@ mod tests {
             (window(), usd("1.00"), usd("10")),
             "the old period keeps the record and its limit"
         );
-        assert_eq!(ledger.acknowledge("g1"), 0, "the record is in no status");
+        assert_eq!(
+            ledger.acknowledge("g1", false),
+            0,
+            "the record is in no status"
+        );
 
         let snapshot = ledger.account("a/x").unwrap().clone();
         let committed = ledger.commit(
@@ -1211,7 +1365,7 @@ mod tests {
             (account.window.clone(), account.spent, account.limit),
             (next, Usd::ZERO, usd("20"))
         );
-        assert_eq!(ledger.acknowledge("g1"), 1);
+        assert_eq!(ledger.acknowledge("g1", false), 1);
     }
 
     /// The instant the records of `record` were answered at (`occurred_at_ms`).
@@ -1230,7 +1384,7 @@ mod tests {
         let marks = ledger.account("a/x").unwrap().watermarks();
         ledger.mark_persisted("a/x", &marks);
         ledger.apply("g1", &record(2, "r2", &["a/x"], 800_000), &prices);
-        assert_eq!(ledger.acknowledge("g1"), 1);
+        assert_eq!(ledger.acknowledge("g1", false), 1);
         ledger
     }
 
@@ -1259,7 +1413,7 @@ mod tests {
         assert_eq!(account.uid, "new");
         assert_eq!((account.spent, account.requests), (Usd::ZERO, 0));
         assert_eq!(
-            ledger.acknowledge("g1"),
+            ledger.acknowledge("g1", false),
             2,
             "the old budget's unpersisted record is acknowledged, not kept for ever"
         );
@@ -1286,10 +1440,14 @@ mod tests {
         assert!(charges.is_empty());
         let account = ledger.account("a/x").unwrap();
         assert_eq!((account.spent, account.requests), (Usd::ZERO, 0));
-        assert_eq!(ledger.acknowledge("g1"), 2, "not in the new status yet");
+        assert_eq!(
+            ledger.acknowledge("g1", false),
+            2,
+            "not in the new status yet"
+        );
         let marks = ledger.account("a/x").unwrap().watermarks();
         ledger.mark_persisted("a/x", &marks);
-        assert_eq!(ledger.acknowledge("g1"), 3);
+        assert_eq!(ledger.acknowledge("g1", false), 3);
     }
 
     #[test]
@@ -1336,7 +1494,7 @@ mod tests {
             "come back to write the status that lists it"
         );
         assert_eq!(ledger.account("a/x").unwrap().applied.get("g1"), Some(&3));
-        assert_eq!(ledger.acknowledge("g1"), 2);
+        assert_eq!(ledger.acknowledge("g1", false), 2);
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod clock;
 pub mod error;
 pub mod headroom;
 pub mod ledger;
+pub mod outbox;
 pub mod policy;
 pub mod proto;
 pub mod rates;

@@ -11,7 +11,7 @@ use serde_json::json;
 pub const METRIC_NAMESPACE: &str = "AIGov";
 
 /// One settled call charged to one budget.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct UsageEvent {
     /// Unix milliseconds.
     pub timestamp_ms: i64,

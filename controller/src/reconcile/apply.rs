@@ -152,10 +152,13 @@ async fn patch_status(
 const STATUS_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Commits the ledger change and publishes the records counted on opening the account.
+/// The persisted watermarks it moves release the budget's staged usage records to the writer.
 fn commit(ctx: &Context, key: &str, transition: aigov_ledger::ledger::Transition) -> Committed {
-    let mut committed = ctx.shared.ledger().commit(key, transition);
+    let mut ledger = ctx.shared.ledger();
+    let mut committed = ledger.commit(key, transition);
     for (charge, record) in std::mem::take(&mut committed.replayed) {
-        ctx.shared.publish(&charge, &record);
+        ctx.shared.publish(&mut ledger, &charge, &record);
     }
+    ctx.shared.sync_usage(&mut ledger);
     committed
 }

@@ -238,7 +238,11 @@ async fn a_status_patch_that_fails_at_a_rollover_loses_neither_the_summary_nor_t
             ("2026-11-01T00:00:00Z".to_owned(), "1.00".to_owned()),
             "the ledger has not moved"
         );
-        assert_eq!(ledger.acknowledge("g1"), 0, "the record is in no status");
+        assert_eq!(
+            ledger.acknowledge("g1", false),
+            0,
+            "the record is in no status"
+        );
     }
 
     // The retry writes the finished period's summary and announces it.
@@ -266,7 +270,11 @@ async fn a_status_patch_that_fails_at_a_rollover_loses_neither_the_summary_nor_t
         (account.window.start.to_string(), account.spent),
         ("2026-12-01T00:00:00Z".to_owned(), aigov_api::Usd::ZERO)
     );
-    assert_eq!(ledger.acknowledge("g1"), 1, "persisted with the summary");
+    assert_eq!(
+        ledger.acknowledge("g1", false),
+        1,
+        "persisted with the summary"
+    );
 }
 
 #[tokio::test]
@@ -318,7 +326,7 @@ async fn a_budget_opened_by_a_failed_reconcile_stays_unopened_and_its_waiting_re
     api.failing_patches.store(1, Ordering::SeqCst);
     assert!(reconcile(api.budget(), ctx.clone()).await.is_err());
     assert!(ctx.shared.ledger().account("team/chat").is_none());
-    assert_eq!(ctx.shared.ledger().acknowledge("g1"), 0);
+    assert_eq!(ctx.shared.ledger().acknowledge("g1", false), 0);
 
     reconcile(api.budget(), ctx.clone()).await.unwrap();
     assert_eq!(api.status_patches(), 2);
@@ -327,7 +335,7 @@ async fn a_budget_opened_by_a_failed_reconcile_stays_unopened_and_its_waiting_re
         (status.spent.as_deref(), status.requests),
         (Some("1.00"), 1)
     );
-    assert_eq!(ctx.shared.ledger().acknowledge("g1"), 1);
+    assert_eq!(ctx.shared.ledger().acknowledge("g1", false), 1);
 }
 
 #[tokio::test]

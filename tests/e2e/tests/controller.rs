@@ -503,10 +503,49 @@ async fn a_price_override_prices_later_calls_and_is_announced_on_affected_budget
     kubectl_ok(&["delete", "aimp", &name], None);
 }
 
+/// Every usage record in `group`, as (request ID, budget) pairs with repeats kept.
+async fn usage_records(group: &str) -> Vec<(String, String)> {
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&aws_config().await);
+    let mut pages = logs
+        .filter_log_events()
+        .log_group_name(group)
+        .into_paginator()
+        .send();
+    let mut records = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.expect("FilterLogEvents");
+        for message in page.events().iter().filter_map(|e| e.message()) {
+            let v: serde_json::Value = serde_json::from_str(message).expect("EMF JSON");
+            let id = v["RequestId"].as_str().unwrap_or_default().to_owned();
+            records.push((id, v["Budget"].as_str().unwrap_or_default().to_owned()));
+        }
+    }
+    records
+}
+
+/// Calls through `client` one after another until `stop`, keeping every answered call's ID;
+/// a call that fails while no leader grants is retried by the SDK or left out (it was not
+/// served).
+fn call_until(
+    client: aws_sdk_bedrockruntime::Client,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> tokio::task::JoinHandle<HashSet<String>> {
+    tokio::spawn(async move {
+        let mut ids = HashSet::new();
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            if let Ok(id) = converse(&client, HAIKU, "work [sim:output_tokens=50]", 64).await {
+                ids.insert(id);
+            }
+        }
+        ids
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn restart_and_leader_failover_lose_nothing_and_count_nothing_twice() {
     let ns = namespace("ctl-failover");
     budget(&ns, "team", "  limit: '100.00'\n");
+    let group = log_group("/aigov/failover").await;
     let ip = pod_ip();
     pod(&ns, "app", "default", &[], ip);
     let lease = unique("lease");
@@ -515,7 +554,14 @@ async fn restart_and_leader_failover_lose_nothing_and_count_nothing_twice() {
         .iter()
         .map(|p| format!("http://127.0.0.1:{p}"))
         .collect();
-    let flags = ["--lease-duration", "4s", "--settle", "1s"];
+    let flags = [
+        "--lease-duration",
+        "4s",
+        "--settle",
+        "1s",
+        "--emf-log-group",
+        group.as_str(),
+    ];
     let controller = |i: usize| Options::controller_replica(&ns, &lease, i, ports[i], &flags);
     let mut replicas = [
         Some(Aigov::start(controller(0), false)),
@@ -541,17 +587,10 @@ async fn restart_and_leader_failover_lose_nothing_and_count_nothing_twice() {
             None,
         )
     };
-    let mut ids = HashSet::new();
-    let call = async |ids: &mut HashSet<String>, n: usize| {
-        for _ in 0..n {
-            ids.insert(
-                converse(&client, HAIKU, "work [sim:output_tokens=50]", 64)
-                    .await
-                    .expect("call"),
-            );
-        }
-    };
-    call(&mut ids, 6).await;
+    // Calls go on through both kills: records are in flight at every instant.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let caller = call_until(client, stop.clone());
+    tokio::time::sleep(Duration::from_secs(2)).await;
 
     // Kill the leader; the other replica must take over within 15 seconds.
     let leader = holder();
@@ -568,25 +607,50 @@ async fn restart_and_leader_failover_lose_nothing_and_count_nothing_twice() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let takeover = killed_at.elapsed();
-    call(&mut ids, 6).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
 
     // Restart: kill the new leader too and start a fresh replica in its place.
     let survivor = 1 - index;
     replicas[survivor].as_mut().unwrap().kill();
     replicas[index] = Some(Aigov::start(controller(2), false));
-    call(&mut ids, 6).await;
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let ids = caller.await.expect("caller");
 
     let (expected, served_count) = served_cost(&ids);
-    assert_eq!(served_count, 18);
+    assert_eq!(served_count, ids.len());
+    assert!(
+        ids.len() >= 10,
+        "calls went on through the kills: {}",
+        ids.len()
+    );
     let s = wait_status(&ns, "team", Duration::from_secs(30), |s| {
-        s["requests"] == 18
+        spent(s) == expected
     });
     assert_eq!(
         spent(&s),
         expected,
         "every call counted exactly once across failover and restart"
     );
-    eprintln!("leader takeover after {takeover:?}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let s = wait_status(&ns, "team", Duration::from_secs(1), |_| true);
+    assert_eq!(spent(&s), expected, "and nothing more later");
+
+    // Usage records: exactly one per charged call, however the leaders died.
+    let mut records = Vec::new();
+    wait_for("every usage record", Duration::from_secs(20), async || {
+        records = usage_records(&group).await;
+        records.len() >= ids.len()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let records = usage_records(&group).await;
+    let mut seen = HashSet::new();
+    let twice: Vec<_> = records.iter().filter(|r| !seen.insert(*r)).collect();
+    assert!(twice.is_empty(), "usage records written twice: {twice:?}");
+    let written: HashSet<String> = records.into_iter().map(|(id, _)| id).collect();
+    assert_eq!(written, ids, "one usage record per charged call");
+    eprintln!("leader takeover after {takeover:?}; {} calls", ids.len());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

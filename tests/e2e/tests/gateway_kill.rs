@@ -27,7 +27,9 @@ const MODEL: &str = "eu.anthropic.claude-3-5-sonnet-20240620-v1:0";
 const BIG_MODEL: &str = "eu.anthropic.claude-3-7-sonnet-20250219-v1:0";
 const STREAMS: usize = 8;
 /// The controller takes back a silent gateway's holdings after this long.
-const EXPIRY: Duration = Duration::from_secs(5);
+/// Long enough for the probe below: B first waits up to the recall (`RECALL_FOR`, 3 s) for
+/// headroom the dead A can never give back.
+const EXPIRY: Duration = Duration::from_secs(8);
 
 /// The calls a budget's status counts as answered: its requests less the throttled ones (a
 /// throttle, retried by the SDK, counts as a request too).

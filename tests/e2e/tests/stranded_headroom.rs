@@ -17,7 +17,7 @@ use aigov_e2e::budgets::{budget, wait_status};
 use aigov_e2e::namespace;
 
 /// A model ID no other test calls, so the simulator's record of this test is exact.
-const MODEL: &str = "eu.anthropic.claude-3-5-sonnet-20240620-v1:0";
+const MODEL: &str = "us.anthropic.claude-3-5-sonnet-20240620-v1:0";
 const CLIENTS: usize = 64;
 const PODS: usize = 8;
 
