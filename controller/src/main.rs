@@ -281,10 +281,13 @@ async fn stop_gracefully(running: Running, flush: Duration) {
     if let Some(alerter) = &running.alerter {
         alerter.flush(deadline).await;
     }
-    match running.elector.release().await {
-        Ok(()) => tracing::info!("leader lease released"),
-        Err(e) => {
+    // Bounded: a replica that stops because the API server stopped answering must still exit.
+    let release = tokio::time::timeout(Duration::from_secs(2), running.elector.release());
+    match release.await {
+        Ok(Ok(())) => tracing::info!("leader lease released"),
+        Ok(Err(e)) => {
             tracing::warn!(error = %e, "the leader lease could not be released; the standby waits it out")
         }
+        Err(_) => tracing::warn!("the API server did not answer: the standby waits the lease out"),
     }
 }
