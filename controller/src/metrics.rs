@@ -33,6 +33,17 @@ struct RefusalLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DeliveryLabels {
+    channel: &'static str,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DropLabels {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TokenLabels {
     namespace: String,
     budget: String,
@@ -70,6 +81,9 @@ pub struct Metrics {
     exchange: Histogram,
     records: Counter,
     status_writes: Counter,
+    alert_deliveries: Family<DeliveryLabels, Counter>,
+    alerts_dropped: Family<DropLabels, Counter>,
+    alerts_pending: Family<BudgetLabels, Gauge>,
     series: Mutex<HashMap<BudgetLabels, BudgetSeries>>,
 }
 
@@ -95,6 +109,9 @@ impl Metrics {
             exchange: Histogram::new(exponential_buckets(0.000_01, 2.0, 16)),
             records: Counter::default(),
             status_writes: Counter::default(),
+            alert_deliveries: Family::default(),
+            alerts_dropped: Family::default(),
+            alerts_pending: Family::default(),
             series: Mutex::default(),
         };
         registry.register(
@@ -151,6 +168,21 @@ impl Metrics {
             "status_writes",
             "AIBudget status patches written",
             m.status_writes.clone(),
+        );
+        registry.register(
+            "alert_deliveries",
+            "Alert delivery attempts (one message, possibly several merged alerts) by channel kind and result (delivered, failed)",
+            m.alert_deliveries.clone(),
+        );
+        registry.register(
+            "alerts_dropped",
+            "Alerts dropped undelivered, by reason (horizon: not delivered within --alert-retry-horizon; overflow: more than 32 pending on a budget)",
+            m.alerts_dropped.clone(),
+        );
+        registry.register(
+            "alerts_pending",
+            "Alerts in a budget's outbox not yet delivered",
+            m.alerts_pending.clone(),
         );
         m
     }
@@ -246,6 +278,7 @@ impl Metrics {
             family.remove(&labels);
         }
         self.throttled.remove(&labels);
+        self.alerts_pending.remove(&labels);
         for kind in TOKEN_KINDS {
             self.tokens.remove(&TokenLabels {
                 namespace: namespace.to_owned(),
@@ -298,6 +331,33 @@ impl Metrics {
     /// Counts one status write.
     pub fn status_written(&self) {
         self.status_writes.inc();
+    }
+
+    /// Counts one alert delivery attempt to a channel of `kind` (`sns`, `webhook`).
+    pub fn alert_delivery(&self, kind: &'static str, delivered: bool) {
+        let result = if delivered { "delivered" } else { "failed" };
+        self.alert_deliveries
+            .get_or_create(&DeliveryLabels {
+                channel: kind,
+                result,
+            })
+            .inc();
+    }
+
+    /// Counts alerts dropped undelivered.
+    pub fn alerts_dropped(&self, reason: &'static str, count: u64) {
+        self.alerts_dropped
+            .get_or_create(&DropLabels { reason })
+            .inc_by(count);
+    }
+
+    /// How many alerts a budget's outbox holds undelivered.
+    pub fn alerts_pending(&self, namespace: &str, budget: &str, count: usize) {
+        let labels = BudgetLabels {
+            namespace: namespace.to_owned(),
+            budget: budget.to_owned(),
+        };
+        self.alerts_pending.get_or_create(&labels).set(count as i64);
     }
 
     /// Observes one ledger exchange and the records it carried.
