@@ -217,7 +217,11 @@ impl Alerter {
         let tracked = budgets.entry(key.to_owned()).or_default();
         tracked.outbox = outbox.cloned().unwrap_or_default();
         tracked.cooldown = cooldown;
-        if tracked.outbox.pending.is_empty() && tracked.outcomes.is_empty() {
+        // Kept while a delivery is in flight: its outcome must find it.
+        if tracked.outbox.pending.is_empty()
+            && tracked.outcomes.is_empty()
+            && tracked.busy.is_empty()
+        {
             budgets.remove(key);
         }
         drop(budgets);

@@ -58,7 +58,9 @@ async fn cross_half(ns: &str, name: &str, gateway: &str) {
     let ip = pod_ip();
     pod(ns, &format!("{name}-app"), "default", &[], ip);
     let client = client_from(ip, gateway, true).await;
-    converse(&client, HAIKU, PROMPT, 2000).await.expect("call 1");
+    converse(&client, HAIKU, PROMPT, 2000)
+        .await
+        .expect("call 1");
     let one = spent(&wait_status(ns, name, Duration::from_secs(20), |s| {
         s["requests"] == 1
     }));
@@ -66,7 +68,9 @@ async fn cross_half(ns: &str, name: &str, gateway: &str) {
     wait_status(ns, name, Duration::from_secs(20), |s| {
         s["effectiveLimit"].as_str() != Some("10.00")
     });
-    converse(&client, HAIKU, PROMPT, 2000).await.expect("call 2");
+    converse(&client, HAIKU, PROMPT, 2000)
+        .await
+        .expect("call 2");
 }
 
 /// Waits until the budget's outbox holds one alert that failed at least once, with
@@ -134,9 +138,14 @@ async fn an_alert_channel_refusing_connections_for_60_s_gets_the_alert_exactly_o
         "  limit: '10.00'\n  thresholds: [50]\n  alerts: {webhookSecretRef: {name: slack, key: url}, cooldown: 1s}\n",
     );
     let mut options = Options::all(&ns);
-    options.extra = ["--status-interval", "200ms", "--alert-retry-max-backoff", MAX_BACKOFF]
-        .map(str::to_owned)
-        .to_vec();
+    options.extra = [
+        "--status-interval",
+        "200ms",
+        "--alert-retry-max-backoff",
+        MAX_BACKOFF,
+    ]
+    .map(str::to_owned)
+    .to_vec();
     let aigov = Aigov::start(options, true);
     cross_half(&ns, "team", &aigov.gateway).await;
 
@@ -167,7 +176,11 @@ async fn an_alert_channel_refusing_connections_for_60_s_gets_the_alert_exactly_o
     // Still pending, and still failing, while the channel refuses.
     tokio::time::sleep(refused_for().saturating_sub(refused_since.elapsed())).await;
     let s = status(&ns, "team");
-    assert_eq!(pending_ids(&s), [id.clone()], "kept while refused: {s:#}");
+    assert_eq!(
+        pending_ids(&s),
+        std::slice::from_ref(&id),
+        "kept while refused: {s:#}"
+    );
     assert_eq!(condition(&s, "AlertDeliveryFailing")["status"], "True");
     let attempts = s["alerts"]["pending"][0]["attempts"].as_u64().unwrap();
     assert!(attempts >= 5, "retried with backoff: {attempts} attempts");
@@ -177,7 +190,10 @@ async fn an_alert_channel_refusing_connections_for_60_s_gets_the_alert_exactly_o
     let posted = wait_posted(&hook, Duration::from_secs(20)).await;
     assert_eq!(posted.len(), 1, "delivered exactly once: {posted:?}");
     assert_eq!(posted[0].ids, id);
-    assert!(posted[0].body.contains("50% threshold crossed"), "{posted:?}");
+    assert!(
+        posted[0].body.contains("50% threshold crossed"),
+        "{posted:?}"
+    );
     let s = assert_delivered(&ns, "team", &id);
     assert!(s["alerts"]["delivered"][0]["attempts"].as_u64() > Some(attempts));
     assert!(
@@ -194,7 +210,9 @@ async fn an_alert_channel_refusing_connections_for_60_s_gets_the_alert_exactly_o
     ] {
         assert!(metrics.contains(line), "{line} in:\n{metrics}");
     }
-    assert!(metrics.contains("aigov_alert_deliveries_total{channel=\"webhook\",result=\"failed\"}"));
+    assert!(
+        metrics.contains("aigov_alert_deliveries_total{channel=\"webhook\",result=\"failed\"}")
+    );
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(hook.posted().len(), 1, "and never again");
 }
@@ -222,10 +240,16 @@ async fn a_leader_killed_while_its_alert_is_pending_is_succeeded_by_one_that_del
         MAX_BACKOFF,
     ];
     let controller = |i: usize| Options::controller_replica(&ns, &lease, i, ports[i], &flags);
-    let mut replicas = [Aigov::start(controller(0), false), Aigov::start(controller(1), false)];
+    let mut replicas = [
+        Aigov::start(controller(0), false),
+        Aigov::start(controller(1), false),
+    ];
     let mut gw = Options::all(&ns);
     gw.role = "gateway";
-    gw.controller_endpoints = ports.iter().map(|p| format!("http://127.0.0.1:{p}")).collect();
+    gw.controller_endpoints = ports
+        .iter()
+        .map(|p| format!("http://127.0.0.1:{p}"))
+        .collect();
     let gateway = Aigov::start(gw, true);
     cross_half(&ns, "team", &gateway.gateway).await;
     let s = wait_failing(&ns, "team");
@@ -234,7 +258,15 @@ async fn a_leader_killed_while_its_alert_is_pending_is_succeeded_by_one_that_del
     // SIGKILL the leader while its alert is pending, then let the channel come back.
     let holder = || {
         kubectl_ok(
-            &["get", "lease", "-n", &ns, &lease, "-o", "jsonpath={.spec.holderIdentity}"],
+            &[
+                "get",
+                "lease",
+                "-n",
+                &ns,
+                &lease,
+                "-o",
+                "jsonpath={.spec.holderIdentity}",
+            ],
             None,
         )
     };
@@ -246,7 +278,10 @@ async fn a_leader_killed_while_its_alert_is_pending_is_succeeded_by_one_that_del
     let hook = Receiver::start_on(port).await;
     let killed = Instant::now();
     while holder() == leader {
-        assert!(killed.elapsed() < Duration::from_secs(15), "no takeover within 15 s");
+        assert!(
+            killed.elapsed() < Duration::from_secs(15),
+            "no takeover within 15 s"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let posted = wait_posted(&hook, Duration::from_secs(30)).await;
@@ -272,19 +307,29 @@ async fn an_sns_topic_created_after_its_alert_failed_receives_it_once() {
     budget(
         &ns,
         "team",
-        &format!("  limit: '10.00'\n  thresholds: [50]\n  alerts: {{snsTopicArn: '{arn}', cooldown: 1s}}\n"),
+        &format!(
+            "  limit: '10.00'\n  thresholds: [50]\n  alerts: {{snsTopicArn: '{arn}', cooldown: 1s}}\n"
+        ),
     );
     let mut options = Options::all(&ns);
-    options.extra = ["--status-interval", "200ms", "--alert-retry-max-backoff", MAX_BACKOFF]
-        .map(str::to_owned)
-        .to_vec();
+    options.extra = [
+        "--status-interval",
+        "200ms",
+        "--alert-retry-max-backoff",
+        MAX_BACKOFF,
+    ]
+    .map(str::to_owned)
+    .to_vec();
     let aigov = Aigov::start(options, true);
     cross_half(&ns, "team", &aigov.gateway).await;
     let s = wait_failing(&ns, "team");
     let [id] = pending_ids(&s).try_into().expect("one alert pending");
     let message = condition(&s, "AlertDeliveryFailing")["message"].clone();
     assert!(
-        message.as_str().unwrap().starts_with(&format!("SNS topic {arn}: 1 alert(s) pending")),
+        message
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("SNS topic {arn}: 1 alert(s) pending")),
         "{message}"
     );
 
