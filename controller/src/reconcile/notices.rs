@@ -382,6 +382,29 @@ pub fn delivery_condition(
     (false, "Delivered", message)
 }
 
+/// The `AlertDeliveryFailing` reason after alerts were dropped undelivered.
+pub const DROPPED: &str = "Dropped";
+
+/// The `AlertDeliveryFailing` condition just after alerts were dropped: False (nothing is
+/// failing any more), reason [`DROPPED`], saying so until something is delivered or fails.
+pub fn dropped_condition(
+    dropped: &[(PendingAlert, DropReason)],
+    now: jiff::Timestamp,
+) -> (bool, &'static str, String) {
+    let channel = dropped
+        .last()
+        .map(|(p, _)| describe(&p.channel))
+        .unwrap_or_default();
+    (
+        false,
+        DROPPED,
+        format!(
+            "{} alert(s) dropped undelivered at {now}, the last to {channel} (see the AlertDropped Events)",
+            dropped.len()
+        ),
+    )
+}
+
 /// A duration as people write it (`24h`, `5m`, `90s`).
 fn human(d: Duration) -> String {
     let s = d.as_secs();

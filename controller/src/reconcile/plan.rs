@@ -318,8 +318,16 @@ fn fold_outbox(
         notices.event(notices::alert_dropped(p, *reason, retry));
     }
     if inputs.budget.spec.alerts.is_some() || advanced.outbox.is_some() {
-        let (on, reason, message) =
-            notices::delivery_condition(&failing, advanced.outbox.as_ref(), retry);
+        let told_drop = previously_dropped(previous).filter(|_| advanced.delivered.is_empty());
+        let (on, reason, message) = match (failing.is_empty(), advanced.dropped.as_slice()) {
+            (true, [_, ..]) => notices::dropped_condition(&advanced.dropped, inputs.now),
+            // A drop stays told until something is delivered or fails.
+            (true, []) if told_drop.is_some() => {
+                let message = told_drop.map(|c| c.message.clone()).unwrap_or_default();
+                (false, notices::DROPPED, message)
+            }
+            _ => notices::delivery_condition(&failing, advanced.outbox.as_ref(), retry),
+        };
         let generation = inputs.budget.metadata.generation;
         let condition = status::condition(
             previous,
@@ -334,6 +342,16 @@ fn fold_outbox(
     }
     status.alerts = advanced.outbox;
     advanced.dropped.iter().map(|(_, r)| *r).collect()
+}
+
+/// The `AlertDeliveryFailing` condition of `previous` when it tells of dropped alerts.
+fn previously_dropped(
+    previous: Option<&AIBudgetStatus>,
+) -> Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    previous?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == ALERT_DELIVERY_FAILING && c.reason == notices::DROPPED)
 }
 
 /// When the first pending alert passes the retry horizon (a reconcile then drops it).
@@ -912,7 +930,14 @@ mod tests {
         let plan = b.plan("2026-11-16T00:00:05Z");
         assert_eq!(reasons(&plan), ["AlertDropped"]);
         assert_eq!(plan.dropped_alerts, [DropReason::Horizon]);
-        assert!(plan.status.alerts.unwrap().pending.is_empty());
+        assert!(plan.status.alerts.as_ref().unwrap().pending.is_empty());
+        let told = "1 alert(s) dropped undelivered at 2026-11-16T00:00:05Z, the last to SNS topic \
+                    arn:aws:sns:us-east-1:123456789012:spend (see the AlertDropped Events)";
+        assert_eq!(condition(&plan), ("False", "Dropped", told));
+        let mut b = b;
+        b.budget.status = Some(plan.status.clone());
+        let later = b.plan("2026-11-16T00:10:00Z");
+        assert_eq!(condition(&later), ("False", "Dropped", told), "still told");
         assert!(
             plan.notices.events[0]
                 .note

@@ -384,3 +384,52 @@ async fn an_sns_topic_created_after_its_alert_failed_receives_it_once() {
     assert_eq!(bodies[0].0, id);
     assert!(bodies[0].1.contains("50% threshold crossed"), "{bodies:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_alert_undeliverable_for_the_whole_retry_horizon_is_dropped_visibly() {
+    let ns = namespace("alert-horizon");
+    let url = webhook_secret(&ns, free_port());
+    budget(
+        &ns,
+        "team",
+        "  limit: '10.00'\n  thresholds: [50]\n  alerts: {webhookSecretRef: {name: slack, key: url}, cooldown: 1s}\n",
+    );
+    let mut options = Options::all(&ns);
+    options.extra = [
+        "--status-interval",
+        "200ms",
+        "--alert-retry-max-backoff",
+        MAX_BACKOFF,
+        "--alert-retry-horizon",
+        "12s",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    let aigov = Aigov::start(options, true);
+    cross_half(&ns, "team", &aigov.gateway).await;
+    wait_failing(&ns, "team");
+
+    let s = wait_status(&ns, "team", Duration::from_secs(30), |s| {
+        pending_ids(s).is_empty() && condition(s, "AlertDeliveryFailing")["reason"] == "Dropped"
+    });
+    assert_eq!(condition(&s, "AlertDeliveryFailing")["status"], "False");
+    assert_eq!(
+        s["thresholdsCrossed"],
+        serde_json::json!([50]),
+        "still recorded as crossed"
+    );
+    let (_, note) = events(&ns, "team")
+        .into_iter()
+        .find(|(r, _)| r == "AlertDropped")
+        .expect("an AlertDropped Event");
+    assert!(
+        note.contains("to webhook (Secret slack, key url)")
+            && note.contains("not delivered within the retry horizon (12s)")
+            && note.contains("Connection refused"),
+        "{note}"
+    );
+    assert_no_url(&note, &url);
+    let (_, metrics) = aigov.get("/metrics").expect("metrics");
+    let line = "aigov_alerts_dropped_total{reason=\"horizon\"} 1";
+    assert!(metrics.contains(line), "{line} in:\n{metrics}");
+}
