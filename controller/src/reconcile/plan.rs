@@ -284,43 +284,14 @@ fn fold_outbox(
     let previous = inputs.budget.status.as_ref();
     let before = previous.and_then(|p| p.alerts.as_ref());
     let outcomes = &inputs.recollection.alert_outcomes;
-    let advanced = outbox::advance(
-        before,
-        &notices.alerts,
-        outcomes,
-        inputs.now,
-        retry,
-        cooldown,
-    );
-    let was_failing: Vec<String> = outbox::failing(before)
-        .iter()
-        .map(|f| outbox::channel_key(&f.channel))
-        .collect();
+    let (now, new) = (inputs.now, &notices.alerts);
+    let advanced = outbox::advance(before, new, outcomes, now, retry, cooldown);
     let failing = outbox::failing(advanced.outbox.as_ref());
-    for f in &failing {
-        if !was_failing.contains(&outbox::channel_key(&f.channel)) {
-            notices.event(notices::delivery_failing(f, retry));
-        }
-    }
-    let mut recovered: BTreeMap<String, Vec<_>> = BTreeMap::new();
-    for d in advanced.delivered.iter().filter(|(_, d)| d.attempts > 1) {
-        recovered
-            .entry(outbox::channel_key(&d.0.channel))
-            .or_default()
-            .push(d);
-    }
-    notices.events.extend(
-        recovered
-            .values()
-            .filter_map(|group| notices::delivered_after_failing(group)),
-    );
-    for (p, reason) in &advanced.dropped {
-        notices.event(notices::alert_dropped(p, *reason, retry));
-    }
+    outbox_events(notices, before, &failing, &advanced, retry);
     if inputs.budget.spec.alerts.is_some() || advanced.outbox.is_some() {
         let told_drop = previously_dropped(previous).filter(|_| advanced.delivered.is_empty());
         let (on, reason, message) = match (failing.is_empty(), advanced.dropped.as_slice()) {
-            (true, [_, ..]) => notices::dropped_condition(&advanced.dropped, inputs.now),
+            (true, [_, ..]) => notices::dropped_condition(&advanced.dropped, now),
             // A drop stays told until something is delivered or fails.
             (true, []) if told_drop.is_some() => {
                 let message = told_drop.map(|c| c.message.clone()).unwrap_or_default();
@@ -329,19 +300,44 @@ fn fold_outbox(
             _ => notices::delivery_condition(&failing, advanced.outbox.as_ref(), retry),
         };
         let generation = inputs.budget.metadata.generation;
-        let condition = status::condition(
-            previous,
-            ALERT_DELIVERY_FAILING,
-            on,
-            reason,
-            message,
-            generation,
-            inputs.now,
-        );
+        let (type_, previous) = (ALERT_DELIVERY_FAILING, previous);
+        let condition = status::condition(previous, type_, on, reason, message, generation, now);
         status.conditions.push(condition);
     }
     status.alerts = advanced.outbox;
     advanced.dropped.iter().map(|(_, r)| *r).collect()
+}
+
+/// The Events of what changed in the outbox: a channel that started failing, a channel that
+/// had failed and delivered, each alert dropped.
+fn outbox_events(
+    notices: &mut Notices,
+    before: Option<&aigov_api::budget::AlertOutbox>,
+    failing: &[outbox::Failing],
+    advanced: &outbox::Advanced,
+    retry: Retry,
+) {
+    let was_failing: Vec<String> = outbox::failing(before)
+        .iter()
+        .map(|f| outbox::channel_key(&f.channel))
+        .collect();
+    for f in failing {
+        if !was_failing.contains(&outbox::channel_key(&f.channel)) {
+            notices.event(notices::delivery_failing(f, retry));
+        }
+    }
+    let mut recovered: BTreeMap<String, Vec<_>> = BTreeMap::new();
+    for d in advanced.delivered.iter().filter(|(_, d)| d.attempts > 1) {
+        let channel = outbox::channel_key(&d.0.channel);
+        recovered.entry(channel).or_default().push(d);
+    }
+    let groups = recovered.values();
+    notices
+        .events
+        .extend(groups.filter_map(|g| notices::delivered_after_failing(g)));
+    for (p, reason) in &advanced.dropped {
+        notices.event(notices::alert_dropped(p, *reason, retry));
+    }
 }
 
 /// The `AlertDeliveryFailing` condition of `previous` when it tells of dropped alerts.
