@@ -25,6 +25,8 @@ pub struct Posted {
     pub ids: String,
     /// The body.
     pub body: String,
+    /// When it arrived.
+    pub at: std::time::Instant,
 }
 
 impl Receiver {
@@ -69,7 +71,8 @@ impl Receiver {
                                     .map(|b| b.to_bytes())
                                     .unwrap_or_default();
                                 let body = String::from_utf8_lossy(&body).into_owned();
-                                kept.lock().expect("lock").push(Posted { ids, body });
+                                let at = std::time::Instant::now();
+                                kept.lock().expect("lock").push(Posted { ids, body, at });
                                 Ok::<_, Infallible>(http::Response::new(Full::new(
                                     Bytes::from_static(b"ok"),
                                 )))

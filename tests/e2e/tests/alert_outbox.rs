@@ -433,3 +433,118 @@ async fn an_alert_undeliverable_for_the_whole_retry_horizon_is_dropped_visibly()
     let line = "aigov_alerts_dropped_total{reason=\"horizon\"} 1";
     assert!(metrics.contains(line), "{line} in:\n{metrics}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_alert_held_by_the_cooldown_is_sent_by_the_next_leader_when_the_cooldown_ends() {
+    let ns = namespace("alert-cooldown");
+    let hook = Receiver::start().await;
+    let port: u16 = hook
+        .url
+        .split(':')
+        .nth(2)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    webhook_secret(&ns, port);
+    let cooldown = Duration::from_secs(20);
+    budget(
+        &ns,
+        "team",
+        "  limit: '10.00'\n  thresholds: [25, 50]\n  alerts: {webhookSecretRef: {name: slack, key: url}, cooldown: 20s}\n",
+    );
+    let lease = unique("lease");
+    let ports = [free_port(), free_port()];
+    let flags = [
+        "--lease-duration",
+        "4s",
+        "--settle",
+        "500ms",
+        "--status-interval",
+        "200ms",
+    ];
+    let controller = |i: usize| Options::controller_replica(&ns, &lease, i, ports[i], &flags);
+    let mut replicas = [
+        Aigov::start(controller(0), false),
+        Aigov::start(controller(1), false),
+    ];
+    let mut gw = Options::all(&ns);
+    gw.role = "gateway";
+    gw.controller_endpoints = ports
+        .iter()
+        .map(|p| format!("http://127.0.0.1:{p}"))
+        .collect();
+    let gateway = Aigov::start(gw, true);
+
+    // 25% goes at once; 50% right after is held by the cooldown.
+    let ip = pod_ip();
+    pod(&ns, "team-app", "default", &[], ip);
+    let client = client_from(ip, &gateway.gateway, true).await;
+    converse(&client, HAIKU, PROMPT, 2000)
+        .await
+        .expect("call 1");
+    let one = spent(&wait_status(&ns, "team", Duration::from_secs(20), |s| {
+        s["requests"] == 1
+    }));
+    set_limit(&ns, "team", one.scaled(Decimal::from(4)));
+    let first = wait_posted(&hook, Duration::from_secs(20)).await;
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert!(first[0].body.contains("25% threshold crossed"));
+    converse(&client, HAIKU, PROMPT, 2000)
+        .await
+        .expect("call 2");
+    let s = wait_status(&ns, "team", Duration::from_secs(20), |s| {
+        pending_ids(s).len() == 1
+    });
+    let [held] = pending_ids(&s).try_into().unwrap();
+    assert!(held.starts_with("threshold50-"), "{held}");
+
+    // The leader dies holding it; the next one keeps the cooldown it finds in status.
+    let holder = || {
+        kubectl_ok(
+            &[
+                "get",
+                "lease",
+                "-n",
+                &ns,
+                &lease,
+                "-o",
+                "jsonpath={.spec.holderIdentity}",
+            ],
+            None,
+        )
+    };
+    let leader = holder();
+    let index = (0..2)
+        .find(|i| leader.starts_with(&format!("controller-{i}-")))
+        .expect("a replica leads");
+    replicas[index].kill();
+    let deadline = first[0].at + cooldown + Duration::from_secs(20);
+    while hook.posted().len() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the held alert never arrived: {:?}",
+            status(&ns, "team")
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let posted = hook.posted();
+    assert_eq!(posted.len(), 2, "each alert once: {posted:?}");
+    assert_eq!(posted[1].ids, held);
+    let gap = posted[1].at.duration_since(posted[0].at);
+    assert!(
+        gap >= cooldown - Duration::from_millis(500),
+        "sent {gap:?} after the last alert, inside the {cooldown:?} cooldown"
+    );
+    let survivor = &replicas[1 - index];
+    assert!(
+        survivor.log_text().contains(&held),
+        "the new leader delivered it:\n{}",
+        survivor.log_text()
+    );
+    assert_delivered(&ns, "team", &held);
+    eprintln!("held alert sent by the next leader {gap:?} after the previous one");
+}
