@@ -75,27 +75,37 @@ impl Elector {
     }
 
     /// Renews the lease every fifth of its duration, calling `renewed` with the new proof
-    /// after each success, until another replica holds it or no renewal has succeeded by the
-    /// deadline of the last one; then returns (the caller must stop leading).
+    /// after each success. Past the proof's deadline the caller no longer acts as leader
+    /// ([`crate::ledger_service::LedgerShared::leads`] turns false on its own), but renewals
+    /// go on: one that succeeds proves the Lease stayed ours (a replace conflicts with anyone
+    /// who took it), and leading resumes. Returns once another replica holds the Lease, or
+    /// when no renewal has succeeded for three lease durations (the caller must stop leading).
     pub async fn hold(&self, mut proven_until: Instant, renewed: impl Fn(Instant)) {
+        let mut last_success = Instant::now();
         loop {
             tokio::time::sleep(self.duration / 5).await;
             if self.released.load(Ordering::Acquire) {
                 return;
             }
             let started = Instant::now();
-            if started >= proven_until {
-                tracing::warn!("lease renewal overdue: stop leading");
-                return;
-            }
-            match tokio::time::timeout(proven_until - started, self.try_acquire()).await {
+            let limit = if started < proven_until {
+                proven_until - started
+            } else {
+                self.renew_deadline()
+            };
+            match tokio::time::timeout(limit, self.try_acquire()).await {
                 Ok(Ok(Some(_))) => {
                     proven_until = started + self.renew_deadline();
+                    last_success = started;
                     renewed(proven_until);
                 }
                 Ok(Ok(None)) => return,
                 Ok(Err(e)) => tracing::warn!(error = %e, "lease renewal"),
-                Err(_) => tracing::warn!("lease renewal timed out"),
+                Err(_) => tracing::warn!("lease renewal timed out: not leading until one succeeds"),
+            }
+            if started.saturating_duration_since(last_success) > self.duration * 3 {
+                tracing::warn!("no lease renewal for three lease durations: stop leading");
+                return;
             }
         }
     }

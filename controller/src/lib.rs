@@ -9,6 +9,7 @@ pub mod error;
 pub mod leader;
 pub mod ledger_service;
 pub mod metrics;
+pub mod outbox;
 pub mod reconcile;
 pub mod status;
 

@@ -1,8 +1,9 @@
 //! `aigov-controller`: the AIBudget reconciler and usage ledger (leader-elected), and with
 //! `--role all` the metering gateway too, in one process (they still talk gRPC, as separate
 //! processes would; the demo runs it so). Stops gracefully on SIGTERM or SIGINT: stops leading
-//! (no grant, no status write), flushes usage records and alerts, releases the Lease so a
-//! standby leads at once, and (with `--role all`) stops the gateway as `aigov-gateway` does.
+//! (no grant), flushes usage records, waits for alert deliveries in flight to be recorded in
+//! status (pending alerts stay there for the next leader), releases the Lease so a standby
+//! leads at once, and (with `--role all`) stops the gateway as `aigov-gateway` does.
 #![forbid(unsafe_code)]
 
 use std::net::SocketAddr;
@@ -11,7 +12,7 @@ use std::time::Duration;
 
 use aigov_controller::ledger_service::{LedgerService, LedgerShared};
 use aigov_controller::metrics::Metrics;
-use aigov_controller::{alerts, emf, leader, reconcile};
+use aigov_controller::{alerts, emf, leader, outbox, reconcile};
 use aigov_gateway::app::{self as gateway_app, GatewayArgs};
 use aigov_runtime::cli::{CommonArgs, duration, prepare_process};
 use aigov_runtime::events;
@@ -81,6 +82,14 @@ struct ControllerArgs {
     /// Send alerts (SNS, webhooks).
     #[arg(long, env = "AIGOV_ALERTS", default_value_t = true, action = clap::ArgAction::Set)]
     alerts: bool,
+    /// How long an alert is retried after it was recorded before it is dropped (a Warning
+    /// Event `AlertDropped`, counted in `aigov_alerts_dropped_total`).
+    #[arg(long, env = "AIGOV_ALERT_RETRY_HORIZON", default_value = "24h", value_parser = duration)]
+    alert_retry_horizon: Duration,
+    /// The longest wait between two delivery attempts of a failing alert channel (the backoff
+    /// starts at 1s and doubles).
+    #[arg(long, env = "AIGOV_ALERT_RETRY_MAX_BACKOFF", default_value = "5m", value_parser = duration)]
+    alert_retry_max_backoff: Duration,
     /// On SIGTERM, how long to wait for usage records and alerts to go out before exiting.
     #[arg(long, env = "AIGOV_SHUTDOWN_FLUSH", default_value = "5s", value_parser = duration)]
     controller_shutdown_flush: Duration,
@@ -138,7 +147,7 @@ async fn start(
     let (shared, changed) = LedgerShared::new(
         prices.clone(),
         args.settle,
-        metrics,
+        metrics.clone(),
         clock.clone(),
         emf.clone(),
     );
@@ -146,9 +155,19 @@ async fn start(
         .await
         .with_context(|| format!("--ledger-listen {}", args.ledger_listen))?;
     tasks.spawn("ledger gRPC server", serve_ledger(listener, shared.clone()));
-    let alerter = args
-        .alerts
-        .then(|| alerts::Alerter::start(aws_sdk_sns::Client::new(&aws), client.clone()));
+    let alerter = args.alerts.then(|| {
+        alerts::Alerter::start(alerts::AlerterParts {
+            sns: aws_sdk_sns::Client::new(&aws),
+            kube: client.clone(),
+            retry: outbox::Retry {
+                horizon: args.alert_retry_horizon,
+                max_backoff: args.alert_retry_max_backoff,
+            },
+            clock: clock.clone(),
+            metrics,
+            changed: shared.changed.clone(),
+        })
+    });
     let ctx = reconcile::Context::new(
         client.clone(),
         shared.clone(),
@@ -235,14 +254,23 @@ impl Leadership {
         tracing::info!(epoch, "leading: the ledger and status writes are ours");
         ctx.shared
             .start_leading(&self.identity, epoch, proven_until);
-        self.leading.set(true);
         let shared = ctx.shared.clone();
+        // `leading` (in /readyz) follows the proof of leadership: false while a renewal is
+        // overdue, true again once one succeeds.
+        let (flag, proof) = (self.leading.clone(), shared.clone());
+        let follow = tokio::spawn(async move {
+            loop {
+                flag.set(proof.leads());
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
         let run = reconcile::run(ctx, changed, self.gateway_expiry, self.watch_namespace);
         let run = tokio::spawn(run);
         self.elector
             .hold(proven_until, |until| shared.lease_renewed(until))
             .await;
         shared.stop_leading();
+        follow.abort();
         self.leading.set(false);
         run.abort();
         anyhow::bail!("lost the leader lease (or could not renew it in time)")
@@ -273,13 +301,15 @@ async fn stop_gracefully(running: Running, flush: Duration) {
     if let Some(gateway) = running.gateway {
         gateway.stop().await;
     }
-    running.shared.stop_leading();
     let deadline = tokio::time::Instant::now() + flush;
-    if let Some(emf) = &running.emf {
-        emf.flush(deadline).await;
-    }
+    // Still leading: the deliveries in flight are recorded in status (a replica that no
+    // longer leads writes none).
     if let Some(alerter) = &running.alerter {
         alerter.flush(deadline).await;
+    }
+    running.shared.stop_leading();
+    if let Some(emf) = &running.emf {
+        emf.flush(deadline).await;
     }
     // Bounded: a replica that stops because the API server stopped answering must still exit.
     let release = tokio::time::timeout(Duration::from_secs(2), running.elector.release());

@@ -33,6 +33,17 @@ struct RefusalLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DeliveryLabels {
+    channel: &'static str,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DropLabels {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TokenLabels {
     namespace: String,
     budget: String,
@@ -71,6 +82,9 @@ pub struct Metrics {
     records: Counter,
     status_writes: Counter,
     usage_unwritten: Gauge,
+    alert_deliveries: Family<DeliveryLabels, Counter>,
+    alerts_dropped: Family<DropLabels, Counter>,
+    alerts_pending: Family<BudgetLabels, Gauge>,
     series: Mutex<HashMap<BudgetLabels, BudgetSeries>>,
 }
 
@@ -97,6 +111,9 @@ impl Metrics {
             records: Counter::default(),
             status_writes: Counter::default(),
             usage_unwritten: Gauge::default(),
+            alert_deliveries: Family::default(),
+            alerts_dropped: Family::default(),
+            alerts_pending: Family::default(),
             series: Mutex::default(),
         };
         registry.register(
@@ -158,6 +175,21 @@ impl Metrics {
             "usage_records_unwritten",
             "Usage records (EMF) counted but not yet written to CloudWatch Logs",
             m.usage_unwritten.clone(),
+        );
+        registry.register(
+            "alert_deliveries",
+            "Alert delivery attempts (one message, possibly several merged alerts) by channel kind and result (delivered, failed)",
+            m.alert_deliveries.clone(),
+        );
+        registry.register(
+            "alerts_dropped",
+            "Alerts dropped undelivered, by reason (horizon: not delivered within --alert-retry-horizon; overflow: more than 32 pending on a budget)",
+            m.alerts_dropped.clone(),
+        );
+        registry.register(
+            "alerts_pending",
+            "Alerts in a budget's outbox not yet delivered",
+            m.alerts_pending.clone(),
         );
         m
     }
@@ -253,6 +285,7 @@ impl Metrics {
             family.remove(&labels);
         }
         self.throttled.remove(&labels);
+        self.alerts_pending.remove(&labels);
         for kind in TOKEN_KINDS {
             self.tokens.remove(&TokenLabels {
                 namespace: namespace.to_owned(),
@@ -311,6 +344,33 @@ impl Metrics {
     pub fn usage_unwritten(&self, count: usize) {
         self.usage_unwritten
             .set(i64::try_from(count).unwrap_or(i64::MAX));
+    }
+
+    /// Counts one alert delivery attempt to a channel of `kind` (`sns`, `webhook`).
+    pub fn alert_delivery(&self, kind: &'static str, delivered: bool) {
+        let result = if delivered { "delivered" } else { "failed" };
+        self.alert_deliveries
+            .get_or_create(&DeliveryLabels {
+                channel: kind,
+                result,
+            })
+            .inc();
+    }
+
+    /// Counts alerts dropped undelivered.
+    pub fn alerts_dropped(&self, reason: &'static str, count: u64) {
+        self.alerts_dropped
+            .get_or_create(&DropLabels { reason })
+            .inc_by(count);
+    }
+
+    /// How many alerts a budget's outbox holds undelivered.
+    pub fn alerts_pending(&self, namespace: &str, budget: &str, count: usize) {
+        let labels = BudgetLabels {
+            namespace: namespace.to_owned(),
+            budget: budget.to_owned(),
+        };
+        self.alerts_pending.get_or_create(&labels).set(count as i64);
     }
 
     /// Observes one ledger exchange and the records it carried.

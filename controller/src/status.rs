@@ -100,6 +100,8 @@ pub fn build(inputs: StatusInputs<'_>) -> StatusOutcome {
         extension: inputs.extension,
         escalation: inputs.escalation,
         ledger: account.watermarks(),
+        // The reconcile folds its alerts and the deliveries' outcomes in (`outbox::advance`).
+        alerts: inputs.previous.and_then(|p| p.alerts.clone()),
     };
     StatusOutcome {
         status,
@@ -350,6 +352,23 @@ pub fn not_ready(
     status.conditions.insert(0, ready);
     status.observed_generation = generation;
     status
+}
+
+/// A condition beside those [`build`] makes (`AlertDeliveryFailing`), its transition time
+/// carried over from `previous` as theirs.
+pub fn condition(
+    previous: Option<&AIBudgetStatus>,
+    type_: &str,
+    status: bool,
+    reason: &str,
+    message: String,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> Condition {
+    let conditions = previous
+        .map(|p| p.conditions.as_slice())
+        .unwrap_or_default();
+    make_condition(conditions, type_, status, reason, message, generation, now)
 }
 
 /// A condition whose `lastTransitionTime` moves only when its status does.

@@ -384,7 +384,7 @@ pub struct AIBudgetStatus {
     /// The workloads that spent most this period, most first (see `WorkloadSpend`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub top_workloads: Vec<WorkloadSpend>,
-    /// Ready, ThresholdCrossed, BudgetExhausted, Throttling, Escalated.
+    /// Ready, ThresholdCrossed, BudgetExhausted, Throttling, Escalated, AlertDeliveryFailing.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     /// Recent finished periods, newest first.
@@ -404,6 +404,97 @@ pub struct AIBudgetStatus {
     /// or a new leader skips what gateways re-send up to here, so nothing is counted twice.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ledger: Vec<LedgerWatermark>,
+    /// The alert outbox: every alert is recorded here in the same write that records what it
+    /// tells (a threshold crossed, say), delivered from here (by whichever replica leads), and
+    /// removed once delivered, so a failed delivery, a restart or a failover never loses one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alerts: Option<AlertOutbox>,
+}
+
+/// Alerts not yet delivered, and the latest delivered (for de-duplication and the cooldown).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertOutbox {
+    /// Alerts waiting for delivery, oldest first: retried with backoff until delivered or until
+    /// the controller's retry horizon (`--alert-retry-horizon`, 24h by default) has passed since
+    /// `createdAt`. At most 32: past that the oldest non-urgent one is dropped (a Warning Event
+    /// `AlertDropped`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<PendingAlert>,
+    /// The latest deliveries, newest first (at most 20, none older than the cooldown or an
+    /// hour, whichever is longer): an alert whose ID is here is never sent again, and the
+    /// newest per channel starts its cooldown.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub delivered: Vec<DeliveredAlert>,
+}
+
+/// Where an alert goes: exactly one of the two.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertChannel {
+    /// An SNS topic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sns_topic_arn: Option<String>,
+    /// A Secret key (in the budget's namespace) holding a webhook URL; the URL itself is never
+    /// written anywhere but the Secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_secret_ref: Option<AlertSecretRef>,
+}
+
+/// A Secret key named by an alert channel.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+pub struct AlertSecretRef {
+    /// The Secret's name.
+    pub name: String,
+    /// The key within it.
+    pub key: String,
+}
+
+/// One alert waiting for delivery.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingAlert {
+    /// Unique per alert: what it tells (`threshold50`, `exhausted`, `escalation1`) and a hash
+    /// of the budget's UID, the period start, that and the channel. Sent with the alert
+    /// (webhook header `X-Aigov-Alert-Ids`, SNS message attribute `aigov.alert-ids`) so a
+    /// receiver can de-duplicate too.
+    pub id: String,
+    /// Where to.
+    pub channel: AlertChannel,
+    /// The one-line subject (SNS subject, the webhook text's first line).
+    pub subject: String,
+    /// The text.
+    pub message: String,
+    /// Goes out at once, cooldown or not (an exhausted budget, the 100% threshold, an
+    /// escalation step), taking along the channel's other pending alerts.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub urgent: bool,
+    /// When it was recorded (RFC 3339).
+    pub created_at: String,
+    /// Delivery attempts that failed so far.
+    #[serde(default)]
+    pub attempts: u32,
+    /// No attempt before this (RFC 3339): the backoff after a failure (1s doubling, capped by
+    /// `--alert-retry-max-backoff`, 5m by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<String>,
+    /// What the last failed attempt said (never the webhook URL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+/// One alert delivered.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveredAlert {
+    /// The alert's ID (see `PendingAlert.id`).
+    pub id: String,
+    /// Where it went.
+    pub channel: AlertChannel,
+    /// When the channel accepted it (RFC 3339).
+    pub delivered_at: String,
+    /// The attempts it took (1 when the first succeeded).
+    pub attempts: u32,
 }
 
 /// A temporary raise of the limit for the rest of one period.

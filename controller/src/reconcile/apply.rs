@@ -1,6 +1,6 @@
 //! The I/O half of a reconcile, in the one order that keeps the ledger honest: write the
 //! status, then commit the ledger [`Transition`](aigov_ledger::ledger::Transition) it
-//! records, then publish the Events and alerts. A failed write returns before anything else
+//! records, then publish the Events and hand the written alert outbox to the delivery task. A failed write returns before anything else
 //! happens, so the ledger, the Events and what the reconciler remembers are as they were and
 //! the retry plans the same again.
 //!
@@ -50,11 +50,18 @@ pub async fn apply(ctx: &Context, budget: &AIBudget, key: &str, plan: Plan) -> R
     }
     let committed = commit(ctx, key, transition);
     publish(ctx, budget, &plan.notices.events).await;
+    // The outbox as written (or, unchanged, as it was), for the delivery task to deliver from.
     if let Some(alerter) = &ctx.alerter {
-        plan.notices
-            .alerts
-            .into_iter()
-            .for_each(|a| alerter.send(a));
+        alerter.track(key, plan.status.alerts.as_ref(), plan.alert_cooldown);
+        let pending = plan.status.alerts.as_ref().map_or(0, |a| a.pending.len());
+        ctx.shared
+            .metrics
+            .alerts_pending(namespace, &budget.name_any(), pending);
+        if plan.write == Write::Now {
+            for reason in &plan.dropped_alerts {
+                ctx.shared.metrics.alerts_dropped(reason.label(), 1);
+            }
+        }
     }
     ctx.remember(key, |m| {
         if let Some(start) = plan.announces_rollover {

@@ -1,5 +1,5 @@
 //! The AIBudget reconciler: keeps each budget's period, ledger account and status current,
-//! publishes its Events, queues its alerts and runs its escalation. Status is written with
+//! publishes its Events, records its alerts in the outbox and runs its escalation. Status is written with
 //! server-side apply, at once when a threshold or the phase changes, else at most once per
 //! `status_interval` (bursts of usage coalesce into one write).
 //!
@@ -177,11 +177,22 @@ impl Context {
         for key in keys {
             memory.remove(key);
         }
+        drop(memory);
+        if let Some(alerter) = &self.alerter {
+            alerter.forget(keys);
+        }
     }
 
     /// What the plan needs to know of the past; takes what gateways reported since the last
-    /// reconcile into the refusal gate (it stays there until its Events went out).
-    fn recall(&self, key: &str) -> Recollection {
+    /// reconcile into the refusal gate (it stays there until its Events went out), and what
+    /// alert deliveries found that `budget`'s status does not show yet.
+    fn recall(&self, key: &str, budget: &AIBudget) -> Recollection {
+        let observed = budget.status.as_ref().and_then(|s| s.alerts.as_ref());
+        let alert_outcomes = self
+            .alerter
+            .as_ref()
+            .map(|a| a.outcomes(key, observed))
+            .unwrap_or_default();
         let fresh = self.shared.take_notable(key);
         let now = Instant::now();
         let mut memory = self.memory.lock().unwrap_or_else(|e| e.into_inner());
@@ -195,6 +206,7 @@ impl Context {
             refusals: m.refusals.pending().clone(),
             refusal_wait: m.refusals.wait(now),
             price_notes: m.price_notes.clone(),
+            alert_outcomes,
         }
     }
 
@@ -272,7 +284,7 @@ async fn plan_and_apply(budget: &AIBudget, key: &str, ctx: &Context) -> Result<a
     };
     let terms = plan::terms(budget, policy.limit, &window);
     let ledgered = ctx.ledgered(&policy.key, budget, &window, terms.limit);
-    let recollection = ctx.recall(&policy.key);
+    let recollection = ctx.recall(&policy.key, budget);
     let plan = plan::plan(&PlanInputs {
         budget,
         key: &policy.key,
@@ -282,6 +294,7 @@ async fn plan_and_apply(budget: &AIBudget, key: &str, ctx: &Context) -> Result<a
         now,
         recollection: &recollection,
         status_interval: ctx.status_interval,
+        alerts: ctx.alerter.as_ref().map(|a| a.retry()),
     });
     apply::apply(ctx, budget, &policy.key, plan).await
 }

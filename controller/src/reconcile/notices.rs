@@ -11,8 +11,10 @@ use aigov_ledger::ledger::Account;
 
 use super::validity::{INVALID_SPEC, Unevaluable};
 use super::{ACKNOWLEDGED_ANNOTATION, REFUSAL_EVENT_INTERVAL};
-use crate::alerts::{Alert, Channel};
+use crate::alerts::{Alert, Channel, describe};
 use crate::ledger_service::Notable;
+use crate::outbox::{self, Delivered, DropReason, Failing, Retry};
+use aigov_api::budget::PendingAlert;
 
 /// One Event on the budget.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,6 +54,8 @@ pub struct Notices {
 pub struct Alerting {
     /// `namespace/name`.
     pub key: String,
+    /// The budget object's UID and the period's start: what makes an alert's ID unique.
+    pub scope: (String, String),
     /// The channels of `spec.alerts`.
     pub channels: Vec<Channel>,
     /// `spec.alerts.cooldown`.
@@ -64,21 +68,28 @@ impl Notices {
         self.events.push(event);
     }
 
-    /// Adds one alert per channel.
+    /// Adds one alert per channel; `kind` (`threshold50`, `exhausted`, ...) and `instance`
+    /// (what tells two alerts of one kind apart in a period) make its ID.
     pub fn alert(
         &mut self,
         to: &Alerting,
         channels: &[Channel],
+        (kind, instance): (&str, &str),
         urgent: bool,
         subject: String,
         message: String,
     ) {
+        let (uid, start) = &to.scope;
         self.alerts.extend(channels.iter().map(|channel| Alert {
-            budget: to.key.clone(),
+            id: outbox::alert_id(
+                uid,
+                &format!("{start}{instance}"),
+                kind,
+                &channel.to_status(),
+            ),
             channel: channel.clone(),
             subject: subject.clone(),
             message: message.clone(),
-            cooldown: to.cooldown,
             urgent,
         }));
     }
@@ -142,6 +153,7 @@ pub fn threshold_crossed(notices: &mut Notices, to: &Alerting, threshold: u32, f
     notices.alert(
         to,
         &to.channels,
+        (&format!("threshold{threshold}"), ""),
         threshold >= 100,
         format!("AIBudget {key} at {threshold}%"),
         message,
@@ -169,9 +181,12 @@ pub fn exhausted(
     };
     notices.event(EventNotice::new(true, "BudgetExhausted", message.clone()));
     if !(thresholds.contains(&100) && at_limit) {
+        // Exhausted again after an extension ran out is another alert: the limit tells them apart.
+        let limit = account.limit.to_api_string();
         notices.alert(
             to,
             &to.channels,
+            ("exhausted", &format!(" limit {limit}")),
             true,
             format!("AIBudget {key} exhausted"),
             message,
@@ -203,6 +218,7 @@ pub fn escalated(notices: &mut Notices, to: &Alerting, step: Step<'_>, name: &st
     notices.alert(
         to,
         &step.channels,
+        (&format!("escalation{}", step.index + 1), ""),
         true,
         format!("ESCALATION: AIBudget {key} exhausted"),
         message,
@@ -261,6 +277,142 @@ pub fn not_ready(key: &str, why: &Unevaluable) -> EventNotice {
 /// `PriceChanged`, one per note queued by [`super::Context::price_changed`].
 pub fn price_changed(note: &str) -> EventNotice {
     EventNotice::new(false, "PriceChanged", note.to_owned())
+}
+
+/// `AlertDeliveryFailing` (Warning): a channel started failing.
+pub fn delivery_failing(f: &Failing, retry: Retry) -> EventNotice {
+    EventNotice::new(
+        true,
+        "AlertDeliveryFailing",
+        format!(
+            "alerts to {} could not be delivered: {}; retried with backoff (at most {} apart) until delivered or {} after each was recorded",
+            describe(&f.channel),
+            f.error,
+            human(retry.max_backoff),
+            human(retry.horizon)
+        ),
+    )
+}
+
+/// `AlertDelivered` (Normal): a channel that had failed accepted its alerts.
+pub fn delivered_after_failing(alerts: &[&(PendingAlert, Delivered)]) -> Option<EventNotice> {
+    let (first, d) = alerts.first()?;
+    let attempts = alerts
+        .iter()
+        .map(|(_, d)| d.attempts)
+        .max()
+        .unwrap_or(d.attempts);
+    Some(EventNotice::new(
+        false,
+        "AlertDelivered",
+        format!(
+            "{} alert(s) delivered to {} after {attempts} attempt(s), the first recorded at {}",
+            alerts.len(),
+            describe(&first.channel),
+            first.created_at
+        ),
+    ))
+}
+
+/// `AlertDropped` (Warning): an alert given up undelivered.
+pub fn alert_dropped(p: &PendingAlert, reason: DropReason, retry: Retry) -> EventNotice {
+    let why = match reason {
+        DropReason::Horizon => format!(
+            "not delivered within the retry horizon ({}) after {} attempt(s)",
+            human(retry.horizon),
+            p.attempts
+        ),
+        DropReason::Overflow => format!(
+            "more than {} alerts were pending on this budget (the oldest is dropped)",
+            outbox::PENDING_CAP
+        ),
+    };
+    let last = p
+        .last_error
+        .as_deref()
+        .map(|e| format!("; last error: {e}"))
+        .unwrap_or_default();
+    EventNotice::new(
+        true,
+        "AlertDropped",
+        format!(
+            "alert {:?} to {} (recorded at {}) dropped: {why}{last}",
+            p.subject,
+            describe(&p.channel),
+            p.created_at
+        ),
+    )
+}
+
+/// The `AlertDeliveryFailing` condition: `(status, reason, message)`.
+pub fn delivery_condition(
+    failing: &[Failing],
+    outbox: Option<&aigov_api::budget::AlertOutbox>,
+    retry: Retry,
+) -> (bool, &'static str, String) {
+    if !failing.is_empty() {
+        let channels: Vec<String> = failing
+            .iter()
+            .map(|f| {
+                format!(
+                    "{}: {} alert(s) pending since {}, {} attempt(s) failed, last error: {}; next attempt at {}; each dropped {} after it was recorded",
+                    describe(&f.channel),
+                    f.pending,
+                    f.since,
+                    f.attempts,
+                    f.error,
+                    f.next_attempt_at.as_deref().unwrap_or("once due"),
+                    human(retry.horizon)
+                )
+            })
+            .collect();
+        return (true, "DeliveryFailing", channels.join("; "));
+    }
+    let pending = outbox.map_or(0, |o| o.pending.len());
+    let last = outbox.and_then(|o| o.delivered.first());
+    let message = match (pending, last) {
+        (0, Some(d)) => format!(
+            "every alert delivered, the last to {} at {}",
+            describe(&d.channel),
+            d.delivered_at
+        ),
+        (0, None) => "no alert pending".to_owned(),
+        (n, _) => format!("{n} alert(s) pending (held by the cooldown or being sent), none failed"),
+    };
+    (false, "Delivered", message)
+}
+
+/// The `AlertDeliveryFailing` reason after alerts were dropped undelivered.
+pub const DROPPED: &str = "Dropped";
+
+/// The `AlertDeliveryFailing` condition just after alerts were dropped: False (nothing is
+/// failing any more), reason [`DROPPED`], saying so until something is delivered or fails.
+pub fn dropped_condition(
+    dropped: &[(PendingAlert, DropReason)],
+    now: jiff::Timestamp,
+) -> (bool, &'static str, String) {
+    let channel = dropped
+        .last()
+        .map(|(p, _)| describe(&p.channel))
+        .unwrap_or_default();
+    (
+        false,
+        DROPPED,
+        format!(
+            "{} alert(s) dropped undelivered at {now}, the last to {channel} (see the AlertDropped Events)",
+            dropped.len()
+        ),
+    )
+}
+
+/// A duration as people write it (`24h`, `5m`, `90s`).
+fn human(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        s if s >= 3600 && s.is_multiple_of(3600) => format!("{}h", s / 3600),
+        s if s >= 60 && s.is_multiple_of(60) => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
 }
 
 /// Paces one budget's `Throttled` and `Downgraded` Events to one of each per

@@ -4,6 +4,7 @@
 //! [`Transition`] to commit once the status is written, and when to come back. No I/O, no
 //! clock, no lock: every decision is unit-tested here without a cluster.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use aigov_api::budget::{EscalationStatus, ExtensionStatus, PeriodSummary};
@@ -18,8 +19,11 @@ use super::validity::Unevaluable;
 use super::{ACKNOWLEDGED_ANNOTATION, EXTENSION_ANNOTATION, REFRESH};
 use crate::alerts::Channel;
 use crate::ledger_service::Notable;
+use crate::outbox::{self, DropReason, Outcomes, Retry};
 use crate::status::{self, StatusInputs, StatusOutcome, summarize};
 
+/// The condition saying whether alerts are being delivered.
+pub const ALERT_DELIVERY_FAILING: &str = "AlertDeliveryFailing";
 /// Requeues are never shorter than this (a budget due "now" still waits a moment).
 pub const MIN_REQUEUE: Duration = Duration::from_millis(20);
 /// Margin added to a requeue for a period end or an escalation step, so that the reconcile
@@ -109,6 +113,8 @@ pub struct Recollection {
     pub refusal_wait: Option<Duration>,
     /// `PriceChanged` notes queued for the budget.
     pub price_notes: Vec<String>,
+    /// What alert deliveries found that the budget's status may not show yet.
+    pub alert_outcomes: Outcomes,
 }
 
 /// Everything a plan depends on.
@@ -130,6 +136,8 @@ pub struct PlanInputs<'a> {
     pub recollection: &'a Recollection,
     /// `--status-interval`: non-urgent writes at most this often.
     pub status_interval: Duration,
+    /// How alerts are retried (`None`: alerts are disabled, nothing is queued).
+    pub alerts: Option<Retry>,
 }
 
 /// Whether the plan writes the status.
@@ -180,6 +188,10 @@ pub struct Plan {
     pub price_notes: usize,
     /// When to reconcile again.
     pub requeue: Duration,
+    /// `spec.alerts.cooldown`, for the delivery task.
+    pub alert_cooldown: Duration,
+    /// Alerts the written status drops undelivered, and why (counted once written).
+    pub dropped_alerts: Vec<DropReason>,
 }
 
 /// Plans one reconcile.
@@ -188,7 +200,7 @@ pub fn plan(inputs: &PlanInputs<'_>) -> Plan {
     let previous = budget.status.as_ref();
     let next = next_account(inputs);
     let escalation = escalate(inputs, &next.account);
-    let outcome = status::build(StatusInputs {
+    let mut outcome = status::build(StatusInputs {
         spec: &budget.spec,
         generation: budget.metadata.generation,
         previous,
@@ -199,15 +211,6 @@ pub fn plan(inputs: &PlanInputs<'_>) -> Plan {
         history: history_with(previous, next.finished.as_ref()),
         now: inputs.now,
     });
-    let urgent = outcome.urgent()
-        || next.finished.is_some()
-        || next.transition.replaces.is_some()
-        || inputs.terms.extension_granted
-        || !escalation.due.is_empty()
-        || previous.is_none()
-        || previous.and_then(|p| p.observed_generation) != budget.metadata.generation
-        || escalation.status.as_ref() != previous.and_then(|p| p.escalation.as_ref());
-    let (write, requeue) = decide_write(inputs, &outcome, urgent);
     let announces_rollover = next
         .finished
         .as_ref()
@@ -217,7 +220,7 @@ pub fn plan(inputs: &PlanInputs<'_>) -> Plan {
     let recollection = inputs.recollection;
     let publishes_refusals =
         !recollection.refusals.is_empty() && recollection.refusal_wait.is_none();
-    let notices = notices_for(
+    let mut notices = notices_for(
         inputs,
         &next,
         &outcome,
@@ -225,7 +228,24 @@ pub fn plan(inputs: &PlanInputs<'_>) -> Plan {
         announces_rollover.is_some(),
         publishes_refusals,
     );
-    let requeue = requeue_for(inputs, &next.account, requeue, escalation.next_due);
+    let to = alerting(budget, inputs);
+    let dropped_alerts = fold_outbox(inputs, &mut outcome.status, &mut notices, to.cooldown);
+    let urgent = outcome.urgent()
+        || next.finished.is_some()
+        || next.transition.replaces.is_some()
+        || inputs.terms.extension_granted
+        || !escalation.due.is_empty()
+        || previous.is_none()
+        || previous.and_then(|p| p.observed_generation) != budget.metadata.generation
+        || escalation.status.as_ref() != previous.and_then(|p| p.escalation.as_ref())
+        || outcome.status.alerts.as_ref() != previous.and_then(|p| p.alerts.as_ref());
+    let (write, requeue) = decide_write(inputs, &outcome, urgent);
+    let next_due = escalation
+        .next_due
+        .into_iter()
+        .chain(first_expiry(&outcome.status, inputs.alerts))
+        .min();
+    let requeue = requeue_for(inputs, &next.account, requeue, next_due);
     Plan {
         forecast: aigov_api::evaluation::forecast(
             next.account.spent,
@@ -242,7 +262,103 @@ pub fn plan(inputs: &PlanInputs<'_>) -> Plan {
         publishes_refusals,
         price_notes: recollection.price_notes.len(),
         requeue,
+        alert_cooldown: to.cooldown,
+        dropped_alerts,
     }
+}
+
+/// Folds the alert outbox into `status` ([`outbox::advance`]): the alerts this reconcile
+/// decided, recorded in the same write as what they tell, and what deliveries reported; its
+/// `AlertDeliveryFailing` condition; and the Events of what changed in it (a channel failing,
+/// delivered after failing, an alert dropped). Returns why alerts were dropped. With alerts
+/// disabled nothing is queued and the outbox stays as it is.
+fn fold_outbox(
+    inputs: &PlanInputs<'_>,
+    status: &mut AIBudgetStatus,
+    notices: &mut Notices,
+    cooldown: Duration,
+) -> Vec<DropReason> {
+    let Some(retry) = inputs.alerts else {
+        return Vec::new();
+    };
+    let previous = inputs.budget.status.as_ref();
+    let before = previous.and_then(|p| p.alerts.as_ref());
+    let outcomes = &inputs.recollection.alert_outcomes;
+    let (now, new) = (inputs.now, &notices.alerts);
+    let advanced = outbox::advance(before, new, outcomes, now, retry, cooldown);
+    let failing = outbox::failing(advanced.outbox.as_ref());
+    outbox_events(notices, before, &failing, &advanced, retry);
+    if inputs.budget.spec.alerts.is_some() || advanced.outbox.is_some() {
+        let told_drop = previously_dropped(previous).filter(|_| advanced.delivered.is_empty());
+        let (on, reason, message) = match (failing.is_empty(), advanced.dropped.as_slice()) {
+            (true, [_, ..]) => notices::dropped_condition(&advanced.dropped, now),
+            // A drop stays told until something is delivered or fails.
+            (true, []) if told_drop.is_some() => {
+                let message = told_drop.map(|c| c.message.clone()).unwrap_or_default();
+                (false, notices::DROPPED, message)
+            }
+            _ => notices::delivery_condition(&failing, advanced.outbox.as_ref(), retry),
+        };
+        let generation = inputs.budget.metadata.generation;
+        let (type_, previous) = (ALERT_DELIVERY_FAILING, previous);
+        let condition = status::condition(previous, type_, on, reason, message, generation, now);
+        status.conditions.push(condition);
+    }
+    status.alerts = advanced.outbox;
+    advanced.dropped.iter().map(|(_, r)| *r).collect()
+}
+
+/// The Events of what changed in the outbox: a channel that started failing, a channel that
+/// had failed and delivered, each alert dropped.
+fn outbox_events(
+    notices: &mut Notices,
+    before: Option<&aigov_api::budget::AlertOutbox>,
+    failing: &[outbox::Failing],
+    advanced: &outbox::Advanced,
+    retry: Retry,
+) {
+    let was_failing: Vec<String> = outbox::failing(before)
+        .iter()
+        .map(|f| outbox::channel_key(&f.channel))
+        .collect();
+    for f in failing {
+        if !was_failing.contains(&outbox::channel_key(&f.channel)) {
+            notices.event(notices::delivery_failing(f, retry));
+        }
+    }
+    let mut recovered: BTreeMap<String, Vec<_>> = BTreeMap::new();
+    for d in advanced.delivered.iter().filter(|(_, d)| d.attempts > 1) {
+        let channel = outbox::channel_key(&d.0.channel);
+        recovered.entry(channel).or_default().push(d);
+    }
+    let groups = recovered.values();
+    notices
+        .events
+        .extend(groups.filter_map(|g| notices::delivered_after_failing(g)));
+    for (p, reason) in &advanced.dropped {
+        notices.event(notices::alert_dropped(p, *reason, retry));
+    }
+}
+
+/// The `AlertDeliveryFailing` condition of `previous` when it tells of dropped alerts.
+fn previously_dropped(
+    previous: Option<&AIBudgetStatus>,
+) -> Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    previous?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == ALERT_DELIVERY_FAILING && c.reason == notices::DROPPED)
+}
+
+/// When the first pending alert passes the retry horizon (a reconcile then drops it).
+fn first_expiry(status: &AIBudgetStatus, retry: Option<Retry>) -> Option<Timestamp> {
+    let retry = retry?;
+    let pending = &status.alerts.as_ref()?.pending;
+    pending
+        .iter()
+        .filter_map(outbox::created)
+        .min()
+        .map(|c| outbox::later(c, retry.horizon))
 }
 
 /// What a reconcile of a budget the controller cannot evaluate does: `Ready` False saying
@@ -494,10 +610,16 @@ fn decide_write(
 }
 
 /// Where `spec.alerts` sends this budget's alerts.
-fn alerting(budget: &AIBudget, key: &str, namespace: &str) -> Alerting {
+fn alerting(budget: &AIBudget, inputs: &PlanInputs<'_>) -> Alerting {
     let alerts = budget.spec.alerts.as_ref();
+    let key = inputs.key;
+    let namespace = key.split_once('/').map_or("", |(ns, _)| ns);
     Alerting {
         key: key.to_owned(),
+        scope: (
+            object_uid(budget).to_owned(),
+            inputs.window.start.to_string(),
+        ),
         channels: alerts
             .map(|a| {
                 Channel::from_parts(
@@ -538,7 +660,7 @@ fn notices_for(
     {
         out.event(notices::extension_granted(e, limit, &figures));
     }
-    let to = alerting(budget, inputs.key, namespace);
+    let to = alerting(budget, inputs);
     for threshold in &outcome.newly_crossed {
         notices::threshold_crossed(&mut out, &to, *threshold, &figures);
     }
@@ -666,6 +788,7 @@ mod tests {
                 now: at(now),
                 recollection: &self.recollection,
                 status_interval: Duration::from_secs(1),
+                alerts: Some(Retry::default()),
             })
         }
 
@@ -707,13 +830,153 @@ mod tests {
             ("AIBudget team/chat at 50%", note, false)
         );
         assert_eq!(
-            (&alert.channel, alert.cooldown),
+            (&alert.channel, plan.alert_cooldown),
             (
                 &Channel::Sns("arn:aws:sns:us-east-1:123456789012:spend".into()),
                 Duration::from_secs(600)
             )
         );
         assert_eq!(plan.status.thresholds_crossed, [50]);
+        let pending = &plan.status.alerts.as_ref().unwrap().pending;
+        assert_eq!(
+            pending.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(),
+            [alert.id.as_str()],
+            "the alert is in the outbox of the very status that records the threshold"
+        );
+        assert!(alert.id.starts_with("threshold50-"));
+    }
+
+    /// A budget past 50% whose alert is pending, as written at 00:00:05.
+    fn pending_alert() -> (Budget, String) {
+        let mut b = Budget::new(ALERTS, "40");
+        b.written("2026-11-15T00:00:00Z", Duration::from_secs(5));
+        b.account.spent = usd("60");
+        let plan = b.written("2026-11-15T00:00:05Z", Duration::from_secs(5));
+        let id = plan.status.alerts.unwrap().pending[0].id.clone();
+        (b, id)
+    }
+
+    fn condition(plan: &Plan) -> (&str, &str, &str) {
+        let c = plan
+            .status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == ALERT_DELIVERY_FAILING)
+            .expect("the condition");
+        (c.status.as_str(), c.reason.as_str(), c.message.as_str())
+    }
+
+    #[test]
+    fn a_failing_channel_is_a_true_condition_with_one_warning_event_and_its_delivery_turns_it_false()
+     {
+        let (mut b, id) = pending_alert();
+        let failed = |attempts| outbox::Failed {
+            attempts,
+            at: at("2026-11-15T00:00:06Z"),
+            next_at: at("2026-11-15T00:00:08Z"),
+            error: "webhook: client error (Connect): tcp connect error: Connection refused".into(),
+        };
+        b.recollection
+            .alert_outcomes
+            .failed
+            .insert(id.clone(), failed(2));
+        let plan = b.written("2026-11-15T00:00:07Z", Duration::from_secs(5));
+        assert_eq!(reasons(&plan), ["AlertDeliveryFailing"]);
+        let (status, reason, message) = condition(&plan);
+        assert_eq!((status, reason), ("True", "DeliveryFailing"));
+        assert_eq!(
+            message,
+            "SNS topic arn:aws:sns:us-east-1:123456789012:spend: 1 alert(s) pending since \
+             2026-11-15T00:00:05Z, 2 attempt(s) failed, last error: webhook: client error (Connect): \
+             tcp connect error: Connection refused; next attempt at 2026-11-15T00:00:08Z; each dropped 24h after it was recorded"
+        );
+        b.recollection
+            .alert_outcomes
+            .failed
+            .insert(id.clone(), failed(3));
+        let again = b.written("2026-11-15T00:00:09Z", Duration::from_secs(5));
+        assert!(
+            reasons(&again).is_empty(),
+            "one Event while it keeps failing"
+        );
+
+        b.recollection.alert_outcomes.delivered.insert(
+            id,
+            outbox::Delivered {
+                at: at("2026-11-15T00:01:00Z"),
+                attempts: 4,
+            },
+        );
+        let delivered = b.plan("2026-11-15T00:01:00Z");
+        assert_eq!(delivered.write, Write::Now, "a delivery is written at once");
+        assert_eq!(reasons(&delivered), ["AlertDelivered"]);
+        assert_eq!(
+            delivered.notices.events[0].note,
+            "1 alert(s) delivered to SNS topic arn:aws:sns:us-east-1:123456789012:spend after 4 attempt(s), the first recorded at 2026-11-15T00:00:05Z"
+        );
+        assert_eq!(condition(&delivered).0, "False");
+        let outbox = delivered.status.alerts.as_ref().unwrap();
+        assert!(outbox.pending.is_empty());
+        assert_eq!(outbox.delivered[0].attempts, 4);
+    }
+
+    #[test]
+    fn an_alert_past_the_horizon_is_dropped_with_a_warning_event_and_counted() {
+        let (b, _) = pending_alert();
+        let plan = b.plan("2026-11-16T00:00:05Z");
+        assert_eq!(reasons(&plan), ["AlertDropped"]);
+        assert_eq!(plan.dropped_alerts, [DropReason::Horizon]);
+        assert!(plan.status.alerts.as_ref().unwrap().pending.is_empty());
+        let told = "1 alert(s) dropped undelivered at 2026-11-16T00:00:05Z, the last to SNS topic \
+                    arn:aws:sns:us-east-1:123456789012:spend (see the AlertDropped Events)";
+        assert_eq!(condition(&plan), ("False", "Dropped", told));
+        let mut b = b;
+        b.budget.status = Some(plan.status.clone());
+        let later = b.plan("2026-11-16T00:10:00Z");
+        assert_eq!(condition(&later), ("False", "Dropped", told), "still told");
+        assert!(
+            plan.notices.events[0]
+                .note
+                .contains("not delivered within the retry horizon (24h) after 0 attempt(s)")
+        );
+    }
+
+    #[test]
+    fn a_pending_alert_asks_to_be_reconciled_when_its_horizon_passes() {
+        let (b, _) = pending_alert();
+        let plan = b.plan("2026-11-15T23:59:05Z");
+        assert_eq!(plan.requeue, Duration::from_secs(60) + PAST_DUE);
+    }
+
+    #[test]
+    fn with_alerts_disabled_nothing_is_queued() {
+        let mut b = Budget::new(ALERTS, "40");
+        b.written("2026-11-15T00:00:00Z", Duration::from_secs(5));
+        b.account.spent = usd("60");
+        let policy = BudgetPolicy::from_budget(&b.budget).unwrap();
+        let now = at("2026-11-15T00:00:05Z");
+        let window = policy.window_at(now).unwrap();
+        let terms = terms(&b.budget, policy.limit, &window);
+        let plan = plan(&PlanInputs {
+            budget: &b.budget,
+            key: "team/chat",
+            window: &window,
+            terms: &terms,
+            ledgered: &Ledgered {
+                account: b.account.clone(),
+                unopened: None,
+            },
+            now,
+            recollection: &b.recollection,
+            status_interval: Duration::from_secs(1),
+            alerts: None,
+        });
+        assert!(
+            plan.status
+                .alerts
+                .as_ref()
+                .is_none_or(|a| a.pending.is_empty())
+        );
     }
 
     #[test]
@@ -816,6 +1079,7 @@ mod tests {
             now: at("2026-12-02T00:00:00Z"),
             recollection: &Recollection::default(),
             status_interval: Duration::from_secs(1),
+            alerts: Some(Retry::default()),
         });
         assert_eq!(plan.finished.as_ref().unwrap().spent, "7.00");
         assert_eq!(reasons(&plan), ["PeriodRolledOver"]);

@@ -198,6 +198,80 @@ fn context(api: &MockApi, clock: &TestClock) -> Arc<Context> {
     )
 }
 
+/// A context over the mock API server with alerts on (an alert task delivering through it).
+fn context_with_alerts(api: &MockApi, clock: &TestClock) -> Arc<Context> {
+    let plain = context(api, clock);
+    let sns = aws_sdk_sns::Client::from_conf(
+        aws_sdk_sns::Config::builder()
+            .behavior_version(aws_sdk_sns::config::BehaviorVersion::latest())
+            .region(aws_sdk_sns::config::Region::new("us-east-1"))
+            .build(),
+    );
+    let alerter = crate::alerts::Alerter::start(crate::alerts::AlerterParts {
+        sns,
+        kube: plain.client.clone(),
+        retry: crate::outbox::Retry::default(),
+        clock: clock.clock(),
+        metrics: plain.shared.metrics.clone(),
+        changed: plain.shared.changed.clone(),
+    });
+    let recorder = aigov_runtime::events::recorder(plain.client.clone(), "test");
+    Context::new(
+        plain.client.clone(),
+        plain.shared.clone(),
+        recorder,
+        Some(alerter),
+        clock.clock(),
+        Duration::ZERO,
+    )
+}
+
+#[tokio::test]
+async fn every_status_patch_that_records_a_threshold_crossed_carries_its_alert() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let clock = TestClock::at("2026-11-15T00:00:00Z");
+    let mut alerting = budget();
+    alerting.spec.limit = "2".into();
+    alerting.spec.alerts = Some(
+        serde_yaml::from_str("webhookSecretRef: {name: slack, key: url}\ncooldown: 1s\n").unwrap(),
+    );
+    let api = MockApi::new(alerting);
+    let ctx = context_with_alerts(&api, &clock);
+    reconcile(api.budget(), ctx.clone()).await.unwrap();
+    ctx.shared
+        .ledger()
+        .apply("g1", &a_dollar_call(1), &PriceBook::default());
+    // The write recording 50% fails, then the retry succeeds.
+    api.failing_patches.store(1, Ordering::SeqCst);
+    assert!(reconcile(api.budget(), ctx.clone()).await.is_err());
+    reconcile(api.budget(), ctx.clone()).await.unwrap();
+    let patches: Vec<Value> = api
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|s| s.path.ends_with("/status"))
+        .map(|s| s.body["status"].clone())
+        .filter(|status| status["thresholdsCrossed"] == json!([50]))
+        .collect();
+    assert_eq!(patches.len(), 2, "the failed write and its retry");
+    for status in &patches {
+        let pending = status["alerts"]["pending"]
+            .as_array()
+            .expect("pending alerts");
+        assert_eq!(pending.len(), 1, "{status:#}");
+        assert!(
+            pending[0]["id"]
+                .as_str()
+                .unwrap()
+                .starts_with("threshold50-")
+        );
+        assert_eq!(pending[0]["channel"]["webhookSecretRef"]["name"], "slack");
+    }
+    let written = api.budget().status.clone().unwrap();
+    assert_eq!(written.alerts.unwrap().pending.len(), 1, "queued in status");
+}
+
 /// One call from gateway `g1` costing $1.00 (800,000 Claude 3 Haiku output tokens).
 fn a_dollar_call(sequence: u64) -> UsageRecord {
     UsageRecord {

@@ -1,9 +1,9 @@
 //! Leadership under API-server faults, with loopback TCP proxies between the controllers (and
 //! gateway) and the real kube-apiserver:
 //!
-//! - the leader alone cut off (its proxy frozen): it stops leading at its renewal deadline,
-//!   before the standby can take the Lease, so at no instant do two replicas lead; spend stays
-//!   exact through it;
+//! - the leader alone cut off (its proxy frozen): it stops leading (`/readyz`, which gateways'
+//!   exchanges follow) at its renewal deadline, before the standby can take the Lease, so at
+//!   no instant do two replicas lead; spend stays exact through it;
 //! - the whole API server frozen for 30 s: no replica can prove it leads, so nothing is granted;
 //!   a fail-closed budget's calls get 503 once the gateway's slices run out (the slice TTL), a
 //!   fail-open budget's calls go on, and everything is counted once when the server is back.
@@ -85,10 +85,18 @@ fn replicas(ns: &str, lease: &str, proxies: &[Proxy], ports: &[u16]) -> Vec<Aigo
         .collect()
 }
 
-fn gateway(ns: &str, ports: &[u16], extra: &[&str], kubeconfig: Option<std::path::PathBuf>) -> Aigov {
+fn gateway(
+    ns: &str,
+    ports: &[u16],
+    extra: &[&str],
+    kubeconfig: Option<std::path::PathBuf>,
+) -> Aigov {
     let mut o = Options::all(ns);
     o.role = "gateway";
-    o.controller_endpoints = ports.iter().map(|p| format!("http://127.0.0.1:{p}")).collect();
+    o.controller_endpoints = ports
+        .iter()
+        .map(|p| format!("http://127.0.0.1:{p}"))
+        .collect();
     o.extra = extra.iter().map(|f| (*f).to_owned()).collect();
     o.kubeconfig = kubeconfig;
     Aigov::start(o, true)
@@ -101,9 +109,12 @@ async fn a_leader_cut_off_from_the_api_server_stops_leading_before_another_can_t
     let ip = pod_ip();
     pod(&ns, "app", "default", &[], ip);
     let lease = unique("lease");
-    let proxies = [Proxy::start(apiserver_addr()), Proxy::start(apiserver_addr())];
+    let proxies = [
+        Proxy::start(apiserver_addr()),
+        Proxy::start(apiserver_addr()),
+    ];
     let ports = [free_port(), free_port()];
-    let mut controllers = replicas(&ns, &lease, &proxies, &ports);
+    let controllers = replicas(&ns, &lease, &proxies, &ports);
     let gw = gateway(&ns, &ports, &[], None);
     let client = client_from(ip, &gw.gateway, true).await;
     let (stop, seen) = (Arc::new(AtomicBool::new(false)), Arc::new(Seen::default()));
@@ -126,7 +137,10 @@ async fn a_leader_cut_off_from_the_api_server_stops_leading_before_another_can_t
     let frozen = Instant::now();
     let (mut stopped, mut taken) = (None, None);
     while taken.is_none() && frozen.elapsed() < Duration::from_secs(20) {
-        if stopped.is_none() && !controllers[index].running() {
+        let leading = controllers[index]
+            .get("/readyz")
+            .is_some_and(|(code, _)| code == 200);
+        if stopped.is_none() && !leading {
             stopped = Some(frozen.elapsed());
         }
         let h = holder(&ns, &lease);
@@ -146,7 +160,9 @@ async fn a_leader_cut_off_from_the_api_server_stops_leading_before_another_can_t
     let ids = seen.ids.lock().unwrap().clone();
     let (expected, _) = served_cost(&ids);
     assert!(ids.len() >= 5, "calls went on: {}", ids.len());
-    wait_status(&ns, "team", Duration::from_secs(30), |s| spent(s) == expected);
+    wait_status(&ns, "team", Duration::from_secs(30), |s| {
+        spent(s) == expected
+    });
     drop(controllers);
 }
 
@@ -165,20 +181,33 @@ async fn with_the_api_server_frozen_fail_closed_gives_503_after_the_slice_ttl_an
     // Everything reaches the API server through one proxy: freezing it freezes the server.
     let api = Proxy::start(apiserver_addr());
     let ports = [free_port(), free_port()];
-    let _controllers = replicas(&ns, &lease, &[Proxy::start(api.addr()), Proxy::start(api.addr())], &ports);
+    // Each replica through its own proxy in front of that one (kept alive for the test).
+    let own = [Proxy::start(api.addr()), Proxy::start(api.addr())];
+    let _controllers = replicas(&ns, &lease, &own, &ports);
     let ttl = Duration::from_secs(5);
     let kubeconfig = Some(kubeconfig_via(api.addr()));
     let gw = gateway(&ns, &ports, &["--slice-ttl", "5s"], kubeconfig);
     let stop = Arc::new(AtomicBool::new(false));
     let (seen_closed, seen_open) = (Arc::new(Seen::default()), Arc::new(Seen::default()));
     let callers = [
-        call_until(client_from(ip_closed, &gw.gateway, false).await, stop.clone(), seen_closed.clone()),
-        call_until(client_from(ip_open, &gw.gateway, false).await, stop.clone(), seen_open.clone()),
+        call_until(
+            client_from(ip_closed, &gw.gateway, false).await,
+            stop.clone(),
+            seen_closed.clone(),
+        ),
+        call_until(
+            client_from(ip_open, &gw.gateway, false).await,
+            stop.clone(),
+            seen_open.clone(),
+        ),
     ];
     let both_served = |s: &Seen| !s.ids.lock().unwrap().is_empty();
     let started = Instant::now();
     while !(both_served(&seen_closed) && both_served(&seen_open)) {
-        assert!(started.elapsed() < Duration::from_secs(30), "calls before the freeze");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "calls before the freeze"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
@@ -188,8 +217,13 @@ async fn with_the_api_server_frozen_fail_closed_gives_503_after_the_slice_ttl_an
     let open_during = seen_open.ids.lock().unwrap().len() - open_before;
     let unavailable = seen_closed.unavailable.load(Ordering::Relaxed);
     let leaked = seen_closed.answered_after_503.load(Ordering::Relaxed);
-    eprintln!("frozen 30 s: fail-closed got {unavailable} 503s; fail-open served {open_during} calls");
-    assert!(unavailable > 0, "fail-closed answers 503 once the slices run out ({ttl:?})");
+    eprintln!(
+        "frozen 30 s: fail-closed got {unavailable} 503s; fail-open served {open_during} calls"
+    );
+    assert!(
+        unavailable > 0,
+        "fail-closed answers 503 once the slices run out ({ttl:?})"
+    );
     assert_eq!(leaked, 0, "and admits nothing after that while frozen");
     assert!(open_during > 10, "fail-open keeps serving: {open_during}");
 
@@ -203,6 +237,10 @@ async fn with_the_api_server_frozen_fail_closed_gives_503_after_the_slice_ttl_an
         let ids = seen.ids.lock().unwrap().clone();
         let (expected, _) = served_cost(&ids);
         let s = wait_status(&ns, name, Duration::from_secs(45), |s| spent(s) == expected);
-        assert_eq!(spent(&s), expected, "{name}: every served call counted once");
+        assert_eq!(
+            spent(&s),
+            expected,
+            "{name}: every served call counted once"
+        );
     }
 }
