@@ -11,6 +11,8 @@ use base64::Engine;
 use bytes::BytesMut;
 
 use crate::route::Operation;
+use crate::settle::Reading;
+use crate::sse::SseMeter;
 
 /// The largest event-stream message the meter decodes (Bedrock's messages are far smaller).
 pub const MAX_FRAME_BYTES: usize = 16 << 20;
@@ -161,7 +163,8 @@ fn text_bytes(value: &serde_json::Value) -> u64 {
     }
 }
 
-/// Usage from a complete (non-streaming) response: the Converse body, or InvokeModel's headers.
+/// Usage from a complete (non-streaming) response: the Converse body, InvokeModel's headers,
+/// a mantle API's body.
 pub fn response_usage(
     operation: Operation,
     headers: &http::HeaderMap,
@@ -172,7 +175,68 @@ pub fn response_usage(
         Operation::InvokeModel => {
             usage::from_invoke_headers(|name| headers.get(name).and_then(|v| v.to_str().ok())).ok()
         }
-        _ => None,
+        other => other
+            .mantle_api()
+            .and_then(|api| aigov_api::mantle::body_usage(api, body).ok()),
+    }
+}
+
+/// The meter of a streaming response: AWS event stream or server-sent events.
+#[derive(Debug)]
+pub enum Meter {
+    /// ConverseStream, InvokeModelWithResponseStream.
+    Events(StreamMeter),
+    /// Chat Completions, Responses, Messages.
+    Sse(SseMeter),
+}
+
+impl Meter {
+    /// The meter for a streaming `reading`.
+    pub fn for_reading(reading: Reading) -> Meter {
+        match reading {
+            Reading::Sse {
+                api,
+                strip_usage_chunk,
+            } => Meter::Sse(SseMeter::new(api, strip_usage_chunk)),
+            Reading::EventStream(operation) | Reading::Whole(operation) => {
+                Meter::Events(StreamMeter::new(operation))
+            }
+        }
+    }
+
+    /// Feeds the next bytes; returns what to forward now.
+    pub fn feed(&mut self, data: bytes::Bytes) -> bytes::Bytes {
+        match self {
+            Meter::Events(m) => {
+                m.feed(&data);
+                data
+            }
+            Meter::Sse(m) => m.feed(&data),
+        }
+    }
+
+    /// What is left to forward when the stream ends.
+    pub fn finish(&mut self) -> bytes::Bytes {
+        match self {
+            Meter::Events(_) => bytes::Bytes::new(),
+            Meter::Sse(m) => m.finish(),
+        }
+    }
+
+    /// The usage reported, once it was.
+    pub fn usage(&self) -> Option<Usage> {
+        match self {
+            Meter::Events(m) => m.usage(),
+            Meter::Sse(m) => m.usage(),
+        }
+    }
+
+    /// The output seen at most, in tokens.
+    pub fn output_seen(&self) -> u64 {
+        match self {
+            Meter::Events(m) => m.output_seen(),
+            Meter::Sse(m) => m.output_seen(),
+        }
     }
 }
 

@@ -274,6 +274,8 @@ mod tests {
         let upstream = crate::forward::Upstream::new(
             crate::forward::UpstreamConfig {
                 endpoint: "http://127.0.0.1:1".into(),
+                mantle_endpoint: "http://127.0.0.1:1".into(),
+                mantle_api_key: None,
                 region: "us-east-1".into(),
                 timeout: Duration::from_secs(5),
             },

@@ -61,6 +61,9 @@ pub enum Settle {
         /// Output tokens seen at most, when the whole answer went by.
         output_seen: Option<u64>,
     },
+    /// Bedrock reported units priced per unit, not per token (guardrail text units, seconds
+    /// of an async job's output): charge this exact cost.
+    Units(Usd),
     /// Bedrock never accepted the call (unreachable, or an error status): nothing is charged.
     Release,
 }
@@ -107,6 +110,16 @@ impl Settlement {
         }
     }
 
+    /// The gateway the call went through.
+    pub(crate) fn gateway(&self) -> &Arc<Gateway> {
+        &self.gateway
+    }
+
+    /// What was reserved for the call.
+    pub(crate) fn reserved(&self) -> Usd {
+        self.worst.cost
+    }
+
     /// Settles as `how` says and writes the call's line.
     pub fn finish(&mut self, how: Settle) {
         let Some(reservation) = self.reservation.take() else {
@@ -140,9 +153,17 @@ impl Settlement {
     /// Draws the cost of the usage `how` gives (nothing on a release, or when no budget is
     /// charged).
     fn settle(&mut self, reservation: Reservation, how: Settle) -> Option<Usd> {
-        let (usage, estimated) = match how {
-            Settle::Reported(usage) => (usage, false),
-            Settle::Estimated { output_seen } => (Self::estimate(&self.worst, output_seen), true),
+        let unit_priced = self.worst.unit_cost.is_some();
+        let (usage, unit_cost, estimated) = match how {
+            Settle::Reported(usage) => (usage, None, false),
+            // A unit-priced call whose units never arrived is charged what was reserved.
+            Settle::Estimated { .. } if unit_priced => {
+                (Usage::default(), self.worst.unit_cost, true)
+            }
+            Settle::Estimated { output_seen } => {
+                (Self::estimate(&self.worst, output_seen), None, true)
+            }
+            Settle::Units(cost) => (Usage::default(), Some(cost.min(self.worst.cost)), false),
             Settle::Release => {
                 self.gateway.slices.release(reservation);
                 return None;
@@ -154,11 +175,12 @@ impl Settlement {
         }
         let gateway = &self.gateway;
         let now = gateway.clock.now();
-        let cost = gateway
+        let token_cost = gateway
             .prices
             .current()
             .cost(&resolve(&self.model), &usage, InvocationMode::OnDemand, now)
             .amount;
+        let cost = token_cost + unit_cost.unwrap_or(Usd::ZERO);
         let mut record = std::mem::take(&mut self.record);
         record.request_id = self
             .bedrock_id
@@ -169,6 +191,7 @@ impl Settlement {
         record.cache_read_tokens = usage.cache_read_tokens;
         record.cache_write_tokens = usage.cache_write_tokens;
         record.cache_write_1h_tokens = usage.cache_write_1h_tokens;
+        record.unit_cost = unit_cost.map(|c| c.to_api_string()).unwrap_or_default();
         record.usage_estimated = estimated;
         record.occurred_at_ms = now.as_millisecond();
         if estimated {
@@ -193,12 +216,32 @@ impl Drop for Settlement {
     }
 }
 
+/// How a response is read for what the call costs.
+#[derive(Clone, Copy, Debug)]
+pub enum Reading {
+    /// An AWS event stream (ConverseStream, InvokeModelWithResponseStream).
+    EventStream(Operation),
+    /// A server-sent-event stream of a mantle API; `strip_usage_chunk` when the gateway asked
+    /// for the usage the caller did not.
+    Sse {
+        /// The API.
+        api: aigov_api::mantle::Api,
+        /// Whether to hide the usage chunk.
+        strip_usage_chunk: bool,
+    },
+    /// A whole body.
+    Whole(Operation),
+}
+
 /// Relays Bedrock's answer to a forwarded call: its own errors pass through (released, Bedrock
 /// charges nothing for them), streams are metered as they pass, and a whole response is read
-/// (up to `--max-response-bytes`) for its usage before it is returned.
+/// (up to `--max-response-bytes`) for its usage before it is returned. A whole response that
+/// starts work Bedrock finishes later (a background response, an async invocation) leaves
+/// the call reserved until a poll of its state ([`crate::follow`]) settles it.
 pub async fn relay(
     max_response_bytes: usize,
-    operation: Operation,
+    reading: Reading,
+    path: &str,
     response: Response<Incoming>,
     mut settlement: Settlement,
 ) -> Result<Response<ResponseBody>, GatewayError> {
@@ -206,10 +249,9 @@ pub async fn relay(
     for name in DROPPED_RESPONSE_HEADERS {
         parts.headers.remove(*name);
     }
-    settlement.bedrock_id = parts
-        .headers
-        .get("x-amzn-requestid")
-        .and_then(|v| v.to_str().ok())
+    settlement.bedrock_id = ["x-amzn-requestid", "x-request-id", "request-id"]
+        .iter()
+        .find_map(|h| parts.headers.get(*h).and_then(|v| v.to_str().ok()))
         .map(str::to_owned);
     settlement.status = parts.status;
     if !parts.status.is_success() {
@@ -219,16 +261,30 @@ pub async fn relay(
             body.map_err(BoxError::from).boxed(),
         ));
     }
-    if operation.is_stream() {
-        let metered = MeteredBody::new(body, operation, settlement, max_response_bytes);
-        return Ok(Response::from_parts(parts, metered.boxed()));
-    }
+    let operation = match reading {
+        Reading::Whole(operation) => operation,
+        streaming => {
+            let meter = meter::Meter::for_reading(streaming);
+            if matches!(
+                streaming,
+                Reading::Sse {
+                    strip_usage_chunk: true,
+                    ..
+                }
+            ) {
+                parts.headers.remove(http::header::CONTENT_LENGTH);
+            }
+            let metered = MeteredBody::new(body, meter, settlement, max_response_bytes);
+            return Ok(Response::from_parts(parts, metered.boxed()));
+        }
+    };
     match Limited::new(body, max_response_bytes).collect().await {
         Ok(collected) => {
             let bytes = collected.to_bytes();
-            let usage = meter::response_usage(operation, &parts.headers, &bytes);
-            settlement
-                .finish(usage.map_or(Settle::Estimated { output_seen: None }, Settle::Reported));
+            match crate::follow::after(operation, path, &parts.headers, &bytes) {
+                crate::follow::Next::Settle(how) => settlement.finish(how),
+                crate::follow::Next::Poll(job) => crate::follow::spawn(job, settlement),
+            }
             let body = Full::new(bytes).map_err(|never| match never {}).boxed();
             Ok(Response::from_parts(parts, body))
         }
@@ -246,7 +302,7 @@ pub async fn relay(
 /// What a stream still being metered holds: Bedrock's body, the meter, the reservation.
 struct Relay<B> {
     inner: B,
-    meter: meter::StreamMeter,
+    meter: meter::Meter,
     settlement: Settlement,
 }
 
@@ -281,18 +337,18 @@ where
     B: Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: Into<BoxError>,
 {
-    /// Meters `inner`, a stream of `operation`, settling `settlement`; at most `max_bytes`
-    /// are read after the client went away.
+    /// Meters `inner` with `meter`, settling `settlement`; at most `max_bytes` are read after
+    /// the client went away.
     pub fn new(
         inner: B,
-        operation: Operation,
+        meter: meter::Meter,
         settlement: Settlement,
         max_bytes: usize,
     ) -> MeteredBody<B> {
         MeteredBody {
             relay: Some(Relay {
                 inner,
-                meter: meter::StreamMeter::new(operation),
+                meter,
                 settlement,
             }),
             max_bytes,
@@ -313,29 +369,37 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
-        let Some(relay) = this.relay.as_mut() else {
-            return Poll::Ready(None);
-        };
-        match Pin::new(&mut relay.inner).poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Some(data) = frame.data_ref() {
-                    relay.meter.feed(data);
+        loop {
+            let Some(relay) = this.relay.as_mut() else {
+                return Poll::Ready(None);
+            };
+            match Pin::new(&mut relay.inner).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(data) => {
+                        let forward = relay.meter.feed(data);
+                        // An SSE meter holds an incomplete event back: nothing to send yet.
+                        if !forward.is_empty() {
+                            return Poll::Ready(Some(Ok(Frame::data(forward))));
+                        }
+                    }
+                    Err(other) => return Poll::Ready(Some(Ok(other))),
+                },
+                Poll::Ready(Some(Err(e))) => {
+                    if let Some(relay) = this.relay.take() {
+                        relay.ended();
+                    }
+                    return Poll::Ready(Some(Err(e.into())));
                 }
-                Poll::Ready(Some(Ok(frame)))
-            }
-            Poll::Ready(Some(Err(e))) => {
-                if let Some(relay) = this.relay.take() {
+                Poll::Ready(None) => {
+                    let Some(mut relay) = this.relay.take() else {
+                        return Poll::Ready(None);
+                    };
+                    let rest = relay.meter.finish();
                     relay.ended();
+                    return Poll::Ready((!rest.is_empty()).then(|| Ok(Frame::data(rest))));
                 }
-                Poll::Ready(Some(Err(e.into())))
+                Poll::Pending => return Poll::Pending,
             }
-            Poll::Ready(None) => {
-                if let Some(relay) = this.relay.take() {
-                    relay.ended();
-                }
-                Poll::Ready(None)
-            }
-            Poll::Pending => Poll::Pending,
         }
     }
 
@@ -396,7 +460,7 @@ where
 
 /// Feeds `body` to `meter` until the meter has usage or the body ends or breaks (true), or
 /// more than `max_bytes` went by without usage (false: given up).
-async fn read_for_usage<B>(body: &mut B, meter: &mut meter::StreamMeter, max_bytes: usize) -> bool
+async fn read_for_usage<B>(body: &mut B, meter: &mut meter::Meter, max_bytes: usize) -> bool
 where
     B: Body<Data = Bytes> + Unpin,
 {
@@ -404,7 +468,7 @@ where
     while meter.usage().is_none() {
         match body.frame().await {
             Some(Ok(frame)) => {
-                if let Some(data) = frame.data_ref() {
+                if let Ok(data) = frame.into_data() {
                     read = read.saturating_add(data.len());
                     meter.feed(data);
                 }
@@ -412,7 +476,10 @@ where
                     return false;
                 }
             }
-            Some(Err(_)) | None => return true,
+            Some(Err(_)) | None => {
+                meter.finish();
+                return true;
+            }
         }
     }
     true

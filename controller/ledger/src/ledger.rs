@@ -613,6 +613,7 @@ impl Ledger {
                     at,
                 )
                 .amount
+                + unit_cost(record)
         };
         for key in &record.budgets {
             match self.accounts.get_mut(key) {
@@ -692,6 +693,15 @@ impl Ledger {
         }
         self.unacknowledged.remove(gateway);
     }
+}
+
+/// What a record cost beyond its tokens (`unit_cost`); a malformed figure (from no gateway of
+/// ours) counts as nothing rather than failing the exchange.
+fn unit_cost(record: &UsageRecord) -> Usd {
+    if record.unit_cost.is_empty() {
+        return Usd::ZERO;
+    }
+    Usd::parse(&record.unit_cost).unwrap_or(Usd::ZERO)
 }
 
 #[cfg(test)]
