@@ -1,0 +1,85 @@
+//! The real OpenAI and Anthropic Python SDKs through the metering gateway, pointed at it by
+//! their base URLs: Chat Completions (streaming with and without usage asked for), Responses
+//! (streaming, and in the background), Messages (streaming, with a cache write), and boto3's
+//! CountTokens, ApplyGuardrail and async invocations. Every call is charged exactly what the
+//! simulator reported, priced by the catalog; CountTokens and the reads of jobs cost nothing;
+//! an exhausted budget reaches each SDK as its own typed, non-retryable error naming it; and
+//! the bidirectional stream, which cannot be metered here, is refused Bedrock-shaped.
+
+use std::collections::HashSet;
+use std::process::Command;
+use std::time::Duration;
+
+use aigov_api::Usd;
+use aigov_e2e::aigov::{Aigov, Options};
+use aigov_e2e::bedrock::{pod, pod_ip, served_cost};
+use aigov_e2e::budgets::{budget, set_limit, wait_status};
+use aigov_e2e::namespace;
+
+/// Runs tests/e2e/gateway_mantle.py with the pinned SDKs' Python.
+fn sdks(gateway: &str, ip: &str, args: &[&str]) -> String {
+    let python = std::env::var("AIGOV_LLM_SDK_PYTHON").expect(
+        "AIGOV_LLM_SDK_PYTHON is not set: run tests/env/up.sh (tools.sh llm-sdks) and source env.sh",
+    );
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("gateway_mantle.py");
+    let out = Command::new(python)
+        .arg(&script)
+        .args([gateway, ip])
+        .args(args)
+        .output()
+        .expect("python runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "SDK script {args:?} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+fn ids(out: &str) -> HashSet<String> {
+    serde_json::from_str(out.lines().last().unwrap_or("[]")).expect("request IDs")
+}
+
+fn spent_is(ns: &str, expected: Usd) -> serde_json::Value {
+    wait_status(ns, "team", Duration::from_secs(30), |s| {
+        s["spent"].as_str().and_then(|v| Usd::parse(v).ok()) == Some(expected)
+    })
+}
+
+#[test]
+fn openai_and_anthropic_sdk_calls_through_the_gateway_are_charged_exactly_and_refused_in_their_own_shapes()
+ {
+    let ns = namespace("gw-mantle");
+    budget(&ns, "team", "  limit: '5.00'\n");
+    let ip = pod_ip();
+    pod(&ns, "sdk", "default", &[], ip);
+    let aigov = Aigov::start(Options::all(&ns), true);
+    let ip = ip.to_string();
+
+    let mantle = ids(&sdks(&aigov.gateway, &ip, &["calls"]));
+    assert_eq!(mantle.len(), 8, "{mantle:?}");
+    let (expected, count) = served_cost(&mantle);
+    assert_eq!(count, 8, "the simulator served every call the SDKs saw answered");
+    assert!(expected > Usd::ZERO);
+    let status = spent_is(&ns, expected);
+    assert!(
+        status["requests"].as_u64().unwrap_or(0) >= 9,
+        "the free count_tokens call counts as a request: {status}"
+    );
+
+    let runtime = ids(&sdks(&aigov.gateway, &ip, &["runtime"]));
+    assert_eq!(runtime.len(), 2, "ApplyGuardrail and StartAsyncInvoke: {runtime:?}");
+    let (units, count) = served_cost(&runtime);
+    assert_eq!(count, 2);
+    // 3 text units x (content 0.15 + topics 0.15 + PII 0.10) / 1000, and 12 s of Nova Reel.
+    assert_eq!(units, Usd::parse("0.0012").unwrap() + Usd::parse("0.96").unwrap());
+    let everything = expected + units;
+    spent_is(&ns, everything);
+
+    set_limit(&ns, "team", everything);
+    wait_status(&ns, "team", Duration::from_secs(20), |s| s["phase"] == "Throttled");
+    std::thread::sleep(Duration::from_millis(600));
+    let denied = sdks(&aigov.gateway, &ip, &["expect-denied", &format!("AIBudget {ns}/team")]);
+    assert!(denied.contains("openai:") && denied.contains("anthropic:"), "{denied}");
+}
