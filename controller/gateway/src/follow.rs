@@ -14,7 +14,7 @@ use aigov_api::mantle::{self, Api};
 use aigov_api::units;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
-use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::meter;
 use crate::route::{Endpoint, Metering, Operation};
@@ -22,6 +22,14 @@ use crate::settle::{Settle, Settlement};
 
 /// How long a job is followed before it is charged its reserved worst case.
 pub const FOLLOW_WITHIN: Duration = Duration::from_secs(24 * 3600);
+/// What is encoded of an ID put in a path: all but the unreserved characters (RFC 3986), so
+/// `resp_...` stays as it is and an ARN's `:` and `/` are encoded, as the SDKs send them.
+const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
 /// The largest job-state body read.
 const MAX_STATE_BYTES: usize = 16 << 20;
 
@@ -147,19 +155,17 @@ async fn follow(job: Job, mut settlement: Settlement) {
         Job::Response { id, prefix } => (
             format!(
                 "{prefix}/responses/{}",
-                utf8_percent_encode(id, NON_ALPHANUMERIC)
+                utf8_percent_encode(id, PATH_SEGMENT)
             ),
             Endpoint::Mantle,
         ),
         Job::AsyncInvoke { arn } => (
-            format!(
-                "/async-invoke/{}",
-                utf8_percent_encode(arn, NON_ALPHANUMERIC)
-            ),
+            format!("/async-invoke/{}", utf8_percent_encode(arn, PATH_SEGMENT)),
             Endpoint::Runtime,
         ),
     };
     let started = Instant::now();
+    tracing::debug!(?job, %path, ?interval, "following a job Bedrock finishes later");
     while started.elapsed() < FOLLOW_WITHIN {
         tokio::time::sleep(interval).await;
         let sent = gateway
@@ -173,10 +179,17 @@ async fn follow(job: Job, mut settlement: Settlement) {
                 Bytes::new(),
             )
             .await;
-        let Ok(response) = sent else { continue };
-        if !response.status().is_success() {
-            continue;
-        }
+        let response = match sent {
+            Ok(response) if response.status().is_success() => response,
+            Ok(response) => {
+                tracing::debug!(?job, status = %response.status(), "job poll answered an error; polling on");
+                continue;
+            }
+            Err(e) => {
+                tracing::debug!(?job, error = %e, "job poll failed; polling on");
+                continue;
+            }
+        };
         let Ok(body) = Limited::new(response.into_body(), MAX_STATE_BYTES)
             .collect()
             .await
@@ -188,6 +201,7 @@ async fn follow(job: Job, mut settlement: Settlement) {
             Job::Response { .. } => response_state(&body),
             Job::AsyncInvoke { .. } => async_state(&body, reserved),
         };
+        tracing::debug!(?job, ?polled, "job polled");
         if let Polled::Done(how) = polled {
             settlement.finish(how);
             return;

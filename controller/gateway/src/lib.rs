@@ -212,6 +212,10 @@ impl Gateway {
         identity::check_auth(request.headers())?;
         let workload = identity::identify(&self.cluster, call.peer, self.config.unknown_callers)?;
         call.workload = workload.clone();
+        if route.operation.metering() == Metering::Unmetered {
+            // Refused before its body: a bidirectional stream's body never ends.
+            return Err(GatewayError::Unmetered(route.operation.name()));
+        }
         let query = request.uri().query().map(str::to_owned);
         let (parts, body) = request.into_parts();
         let body = body::read(body, self.config.max_body_bytes, self.config.body_timeout).await?;
@@ -227,7 +231,6 @@ impl Gateway {
         let (policies, figures) = self.budgets(workload.as_deref());
         call.budgets = policies.clone();
         match route.operation.metering() {
-            Metering::Unmetered => return Err(GatewayError::Unmetered(route.operation.name())),
             Metering::Free => {
                 let request = Passed {
                     route: &route,

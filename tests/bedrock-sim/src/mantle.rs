@@ -145,7 +145,7 @@ impl Simulator {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned();
-        let Some(entry) = aigov_api::catalog::lookup(&model) else {
+        let Some(entry) = aigov_api::model::resolve(&model).catalog else {
             return error(
                 api,
                 ErrorKind::NotFound,
@@ -403,15 +403,63 @@ fn events(api: Api, model: &str, o: &Outcome, id: &str, include_usage: bool) -> 
             let mut created = whole(api, model, o, id, "in_progress");
             created["usage"] = Value::Null;
             created["output"] = json!([]);
-            let mut e = vec![sse_event(
-                Some("response.created"),
-                &json!({"type": "response.created", "sequence_number": 0, "response": created}),
-            )];
-            e.extend(words.iter().enumerate().map(|(i, w)| sse_event(Some("response.output_text.delta"),
-                &json!({"type": "response.output_text.delta", "sequence_number": i + 1, "item_id": format!("msg_{id}"),
-                        "output_index": 0, "content_index": 0, "delta": w}))));
-            e.push(sse_event(Some("response.completed"), &json!({"type": "response.completed",
-                "sequence_number": words.len() + 1, "response": whole(api, model, o, id, "completed")})));
+            let done = whole(api, model, o, id, "completed");
+            let item = done["output"][0].clone();
+            let text = o.words().concat();
+            let part = |t: &str| json!({"type": "output_text", "text": t, "annotations": []});
+            let at = |n: usize| json!({"item_id": format!("msg_{id}"), "output_index": 0, "content_index": 0, "sequence_number": n});
+            let with = |mut base: Value, kind: &str, extra: Value| {
+                base["type"] = json!(kind);
+                if let (Some(b), Some(e)) = (base.as_object_mut(), extra.as_object()) {
+                    b.extend(e.clone());
+                }
+                sse_event(Some(kind), &base)
+            };
+            let mut pending = item.clone();
+            pending["status"] = json!("in_progress");
+            pending["content"] = json!([]);
+            let mut e = vec![
+                sse_event(
+                    Some("response.created"),
+                    &json!({"type": "response.created", "sequence_number": 0, "response": created}),
+                ),
+                sse_event(
+                    Some("response.in_progress"),
+                    &json!({"type": "response.in_progress", "sequence_number": 1, "response": created}),
+                ),
+                sse_event(
+                    Some("response.output_item.added"),
+                    &json!({"type": "response.output_item.added", "sequence_number": 2, "output_index": 0, "item": pending}),
+                ),
+                with(
+                    at(3),
+                    "response.content_part.added",
+                    json!({"part": part("")}),
+                ),
+            ];
+            let n = words.len();
+            e.extend(words.iter().enumerate().map(|(i, w)| {
+                with(
+                    at(4 + i),
+                    "response.output_text.delta",
+                    json!({"delta": w, "logprobs": []}),
+                )
+            }));
+            e.push(with(
+                at(4 + n),
+                "response.output_text.done",
+                json!({"text": text, "logprobs": []}),
+            ));
+            e.push(with(
+                at(5 + n),
+                "response.content_part.done",
+                json!({"part": part(&text)}),
+            ));
+            e.push(sse_event(Some("response.output_item.done"), &json!({"type": "response.output_item.done", "sequence_number": 6 + n, "output_index": 0, "item": item})));
+            e.push(sse_event(
+                Some("response.completed"),
+                &json!({"type": "response.completed", "sequence_number": 7 + n, "response": done}),
+            ));
             e
         }
         Api::Messages => {

@@ -1,5 +1,5 @@
-//! The real OpenAI and Anthropic Python SDKs through the metering gateway, pointed at it by
-//! their base URLs: Chat Completions (streaming with and without usage asked for), Responses
+//! The real OpenAI and Anthropic Python SDKs and the `openai` npm package through the metering
+//! gateway, pointed at it by their base URLs: Chat Completions (streaming with and without usage asked for), Responses
 //! (streaming, and in the background), Messages (streaming, with a cache write), and boto3's
 //! CountTokens, ApplyGuardrail and async invocations. Every call is charged exactly what the
 //! simulator reported, priced by the catalog; CountTokens and the reads of jobs cost nothing;
@@ -37,6 +37,27 @@ fn sdks(gateway: &str, ip: &str, args: &[&str]) -> String {
     stdout
 }
 
+/// Runs tests/e2e/gateway_openai.mjs with the pinned `openai` npm package.
+fn openai_js(gateway: &str, ip: &str, args: &[&str]) -> String {
+    let dir = std::env::var("AIGOV_OPENAI_JS_DIR").expect(
+        "AIGOV_OPENAI_JS_DIR is not set: run tests/env/up.sh (tools.sh llm-sdks) and source env.sh",
+    );
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("gateway_openai.mjs");
+    let out = Command::new("node")
+        .arg(&script)
+        .args([dir.as_str(), gateway, ip])
+        .args(args)
+        .output()
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "openai-js {args:?} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 fn ids(out: &str) -> HashSet<String> {
     serde_json::from_str(out.lines().last().unwrap_or("[]")).expect("request IDs")
 }
@@ -57,29 +78,57 @@ fn openai_and_anthropic_sdk_calls_through_the_gateway_are_charged_exactly_and_re
     let aigov = Aigov::start(Options::all(&ns), true);
     let ip = ip.to_string();
 
-    let mantle = ids(&sdks(&aigov.gateway, &ip, &["calls"]));
+    let mut mantle = ids(&sdks(&aigov.gateway, &ip, &["calls"]));
     assert_eq!(mantle.len(), 8, "{mantle:?}");
+    let js = ids(&openai_js(&aigov.gateway, &ip, &["calls"]));
+    assert_eq!(js.len(), 3, "{js:?}");
+    mantle.extend(js);
     let (expected, count) = served_cost(&mantle);
-    assert_eq!(count, 8, "the simulator served every call the SDKs saw answered");
+    assert_eq!(
+        count, 11,
+        "the simulator served every call the SDKs saw answered"
+    );
     assert!(expected > Usd::ZERO);
     let status = spent_is(&ns, expected);
     assert!(
-        status["requests"].as_u64().unwrap_or(0) >= 9,
+        status["requests"].as_u64().unwrap_or(0) >= 12,
         "the free count_tokens call counts as a request: {status}"
     );
 
     let runtime = ids(&sdks(&aigov.gateway, &ip, &["runtime"]));
-    assert_eq!(runtime.len(), 2, "ApplyGuardrail and StartAsyncInvoke: {runtime:?}");
+    assert_eq!(
+        runtime.len(),
+        2,
+        "ApplyGuardrail and StartAsyncInvoke: {runtime:?}"
+    );
     let (units, count) = served_cost(&runtime);
     assert_eq!(count, 2);
     // 3 text units x (content 0.15 + topics 0.15 + PII 0.10) / 1000, and 12 s of Nova Reel.
-    assert_eq!(units, Usd::parse("0.0012").unwrap() + Usd::parse("0.96").unwrap());
+    assert_eq!(
+        units,
+        Usd::parse("0.0012").unwrap() + Usd::parse("0.96").unwrap()
+    );
     let everything = expected + units;
     spent_is(&ns, everything);
 
     set_limit(&ns, "team", everything);
-    wait_status(&ns, "team", Duration::from_secs(20), |s| s["phase"] == "Throttled");
+    wait_status(&ns, "team", Duration::from_secs(20), |s| {
+        s["phase"] == "Throttled"
+    });
     std::thread::sleep(Duration::from_millis(600));
-    let denied = sdks(&aigov.gateway, &ip, &["expect-denied", &format!("AIBudget {ns}/team")]);
-    assert!(denied.contains("openai:") && denied.contains("anthropic:"), "{denied}");
+    let denied = sdks(
+        &aigov.gateway,
+        &ip,
+        &["expect-denied", &format!("AIBudget {ns}/team")],
+    );
+    assert!(
+        denied.contains("openai:") && denied.contains("anthropic:"),
+        "{denied}"
+    );
+    let denied = openai_js(
+        &aigov.gateway,
+        &ip,
+        &["expect-denied", &format!("AIBudget {ns}/team")],
+    );
+    assert!(denied.contains("resets"), "{denied}");
 }
