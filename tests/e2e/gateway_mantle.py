@@ -172,7 +172,23 @@ def runtime():
     listed = rt.list_async_invokes()
     if not any(s["invocationArn"] == arn for s in listed["asyncInvokeSummaries"]):
         fail("list_async_invokes")
-    print(json.dumps(ids))
+    # A guardrail on Converse is billed too; the trace the gateway asks for is not shown.
+    guarded = []
+    config = {"guardrailIdentifier": "gr-team", "guardrailVersion": "1"}
+    out = rt.converse(modelId="anthropic.claude-3-haiku-20240307-v1:0", guardrailConfig=config,
+                      messages=[{"role": "user", "content": [{"text": "z" * 1800 + " [sim:output_tokens=30]"}]}],
+                      inferenceConfig={"maxTokens": 100})
+    if "trace" in out:
+        fail(f"the caller saw a trace it did not ask for: {out['trace']}")
+    guarded.append(out["ResponseMetadata"]["RequestId"])
+    out = rt.converse_stream(modelId="anthropic.claude-3-haiku-20240307-v1:0", guardrailConfig={**config, "trace": "enabled"},
+                             messages=[{"role": "user", "content": [{"text": "[sim:output_tokens=12]"}]}],
+                             inferenceConfig={"maxTokens": 100})
+    events = list(out["stream"])
+    if "trace" not in events[-1]["metadata"]:
+        fail("the trace the caller asked for is missing")
+    guarded.append(out["ResponseMetadata"]["RequestId"])
+    print(json.dumps({"units": ids, "guarded": guarded}))
 
 
 if mode == "calls":

@@ -20,6 +20,7 @@ pub mod cluster;
 pub mod error;
 pub mod follow;
 pub mod forward;
+pub mod guardrail;
 pub mod identity;
 pub mod meter;
 pub mod metrics;
@@ -230,19 +231,16 @@ impl Gateway {
         call.routed(&route);
         let (policies, figures) = self.budgets(workload.as_deref());
         call.budgets = policies.clone();
-        match route.operation.metering() {
-            Metering::Free => {
-                let request = Passed {
-                    route: &route,
-                    parts: &parts,
-                    query: query.as_deref(),
-                    body,
-                };
-                return self
-                    .pass_through(request, workload.as_deref(), &policies)
-                    .await;
-            }
-            _ => {}
+        if route.operation.metering() == Metering::Free {
+            let request = Passed {
+                route: &route,
+                parts: &parts,
+                query: query.as_deref(),
+                body,
+            };
+            return self
+                .pass_through(request, workload.as_deref(), &policies)
+                .await;
         }
         let states = reserve::budget_states(&policies, &figures);
         let admitted = admission::decide(&states, route.operation, &route.model)
@@ -261,6 +259,9 @@ impl Gateway {
         self.metrics.overhead(call.forwarding());
         let record = usage_record(&route, &admitted, workload.as_deref());
         let settlement = Settlement::new(self.clone(), reservation, worst, record, &admitted, call);
+        let mut settlement = settlement;
+        // The trace the gateway asks for is taken back out of a Converse body.
+        settlement.hide_trace = guardrail::ask_for_trace(&json).is_some();
         let (body, reading) = reading_of(operation, &json, body);
         let path = route::path_for(operation, &admitted.model).unwrap_or(route.path_and_query);
         let sent = self.upstream.send(
@@ -401,6 +402,15 @@ struct Passed<'a> {
 /// not ask for its usage is sent asking for it ([`sse::ask_for_usage`]), and the usage chunk
 /// is then kept from the caller.
 fn reading_of(operation: Operation, json: &serde_json::Value, body: Bytes) -> (Bytes, Reading) {
+    if operation.is_converse()
+        && let Some(traced) = guardrail::ask_for_trace(json)
+    {
+        let body = Bytes::from(traced.to_string());
+        return match operation.is_event_stream() {
+            true => (body, Reading::EventStream(operation)),
+            false => (body, Reading::Whole(operation)),
+        };
+    }
     let Some(api) = operation.mantle_api() else {
         return match operation.is_event_stream() {
             true => (body, Reading::EventStream(operation)),

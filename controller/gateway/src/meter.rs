@@ -23,6 +23,8 @@ pub struct StreamMeter {
     operation: Operation,
     buffer: BytesMut,
     usage: Option<Usage>,
+    /// The guardrail cost the `metadata` event's trace reported.
+    guardrail: Option<aigov_api::Usd>,
     broken: bool,
     /// Bytes of generated text seen in content events: an upper bound on the output tokens
     /// that went by (no tokenizer makes more tokens than bytes), for the estimate of a stream
@@ -37,6 +39,7 @@ impl StreamMeter {
             operation,
             buffer: BytesMut::new(),
             usage: None,
+            guardrail: None,
             broken: false,
             output_seen: 0,
         }
@@ -91,6 +94,7 @@ impl StreamMeter {
         let payload = message.payload();
         let found = match (self.operation, event_type.as_deref()) {
             (Operation::ConverseStream, Some("metadata")) => {
+                self.guardrail = crate::guardrail::traced_cost(payload);
                 usage::from_converse_stream_metadata(payload).ok()
             }
             (Operation::ConverseStream, Some("contentBlockDelta")) => {
@@ -130,6 +134,11 @@ impl StreamMeter {
     /// Bytes held for an incomplete frame.
     pub fn buffered(&self) -> usize {
         self.buffer.len()
+    }
+
+    /// The guardrail cost the stream's trace reported, if any.
+    pub fn guardrail_cost(&self) -> Option<aigov_api::Usd> {
+        self.guardrail
     }
 }
 
@@ -228,6 +237,14 @@ impl Meter {
         match self {
             Meter::Events(m) => m.usage(),
             Meter::Sse(m) => m.usage(),
+        }
+    }
+
+    /// The guardrail cost the stream's trace reported (ConverseStream), if any.
+    pub fn guardrail_cost(&self) -> Option<aigov_api::Usd> {
+        match self {
+            Meter::Events(m) => m.guardrail_cost(),
+            Meter::Sse(_) => None,
         }
     }
 

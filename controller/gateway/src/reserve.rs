@@ -35,6 +35,8 @@ pub struct WorstCase {
     /// For a call priced per unit (guardrail text units, seconds of async output), not per
     /// token: the most its units can cost (equal to `cost`).
     pub unit_cost: Option<Usd>,
+    /// For a Converse call with a guardrail: the most the guardrail can cost (in `cost`).
+    pub guardrail: Option<Usd>,
 }
 
 /// Each budget with the controller's latest figures (its spec limit until they arrive).
@@ -98,11 +100,17 @@ impl Gateway {
             _ => input_token_bound(body.len(), context),
         };
         let output_tokens = output_token_bound(asked, price.max_output_tokens);
+        let guardrail = match operation.is_converse() {
+            true => crate::guardrail::worst_case(json, output_tokens),
+            false => None,
+        };
         WorstCase {
-            cost: worst_case_cost(&price, input_tokens, output_tokens),
+            cost: worst_case_cost(&price, input_tokens, output_tokens)
+                + guardrail.unwrap_or(Usd::ZERO),
             input_tokens,
             output_tokens,
             unit_cost: None,
+            guardrail,
         }
     }
 }
@@ -114,6 +122,7 @@ fn unit_worst_case(cost: Usd) -> WorstCase {
         input_tokens: 0,
         output_tokens: 0,
         unit_cost: Some(cost),
+        guardrail: None,
     }
 }
 

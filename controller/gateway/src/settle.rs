@@ -84,6 +84,10 @@ pub struct Settlement {
     /// reports the call itself.
     trace: Option<CallTrace>,
     outcome: &'static str,
+    /// The guardrail cost Bedrock's trace reported, once read.
+    pub(crate) guardrail_seen: Option<Usd>,
+    /// The gateway asked for the guardrail trace: take it out of a Converse body.
+    pub(crate) hide_trace: bool,
 }
 
 impl Settlement {
@@ -107,6 +111,8 @@ impl Settlement {
             status: StatusCode::OK,
             trace: CallTrace::enabled().then(|| trace.clone()),
             outcome: admitted.outcome(),
+            guardrail_seen: None,
+            hide_trace: false,
         }
     }
 
@@ -154,14 +160,19 @@ impl Settlement {
     /// charged).
     fn settle(&mut self, reservation: Reservation, how: Settle) -> Option<Usd> {
         let unit_priced = self.worst.unit_cost.is_some();
+        // A guardrail on a Converse call: what its trace reported, else what was reserved.
+        let guardrail = self
+            .worst
+            .guardrail
+            .map(|reserved| self.guardrail_seen.unwrap_or(reserved).min(reserved));
         let (usage, unit_cost, estimated) = match how {
-            Settle::Reported(usage) => (usage, None, false),
+            Settle::Reported(usage) => (usage, guardrail, false),
             // A unit-priced call whose units never arrived is charged what was reserved.
             Settle::Estimated { .. } if unit_priced => {
                 (Usage::default(), self.worst.unit_cost, true)
             }
             Settle::Estimated { output_seen } => {
-                (Self::estimate(&self.worst, output_seen), None, true)
+                (Self::estimate(&self.worst, output_seen), guardrail, true)
             }
             Settle::Units(cost) => (Usage::default(), Some(cost.min(self.worst.cost)), false),
             Settle::Release => {
@@ -280,7 +291,16 @@ pub async fn relay(
     };
     match Limited::new(body, max_response_bytes).collect().await {
         Ok(collected) => {
-            let bytes = collected.to_bytes();
+            let mut bytes = collected.to_bytes();
+            if settlement.worst.guardrail.is_some() {
+                settlement.guardrail_seen = crate::guardrail::traced_cost(&bytes);
+                if settlement.hide_trace
+                    && let Some(stripped) = crate::guardrail::strip_trace(&bytes)
+                {
+                    bytes = Bytes::from(stripped);
+                    parts.headers.remove(http::header::CONTENT_LENGTH);
+                }
+            }
             match crate::follow::after(operation, path, &parts.headers, &bytes) {
                 crate::follow::Next::Settle(how) => settlement.finish(how),
                 crate::follow::Next::Poll(job) => crate::follow::spawn(job, settlement),
@@ -310,6 +330,7 @@ impl<B> Relay<B> {
     /// Settles a stream that ended (or broke) here: its usage, else the estimate with the
     /// output that went by.
     fn ended(mut self) {
+        self.settlement.guardrail_seen = self.meter.guardrail_cost();
         let how = self.meter.usage().map_or(
             Settle::Estimated {
                 output_seen: Some(self.meter.output_seen()),
@@ -418,6 +439,7 @@ where
             return;
         };
         if let Some(usage) = relay.meter.usage() {
+            relay.settlement.guardrail_seen = relay.meter.guardrail_cost();
             relay.settlement.finish(Settle::Reported(usage));
             return;
         }
@@ -449,6 +471,7 @@ where
     match read {
         Ok(true) => relay.ended(),
         Ok(false) | Err(_) => {
+            relay.settlement.guardrail_seen = relay.meter.guardrail_cost();
             let how = relay
                 .meter
                 .usage()

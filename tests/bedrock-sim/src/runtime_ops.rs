@@ -93,6 +93,56 @@ fn text(value: &Value, chars: &mut u64, blocks: &mut u64) {
     }
 }
 
+/// What a guardrail on a Converse call is billed, and the trace Bedrock returns when the
+/// request's `guardrailConfig.trace` asks for it (`enabled` or `enabled_full`).
+pub struct ConverseGuardrail {
+    /// Input and output assessments' units, priced.
+    pub cost: aigov_api::Usd,
+    /// `trace.guardrail`, when asked for.
+    pub trace: Option<Value>,
+}
+
+/// The guardrail of a Converse request with `guardrailConfig`: this simulator's guardrails
+/// evaluate the prompt's text and the answer's with content, topic, word and PII policies.
+pub fn converse_guardrail(
+    body: &Value,
+    input_chars: usize,
+    o: &crate::families::Outcome,
+) -> Option<ConverseGuardrail> {
+    let config = body.get("guardrailConfig")?;
+    let id = config.get("guardrailIdentifier")?.as_str()?.to_owned();
+    let usage_of = |chars: u64| {
+        let units = chars.div_ceil(units::TEXT_UNIT_CHARS).max(1);
+        GuardrailUsage {
+            content_policy_units: units,
+            topic_policy_units: units,
+            word_policy_units: units,
+            sensitive_information_policy_units: units,
+            ..GuardrailUsage::default()
+        }
+    };
+    let input = usage_of(input_chars as u64);
+    let output = usage_of(o.words().concat().chars().count() as u64);
+    let cost = units::guardrail_cost(&input) + units::guardrail_cost(&output);
+    let shape = |u: &GuardrailUsage| {
+        json!({"invocationMetrics": {"guardrailProcessingLatency": 1,
+        "usage": {"topicPolicyUnits": u.topic_policy_units, "contentPolicyUnits": u.content_policy_units,
+                  "wordPolicyUnits": u.word_policy_units,
+                  "sensitiveInformationPolicyUnits": u.sensitive_information_policy_units,
+                  "sensitiveInformationPolicyFreeUnits": 0, "contextualGroundingPolicyUnits": 0}}})
+    };
+    let traced = matches!(
+        config.get("trace").and_then(Value::as_str),
+        Some("enabled" | "enabled_full")
+    );
+    let trace = traced.then(|| {
+        json!({"guardrail": {
+        "inputAssessment": {id.clone(): shape(&input)},
+        "outputAssessments": {id: [shape(&output)]}}})
+    });
+    Some(ConverseGuardrail { cost, trace })
+}
+
 impl Simulator {
     pub(crate) async fn count_tokens(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
         let id = self.request_id();

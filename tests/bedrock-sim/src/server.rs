@@ -504,16 +504,24 @@ impl Simulator {
         served.cache_read_tokens = outcome.cache_read;
         served.cache_write_tokens = outcome.cache_write;
         tokio::time::sleep(Duration::from_millis(outcome.latency_ms)).await;
+        // A guardrail on Converse is billed whether or not its trace is asked for.
+        let guardrail = converse
+            .then(|| crate::runtime_ops::converse_guardrail(&json, shape.text_chars, &outcome))
+            .flatten();
+        if let Some(g) = &guardrail {
+            served.unit_cost = g.cost.to_api_string();
+        }
+        let trace = guardrail.as_ref().and_then(|g| g.trace.clone());
         if !operation.streams() {
             served.usage_delivered = true;
             self.record(served);
             return full(match operation {
-                Operation::Converse => converse_response(&request_id, &outcome),
+                Operation::Converse => converse_response(&request_id, &outcome, trace),
                 _ => invoke_response(entry.family, entry.model_id, &request_id, &outcome),
             });
         }
         let events = match operation {
-            Operation::ConverseStream => converse_stream_events(&outcome),
+            Operation::ConverseStream => converse_stream_events(&outcome, trace),
             _ => families::chunks(entry.family, entry.model_id, &request_id, &outcome)
                 .iter()
                 .map(stream::chunk)
@@ -652,13 +660,16 @@ fn stop_reason(o: &Outcome) -> &'static str {
     }
 }
 
-fn converse_response(request_id: &str, o: &Outcome) -> Response<Bytes> {
-    let body = json!({
+fn converse_response(request_id: &str, o: &Outcome, trace: Option<Value>) -> Response<Bytes> {
+    let mut body = json!({
         "output": {"message": {"role": "assistant", "content": [{"text": o.words().concat()}]}},
         "stopReason": stop_reason(o),
         "usage": converse_usage(o),
         "metrics": {"latencyMs": o.latency_ms},
     });
+    if let Some(trace) = trace {
+        body["trace"] = trace;
+    }
     Response::builder()
         .header("content-type", "application/json")
         .header("x-amzn-RequestId", request_id)
@@ -701,7 +712,7 @@ fn invoke_response(
 }
 
 /// ConverseStream's events; usage comes only in the final `metadata` event.
-fn converse_stream_events(o: &Outcome) -> Vec<Bytes> {
+fn converse_stream_events(o: &Outcome, trace: Option<Value>) -> Vec<Bytes> {
     let mut events = vec![stream::event("messageStart", &json!({"role": "assistant"}))];
     events.extend(o.words().iter().map(|w| {
         stream::event(
@@ -717,10 +728,11 @@ fn converse_stream_events(o: &Outcome) -> Vec<Bytes> {
         "messageStop",
         &json!({"stopReason": stop_reason(o)}),
     ));
-    events.push(stream::event(
-        "metadata",
-        &json!({"usage": converse_usage(o), "metrics": {"latencyMs": o.latency_ms}}),
-    ));
+    let mut metadata = json!({"usage": converse_usage(o), "metrics": {"latencyMs": o.latency_ms}});
+    if let Some(trace) = trace {
+        metadata["trace"] = trace;
+    }
+    events.push(stream::event("metadata", &metadata));
     events
 }
 

@@ -95,20 +95,25 @@ fn openai_and_anthropic_sdk_calls_through_the_gateway_are_charged_exactly_and_re
         "the free count_tokens call counts as a request: {status}"
     );
 
-    let runtime = ids(&sdks(&aigov.gateway, &ip, &["runtime"]));
-    assert_eq!(
-        runtime.len(),
-        2,
-        "ApplyGuardrail and StartAsyncInvoke: {runtime:?}"
-    );
-    let (units, count) = served_cost(&runtime);
-    assert_eq!(count, 2);
+    let out = sdks(&aigov.gateway, &ip, &["runtime"]);
+    let runtime: serde_json::Value =
+        serde_json::from_str(out.lines().last().unwrap_or("{}")).expect("request IDs");
+    let set = |key: &str| -> HashSet<String> {
+        serde_json::from_value(runtime[key].clone()).expect("a list of request IDs")
+    };
+    let (units, count) = served_cost(&set("units"));
+    assert_eq!(count, 2, "ApplyGuardrail and StartAsyncInvoke: {runtime}");
     // 3 text units x (content 0.15 + topics 0.15 + PII 0.10) / 1000, and 12 s of Nova Reel.
     assert_eq!(
         units,
         Usd::parse("0.0012").unwrap() + Usd::parse("0.96").unwrap()
     );
-    let everything = expected + units;
+    let (guarded, count) = served_cost(&set("guarded"));
+    assert_eq!(
+        count, 2,
+        "Converse and ConverseStream with a guardrail: {runtime}"
+    );
+    let everything = expected + units + guarded;
     spent_is(&ns, everything);
 
     set_limit(&ns, "team", everything);
