@@ -119,6 +119,12 @@ impl Simulator {
                 &id,
             );
         }
+        let path_and_query = req
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str().to_owned())
+            .unwrap_or_default();
+        let headers = req.headers().clone();
         let body = match Limited::new(req.into_body(), 25 << 20).collect().await {
             Ok(b) => b.to_bytes(),
             Err(_) => {
@@ -127,6 +133,23 @@ impl Simulator {
                     ErrorKind::Invalid,
                     "invalid_request",
                     "body too large",
+                    &id,
+                );
+            }
+        };
+        let sigv4 = signed_for.contains('/');
+        let checked = match sigv4 {
+            true => self.verify_signature("POST", &path_and_query, &headers, &body),
+            false => Ok(false),
+        };
+        let verified = match checked {
+            Ok(verified) => verified,
+            Err(_) => {
+                return error(
+                    api,
+                    ErrorKind::Unauthenticated,
+                    "invalid_signature",
+                    "The request signature we calculated does not match the signature you provided.",
                     &id,
                 );
             }
@@ -177,6 +200,23 @@ impl Simulator {
         };
         let outcome = self.outcome_for(&model, &shape, &d, &config, entry.max_output_tokens);
         let mut served = Served::new(&id, api_name(api), &model, &signed_for);
+        served.signature_verified = verified;
+        // Which credential reached Bedrock: the access key of a signature, or the API key itself.
+        served.access_key = match headers.get("authorization").and_then(|v| v.to_str().ok()) {
+            Some(auth) => auth
+                .strip_prefix("Bearer ")
+                .map(str::to_owned)
+                .unwrap_or_else(|| {
+                    crate::sigv4::parse(auth)
+                        .map(|a| a.access_key.to_owned())
+                        .unwrap_or_default()
+                }),
+            None => headers
+                .get("x-api-key")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned(),
+        };
         served.input_tokens = outcome.input_tokens;
         served.output_tokens = outcome.output_tokens;
         served.cache_read_tokens = outcome.cache_read;

@@ -263,6 +263,17 @@ impl Simulator {
         self.record(served);
     }
 
+    /// Checks a SigV4 signature as Bedrock does (for the keys whose secrets it was given).
+    pub(crate) fn verify_signature(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        headers: &http::HeaderMap,
+        body: &[u8],
+    ) -> Result<bool, crate::sigv4::Refusal> {
+        crate::sigv4::verify(&self.sigv4_secrets, method, path_and_query, headers, body)
+    }
+
     pub(crate) fn current_config(&self) -> Config {
         self.config.lock().expect("lock").clone()
     }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use aigov_api::Usd;
 use aigov_e2e::aigov::{Aigov, Options};
-use aigov_e2e::bedrock::{pod, pod_ip, served_cost};
+use aigov_e2e::bedrock::{pod, pod_ip, served, served_cost};
 use aigov_e2e::budgets::{budget, set_limit, wait_status};
 use aigov_e2e::namespace;
 
@@ -89,6 +89,17 @@ fn openai_and_anthropic_sdk_calls_through_the_gateway_are_charged_exactly_and_re
         "the simulator served every call the SDKs saw answered"
     );
     assert!(expected > Usd::ZERO);
+    for s in served().iter().filter(|s| mantle.contains(&s.request_id)) {
+        assert_eq!(
+            (
+                s.signed_for.as_str(),
+                s.access_key.as_str(),
+                s.signature_verified
+            ),
+            ("bedrock-mantle/us-east-1", "aigov-gateway", true),
+            "re-signed by the gateway for bedrock-mantle, the caller's key dropped: {s:?}"
+        );
+    }
     let status = spent_is(&ns, expected);
     assert!(
         status["requests"].as_u64().unwrap_or(0) >= 12,
@@ -136,4 +147,29 @@ fn openai_and_anthropic_sdk_calls_through_the_gateway_are_charged_exactly_and_re
         &["expect-denied", &format!("AIBudget {ns}/team")],
     );
     assert!(denied.contains("resets"), "{denied}");
+}
+
+#[test]
+fn with_a_mantle_api_key_the_gateway_sends_its_own_key_never_the_callers() {
+    let ns = namespace("gw-mantle-key");
+    budget(&ns, "team", "  limit: '5.00'\n");
+    let ip = pod_ip();
+    pod(&ns, "sdk", "default", &[], ip);
+    let mut options = Options::all(&ns);
+    options.env = vec![(
+        "AIGOV_MANTLE_API_KEY".into(),
+        "gateway-bedrock-api-key".into(),
+    )];
+    let aigov = Aigov::start(options, true);
+    let js = ids(&openai_js(&aigov.gateway, &ip.to_string(), &["calls"]));
+    assert_eq!(js.len(), 3);
+    for s in served().iter().filter(|s| js.contains(&s.request_id)) {
+        assert_eq!(
+            (s.signed_for.as_str(), s.access_key.as_str()),
+            ("bearer", "gateway-bedrock-api-key"),
+            "{s:?}"
+        );
+    }
+    let (expected, _) = served_cost(&js);
+    spent_is(&ns, expected);
 }
