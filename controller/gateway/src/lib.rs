@@ -568,6 +568,57 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn hostile_mantle_requests_get_the_error_shape_of_the_api_called() {
+        let (gateway, _) = gateway(UnknownCallers::Forward);
+        let (response, body) = call(&gateway, "/v1/chat/completions", Some("Bearer k"), "[]").await;
+        assert_eq!(response.status(), 400);
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(json["error"]["type"], "invalid_request_error", "{body}");
+        let (response, body) = call(
+            &gateway,
+            "/v1/chat/completions",
+            Some("Bearer k"),
+            r#"{"messages":[]}"#,
+        )
+        .await;
+        assert_eq!(response.status(), 400, "no model: {body}");
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&body).unwrap()["error"]["code"],
+            "model_not_found"
+        );
+        let (response, body) = call(&gateway, "/anthropic/v1/messages", None, "{}").await;
+        assert_eq!(response.status(), 401);
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            (json["type"].as_str(), json["error"]["type"].as_str()),
+            (Some("error"), Some("authentication_error"))
+        );
+        let (response, body) = call(&gateway, "/v1/embeddings", Some("Bearer k"), "{}").await;
+        assert_eq!(response.status(), 404);
+        assert!(body.contains("\"error\""), "{body}");
+        assert_eq!(
+            gateway.slices.pending(),
+            0,
+            "nothing recorded, nothing held"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_bidirectional_stream_is_refused_as_unmetered_before_its_body_is_read() {
+        let (gateway, registry) = gateway(UnknownCallers::Forward);
+        let (response, body) = call(
+            &gateway,
+            "/model/amazon.nova-sonic-v1:0/invoke-with-bidirectional-stream",
+            Some(SIGNED),
+            "",
+        )
+        .await;
+        assert_eq!(response.status(), 403);
+        assert!(body.contains("cannot be metered"), "{body}");
+        assert!(counted(&registry, "unmetered"));
+    }
+
+    #[tokio::test]
     async fn an_unsigned_call_is_refused_before_the_caller_is_looked_up() {
         let (gateway, registry) = gateway(UnknownCallers::Refuse);
         let (response, _) = call(

@@ -762,6 +762,20 @@ mod tests {
     }
 
     #[test]
+    fn a_records_unit_cost_is_added_to_its_token_cost_exactly_once() {
+        let mut ledger = ledger_with(&["a/x"], "10");
+        let mut r = record(1, "r1", &["a/x"], 800_000);
+        r.unit_cost = "0.9612".into();
+        ledger.apply("g1", &r, &PriceBook::default());
+        ledger.apply("g1", &r, &PriceBook::default());
+        assert_eq!(ledger.account("a/x").unwrap().spent, usd("1.9612"));
+        let mut junk = record(2, "r2", &["a/x"], 0);
+        junk.unit_cost = "not money".into();
+        ledger.apply("g1", &junk, &PriceBook::default());
+        assert_eq!(ledger.account("a/x").unwrap().spent, usd("1.9612"));
+    }
+
+    #[test]
     fn a_resent_record_is_counted_once() {
         let mut ledger = ledger_with(&["a/x"], "10");
         let r = record(1, "r1", &["a/x"], 800_000);
