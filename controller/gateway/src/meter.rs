@@ -248,6 +248,16 @@ impl Meter {
         }
     }
 
+    /// True when an abandoned stream has been read far enough: an event stream once its
+    /// usage arrived (the `metadata` event and the last chunk are its last), an SSE stream
+    /// once its last event went by.
+    pub fn finished(&self) -> bool {
+        match self {
+            Meter::Events(m) => m.usage().is_some(),
+            Meter::Sse(m) => m.ended(),
+        }
+    }
+
     /// The output seen at most, in tokens.
     pub fn output_seen(&self) -> u64 {
         match self {

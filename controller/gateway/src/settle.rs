@@ -481,21 +481,21 @@ where
     }
 }
 
-/// Feeds `body` to `meter` until the meter has usage or the body ends or breaks (true), or
-/// more than `max_bytes` went by without usage (false: given up).
+/// Feeds `body` to `meter` until the meter is [finished](meter::Meter::finished) or the body
+/// ends or breaks (true), or more than `max_bytes` went by without usage (false: given up).
 async fn read_for_usage<B>(body: &mut B, meter: &mut meter::Meter, max_bytes: usize) -> bool
 where
     B: Body<Data = Bytes> + Unpin,
 {
     let mut read = 0usize;
-    while meter.usage().is_none() {
+    while !meter.finished() {
         match body.frame().await {
             Some(Ok(frame)) => {
                 if let Ok(data) = frame.into_data() {
                     read = read.saturating_add(data.len());
                     meter.feed(data);
                 }
-                if read > max_bytes && meter.usage().is_none() {
+                if read > max_bytes {
                     return false;
                 }
             }

@@ -22,6 +22,8 @@ pub struct SseMeter {
     strip_usage_chunk: bool,
     broken: bool,
     output_seen: u64,
+    /// The stream's last event went by (`[DONE]`, `message_stop`, a terminal Responses event).
+    ended: bool,
 }
 
 impl SseMeter {
@@ -36,6 +38,7 @@ impl SseMeter {
             strip_usage_chunk,
             broken: false,
             output_seen: 0,
+            ended: false,
         }
     }
 
@@ -71,6 +74,9 @@ impl SseMeter {
     /// Reads one complete event; false when it is not to be forwarded.
     fn observe(&mut self, event: &[u8]) -> bool {
         let data = event_data(event);
+        if data == b"[DONE]" || is_last_event(&data) {
+            self.ended = true;
+        }
         if data.is_empty() || data == b"[DONE]" {
             return true;
         }
@@ -95,6 +101,12 @@ impl SseMeter {
     /// The usage the stream reported, once it did.
     pub fn usage(&self) -> Option<Usage> {
         self.usage
+    }
+
+    /// True once the stream's last event went by: a stream abandoned by its client is read
+    /// to here (Messages' `message_stop` follows the `message_delta` that has the usage).
+    pub fn ended(&self) -> bool {
+        self.ended || self.broken
     }
 
     /// An upper bound on the output tokens that went by: the bytes of every string in the
@@ -147,6 +159,17 @@ fn is_usage_only_chunk(data: &[u8]) -> bool {
                 .map(Vec::is_empty)
         })
         .unwrap_or(false)
+}
+
+/// Messages' `message_stop`, or a Responses stream's terminal event.
+fn is_last_event(data: &[u8]) -> bool {
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(data) else {
+        return false;
+    };
+    matches!(
+        value.get("type").and_then(|t| t.as_str()),
+        Some("message_stop" | "response.completed" | "response.incomplete" | "response.failed")
+    )
 }
 
 fn is_message_delta(data: &[u8]) -> bool {
@@ -254,6 +277,9 @@ mod tests {
             (u.input_tokens, u.cache_read_tokens, u.output_tokens),
             (5, 7, 3)
         );
+        assert!(!meter.ended(), "message_stop is still to come");
+        meter.feed(b"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n");
+        assert!(meter.ended());
     }
 
     #[test]

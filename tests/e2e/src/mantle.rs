@@ -39,16 +39,28 @@ pub fn client_from(source: IpAddr) -> Client<HttpConnector, Full<Bytes>> {
     Client::builder(TokioExecutor::new()).build(tcp)
 }
 
-/// Sends `call` on `model` with `text` asking for at most `max_tokens`, to `gateway`, and reads
-/// the answer to its end.
-pub async fn send(
+/// Sends `call` and returns the response as it starts, its body unread (a client that may
+/// hang up part way).
+pub async fn open(
     client: &Client<HttpConnector, Full<Bytes>>,
     gateway: &str,
     call: Call,
     model: &str,
     text: &str,
     max_tokens: u32,
-) -> Result<Answer, String> {
+) -> Result<http::Response<hyper::body::Incoming>, String> {
+    let request = request(gateway, call, model, text, max_tokens)?;
+    client.request(request).await.map_err(|e| format!("{e:?}"))
+}
+
+/// The request the SDKs send for `call`.
+fn request(
+    gateway: &str,
+    call: Call,
+    model: &str,
+    text: &str,
+    max_tokens: u32,
+) -> Result<http::Request<Full<Bytes>>, String> {
     let (path, body) = match call {
         Call::ChatStream => (
             "/v1/chat/completions",
@@ -65,12 +77,25 @@ pub async fn send(
                 "messages": [{"role": "user", "content": text}]}),
         ),
     };
-    let request = http::Request::post(format!("{gateway}{path}"))
+    http::Request::post(format!("{gateway}{path}"))
         .header("content-type", "application/json")
         .header("authorization", "Bearer workload-bedrock-api-key")
         .header("anthropic-version", "2023-06-01")
         .body(Full::new(Bytes::from(body.to_string())))
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string())
+}
+
+/// Sends `call` on `model` with `text` asking for at most `max_tokens`, to `gateway`, and reads
+/// the answer to its end.
+pub async fn send(
+    client: &Client<HttpConnector, Full<Bytes>>,
+    gateway: &str,
+    call: Call,
+    model: &str,
+    text: &str,
+    max_tokens: u32,
+) -> Result<Answer, String> {
+    let request = request(gateway, call, model, text, max_tokens)?;
     let response = client
         .request(request)
         .await
