@@ -23,6 +23,19 @@ use crate::families::Outcome;
 use crate::prompt;
 use crate::server::{Body, Served, Simulator};
 
+/// A request that passed authentication and parsing.
+struct Accepted {
+    api: Api,
+    count_tokens: bool,
+    signed_for: String,
+    verified: bool,
+    access_key: String,
+    text: String,
+    json: Value,
+    model: String,
+    max_output_tokens: u32,
+}
+
 /// A background response: when it completes, and its final body.
 pub struct Stored {
     done_at: Instant,
@@ -90,34 +103,44 @@ impl Simulator {
         {
             return self.stored_response(resp_id, &id);
         }
+        match self.accept(req, &id).await {
+            Ok(accepted) => self.answer(accepted, &id).await,
+            Err(refused) => refused,
+        }
+    }
+
+    /// Authenticates and reads a request: its API, credential, JSON body and model.
+    async fn accept(&self, req: Request<Incoming>, id: &str) -> Result<Accepted, Response<Body>> {
+        let id = id.to_owned();
+        let path = req.uri().path().to_owned();
         let api = api_of(&path);
         let count_tokens = path == "/anthropic/v1/messages/count_tokens";
         let Some(api) = api.or(count_tokens.then_some(Api::Messages)) else {
-            return error(
+            return Err(error(
                 Api::ChatCompletions,
                 ErrorKind::NotFound,
                 "unknown_url",
                 "Unknown request URL",
                 &id,
-            );
+            ));
         };
         let Some(signed_for) = credential(req.headers()) else {
-            return error(
+            return Err(error(
                 api,
                 ErrorKind::Unauthenticated,
                 "invalid_api_key",
                 "Missing credentials",
                 &id,
-            );
+            ));
         };
         if signed_for.contains('/') && !signed_for.starts_with("bedrock-mantle/") {
-            return error(
+            return Err(error(
                 api,
                 ErrorKind::Unauthenticated,
                 "invalid_signature",
                 "Credential should be scoped to correct service: 'bedrock-mantle'.",
                 &id,
-            );
+            ));
         }
         let path_and_query = req
             .uri()
@@ -128,13 +151,13 @@ impl Simulator {
         let body = match Limited::new(req.into_body(), 25 << 20).collect().await {
             Ok(b) => b.to_bytes(),
             Err(_) => {
-                return error(
+                return Err(error(
                     api,
                     ErrorKind::Invalid,
                     "invalid_request",
                     "body too large",
                     &id,
-                );
+                ));
             }
         };
         let sigv4 = signed_for.contains('/');
@@ -145,23 +168,23 @@ impl Simulator {
         let verified = match checked {
             Ok(verified) => verified,
             Err(_) => {
-                return error(
+                return Err(error(
                     api,
                     ErrorKind::Unauthenticated,
                     "invalid_signature",
                     "The request signature we calculated does not match the signature you provided.",
                     &id,
-                );
+                ));
             }
         };
         let Ok(json) = serde_json::from_slice::<Value>(&body) else {
-            return error(
+            return Err(error(
                 api,
                 ErrorKind::Invalid,
                 "invalid_json",
                 "We could not parse the JSON body of your request.",
                 &id,
-            );
+            ));
         };
         let model = json
             .get("model")
@@ -169,40 +192,15 @@ impl Simulator {
             .unwrap_or_default()
             .to_owned();
         let Some(entry) = aigov_api::model::resolve(&model).catalog else {
-            return error(
+            return Err(error(
                 api,
                 ErrorKind::NotFound,
                 "model_not_found",
                 &format!("The model `{model}` does not exist or you do not have access to it."),
                 &id,
-            );
+            ));
         };
-        let shape = prompt::analyze(&json, None);
-        if count_tokens {
-            let tokens = prompt::tokens_for_chars(shape.text_chars).max(1);
-            return json_ok(&json!({"input_tokens": tokens}), &id);
-        }
-        let text = String::from_utf8_lossy(&body);
-        let d = directives::parse(&text);
-        let config = self.current_config();
-        if let Some(code) = d.error.clone() {
-            let kind = match code.as_str() {
-                "ThrottlingException" => ErrorKind::RateLimited,
-                "ValidationException" => ErrorKind::Invalid,
-                _ => ErrorKind::Unavailable(500),
-            };
-            return error(api, kind, &code, &format!("Simulated {code}."), &id);
-        }
-        let asked = mantle::requested_output_tokens(api, &json);
-        let shape = prompt::PromptShape {
-            max_tokens: asked,
-            ..shape
-        };
-        let outcome = self.outcome_for(&model, &shape, &d, &config, entry.max_output_tokens);
-        let mut served = Served::new(&id, api_name(api), &model, &signed_for);
-        served.signature_verified = verified;
-        // Which credential reached Bedrock: the access key of a signature, or the API key itself.
-        served.access_key = match headers.get("authorization").and_then(|v| v.to_str().ok()) {
+        let access_key = match headers.get("authorization").and_then(|v| v.to_str().ok()) {
             Some(auth) => auth
                 .strip_prefix("Bearer ")
                 .map(str::to_owned)
@@ -217,6 +215,50 @@ impl Simulator {
                 .unwrap_or_default()
                 .to_owned(),
         };
+        Ok(Accepted {
+            api,
+            count_tokens,
+            signed_for,
+            verified,
+            access_key,
+            text: String::from_utf8_lossy(&body).into_owned(),
+            json,
+            model,
+            max_output_tokens: entry.max_output_tokens,
+        })
+    }
+
+    /// Answers an accepted request as its API does.
+    async fn answer(self: Arc<Self>, a: Accepted, id: &str) -> Response<Body> {
+        let id = id.to_owned();
+        let (api, json, model, signed_for) =
+            (a.api, &a.json, a.model.clone(), a.signed_for.clone());
+        let count_tokens = a.count_tokens;
+        let shape = prompt::analyze(json, None);
+        if count_tokens {
+            let tokens = prompt::tokens_for_chars(shape.text_chars).max(1);
+            return json_ok(&json!({"input_tokens": tokens}), &id);
+        }
+        let d = directives::parse(&a.text);
+        let config = self.current_config();
+        if let Some(code) = d.error.clone() {
+            let kind = match code.as_str() {
+                "ThrottlingException" => ErrorKind::RateLimited,
+                "ValidationException" => ErrorKind::Invalid,
+                _ => ErrorKind::Unavailable(500),
+            };
+            return error(api, kind, &code, &format!("Simulated {code}."), &id);
+        }
+        let asked = mantle::requested_output_tokens(api, json);
+        let shape = prompt::PromptShape {
+            max_tokens: asked,
+            ..shape
+        };
+        let outcome = self.outcome_for(&model, &shape, &d, &config, a.max_output_tokens);
+        let mut served = Served::new(&id, api_name(api), &model, &signed_for);
+        served.signature_verified = a.verified;
+        served.access_key = a.access_key;
+        // Which credential reached Bedrock: the access key of a signature, or the API key itself.
         served.input_tokens = outcome.input_tokens;
         served.output_tokens = outcome.output_tokens;
         served.cache_read_tokens = outcome.cache_read;
@@ -227,11 +269,11 @@ impl Simulator {
             served.cache_write_tokens = 0;
         }
         tokio::time::sleep(Duration::from_millis(outcome.latency_ms)).await;
-        let stream = mantle::is_stream(&json);
-        if mantle::is_background(api, &json) {
+        let stream = mantle::is_stream(json);
+        if mantle::is_background(api, json) {
             served.usage_delivered = true;
             self.record_served(served);
-            return self.background(&json, &model, &outcome, &id);
+            return self.background(json, &model, &outcome, &id);
         }
         if !stream {
             served.usage_delivered = true;
@@ -408,131 +450,147 @@ fn sse_event(name: Option<&str>, data: &Value) -> String {
 
 /// The events of a stream of `api`, usage where the API puts it.
 fn events(api: Api, model: &str, o: &Outcome, id: &str, include_usage: bool) -> Vec<String> {
-    let words = o.words();
     match api {
-        Api::ChatCompletions => {
-            let chunk = |choices: Value, usage: Option<Value>| {
-                let mut c = json!({"id": format!("chatcmpl-{id}"), "object": "chat.completion.chunk",
-                    "created": 1_767_225_600, "model": model, "choices": choices});
-                if let Some(u) = usage {
-                    c["usage"] = u;
-                }
-                sse_event(None, &c)
-            };
-            let mut e = vec![chunk(
-                json!([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": null}]),
-                None,
-            )];
-            e.extend(words.iter().map(|w| {
-                chunk(
-                    json!([{"index": 0, "delta": {"content": w}, "finish_reason": null}]),
-                    None,
-                )
-            }));
-            e.push(chunk(
-                json!([{"index": 0, "delta": {}, "finish_reason": stop(o, api)}]),
-                None,
-            ));
-            if include_usage {
-                e.push(chunk(json!([]), Some(chat_usage(o))));
-            }
-            e.push("data: [DONE]\n\n".into());
-            e
-        }
-        Api::Responses => {
-            let mut created = whole(api, model, o, id, "in_progress");
-            created["usage"] = Value::Null;
-            created["output"] = json!([]);
-            let done = whole(api, model, o, id, "completed");
-            let item = done["output"][0].clone();
-            let text = o.words().concat();
-            let part = |t: &str| json!({"type": "output_text", "text": t, "annotations": []});
-            let at = |n: usize| json!({"item_id": format!("msg_{id}"), "output_index": 0, "content_index": 0, "sequence_number": n});
-            let with = |mut base: Value, kind: &str, extra: Value| {
-                base["type"] = json!(kind);
-                if let (Some(b), Some(e)) = (base.as_object_mut(), extra.as_object()) {
-                    b.extend(e.clone());
-                }
-                sse_event(Some(kind), &base)
-            };
-            let mut pending = item.clone();
-            pending["status"] = json!("in_progress");
-            pending["content"] = json!([]);
-            let mut e = vec![
-                sse_event(
-                    Some("response.created"),
-                    &json!({"type": "response.created", "sequence_number": 0, "response": created}),
-                ),
-                sse_event(
-                    Some("response.in_progress"),
-                    &json!({"type": "response.in_progress", "sequence_number": 1, "response": created}),
-                ),
-                sse_event(
-                    Some("response.output_item.added"),
-                    &json!({"type": "response.output_item.added", "sequence_number": 2, "output_index": 0, "item": pending}),
-                ),
-                with(
-                    at(3),
-                    "response.content_part.added",
-                    json!({"part": part("")}),
-                ),
-            ];
-            let n = words.len();
-            e.extend(words.iter().enumerate().map(|(i, w)| {
-                with(
-                    at(4 + i),
-                    "response.output_text.delta",
-                    json!({"delta": w, "logprobs": []}),
-                )
-            }));
-            e.push(with(
-                at(4 + n),
-                "response.output_text.done",
-                json!({"text": text, "logprobs": []}),
-            ));
-            e.push(with(
-                at(5 + n),
-                "response.content_part.done",
-                json!({"part": part(&text)}),
-            ));
-            e.push(sse_event(Some("response.output_item.done"), &json!({"type": "response.output_item.done", "sequence_number": 6 + n, "output_index": 0, "item": item})));
-            e.push(sse_event(
-                Some("response.completed"),
-                &json!({"type": "response.completed", "sequence_number": 7 + n, "response": done}),
-            ));
-            e
-        }
-        Api::Messages => {
-            let mut start = whole(api, model, o, id, "");
-            start["content"] = json!([]);
-            start["stop_reason"] = Value::Null;
-            start["usage"] = messages_usage(o, 1);
-            let mut e = vec![
-                sse_event(
-                    Some("message_start"),
-                    &json!({"type": "message_start", "message": start}),
-                ),
-                sse_event(
-                    Some("content_block_start"),
-                    &json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
-                ),
-                sse_event(Some("ping"), &json!({"type": "ping"})),
-            ];
-            e.extend(words.iter().map(|w| sse_event(Some("content_block_delta"),
-                &json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": w}}))));
-            e.push(sse_event(
-                Some("content_block_stop"),
-                &json!({"type": "content_block_stop", "index": 0}),
-            ));
-            e.push(sse_event(Some("message_delta"), &json!({"type": "message_delta",
-                "delta": {"stop_reason": stop(o, api), "stop_sequence": null}, "usage": {"output_tokens": o.output_tokens}})));
-            e.push(sse_event(
-                Some("message_stop"),
-                &json!({"type": "message_stop"}),
-            ));
-            e
-        }
+        Api::ChatCompletions => chat_events(model, o, id, include_usage),
+        Api::Responses => responses_events(model, o, id),
+        Api::Messages => messages_events(model, o, id),
     }
+}
+
+/// Chat Completions chunks; the usage chunk (`choices: []`) only when `include_usage` asked.
+fn chat_events(model: &str, o: &Outcome, id: &str, include_usage: bool) -> Vec<String> {
+    let api = Api::ChatCompletions;
+    let words = o.words();
+    let chunk = |choices: Value, usage: Option<Value>| {
+        let mut c = json!({"id": format!("chatcmpl-{id}"), "object": "chat.completion.chunk",
+            "created": 1_767_225_600, "model": model, "choices": choices});
+        if let Some(u) = usage {
+            c["usage"] = u;
+        }
+        sse_event(None, &c)
+    };
+    let mut e = vec![chunk(
+        json!([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": null}]),
+        None,
+    )];
+    e.extend(words.iter().map(|w| {
+        chunk(
+            json!([{"index": 0, "delta": {"content": w}, "finish_reason": null}]),
+            None,
+        )
+    }));
+    e.push(chunk(
+        json!([{"index": 0, "delta": {}, "finish_reason": stop(o, api)}]),
+        None,
+    ));
+    if include_usage {
+        e.push(chunk(json!([]), Some(chat_usage(o))));
+    }
+    e.push("data: [DONE]\n\n".into());
+    e
+}
+
+/// The Responses stream's events as the OpenAI SDK checks their order; usage in
+/// `response.completed`.
+fn responses_events(model: &str, o: &Outcome, id: &str) -> Vec<String> {
+    let api = Api::Responses;
+    let words = o.words();
+    let mut created = whole(api, model, o, id, "in_progress");
+    created["usage"] = Value::Null;
+    created["output"] = json!([]);
+    let done = whole(api, model, o, id, "completed");
+    let item = done["output"][0].clone();
+    let text = o.words().concat();
+    let part = |t: &str| json!({"type": "output_text", "text": t, "annotations": []});
+    let at = |n: usize| json!({"item_id": format!("msg_{id}"), "output_index": 0, "content_index": 0, "sequence_number": n});
+    let with = |mut base: Value, kind: &str, extra: Value| {
+        base["type"] = json!(kind);
+        if let (Some(b), Some(e)) = (base.as_object_mut(), extra.as_object()) {
+            b.extend(e.clone());
+        }
+        sse_event(Some(kind), &base)
+    };
+    let mut pending = item.clone();
+    pending["status"] = json!("in_progress");
+    pending["content"] = json!([]);
+    let mut e = vec![
+        sse_event(
+            Some("response.created"),
+            &json!({"type": "response.created", "sequence_number": 0, "response": created}),
+        ),
+        sse_event(
+            Some("response.in_progress"),
+            &json!({"type": "response.in_progress", "sequence_number": 1, "response": created}),
+        ),
+        sse_event(
+            Some("response.output_item.added"),
+            &json!({"type": "response.output_item.added", "sequence_number": 2, "output_index": 0, "item": pending}),
+        ),
+        with(
+            at(3),
+            "response.content_part.added",
+            json!({"part": part("")}),
+        ),
+    ];
+    let n = words.len();
+    e.extend(words.iter().enumerate().map(|(i, w)| {
+        with(
+            at(4 + i),
+            "response.output_text.delta",
+            json!({"delta": w, "logprobs": []}),
+        )
+    }));
+    e.push(with(
+        at(4 + n),
+        "response.output_text.done",
+        json!({"text": text, "logprobs": []}),
+    ));
+    e.push(with(
+        at(5 + n),
+        "response.content_part.done",
+        json!({"part": part(&text)}),
+    ));
+    e.push(sse_event(Some("response.output_item.done"), &json!({"type": "response.output_item.done", "sequence_number": 6 + n, "output_index": 0, "item": item})));
+    e.push(sse_event(
+        Some("response.completed"),
+        &json!({"type": "response.completed", "sequence_number": 7 + n, "response": done}),
+    ));
+    e
+}
+
+/// The Messages stream: the input side of the usage in `message_start`, the output count in
+/// `message_delta`.
+fn messages_events(model: &str, o: &Outcome, id: &str) -> Vec<String> {
+    let api = Api::Messages;
+    let words = o.words();
+    let mut start = whole(api, model, o, id, "");
+    start["content"] = json!([]);
+    start["stop_reason"] = Value::Null;
+    start["usage"] = messages_usage(o, 1);
+    let mut e = vec![
+        sse_event(
+            Some("message_start"),
+            &json!({"type": "message_start", "message": start}),
+        ),
+        sse_event(
+            Some("content_block_start"),
+            &json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        ),
+        sse_event(Some("ping"), &json!({"type": "ping"})),
+    ];
+    e.extend(words.iter().map(|w| sse_event(Some("content_block_delta"),
+        &json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": w}}))));
+    e.push(sse_event(
+        Some("content_block_stop"),
+        &json!({"type": "content_block_stop", "index": 0}),
+    ));
+    e.push(sse_event(Some("message_delta"), &json!({"type": "message_delta",
+        "delta": {"stop_reason": stop(o, api), "stop_sequence": null}, "usage": {"output_tokens": o.output_tokens}})));
+    e.push(sse_event(
+        Some("message_stop"),
+        &json!({"type": "message_stop"}),
+    ));
+    e
 }
 
 #[cfg(test)]
