@@ -92,7 +92,8 @@ AWS_ACCESS_KEY_ID=aigov-gateway AWS_SECRET_ACCESS_KEY=gateway-secret AWS_REGION=
   setsid "$AIGOV_BIN" --role all --identity aigov-demo --namespace aigov-system \
     --gateway-listen "127.0.0.1:$GATEWAY_PORT" --ledger-listen "127.0.0.1:$LEDGER_PORT" \
     --metrics-listen "127.0.0.1:$METRICS_PORT" --controller-endpoints "http://127.0.0.1:$LEDGER_PORT" \
-    --bedrock-endpoint "$AIGOV_BEDROCK_SIM_ENDPOINT" --lease-duration 5s --settle 500ms \
+    --bedrock-endpoint "$AIGOV_BEDROCK_SIM_ENDPOINT" --mantle-endpoint "$AIGOV_BEDROCK_SIM_ENDPOINT" \
+    --lease-duration 5s --settle 500ms \
     --emf-log-group /aigov/usage \
     >"$AIGOV_RUN/logs/aigov.log" 2>&1 </dev/null &
 echo $! >"$AIGOV_RUN/pids/aigov"
@@ -124,6 +125,14 @@ workload 127.0.0.21 team-chat/chat-api-0 anthropic.claude-3-5-sonnet-20240620-v1
 switched=$(now_ms)
 workload 127.0.0.21 team-chat/chat-api-0 anthropic.claude-3-5-haiku-20241022-v1:0 6 1024 "Draft a reply [sim:output_tokens=600]"
 workload 127.0.0.21 team-chat/chat-api-0 us.anthropic.claude-opus-4-20250514-v1:0 1 256 "Hi" || true
+# The same pod with the OpenAI Python SDK, pointed at the gateway by its base URL (bedrock-mantle).
+OPENAI_BASE_URL="http://127.0.0.1:$GATEWAY_PORT/v1" OPENAI_API_KEY=workload-key "$AIGOV_LLM_SDK_PYTHON" - <<'PY' | sed "s|^|    [team-chat/chat-api-0] |"
+import httpx2, openai
+client = openai.OpenAI(http_client=httpx2.Client(transport=httpx2.HTTPTransport(local_address="127.0.0.21")), max_retries=0)
+out = client.chat.completions.create(model="openai.gpt-oss-120b", max_completion_tokens=256,
+                                     messages=[{"role": "user", "content": "Summarise [sim:output_tokens=120]"}])
+print(f"OpenAI SDK chat.completions openai.gpt-oss-120b: {out.usage.prompt_tokens} in, {out.usage.completion_tokens} out (metered by aigov)")
+PY
 wait "$research"
 # Status is written within a second; usage records reach CloudWatch Logs within a second or two.
 sleep 3

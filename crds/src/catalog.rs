@@ -29,6 +29,9 @@ pub enum ModelFamily {
     MetaLlama,
     /// Mistral bodies (`prompt` or `messages`, `max_tokens`).
     Mistral,
+    /// OpenAI Chat Completions bodies (`messages`, `max_completion_tokens`), which the
+    /// open-weight models on Bedrock read on InvokeModel (gpt-oss, DeepSeek, Qwen).
+    OpenAiChat,
 }
 
 /// Per-token prices of one model, USD per 1M tokens.
@@ -148,6 +151,16 @@ const ROWS: &[Row] = &[
     // Mistral
     Row { id: "mistral.mistral-large-2402-v1:0", name: "Mistral Large (24.02)", family: Mistral, input: "4", output: "12", cache_read: None, cache_write_5m: None, cache_write_1h: None, regional_premium_percent: None, max_output_tokens: 8192, context_window: 32_000, since: "2024-04-02" },
     Row { id: "mistral.mistral-large-2407-v1:0", name: "Mistral Large 2 (24.07)", family: Mistral, input: "2", output: "6", cache_read: None, cache_write_5m: None, cache_write_1h: None, regional_premium_percent: None, max_output_tokens: 8192, context_window: 128_000, since: "2024-07-24" },
+    // Open-weight models, served on bedrock-runtime and on bedrock-mantle (where their IDs
+    // drop the version suffix: `openai.gpt-oss-120b`, resolved by `lookup`). No prompt caching.
+    Row { id: "openai.gpt-oss-120b-1:0", name: "gpt-oss-120b", family: OpenAiChat, input: "0.15", output: "0.60", cache_read: None, cache_write_5m: None, cache_write_1h: None, regional_premium_percent: None, max_output_tokens: 128_000, context_window: 128_000, since: "2025-08-05" },
+    Row { id: "openai.gpt-oss-20b-1:0", name: "gpt-oss-20b", family: OpenAiChat, input: "0.07", output: "0.30", cache_read: None, cache_write_5m: None, cache_write_1h: None, regional_premium_percent: None, max_output_tokens: 128_000, context_window: 128_000, since: "2025-08-05" },
+    Row { id: "deepseek.v3-v1:0", name: "DeepSeek-V3.1", family: OpenAiChat, input: "0.58", output: "1.68", cache_read: None, cache_write_5m: None, cache_write_1h: None, regional_premium_percent: None, max_output_tokens: 128_000, context_window: 128_000, since: "2025-09-18" },
+    Row { id: "deepseek.r1-v1:0", name: "DeepSeek-R1", family: OpenAiChat, input: "1.35", output: "5.40", cache_read: None, cache_write_5m: None, cache_write_1h: None, regional_premium_percent: None, max_output_tokens: 32_768, context_window: 128_000, since: "2025-03-10" },
+    Row { id: "qwen.qwen3-32b-v1:0", name: "Qwen3 32B", family: OpenAiChat, input: "0.15", output: "0.60", cache_read: None, cache_write_5m: None, cache_write_1h: None, regional_premium_percent: None, max_output_tokens: 32_768, context_window: 128_000, since: "2025-09-18" },
+    Row { id: "qwen.qwen3-coder-30b-a3b-v1:0", name: "Qwen3 Coder 30B A3B", family: OpenAiChat, input: "0.15", output: "0.60", cache_read: None, cache_write_5m: None, cache_write_1h: None, regional_premium_percent: None, max_output_tokens: 65_536, context_window: 256_000, since: "2025-09-18" },
+    Row { id: "qwen.qwen3-235b-a22b-2507-v1:0", name: "Qwen3 235B A22B 2507", family: OpenAiChat, input: "0.22", output: "0.88", cache_read: None, cache_write_5m: None, cache_write_1h: None, regional_premium_percent: None, max_output_tokens: 81_920, context_window: 256_000, since: "2025-09-18" },
+    Row { id: "qwen.qwen3-coder-480b-a35b-v1:0", name: "Qwen3 Coder 480B A35B", family: OpenAiChat, input: "0.22", output: "1.80", cache_read: None, cache_write_5m: None, cache_write_1h: None, regional_premium_percent: None, max_output_tokens: 65_536, context_window: 256_000, since: "2025-09-18" },
 ];
 
 /// Long-context rates (USD per 1M tokens) of the models that read up to 1M tokens: input,
@@ -217,15 +230,54 @@ pub fn entries() -> &'static [CatalogEntry] {
 }
 
 /// The catalog entry for a foundation-model ID, tolerating Bedrock's context-window variants
-/// (`anthropic.claude-3-haiku-20240307-v1:0:200k`).
+/// (`anthropic.claude-3-haiku-20240307-v1:0:200k`) and the names bedrock-mantle gives the same
+/// models ([`mantle_name_matches`]: `anthropic.claude-haiku-4-5`, `openai.gpt-oss-120b`).
 pub fn lookup(model_id: &str) -> Option<&'static CatalogEntry> {
-    entries().iter().find(|entry| {
-        model_id == entry.model_id
-            || model_id
-                .strip_prefix(entry.model_id)
-                .and_then(|rest| rest.strip_prefix(':'))
-                .is_some_and(|variant| variant.ends_with('k') || variant == "mm")
-    })
+    entries()
+        .iter()
+        .find(|entry| {
+            model_id == entry.model_id
+                || model_id
+                    .strip_prefix(entry.model_id)
+                    .and_then(|rest| rest.strip_prefix(':'))
+                    .is_some_and(|variant| variant.ends_with('k') || variant == "mm")
+        })
+        .or_else(|| {
+            // Only a name that stands for one model: `anthropic.claude-3-5-sonnet` is two.
+            let mut matching = entries()
+                .iter()
+                .filter(|entry| mantle_name_matches(model_id, entry.model_id));
+            matching.next().filter(|_| matching.next().is_none())
+        })
+}
+
+/// True when `name` is the bedrock-mantle name of `model_id`: the Bedrock ID without its
+/// release date and version (`anthropic.claude-haiku-4-5` for
+/// `anthropic.claude-haiku-4-5-20251001-v1:0`, `openai.gpt-oss-120b` for
+/// `openai.gpt-oss-120b-1:0`, `qwen.qwen3-32b` for `qwen.qwen3-32b-v1:0`). Only a date
+/// (`-YYYYMMDD-`) or a version (`-vN:M`, `-N:M`) may follow the name, so
+/// `anthropic.claude-opus-4` names Opus 4 and not Opus 4.1 (`...-opus-4-1-2025...`).
+pub fn mantle_name_matches(name: &str, model_id: &str) -> bool {
+    let Some(rest) = model_id
+        .strip_prefix(name)
+        .and_then(|r| r.strip_prefix('-'))
+    else {
+        return false;
+    };
+    let version = |v: &str| {
+        let v = v.strip_prefix('v').unwrap_or(v);
+        v.split_once(':').is_some_and(|(major, minor)| {
+            !major.is_empty()
+                && major.bytes().all(|b| b.is_ascii_digit())
+                && !minor.is_empty()
+                && minor.bytes().all(|b| b.is_ascii_digit())
+        })
+    };
+    let dated = rest.len() > 9
+        && rest.as_bytes()[..8].iter().all(u8::is_ascii_digit)
+        && rest.as_bytes()[8] == b'-'
+        && version(&rest[9..]);
+    dated || version(rest)
 }
 
 impl TokenPrices {
@@ -244,6 +296,40 @@ impl TokenPrices {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mantle_names_resolve_to_the_same_entries_as_bedrock_ids() {
+        for (mantle, id) in [
+            (
+                "anthropic.claude-haiku-4-5",
+                "anthropic.claude-haiku-4-5-20251001-v1:0",
+            ),
+            (
+                "anthropic.claude-sonnet-4-5",
+                "anthropic.claude-sonnet-4-5-20250929-v1:0",
+            ),
+            (
+                "anthropic.claude-opus-4",
+                "anthropic.claude-opus-4-20250514-v1:0",
+            ),
+            (
+                "anthropic.claude-opus-4-1",
+                "anthropic.claude-opus-4-1-20250805-v1:0",
+            ),
+            ("openai.gpt-oss-120b", "openai.gpt-oss-120b-1:0"),
+            ("openai.gpt-oss-20b", "openai.gpt-oss-20b-1:0"),
+            ("qwen.qwen3-32b", "qwen.qwen3-32b-v1:0"),
+            ("deepseek.v3", "deepseek.v3-v1:0"),
+        ] {
+            assert_eq!(lookup(mantle).map(|e| e.model_id), Some(id), "{mantle}");
+        }
+        assert!(lookup("anthropic.claude").is_none());
+        assert!(lookup("openai.gpt-oss").is_none());
+        assert!(!mantle_name_matches(
+            "anthropic.claude-opus-4",
+            "anthropic.claude-opus-4-5-20251101-v1:0"
+        ));
+    }
 
     #[test]
     fn every_model_family_the_design_names_is_in_the_catalog() {
@@ -381,6 +467,14 @@ mod tests {
         );
         assert_eq!(lookup("amazon.nova-pro-v1:0").unwrap().name, "Nova Pro");
         assert!(lookup("anthropic.claude-3-haiku-20240307-v1:0:oops").is_none());
-        assert!(lookup("anthropic.claude-3-haiku").is_none());
+        assert_eq!(
+            lookup("anthropic.claude-3-haiku").unwrap().name,
+            "Claude 3 Haiku",
+            "a name without date and version, as bedrock-mantle writes it"
+        );
+        assert!(
+            lookup("anthropic.claude-3-5-sonnet").is_none(),
+            "two models answer to it"
+        );
     }
 }

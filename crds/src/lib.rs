@@ -12,12 +12,14 @@ pub mod crd;
 mod error;
 pub mod evaluation;
 pub mod labels;
+pub mod mantle;
 pub mod model;
 pub mod model_price;
 pub mod money;
 pub mod pattern;
 pub mod period;
 pub mod pricing;
+pub mod units;
 pub mod usage;
 
 pub use budget::{AIBudget, AIBudgetSpec, AIBudgetStatus};

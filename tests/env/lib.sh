@@ -15,6 +15,11 @@ TOFU_VERSION=v1.10.10
 MOTO_VERSION=5.2.5
 # @aws-sdk/client-bedrock-runtime from npm: the JavaScript SDK the h2c gateway test drives.
 JS_SDK_VERSION=3.1164.0
+# The OpenAI and Anthropic Python SDKs from PyPI: the clients the bedrock-mantle gateway tests drive.
+OPENAI_PY_VERSION=3.51.0
+ANTHROPIC_PY_VERSION=2.10.0
+# The `openai` npm package: the JavaScript client of the bedrock-mantle gateway test.
+OPENAI_JS_VERSION=7.55.0
 RECIPE=1
 
 KUBE_DIR="$AIGOV_CACHE/tools/kubernetes-$KUBE_VERSION-r$RECIPE"
@@ -29,6 +34,9 @@ KUBECTL="$KUBE_DIR/bin/kubectl"
 ETCD="$ETCD_DIR/bin/etcd"
 TOFU="$TOFU_DIR/bin/tofu"
 MOTO_PYTHON="$MOTO_DIR/venv/bin/python"
+LLM_SDK_DIR="$AIGOV_CACHE/tools/llm-sdks-openai-$OPENAI_PY_VERSION-anthropic-$ANTHROPIC_PY_VERSION-r$RECIPE"
+LLM_SDK_PYTHON="$LLM_SDK_DIR/venv/bin/python"
+OPENAI_JS_DIR="$AIGOV_CACHE/tools/openai-js-$OPENAI_JS_VERSION-r$RECIPE"
 
 # Loopback ports; override any of them to run two environments side by side.
 ETCD_PORT="${AIGOV_ETCD_PORT:-23790}"

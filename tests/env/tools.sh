@@ -2,7 +2,8 @@
 # Builds the pinned local-environment tools once and caches them outside the clone:
 # kube-apiserver and kubectl, etcd, OpenTofu (all from the Go module proxy through the
 # wrapper modules in tests/env/go), moto[server] (from PyPI, in its own venv) and the AWS SDK
-# for JavaScript's Bedrock runtime client (from npm, in its own directory).
+# for JavaScript's Bedrock runtime client (from npm, in its own directory), and the OpenAI and
+# Anthropic Python SDKs (from PyPI, in a venv of their own) and the `openai` npm package.
 # Idempotent: a tool whose binary is already in the cache is not rebuilt.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -48,6 +49,25 @@ install_moto() {
     -r "$AIGOV_REPO/tests/env/moto/requirements.txt"
 }
 
+install_llm_sdks() {
+  [[ -x "$LLM_SDK_PYTHON" ]] && "$LLM_SDK_PYTHON" -c 'import openai, anthropic, boto3' 2>/dev/null && return
+  log "installing openai==$OPENAI_PY_VERSION and anthropic[bedrock]==$ANTHROPIC_PY_VERSION into $LLM_SDK_DIR/venv"
+  rm -rf "$LLM_SDK_DIR" && mkdir -p "$LLM_SDK_DIR"
+  python3 -m venv "$LLM_SDK_DIR/venv"
+  "$LLM_SDK_PYTHON" -m pip install --quiet --disable-pip-version-check \
+    "openai==$OPENAI_PY_VERSION" "anthropic[bedrock]==$ANTHROPIC_PY_VERSION"
+}
+
+install_openai_js() {
+  local marker="$OPENAI_JS_DIR/node_modules/openai/package.json"
+  [[ -f "$marker" ]] && [[ "$(node -p "require('$marker').version" 2>/dev/null)" == "$OPENAI_JS_VERSION" ]] && return
+  command -v npm >/dev/null || die "npm (Node.js 18 or later) is needed for the OpenAI JavaScript SDK test"
+  log "installing openai@$OPENAI_JS_VERSION (npm) into $OPENAI_JS_DIR"
+  rm -rf "$OPENAI_JS_DIR" "$OPENAI_JS_DIR.partial" && mkdir -p "$OPENAI_JS_DIR.partial"
+  npm install --prefix "$OPENAI_JS_DIR.partial" --no-audit --no-fund --silent "openai@$OPENAI_JS_VERSION"
+  mv "$OPENAI_JS_DIR.partial" "$OPENAI_JS_DIR"
+}
+
 install_js_sdk() {
   local marker="$JS_SDK_DIR/node_modules/@aws-sdk/client-bedrock-runtime/package.json"
   [[ -f "$marker" ]] && [[ "$(node -p "require('$marker').version" 2>/dev/null)" == "$JS_SDK_VERSION" ]] && return
@@ -65,6 +85,7 @@ case "${1:-all}" in
   tofu) build_tofu ;;
   moto) install_moto ;;
   js-sdk) install_js_sdk ;;
-  all) install_moto; install_js_sdk; build_etcd; build_kube; build_tofu ;;
-  *) die "usage: tools.sh [all|kube|etcd|tofu|moto|js-sdk]" ;;
+  llm-sdks) install_llm_sdks; install_openai_js ;;
+  all) install_moto; install_js_sdk; install_llm_sdks; install_openai_js; build_etcd; build_kube; build_tofu ;;
+  *) die "usage: tools.sh [all|kube|etcd|tofu|moto|js-sdk|llm-sdks]" ;;
 esac

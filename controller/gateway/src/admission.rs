@@ -10,7 +10,7 @@ use serde_json::Value;
 use aigov_ledger::policy::{BudgetPolicy, ModelVerdict};
 use aigov_ledger::proto::Refusal;
 
-use crate::route::Operation;
+use crate::route::{Metering, Operation};
 
 /// A budget and its latest figures.
 #[derive(Clone, Debug)]
@@ -79,17 +79,27 @@ pub fn decide(
     requested: &str,
 ) -> Result<Admitted, Refused> {
     let asked = resolve(requested);
-    check_models(states, &asked)?;
+    // A guardrail is no model: model rules do not apply to it.
+    let on_model = operation.metering() != Metering::GuardrailUnits;
+    if on_model {
+        check_models(states, &asked)?;
+    }
+    // A downgrade rewrites the model in the path: mantle's model is in the body, and an async
+    // job's output is not priced by the token.
+    let downgradable = operation.path_suffix().is_some();
     let mut admitted = Admitted {
         model: requested.to_owned(),
         downgraded_from: None,
         downgraded_by: None,
     };
     for state in states {
-        let Some(target) = state
-            .policy
-            .downgrade_target(&asked, state.spent, state.limit)
-        else {
+        let target = match downgradable {
+            true => state
+                .policy
+                .downgrade_target(&asked, state.spent, state.limit),
+            false => None,
+        };
+        let Some(target) = target else {
             continue;
         };
         let cheaper = resolve(target);
@@ -213,6 +223,7 @@ pub fn requested_output_tokens(
         ],
         Some(ModelFamily::AmazonTitanText) => &["/textGenerationConfig/maxTokenCount"],
         Some(ModelFamily::MetaLlama) => &["/max_gen_len"],
+        Some(ModelFamily::OpenAiChat) => &["/max_completion_tokens", "/max_tokens"],
         None => &["/max_tokens"],
     };
     pointers

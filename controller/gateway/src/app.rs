@@ -48,6 +48,18 @@ pub struct GatewayArgs {
     /// Bedrock runtime endpoint (default: the region's public endpoint).
     #[arg(long, env = "AIGOV_BEDROCK_ENDPOINT")]
     pub bedrock_endpoint: Option<String>,
+    /// bedrock-mantle endpoint, for the OpenAI Chat Completions and Responses and the
+    /// Anthropic Messages APIs (default: the region's public endpoint).
+    #[arg(long, env = "AIGOV_MANTLE_ENDPOINT")]
+    pub mantle_endpoint: Option<String>,
+    /// A Bedrock API key the gateway sends to bedrock-mantle instead of signing with its
+    /// credentials (the caller's own key is never forwarded).
+    #[arg(long, env = "AIGOV_MANTLE_API_KEY", hide_env_values = true)]
+    pub mantle_api_key: Option<String>,
+    /// How often a job Bedrock finishes later (a background response, an async invocation)
+    /// is polled until it settles.
+    #[arg(long, env = "AIGOV_FOLLOW_INTERVAL", default_value = "5s", value_parser = duration)]
+    pub follow_interval: Duration,
     /// AWS region for Bedrock signing.
     #[arg(long, env = "AWS_REGION", default_value = "us-east-1")]
     pub region: String,
@@ -175,6 +187,7 @@ pub async fn start(
             max_body_bytes: args.max_body_bytes,
             unknown_callers: args.unknown_callers,
             write_timeout: args.response_write_timeout,
+            follow_interval: args.follow_interval,
             ..GatewayConfig::default()
         },
         cluster.clone(),
@@ -243,8 +256,14 @@ fn upstream(args: &GatewayArgs, aws: &aws_config::SdkConfig) -> Result<Upstream,
         .bedrock_endpoint
         .clone()
         .unwrap_or_else(|| format!("https://bedrock-runtime.{}.amazonaws.com", args.region));
+    let mantle_endpoint = args
+        .mantle_endpoint
+        .clone()
+        .unwrap_or_else(|| format!("https://bedrock-mantle.{}.api.aws", args.region));
     let config = UpstreamConfig {
         endpoint,
+        mantle_endpoint,
+        mantle_api_key: args.mantle_api_key.clone(),
         region: args.region.clone(),
         timeout: args.upstream_timeout,
     };

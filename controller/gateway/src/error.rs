@@ -1,6 +1,8 @@
 //! Every way the gateway answers a call itself, in one type: [`GatewayError`]. Each variant
-//! renders as Bedrock's own error shape (status, `x-amzn-ErrorType`, a JSON `{"message"}`
-//! body, the request ID), so every SDK reads it as its typed error: a throttle is a retryable
+//! renders in the error shape of the API the client called ([`ErrorShape`]): Bedrock's
+//! (status, `x-amzn-ErrorType`, a JSON `{"message"}` body, the request ID) for bedrock-runtime,
+//! OpenAI's `{"error": {...}}` for Chat Completions and Responses, Anthropic's
+//! `{"type": "error", ...}` for Messages, so every SDK reads it as its typed error: a throttle is a retryable
 //! 429 `ThrottlingException` with `Retry-After`, an exhausted budget or a forbidden model a
 //! non-retryable 403 `AccessDeniedException` whose message says which AIBudget, how much, and
 //! when it resets. Each variant also names its outcome, the label the gateway counts it under
@@ -18,9 +20,12 @@ use http_body_util::{BodyExt, Full};
 use aigov_ledger::ledger::BudgetKey;
 use aigov_ledger::proto::Refusal;
 
+use aigov_api::mantle::{ErrorKind, anthropic_error_body, openai_error_body};
+
 use crate::ResponseBody;
 use crate::admission::Refused;
 use crate::forward::ForwardError;
+use crate::route::ErrorShape;
 
 /// The header that says the gateway (not Bedrock) answered, and which AIBudget refused.
 pub const REFUSED_BY_HEADER: &str = "x-aigov-refused-by";
@@ -32,12 +37,32 @@ pub const NOT_READY_RETRY_AFTER: u64 = 1;
 /// Why the gateway answered a call itself instead of relaying Bedrock's answer.
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
-    /// Not one of the four metered operations (or not a POST).
+    /// Not an operation of bedrock-runtime or bedrock-mantle (or the wrong method for it).
     #[error(
-        "the aigov gateway serves POST /model/{{modelId}}/converse, converse-stream, invoke and \
-         invoke-with-response-stream; other Bedrock operations are not metered and are refused"
+        "the aigov gateway serves the Bedrock runtime API (/model/..., /guardrail/..., \
+         /async-invoke) and bedrock-mantle's (/v1/chat/completions, /v1/responses, \
+         /anthropic/v1/messages); this is none of their operations"
     )]
     UnknownOperation,
+    /// An operation the gateway cannot meter faithfully, refused rather than let through
+    /// unmetered.
+    #[error(
+        "the aigov gateway does not relay {0}: its usage cannot be metered here, and calls that \
+         are not metered are refused; use ConverseStream or InvokeModelWithResponseStream"
+    )]
+    Unmetered(&'static str),
+    /// A model of an operation billed per unit of output that the gateway has no price for, so
+    /// it cannot reserve the call's worst case.
+    #[error(
+        "the aigov gateway has no price for {operation} on model {model:?}, so it cannot reserve \
+         the call's worst case; the call is refused"
+    )]
+    Unpriced {
+        /// The operation.
+        operation: &'static str,
+        /// The model.
+        model: String,
+    },
     /// The model segment is not a plausible model ID.
     #[error("the model identifier {0:?} is not a Bedrock model ID, inference profile or ARN")]
     BadModelId(String),
@@ -133,6 +158,7 @@ impl GatewayError {
         use GatewayError::*;
         match self {
             UnknownOperation => "UnknownOperationException",
+            Unmetered(_) | Unpriced { .. } => "AccessDeniedException",
             BadModelId(_) | BodyTooLarge(_) | BodyUnreadable(_) | BodyTimeout(_)
             | BodyNotAnObject | BodyNotJson(_) => "ValidationException",
             MissingAuthentication => "MissingAuthenticationTokenException",
@@ -154,6 +180,7 @@ impl GatewayError {
         use GatewayError::*;
         match self {
             UnknownOperation => "unknown_operation",
+            Unmetered(_) | Unpriced { .. } => "unmetered",
             BadModelId(_) | BodyTooLarge(_) | BodyUnreadable(_) | BodyTimeout(_)
             | BodyNotAnObject | BodyNotJson(_) => "invalid",
             MissingAuthentication | BadAuthorization => "unauthenticated",
@@ -214,20 +241,101 @@ impl GatewayError {
         }
     }
 
-    /// The Bedrock-shaped response, identified by `request_id` (the gateway's own ID for the
+    /// The response in `shape`, identified by `request_id` (the gateway's own ID for the
     /// call, unless Bedrock's is known).
-    pub fn into_response(self, request_id: &str) -> Response<ResponseBody> {
-        let mut response =
-            bedrock_error(self.code(), &self.to_string(), self.request_id(request_id));
+    pub fn into_response(self, request_id: &str, shape: ErrorShape) -> Response<ResponseBody> {
+        let id = self.request_id(request_id).to_owned();
+        let mut response = match shape {
+            ErrorShape::Bedrock => bedrock_error(self.code(), &self.to_string(), &id),
+            ErrorShape::OpenAi => json_error(
+                self.kind(),
+                openai_error_body(self.kind(), self.openai_code(), &self.to_string()),
+                "x-request-id",
+                &id,
+            ),
+            ErrorShape::Anthropic => json_error(
+                self.kind(),
+                anthropic_error_body(self.kind(), &self.to_string(), &id),
+                "request-id",
+                &id,
+            ),
+        };
         let headers = response.headers_mut();
         if let Some(seconds) = self.retry_after() {
             headers.insert("retry-after", HeaderValue::from(seconds));
+        }
+        if shape != ErrorShape::Bedrock && self.kind() == ErrorKind::PermissionDenied {
+            // The OpenAI and Anthropic SDKs honour it: a refusal for good is not retried.
+            headers.insert("x-should-retry", HeaderValue::from_static("false"));
         }
         if let Some(Ok(v)) = self.refused_by().map(HeaderValue::from_str) {
             headers.insert(REFUSED_BY_HEADER, v);
         }
         response
     }
+
+    /// The kind of error, for the OpenAI and Anthropic shapes (their SDKs type errors by
+    /// status).
+    pub fn kind(&self) -> ErrorKind {
+        if matches!(
+            self,
+            GatewayError::MissingAuthentication | GatewayError::BadAuthorization
+        ) {
+            return ErrorKind::Unauthenticated;
+        }
+        match self.status().as_u16() {
+            400 => ErrorKind::Invalid,
+            403 => ErrorKind::PermissionDenied,
+            404 => ErrorKind::NotFound,
+            429 => ErrorKind::RateLimited,
+            408 => ErrorKind::Unavailable(504),
+            status => ErrorKind::Unavailable(status),
+        }
+    }
+
+    /// The OpenAI `code` of the error.
+    fn openai_code(&self) -> &'static str {
+        use GatewayError::*;
+        match self {
+            Refused { refused, .. } => match refused.kind {
+                Refusal::Throttled => "rate_limit_exceeded",
+                Refusal::ModelForbidden => "model_not_allowed",
+                _ => "budget_exhausted",
+            },
+            UnknownOperation => "unknown_url",
+            Unmetered(_) | Unpriced { .. } => "unmetered_operation",
+            UnknownCaller(_) => "unknown_caller",
+            MissingAuthentication | BadAuthorization => "invalid_api_key",
+            BadModelId(_) => "model_not_found",
+            _ => match self.kind() {
+                ErrorKind::Invalid => "invalid_request",
+                _ => "service_unavailable",
+            },
+        }
+    }
+}
+
+/// An OpenAI- or Anthropic-shaped error: `kind`'s status, the JSON `body`, the request ID in
+/// `id_header`.
+fn json_error(
+    kind: ErrorKind,
+    body: String,
+    id_header: &'static str,
+    request_id: &str,
+) -> Response<ResponseBody> {
+    let mut response = Response::new(
+        Full::new(Bytes::from(body))
+            .map_err(|never| match never {})
+            .boxed(),
+    );
+    *response.status_mut() = StatusCode::from_u16(kind.status()).unwrap_or(StatusCode::BAD_REQUEST);
+    let headers = response.headers_mut();
+    headers.insert("content-type", HeaderValue::from_static("application/json"));
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        headers.insert(id_header, v.clone());
+        headers.insert("x-amzn-requestid", v);
+    }
+    response
 }
 
 /// A Bedrock-shaped error response: Bedrock's status for `code`, `x-amzn-ErrorType`,
@@ -267,7 +375,7 @@ mod tests {
     /// Status, `x-amzn-ErrorType`'s code, the body's message, and the outcome label.
     async fn rendered(error: GatewayError) -> (u16, String, String, &'static str, http::HeaderMap) {
         let outcome = error.outcome();
-        let response = error.into_response("aigov-1-000000000001");
+        let response = error.into_response("aigov-1-000000000001", ErrorShape::Bedrock);
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let error_type = headers["x-amzn-errortype"].to_str().unwrap();
@@ -482,13 +590,81 @@ mod tests {
         );
     }
 
+    async fn shaped(
+        error: GatewayError,
+        shape: ErrorShape,
+    ) -> (u16, serde_json::Value, http::HeaderMap) {
+        let response = error.into_response("aigov-1-000000000002", shape);
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&body).unwrap(), headers)
+    }
+
+    #[tokio::test]
+    async fn openai_callers_get_openai_errors_with_the_status_their_sdk_types_by() {
+        let (status, body, headers) = shaped(
+            GatewayError::refused(refused(Refusal::Exhausted)),
+            ErrorShape::OpenAi,
+        )
+        .await;
+        assert_eq!(status, 403);
+        assert_eq!(body["error"]["type"], "permission_error");
+        assert_eq!(body["error"]["code"], "budget_exhausted");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("AIBudget team/b")
+        );
+        assert_eq!(headers["x-should-retry"], "false");
+        assert_eq!(headers["x-request-id"], "aigov-1-000000000002");
+        let (status, body, headers) = shaped(
+            GatewayError::refused(refused(Refusal::Throttled)),
+            ErrorShape::OpenAi,
+        )
+        .await;
+        assert_eq!(
+            (status, &body["error"]["code"]),
+            (429, &serde_json::json!("rate_limit_exceeded"))
+        );
+        assert_eq!(headers["retry-after"], "1");
+        let (status, _, _) = shaped(GatewayError::MissingAuthentication, ErrorShape::OpenAi).await;
+        assert_eq!(status, 401);
+    }
+
+    #[tokio::test]
+    async fn anthropic_callers_get_anthropic_errors() {
+        let (status, body, headers) = shaped(
+            GatewayError::refused(refused(Refusal::ModelForbidden)),
+            ErrorShape::Anthropic,
+        )
+        .await;
+        assert_eq!(status, 403);
+        assert_eq!(body["type"], "error");
+        assert_eq!(body["error"]["type"], "permission_error");
+        assert_eq!(body["request_id"], "aigov-1-000000000002");
+        assert_eq!(headers["request-id"], "aigov-1-000000000002");
+        let (status, body, _) = shaped(GatewayError::Backlog, ErrorShape::Anthropic).await;
+        assert_eq!(
+            (status, &body["error"]["type"]),
+            (503, &serde_json::json!("api_error"))
+        );
+        let (status, body, _) = shaped(GatewayError::UnknownOperation, ErrorShape::Anthropic).await;
+        assert_eq!(
+            (status, &body["error"]["type"]),
+            (404, &serde_json::json!("not_found_error"))
+        );
+    }
+
     #[test]
     fn the_messages_are_word_for_word_what_callers_and_tests_read() {
         let ip: IpAddr = "10.0.0.9".parse().unwrap();
         assert_eq!(
             GatewayError::UnknownOperation.to_string(),
-            "the aigov gateway serves POST /model/{modelId}/converse, converse-stream, invoke and \
-             invoke-with-response-stream; other Bedrock operations are not metered and are refused"
+            "the aigov gateway serves the Bedrock runtime API (/model/..., /guardrail/..., \
+             /async-invoke) and bedrock-mantle's (/v1/chat/completions, /v1/responses, \
+             /anthropic/v1/messages); this is none of their operations"
         );
         assert_eq!(
             GatewayError::BadModelId("a b".into()).to_string(),

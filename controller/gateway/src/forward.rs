@@ -1,6 +1,9 @@
-//! Forwarding to Bedrock: the client's headers pass through, its signature (made for the
-//! gateway's host) is dropped, and the request is signed again with SigV4 (signing name
-//! `bedrock`) using the gateway's own credentials from the standard chain.
+//! Forwarding to Bedrock: the client's headers pass through, its credentials (a signature made
+//! for the gateway's host, a Bedrock API key in `Authorization: Bearer`, Anthropic's
+//! `x-api-key`) are dropped, and the request is authenticated again as the gateway: SigV4 with
+//! its own credentials from the standard chain (signing name `bedrock` for bedrock-runtime,
+//! `bedrock-mantle` for bedrock-mantle), or, for mantle, a Bedrock API key the gateway holds
+//! (`--mantle-api-key`). A caller's credential never reaches Bedrock.
 
 use std::time::{Duration, SystemTime};
 
@@ -15,13 +18,17 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
-use crate::route::{Operation, path_for};
+use crate::route::Endpoint;
 
 /// Where and how to reach Bedrock.
 #[derive(Clone, Debug)]
 pub struct UpstreamConfig {
     /// `https://bedrock-runtime.<region>.amazonaws.com`, or the simulator.
     pub endpoint: String,
+    /// `https://bedrock-mantle.<region>.api.aws`, or the simulator.
+    pub mantle_endpoint: String,
+    /// A Bedrock API key to send to mantle instead of signing (`Authorization: Bearer`).
+    pub mantle_api_key: Option<String>,
     /// The signing region.
     pub region: String,
     /// How long to wait for Bedrock's response headers.
@@ -49,6 +56,7 @@ pub enum ForwardError {
 const DROPPED_REQUEST_HEADERS: &[&str] = &[
     "host",
     "authorization",
+    "x-api-key",
     "x-amz-date",
     "x-amz-security-token",
     "x-amz-content-sha256",
@@ -79,6 +87,7 @@ pub const DROPPED_RESPONSE_HEADERS: &[&str] = &[
 pub struct Upstream {
     config: UpstreamConfig,
     base: Uri,
+    mantle: Uri,
     credentials: SharedCredentialsProvider,
     client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
 }
@@ -91,6 +100,9 @@ impl Upstream {
     ) -> Result<Upstream, ForwardError> {
         let base: Uri = config.endpoint.parse().map_err(|e| {
             ForwardError::Unreachable(format!("bad endpoint {:?}: {e}", config.endpoint))
+        })?;
+        let mantle: Uri = config.mantle_endpoint.parse().map_err(|e| {
+            ForwardError::Unreachable(format!("bad endpoint {:?}: {e}", config.mantle_endpoint))
         })?;
         let mut http = HttpConnector::new();
         http.enforce_http(false);
@@ -108,37 +120,43 @@ impl Upstream {
         Ok(Upstream {
             config,
             base,
+            mantle,
             credentials,
             client,
         })
     }
 
-    /// Sends the call for `model` to Bedrock, signed, and returns its response head and
-    /// streaming body.
+    /// Sends `method path_and_query` (with `query`) to `endpoint`, authenticated as the
+    /// gateway, and returns Bedrock's response head and streaming body.
     pub async fn send(
         &self,
-        operation: Operation,
-        model: &str,
+        endpoint: Endpoint,
+        method: &http::Method,
+        path: &str,
         query: Option<&str>,
         client_headers: &HeaderMap,
         body: Bytes,
     ) -> Result<Response<Incoming>, ForwardError> {
-        let path = path_for(operation, model);
+        let base = match endpoint {
+            Endpoint::Runtime => &self.base,
+            Endpoint::Mantle => &self.mantle,
+        };
         let path_and_query = match query {
             Some(q) => format!("{path}?{q}"),
-            None => path,
+            None => path.to_owned(),
         };
-        let authority = self
-            .base
+        let authority = base
             .authority()
             .ok_or_else(|| ForwardError::Unreachable("endpoint has no host".into()))?;
         let uri = format!(
             "{}://{}{}",
-            self.base.scheme_str().unwrap_or("https"),
+            base.scheme_str().unwrap_or("https"),
             authority,
             path_and_query
         );
-        let mut request = Request::post(&uri)
+        let mut request = Request::builder()
+            .method(method.clone())
+            .uri(&uri)
             .body(Full::new(body.clone()))
             .map_err(|e| ForwardError::Signing(e.to_string()))?;
         let headers = request.headers_mut();
@@ -152,7 +170,15 @@ impl Upstream {
             HeaderValue::from_str(authority.as_str())
                 .map_err(|e| ForwardError::Signing(e.to_string()))?,
         );
-        self.sign(&mut request, &body).await?;
+        match (endpoint, &self.config.mantle_api_key) {
+            (Endpoint::Mantle, Some(key)) => {
+                let value = HeaderValue::from_str(&format!("Bearer {key}"))
+                    .map_err(|e| ForwardError::Signing(e.to_string()))?;
+                request.headers_mut().insert("authorization", value);
+            }
+            (Endpoint::Mantle, None) => self.sign(&mut request, &body, "bedrock-mantle").await?,
+            (Endpoint::Runtime, _) => self.sign(&mut request, &body, "bedrock").await?,
+        }
         match tokio::time::timeout(self.config.timeout, self.client.request(request)).await {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(e)) => Err(ForwardError::Unreachable(e.to_string())),
@@ -164,6 +190,7 @@ impl Upstream {
         &self,
         request: &mut Request<Full<Bytes>>,
         body: &[u8],
+        signing_name: &str,
     ) -> Result<(), ForwardError> {
         let credentials = self
             .credentials
@@ -174,7 +201,7 @@ impl Upstream {
         let params = v4::SigningParams::builder()
             .identity(&identity)
             .region(&self.config.region)
-            .name("bedrock")
+            .name(signing_name)
             .time(SystemTime::now())
             .settings(SigningSettings::default())
             .build()
@@ -186,8 +213,9 @@ impl Upstream {
             .filter_map(|(n, v)| v.to_str().ok().map(|v| (n.as_str(), v)))
             .collect();
         let uri = request.uri().to_string();
+        let method = request.method().as_str().to_owned();
         let signable = SignableRequest::new(
-            "POST",
+            &method,
             &uri,
             header_pairs.into_iter(),
             SignableBody::Bytes(body),

@@ -12,11 +12,20 @@ use crate::UnknownCallers;
 use crate::cluster::ClusterView;
 use crate::error::GatewayError;
 
-/// The client must have signed (SigV4) or sent a Bedrock API key, as every SDK does; anything
-/// else is refused the way Bedrock refuses it.
+/// The client must have signed (SigV4) or sent a Bedrock API key (`Authorization: Bearer`, or
+/// Anthropic's `x-api-key` on the Messages API), as every SDK does; anything else is refused
+/// the way Bedrock refuses it. The credential itself is never checked nor forwarded.
 pub fn check_auth(headers: &http::HeaderMap) -> Result<(), GatewayError> {
     let Some(value) = headers.get("authorization") else {
-        return Err(GatewayError::MissingAuthentication);
+        let api_key = headers
+            .get("x-api-key")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|k| !k.trim().is_empty());
+        return if api_key {
+            Ok(())
+        } else {
+            Err(GatewayError::MissingAuthentication)
+        };
     };
     let text = value.to_str().unwrap_or_default();
     let sigv4 = text.starts_with("AWS4-HMAC-SHA256 ")

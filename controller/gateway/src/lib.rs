@@ -1,13 +1,16 @@
-//! The metering gateway: a Bedrock-runtime-compatible endpoint that identifies the calling
-//! pod, admits the call against every AIBudget that selects it, reserves its worst case,
-//! forwards it re-signed, and settles it with the usage Bedrock reports.
+//! The metering gateway: an endpoint compatible with bedrock-runtime and bedrock-mantle that
+//! identifies the calling pod, admits the call against every AIBudget that selects it,
+//! reserves its worst case, forwards it re-signed, and settles it with the usage Bedrock
+//! reports.
 //!
 //! The modules follow the request, one step each, and [`Gateway::handle`] reads as that list:
 //! [`route`] → [`identity`] (authentication shape, then the pod from [`cluster`]) → [`body`] →
 //! [`admission`] → [`ratelimit`] (the soft limit) → [`reserve`] (the worst case, on
-//! [`slices`]) → [`forward`] → [`settle`] (relay, [`meter`] the usage, settle). Every refusal
-//! and failure is one [`error::GatewayError`], rendered Bedrock-shaped in one place; every
-//! call can be followed in the log ([`trace`]).
+//! [`slices`]) → [`forward`] → [`settle`] (relay, [`meter`] / [`sse`] the usage, settle, or
+//! [`follow`] a job Bedrock finishes later). Calls Bedrock does not bill (CountTokens, reads of
+//! jobs and stored responses) pass through and count as requests. Every refusal and failure is
+//! one [`error::GatewayError`], rendered in the called API's shape in one place; every call
+//! can be followed in the log ([`trace`]).
 #![forbid(unsafe_code)]
 
 pub mod admission;
@@ -15,7 +18,9 @@ pub mod app;
 pub mod body;
 pub mod cluster;
 pub mod error;
+pub mod follow;
 pub mod forward;
+pub mod guardrail;
 pub mod identity;
 pub mod meter;
 pub mod metrics;
@@ -26,6 +31,7 @@ pub mod route;
 pub mod server;
 pub mod settle;
 pub mod slices;
+pub mod sse;
 pub mod trace;
 
 use std::net::IpAddr;
@@ -36,6 +42,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response};
 use http_body::Body;
+use http_body_util::BodyExt;
 use http_body_util::combinators::BoxBody;
 
 use aigov_ledger::clock::Clock;
@@ -49,8 +56,8 @@ use crate::error::GatewayError;
 use crate::forward::Upstream;
 use crate::metrics::GatewayMetrics;
 use crate::pod_warnings::PodWarnings;
-use crate::route::Route;
-use crate::settle::{Settle, Settlement};
+use crate::route::{ErrorShape, Metering, Operation, Route};
+use crate::settle::{Reading, Settle, Settlement};
 use crate::slices::{Figures, Slices};
 use crate::trace::CallTrace;
 
@@ -89,6 +96,9 @@ pub struct GatewayConfig {
     pub unknown_callers: UnknownCallers,
     /// Context window assumed for models not in the catalog.
     pub fallback_context_window: u32,
+    /// How often a job Bedrock finishes later (a background response, an async invocation)
+    /// is polled.
+    pub follow_interval: Duration,
 }
 
 impl Default for GatewayConfig {
@@ -100,6 +110,7 @@ impl Default for GatewayConfig {
             write_timeout: Duration::from_secs(30),
             unknown_callers: UnknownCallers::Refuse,
             fallback_context_window: 200_000,
+            follow_interval: Duration::from_secs(5),
         }
     }
 }
@@ -166,8 +177,8 @@ impl Gateway {
         )
     }
 
-    /// Answers one request from `peer`. Never panics on input; every refusal is Bedrock-shaped
-    /// ([`GatewayError::into_response`]) and counted under its outcome.
+    /// Answers one request from `peer`. Never panics on input; every refusal is in the shape
+    /// of the API called ([`GatewayError::into_response`]) and counted under its outcome.
     pub async fn handle<B>(
         self: &Arc<Self>,
         peer: IpAddr,
@@ -178,12 +189,16 @@ impl Gateway {
         B::Error: Into<BoxError>,
     {
         let mut call = CallTrace::new(self.request_id(), peer);
+        let shape = route::error_shape_of_path(request.uri().path());
         match self.serve(&mut call, request).await {
             Ok((response, outcome)) => {
                 self.metrics.request(outcome);
                 response
             }
-            Err(error) => self.refuse(&call, error),
+            Err(error) => {
+                let shape = call.operation.map_or(shape, Operation::error_shape);
+                self.refuse(&call, error, shape)
+            }
         }
     }
 
@@ -197,33 +212,70 @@ impl Gateway {
         B: Body<Data = Bytes>,
         B::Error: Into<BoxError>,
     {
-        let route = route::accept(request.method(), request.uri().path())?;
+        let mut route = route::accept(request.method(), request.uri().path())?;
         call.routed(&route);
         identity::check_auth(request.headers())?;
         let workload = identity::identify(&self.cluster, call.peer, self.config.unknown_callers)?;
         call.workload = workload.clone();
+        if route.operation.metering() == Metering::Unmetered {
+            // Refused before its body: a bidirectional stream's body never ends.
+            return Err(GatewayError::Unmetered(route.operation.name()));
+        }
         let query = request.uri().query().map(str::to_owned);
         let (parts, body) = request.into_parts();
         let body = body::read(body, self.config.max_body_bytes, self.config.body_timeout).await?;
-        let json = body::json_object(&body)?;
-
+        let json = match route.operation.has_json_body(&parts.method) {
+            true => body::json_object(&body)?,
+            false => serde_json::Value::Null,
+        };
+        route.model_from_body(&json).map_err(|e| match e {
+            route::RouteError::BadModelId(id) => GatewayError::BadModelId(id),
+            route::RouteError::UnknownOperation => GatewayError::UnknownOperation,
+        })?;
+        call.routed(&route);
         let (policies, figures) = self.budgets(workload.as_deref());
         call.budgets = policies.clone();
+        if route.operation.metering() == Metering::Free {
+            let request = Passed {
+                route: &route,
+                parts: &parts,
+                query: query.as_deref(),
+                body,
+            };
+            return self
+                .pass_through(request, workload.as_deref(), &policies)
+                .await;
+        }
         let states = reserve::budget_states(&policies, &figures);
         let admitted = admission::decide(&states, route.operation, &route.model)
             .map_err(GatewayError::refused)?;
         call.admitted(&admitted);
         ratelimit::check_soft_limits(&self.limiter, &states, Instant::now())?;
-        let worst = self.worst_case(route.operation, &admitted.model, &body, &json);
+        let worst = self
+            .worst_case(route.operation, &admitted.model, &body, &json)
+            .ok_or_else(|| GatewayError::Unpriced {
+                operation: route.operation.name(),
+                model: admitted.model.clone(),
+            })?;
         let reservation = reserve::reserve(&self.slices, &states, worst.cost).await?;
 
-        let (operation, model) = (route.operation, admitted.model.as_str());
+        let operation = route.operation;
         self.metrics.overhead(call.forwarding());
         let record = usage_record(&route, &admitted, workload.as_deref());
         let settlement = Settlement::new(self.clone(), reservation, worst, record, &admitted, call);
-        let sent = self
-            .upstream
-            .send(operation, model, query.as_deref(), &parts.headers, body);
+        let mut settlement = settlement;
+        // The trace the gateway asks for is taken back out of a Converse body.
+        settlement.hide_trace = guardrail::ask_for_trace(&json).is_some();
+        let (body, reading) = reading_of(operation, &json, body);
+        let path = route::path_for(operation, &admitted.model).unwrap_or(route.path_and_query);
+        let sent = self.upstream.send(
+            operation.endpoint(),
+            &parts.method,
+            &path,
+            query.as_deref(),
+            &parts.headers,
+            body,
+        );
         let upstream = match sent.await {
             Ok(r) => r,
             // Timed out: Bedrock may be working on it (and bill it). Otherwise it never got it.
@@ -236,9 +288,55 @@ impl Gateway {
             max_response_bytes: self.config.max_response_bytes,
             write_timeout: self.config.write_timeout,
         };
-        let mut response = settle::relay(limits, operation, upstream, settlement).await?;
+        let mut response = settle::relay(limits, reading, &path, upstream, settlement).await?;
         mark_downgrade(&mut response, &admitted);
         Ok((response, admitted.outcome()))
+    }
+
+    /// Forwards a call Bedrock does not bill (CountTokens, reading a job or a stored response)
+    /// and counts it as a request of every budget that selects the caller once Bedrock
+    /// answered it.
+    async fn pass_through(
+        &self,
+        passed: Passed<'_>,
+        workload: Option<&Workload>,
+        policies: &[Arc<BudgetPolicy>],
+    ) -> Result<(Response<ResponseBody>, &'static str), GatewayError> {
+        let route = passed.route;
+        let upstream = self
+            .upstream
+            .send(
+                route.operation.endpoint(),
+                &passed.parts.method,
+                &route.path_and_query,
+                passed.query,
+                &passed.parts.headers,
+                passed.body,
+            )
+            .await?;
+        let (mut parts, body) = upstream.into_parts();
+        for name in forward::DROPPED_RESPONSE_HEADERS {
+            parts.headers.remove(*name);
+        }
+        if parts.status.is_success() && !policies.is_empty() {
+            let request_id = ["x-amzn-requestid", "x-request-id", "request-id"]
+                .iter()
+                .find_map(|h| parts.headers.get(*h).and_then(|v| v.to_str().ok()))
+                .map_or_else(|| self.request_id(), str::to_owned);
+            self.slices.record(UsageRecord {
+                request_id,
+                budgets: policies.iter().map(|p| p.key.clone()).collect(),
+                model: route.model.clone(),
+                occurred_at_ms: self.clock.now().as_millisecond(),
+                pod_namespace: workload.map(|w| w.namespace.clone()).unwrap_or_default(),
+                pod_name: workload.map(|w| w.name.clone()).unwrap_or_default(),
+                workload: workload.map(|w| w.workload.clone()).unwrap_or_default(),
+                operation: route.operation.name().to_owned(),
+                ..UsageRecord::default()
+            });
+        }
+        let body = body.map_err(BoxError::from).boxed();
+        Ok((Response::from_parts(parts, body), "forwarded"))
     }
 
     /// The budgets that select `workload` (none for a caller forwarded unmetered), with the
@@ -256,7 +354,12 @@ impl Gateway {
 
     /// Answers a call the gateway refused or failed: counted, recorded against the refusing
     /// budget (with a Warning Event on the pod), logged, rendered.
-    fn refuse(&self, call: &CallTrace, error: GatewayError) -> Response<ResponseBody> {
+    fn refuse(
+        &self,
+        call: &CallTrace,
+        error: GatewayError,
+        shape: ErrorShape,
+    ) -> Response<ResponseBody> {
         let outcome = error.outcome();
         self.metrics.request(outcome);
         if let (Some(refused), Some(workload)) = (error.refusal(), &call.workload) {
@@ -264,7 +367,7 @@ impl Gateway {
         }
         let request_id = error.request_id(&call.request_id).to_owned();
         call.log(&request_id, outcome, error.status(), None);
-        error.into_response(&call.request_id)
+        error.into_response(&call.request_id, shape)
     }
 
     /// A refused call counts as a request (and a throttle) of its budget and pod.
@@ -289,6 +392,50 @@ impl Gateway {
             warnings.warn(workload, refused.kind, &refused.message);
         }
     }
+}
+
+/// A request passed through unmetered.
+struct Passed<'a> {
+    route: &'a Route,
+    parts: &'a http::request::Parts,
+    query: Option<&'a str>,
+    body: Bytes,
+}
+
+/// The body to send and how to read the answer: a streaming Chat Completions call that did
+/// not ask for its usage is sent asking for it ([`sse::ask_for_usage`]), and the usage chunk
+/// is then kept from the caller.
+fn reading_of(operation: Operation, json: &serde_json::Value, body: Bytes) -> (Bytes, Reading) {
+    if operation.is_converse()
+        && let Some(traced) = guardrail::ask_for_trace(json)
+    {
+        let body = Bytes::from(traced.to_string());
+        return match operation.is_event_stream() {
+            true => (body, Reading::EventStream(operation)),
+            false => (body, Reading::Whole(operation)),
+        };
+    }
+    let Some(api) = operation.mantle_api() else {
+        return match operation.is_event_stream() {
+            true => (body, Reading::EventStream(operation)),
+            false => (body, Reading::Whole(operation)),
+        };
+    };
+    if !aigov_api::mantle::is_stream(json) {
+        return (body, Reading::Whole(operation));
+    }
+    let asked = (api == aigov_api::mantle::Api::ChatCompletions)
+        .then(|| sse::ask_for_usage(json))
+        .flatten();
+    let strip_usage_chunk = asked.is_some();
+    let body = asked.map_or(body, |v| Bytes::from(v.to_string()));
+    (
+        body,
+        Reading::Sse {
+            api,
+            strip_usage_chunk,
+        },
+    )
 }
 
 /// The usage record of a forwarded call, its usage filled in when it settles.
@@ -344,6 +491,8 @@ pub(crate) mod testing {
         let upstream = Upstream::new(
             UpstreamConfig {
                 endpoint: "http://127.0.0.1:1".into(),
+                mantle_endpoint: "http://127.0.0.1:1".into(),
+                mantle_api_key: None,
                 region: "us-east-1".into(),
                 timeout: Duration::from_secs(5),
             },
@@ -438,17 +587,68 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_path_that_is_no_metered_operation_is_a_404_counted_as_unknown_operation() {
+    async fn a_path_that_is_no_bedrock_operation_is_a_404_counted_as_unknown_operation() {
         let (gateway, registry) = gateway(UnknownCallers::Refuse);
         let (response, body) =
-            call(&gateway, "/guardrail/g/version/1/apply", Some(SIGNED), "{}").await;
+            call(&gateway, "/guardrail/g/version/1/list", Some(SIGNED), "{}").await;
         assert_eq!(response.status(), 404);
-        assert!(body.contains("other Bedrock operations are not metered"));
+        assert!(body.contains("this is none of their operations"), "{body}");
         assert_eq!(
             response.headers()["x-amzn-requestid"],
             "aigov-test-000000000001"
         );
         assert!(counted(&registry, "unknown_operation"));
+    }
+
+    #[tokio::test]
+    async fn hostile_mantle_requests_get_the_error_shape_of_the_api_called() {
+        let (gateway, _) = gateway(UnknownCallers::Forward);
+        let (response, body) = call(&gateway, "/v1/chat/completions", Some("Bearer k"), "[]").await;
+        assert_eq!(response.status(), 400);
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(json["error"]["type"], "invalid_request_error", "{body}");
+        let (response, body) = call(
+            &gateway,
+            "/v1/chat/completions",
+            Some("Bearer k"),
+            r#"{"messages":[]}"#,
+        )
+        .await;
+        assert_eq!(response.status(), 400, "no model: {body}");
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&body).unwrap()["error"]["code"],
+            "model_not_found"
+        );
+        let (response, body) = call(&gateway, "/anthropic/v1/messages", None, "{}").await;
+        assert_eq!(response.status(), 401);
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            (json["type"].as_str(), json["error"]["type"].as_str()),
+            (Some("error"), Some("authentication_error"))
+        );
+        let (response, body) = call(&gateway, "/v1/embeddings", Some("Bearer k"), "{}").await;
+        assert_eq!(response.status(), 404);
+        assert!(body.contains("\"error\""), "{body}");
+        assert_eq!(
+            gateway.slices.pending(),
+            0,
+            "nothing recorded, nothing held"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_bidirectional_stream_is_refused_as_unmetered_before_its_body_is_read() {
+        let (gateway, registry) = gateway(UnknownCallers::Forward);
+        let (response, body) = call(
+            &gateway,
+            "/model/amazon.nova-sonic-v1:0/invoke-with-bidirectional-stream",
+            Some(SIGNED),
+            "",
+        )
+        .await;
+        assert_eq!(response.status(), 403);
+        assert!(body.contains("cannot be metered"), "{body}");
+        assert!(counted(&registry, "unmetered"));
     }
 
     #[tokio::test]

@@ -11,6 +11,8 @@ use base64::Engine;
 use bytes::BytesMut;
 
 use crate::route::Operation;
+use crate::settle::Reading;
+use crate::sse::SseMeter;
 
 /// The largest event-stream message the meter decodes (Bedrock's messages are far smaller).
 pub const MAX_FRAME_BYTES: usize = 16 << 20;
@@ -21,6 +23,8 @@ pub struct StreamMeter {
     operation: Operation,
     buffer: BytesMut,
     usage: Option<Usage>,
+    /// The guardrail cost the `metadata` event's trace reported.
+    guardrail: Option<aigov_api::Usd>,
     broken: bool,
     /// Bytes of generated text seen in content events: an upper bound on the output tokens
     /// that went by (no tokenizer makes more tokens than bytes), for the estimate of a stream
@@ -35,6 +39,7 @@ impl StreamMeter {
             operation,
             buffer: BytesMut::new(),
             usage: None,
+            guardrail: None,
             broken: false,
             output_seen: 0,
         }
@@ -89,6 +94,7 @@ impl StreamMeter {
         let payload = message.payload();
         let found = match (self.operation, event_type.as_deref()) {
             (Operation::ConverseStream, Some("metadata")) => {
+                self.guardrail = crate::guardrail::traced_cost(payload);
                 usage::from_converse_stream_metadata(payload).ok()
             }
             (Operation::ConverseStream, Some("contentBlockDelta")) => {
@@ -129,6 +135,11 @@ impl StreamMeter {
     pub fn buffered(&self) -> usize {
         self.buffer.len()
     }
+
+    /// The guardrail cost the stream's trace reported, if any.
+    pub fn guardrail_cost(&self) -> Option<aigov_api::Usd> {
+        self.guardrail
+    }
 }
 
 /// The usage of an InvokeModelWithResponseStream chunk (the last one has it), and the bytes of
@@ -161,7 +172,8 @@ fn text_bytes(value: &serde_json::Value) -> u64 {
     }
 }
 
-/// Usage from a complete (non-streaming) response: the Converse body, or InvokeModel's headers.
+/// Usage from a complete (non-streaming) response: the Converse body, InvokeModel's headers,
+/// a mantle API's body.
 pub fn response_usage(
     operation: Operation,
     headers: &http::HeaderMap,
@@ -172,7 +184,86 @@ pub fn response_usage(
         Operation::InvokeModel => {
             usage::from_invoke_headers(|name| headers.get(name).and_then(|v| v.to_str().ok())).ok()
         }
-        _ => None,
+        other => other
+            .mantle_api()
+            .and_then(|api| aigov_api::mantle::body_usage(api, body).ok()),
+    }
+}
+
+/// The meter of a streaming response: AWS event stream or server-sent events.
+#[derive(Debug)]
+pub enum Meter {
+    /// ConverseStream, InvokeModelWithResponseStream.
+    Events(StreamMeter),
+    /// Chat Completions, Responses, Messages.
+    Sse(SseMeter),
+}
+
+impl Meter {
+    /// The meter for a streaming `reading`.
+    pub fn for_reading(reading: Reading) -> Meter {
+        match reading {
+            Reading::Sse {
+                api,
+                strip_usage_chunk,
+            } => Meter::Sse(SseMeter::new(api, strip_usage_chunk)),
+            Reading::EventStream(operation) | Reading::Whole(operation) => {
+                Meter::Events(StreamMeter::new(operation))
+            }
+        }
+    }
+
+    /// Feeds the next bytes; returns what to forward now.
+    pub fn feed(&mut self, data: bytes::Bytes) -> bytes::Bytes {
+        match self {
+            Meter::Events(m) => {
+                m.feed(&data);
+                data
+            }
+            Meter::Sse(m) => m.feed(&data),
+        }
+    }
+
+    /// What is left to forward when the stream ends.
+    pub fn finish(&mut self) -> bytes::Bytes {
+        match self {
+            Meter::Events(_) => bytes::Bytes::new(),
+            Meter::Sse(m) => m.finish(),
+        }
+    }
+
+    /// The usage reported, once it was.
+    pub fn usage(&self) -> Option<Usage> {
+        match self {
+            Meter::Events(m) => m.usage(),
+            Meter::Sse(m) => m.usage(),
+        }
+    }
+
+    /// The guardrail cost the stream's trace reported (ConverseStream), if any.
+    pub fn guardrail_cost(&self) -> Option<aigov_api::Usd> {
+        match self {
+            Meter::Events(m) => m.guardrail_cost(),
+            Meter::Sse(_) => None,
+        }
+    }
+
+    /// True when an abandoned stream has been read far enough: an event stream once its
+    /// usage arrived (the `metadata` event and the last chunk are its last), an SSE stream
+    /// once its last event went by.
+    pub fn finished(&self) -> bool {
+        match self {
+            Meter::Events(m) => m.usage().is_some(),
+            Meter::Sse(m) => m.ended(),
+        }
+    }
+
+    /// The output seen at most, in tokens.
+    pub fn output_seen(&self) -> u64 {
+        match self {
+            Meter::Events(m) => m.output_seen(),
+            Meter::Sse(m) => m.output_seen(),
+        }
     }
 }
 

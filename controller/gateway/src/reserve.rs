@@ -10,12 +10,13 @@ use aigov_api::Usd;
 use aigov_api::budget::FailMode;
 use aigov_api::model::resolve;
 use aigov_api::usage::{input_token_bound, output_token_bound, worst_case_cost};
+use aigov_api::{mantle, units};
 use aigov_ledger::policy::BudgetPolicy;
 
 use crate::Gateway;
 use crate::admission::{self, BudgetState};
 use crate::error::GatewayError;
-use crate::route::Operation;
+use crate::route::{Metering, Operation};
 use crate::slices::{Claim, Figures, Reservation, Shortfall, Slices};
 
 /// The retry hint of a call refused for want of free headroom (calls in flight settle soon).
@@ -31,6 +32,11 @@ pub struct WorstCase {
     pub input_tokens: u64,
     /// Output tokens at most: what the request asked for, capped by the model's maximum.
     pub output_tokens: u64,
+    /// For a call priced per unit (guardrail text units, seconds of async output), not per
+    /// token: the most its units can cost (equal to `cost`).
+    pub unit_cost: Option<Usd>,
+    /// For a Converse call with a guardrail: the most the guardrail can cost (in `cost`).
+    pub guardrail: Option<Usd>,
 }
 
 /// Each budget with the controller's latest figures (its spec limit until they arrive).
@@ -53,8 +59,28 @@ pub fn budget_states<'a>(
 }
 
 impl Gateway {
-    /// The most `model` could cost for this request, priced now, and its token bounds.
+    /// The most `model` could cost for this request, priced now, and its token bounds; `None`
+    /// for a call billed per unit of a model the gateway has no price for.
     pub(crate) fn worst_case(
+        &self,
+        operation: Operation,
+        model: &str,
+        body: &[u8],
+        json: &serde_json::Value,
+    ) -> Option<WorstCase> {
+        match operation.metering() {
+            Metering::GuardrailUnits => Some(unit_worst_case(guardrail_worst_case(json))),
+            Metering::AsyncOutput => {
+                let rate = units::async_rate(model)?;
+                let asked = json.get("modelInput").and_then(units::requested_seconds);
+                let seconds = asked.unwrap_or(rate.max_seconds).min(rate.max_seconds);
+                Some(unit_worst_case(units::async_cost(rate, seconds)))
+            }
+            _ => Some(self.token_worst_case(operation, model, body, json)),
+        }
+    }
+
+    fn token_worst_case(
         &self,
         operation: Operation,
         model: &str,
@@ -66,15 +92,71 @@ impl Gateway {
         let context = billed
             .catalog
             .map_or(self.config.fallback_context_window, |e| e.context_window);
-        let asked = admission::requested_output_tokens(operation, &billed, json);
-        let input_tokens = input_token_bound(body.len(), context);
+        let asked = match operation.mantle_api() {
+            Some(api) => mantle::requested_output_tokens(api, json),
+            None => admission::requested_output_tokens(operation, &billed, json),
+        };
+        // A call that continues a stored conversation is billed for its earlier turns too.
+        let input_tokens = match operation.mantle_api() {
+            Some(api) if mantle::input_beyond_body(api, json) => u64::from(context),
+            _ => input_token_bound(body.len(), context),
+        };
         let output_tokens = output_token_bound(asked, price.max_output_tokens);
+        let guardrail = match operation.is_converse() {
+            true => crate::guardrail::worst_case(json, output_tokens),
+            false => None,
+        };
         WorstCase {
-            cost: worst_case_cost(&price, input_tokens, output_tokens),
+            cost: worst_case_cost(&price, input_tokens, output_tokens)
+                + guardrail.unwrap_or(Usd::ZERO),
             input_tokens,
             output_tokens,
+            unit_cost: None,
+            guardrail,
         }
     }
+}
+
+/// The worst case of a call priced per unit.
+fn unit_worst_case(cost: Usd) -> WorstCase {
+    WorstCase {
+        cost,
+        input_tokens: 0,
+        output_tokens: 0,
+        unit_cost: Some(cost),
+        guardrail: None,
+    }
+}
+
+/// The most a guardrail can cost on a request's content: every character of every string in
+/// its `content` (ApplyGuardrail) or `messages` (InvokeGuardrailChecks), each block rounded up
+/// to whole text units, evaluated by every paid policy; images by the image filter.
+fn guardrail_worst_case(json: &serde_json::Value) -> Usd {
+    fn walk(v: &serde_json::Value, chars: &mut u64, blocks: &mut u64, images: &mut u64) {
+        match v {
+            serde_json::Value::String(s) => {
+                *chars += s.chars().count() as u64;
+                *blocks += 1;
+            }
+            serde_json::Value::Array(items) => {
+                items.iter().for_each(|i| walk(i, chars, blocks, images))
+            }
+            serde_json::Value::Object(map) => {
+                if map.contains_key("image") {
+                    *images += 1;
+                }
+                map.values().for_each(|i| walk(i, chars, blocks, images))
+            }
+            _ => {}
+        }
+    }
+    let (mut chars, mut blocks, mut images) = (0, 0, 0);
+    for key in ["content", "messages"] {
+        if let Some(v) = json.get(key) {
+            walk(v, &mut chars, &mut blocks, &mut images);
+        }
+    }
+    units::guardrail_worst_case(chars, blocks, images)
 }
 
 /// Reserves `worst` on every budget in `states` (nothing to reserve when none selects the

@@ -36,7 +36,6 @@ use http::{Response, StatusCode};
 use http_body::{Body, Frame};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use tokio::time::Instant;
 
 use crate::admission::Admitted;
 use crate::error::GatewayError;
@@ -47,6 +46,7 @@ use crate::route::Operation;
 use crate::slices::Reservation;
 use crate::trace::CallTrace;
 use crate::{BoxError, Gateway, ResponseBody};
+use tokio::time::Instant;
 
 /// How long the rest of a stream whose client went away is read for its usage. Bedrock's
 /// longest answers (64K output tokens) stream for minutes; past this the call is charged the
@@ -65,6 +65,9 @@ pub enum Settle {
         /// Output tokens seen at most, when the whole answer went by.
         output_seen: Option<u64>,
     },
+    /// Bedrock reported units priced per unit, not per token (guardrail text units, seconds
+    /// of an async job's output): charge this exact cost.
+    Units(Usd),
     /// Bedrock never accepted the call (unreachable, or an error status): nothing is charged.
     Release,
 }
@@ -85,6 +88,10 @@ pub struct Settlement {
     /// reports the call itself.
     trace: Option<CallTrace>,
     outcome: &'static str,
+    /// The guardrail cost Bedrock's trace reported, once read.
+    pub(crate) guardrail_seen: Option<Usd>,
+    /// The gateway asked for the guardrail trace: take it out of a Converse body.
+    pub(crate) hide_trace: bool,
 }
 
 impl Settlement {
@@ -108,7 +115,19 @@ impl Settlement {
             status: StatusCode::OK,
             trace: CallTrace::enabled().then(|| trace.clone()),
             outcome: admitted.outcome(),
+            guardrail_seen: None,
+            hide_trace: false,
         }
+    }
+
+    /// The gateway the call went through.
+    pub(crate) fn gateway(&self) -> &Arc<Gateway> {
+        &self.gateway
+    }
+
+    /// What was reserved for the call.
+    pub(crate) fn reserved(&self) -> Usd {
+        self.worst.cost
     }
 
     /// Settles as `how` says and writes the call's line.
@@ -144,9 +163,22 @@ impl Settlement {
     /// Draws the cost of the usage `how` gives (nothing on a release, or when no budget is
     /// charged).
     fn settle(&mut self, reservation: Reservation, how: Settle) -> Option<Usd> {
-        let (usage, estimated) = match how {
-            Settle::Reported(usage) => (usage, false),
-            Settle::Estimated { output_seen } => (Self::estimate(&self.worst, output_seen), true),
+        let unit_priced = self.worst.unit_cost.is_some();
+        // A guardrail on a Converse call: what its trace reported, else what was reserved.
+        let guardrail = self
+            .worst
+            .guardrail
+            .map(|reserved| self.guardrail_seen.unwrap_or(reserved).min(reserved));
+        let (usage, unit_cost, estimated) = match how {
+            Settle::Reported(usage) => (usage, guardrail, false),
+            // A unit-priced call whose units never arrived is charged what was reserved.
+            Settle::Estimated { .. } if unit_priced => {
+                (Usage::default(), self.worst.unit_cost, true)
+            }
+            Settle::Estimated { output_seen } => {
+                (Self::estimate(&self.worst, output_seen), guardrail, true)
+            }
+            Settle::Units(cost) => (Usage::default(), Some(cost.min(self.worst.cost)), false),
             Settle::Release => {
                 self.gateway.slices.release(reservation);
                 return None;
@@ -158,11 +190,12 @@ impl Settlement {
         }
         let gateway = &self.gateway;
         let now = gateway.clock.now();
-        let cost = gateway
+        let token_cost = gateway
             .prices
             .current()
             .cost(&resolve(&self.model), &usage, InvocationMode::OnDemand, now)
             .amount;
+        let cost = token_cost + unit_cost.unwrap_or(Usd::ZERO);
         let mut record = std::mem::take(&mut self.record);
         record.request_id = self
             .bedrock_id
@@ -173,6 +206,7 @@ impl Settlement {
         record.cache_read_tokens = usage.cache_read_tokens;
         record.cache_write_tokens = usage.cache_write_tokens;
         record.cache_write_1h_tokens = usage.cache_write_1h_tokens;
+        record.unit_cost = unit_cost.map(|c| c.to_api_string()).unwrap_or_default();
         record.usage_estimated = estimated;
         record.occurred_at_ms = now.as_millisecond();
         if estimated {
@@ -197,6 +231,23 @@ impl Drop for Settlement {
     }
 }
 
+/// How a response is read for what the call costs.
+#[derive(Clone, Copy, Debug)]
+pub enum Reading {
+    /// An AWS event stream (ConverseStream, InvokeModelWithResponseStream).
+    EventStream(Operation),
+    /// A server-sent-event stream of a mantle API; `strip_usage_chunk` when the gateway asked
+    /// for the usage the caller did not.
+    Sse {
+        /// The API.
+        api: aigov_api::mantle::Api,
+        /// Whether to hide the usage chunk.
+        strip_usage_chunk: bool,
+    },
+    /// A whole body.
+    Whole(Operation),
+}
+
 /// How much of Bedrock's answer the gateway reads, and how long a client may leave it unread.
 #[derive(Clone, Copy, Debug)]
 pub struct RelayLimits {
@@ -209,10 +260,13 @@ pub struct RelayLimits {
 
 /// Relays Bedrock's answer to a forwarded call: its own errors pass through (released, Bedrock
 /// charges nothing for them), streams are metered as they pass, and a whole response is read
-/// (up to `--max-response-bytes`) for its usage before it is returned.
+/// (up to `--max-response-bytes`) for its usage before it is returned. A whole response that
+/// starts work Bedrock finishes later (a background response, an async invocation) leaves
+/// the call reserved until a poll of its state ([`crate::follow`]) settles it.
 pub async fn relay(
     limits: RelayLimits,
-    operation: Operation,
+    reading: Reading,
+    path: &str,
     response: Response<Incoming>,
     mut settlement: Settlement,
 ) -> Result<Response<ResponseBody>, GatewayError> {
@@ -221,10 +275,9 @@ pub async fn relay(
     for name in DROPPED_RESPONSE_HEADERS {
         parts.headers.remove(*name);
     }
-    settlement.bedrock_id = parts
-        .headers
-        .get("x-amzn-requestid")
-        .and_then(|v| v.to_str().ok())
+    settlement.bedrock_id = ["x-amzn-requestid", "x-request-id", "request-id"]
+        .iter()
+        .find_map(|h| parts.headers.get(*h).and_then(|v| v.to_str().ok()))
         .map(str::to_owned);
     settlement.status = parts.status;
     if !parts.status.is_success() {
@@ -234,16 +287,39 @@ pub async fn relay(
             body.map_err(BoxError::from).boxed(),
         ));
     }
-    if operation.is_stream() {
-        let metered = MeteredBody::new(body, operation, settlement, limits);
-        return Ok(Response::from_parts(parts, metered.boxed()));
-    }
+    let operation = match reading {
+        Reading::Whole(operation) => operation,
+        streaming => {
+            let meter = meter::Meter::for_reading(streaming);
+            if matches!(
+                streaming,
+                Reading::Sse {
+                    strip_usage_chunk: true,
+                    ..
+                }
+            ) {
+                parts.headers.remove(http::header::CONTENT_LENGTH);
+            }
+            let metered = MeteredBody::new(body, meter, settlement, limits);
+            return Ok(Response::from_parts(parts, metered.boxed()));
+        }
+    };
     match Limited::new(body, max_response_bytes).collect().await {
         Ok(collected) => {
-            let bytes = collected.to_bytes();
-            let usage = meter::response_usage(operation, &parts.headers, &bytes);
-            settlement
-                .finish(usage.map_or(Settle::Estimated { output_seen: None }, Settle::Reported));
+            let mut bytes = collected.to_bytes();
+            if settlement.worst.guardrail.is_some() {
+                settlement.guardrail_seen = crate::guardrail::traced_cost(&bytes);
+                if settlement.hide_trace
+                    && let Some(stripped) = crate::guardrail::strip_trace(&bytes)
+                {
+                    bytes = Bytes::from(stripped);
+                    parts.headers.remove(http::header::CONTENT_LENGTH);
+                }
+            }
+            match crate::follow::after(operation, path, &parts.headers, &bytes) {
+                crate::follow::Next::Settle(how) => settlement.finish(how),
+                crate::follow::Next::Poll(job) => crate::follow::spawn(job, settlement),
+            }
             let body = Full::new(bytes).map_err(|never| match never {}).boxed();
             Ok(Response::from_parts(parts, body))
         }
@@ -261,7 +337,7 @@ pub async fn relay(
 /// What a stream still being metered holds: Bedrock's body, the meter, the reservation.
 struct Relay<B> {
     inner: B,
-    meter: meter::StreamMeter,
+    meter: meter::Meter,
     settlement: Settlement,
 }
 
@@ -269,6 +345,7 @@ impl<B> Relay<B> {
     /// Settles a stream that ended (or broke) here: its usage, else the estimate with the
     /// output that went by.
     fn ended(mut self) {
+        self.settlement.guardrail_seen = self.meter.guardrail_cost();
         let how = self.meter.usage().map_or(
             Settle::Estimated {
                 output_seen: Some(self.meter.output_seen()),
@@ -286,6 +363,7 @@ impl<B> Relay<B> {
         B: Body<Data = Bytes> + Send + Unpin + 'static,
     {
         if let Some(usage) = self.meter.usage() {
+            self.settlement.guardrail_seen = self.meter.guardrail_cost();
             self.settlement.finish(Settle::Reported(usage));
             return;
         }
@@ -390,19 +468,19 @@ where
     B: Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: Into<BoxError>,
 {
-    /// Meters `inner`, a stream of `operation`, settling `settlement`; at most
+    /// Meters `inner` with `meter`, settling `settlement`; at most
     /// `limits.max_response_bytes` are read after the client went away, and a client that
     /// takes nothing for `limits.write_timeout` is cut.
     pub fn new(
         inner: B,
-        operation: Operation,
+        meter: meter::Meter,
         settlement: Settlement,
         limits: RelayLimits,
     ) -> MeteredBody<B> {
         let relayed = Arc::new(Mutex::new(Relayed {
             relay: Some(Relay {
                 inner,
-                meter: meter::StreamMeter::new(operation),
+                meter,
                 settlement,
             }),
             handed_at: None,
@@ -445,30 +523,38 @@ where
         if std::mem::take(&mut shared.cut) {
             return Poll::Ready(Some(Err(StreamCut.into())));
         }
-        let Some(relay) = shared.relay.as_mut() else {
-            return Poll::Ready(None);
-        };
-        match Pin::new(&mut relay.inner).poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Some(data) = frame.data_ref() {
-                    relay.meter.feed(data);
+        loop {
+            let Some(relay) = shared.relay.as_mut() else {
+                return Poll::Ready(None);
+            };
+            match Pin::new(&mut relay.inner).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(data) => {
+                        let forward = relay.meter.feed(data);
+                        // An SSE meter holds an incomplete event back: nothing to send yet.
+                        if !forward.is_empty() {
+                            shared.handed_at = Some(Instant::now());
+                            return Poll::Ready(Some(Ok(Frame::data(forward))));
+                        }
+                    }
+                    Err(other) => return Poll::Ready(Some(Ok(other))),
+                },
+                Poll::Ready(Some(Err(e))) => {
+                    if let Some(relay) = shared.relay.take() {
+                        relay.ended();
+                    }
+                    return Poll::Ready(Some(Err(e.into())));
                 }
-                shared.handed_at = Some(Instant::now());
-                Poll::Ready(Some(Ok(frame)))
-            }
-            Poll::Ready(Some(Err(e))) => {
-                if let Some(relay) = shared.relay.take() {
+                Poll::Ready(None) => {
+                    let Some(mut relay) = shared.relay.take() else {
+                        return Poll::Ready(None);
+                    };
+                    let rest = relay.meter.finish();
                     relay.ended();
+                    return Poll::Ready((!rest.is_empty()).then(|| Ok(Frame::data(rest))));
                 }
-                Poll::Ready(Some(Err(e.into())))
+                Poll::Pending => return Poll::Pending,
             }
-            Poll::Ready(None) => {
-                if let Some(relay) = shared.relay.take() {
-                    relay.ended();
-                }
-                Poll::Ready(None)
-            }
-            Poll::Pending => Poll::Pending,
         }
     }
 
@@ -524,6 +610,7 @@ where
     match read {
         Ok(true) => relay.ended(),
         Ok(false) | Err(_) => {
+            relay.settlement.guardrail_seen = relay.meter.guardrail_cost();
             let how = relay
                 .meter
                 .usage()
@@ -533,25 +620,28 @@ where
     }
 }
 
-/// Feeds `body` to `meter` until the meter has usage or the body ends or breaks (true), or
-/// more than `max_bytes` went by without usage (false: given up).
-async fn read_for_usage<B>(body: &mut B, meter: &mut meter::StreamMeter, max_bytes: usize) -> bool
+/// Feeds `body` to `meter` until the meter is [finished](meter::Meter::finished) or the body
+/// ends or breaks (true), or more than `max_bytes` went by without usage (false: given up).
+async fn read_for_usage<B>(body: &mut B, meter: &mut meter::Meter, max_bytes: usize) -> bool
 where
     B: Body<Data = Bytes> + Unpin,
 {
     let mut read = 0usize;
-    while meter.usage().is_none() {
+    while !meter.finished() {
         match body.frame().await {
             Some(Ok(frame)) => {
-                if let Some(data) = frame.data_ref() {
+                if let Ok(data) = frame.into_data() {
                     read = read.saturating_add(data.len());
                     meter.feed(data);
                 }
-                if read > max_bytes && meter.usage().is_none() {
+                if read > max_bytes {
                     return false;
                 }
             }
-            Some(Err(_)) | None => return true,
+            Some(Err(_)) | None => {
+                meter.finish();
+                return true;
+            }
         }
     }
     true
@@ -585,6 +675,8 @@ mod tests {
             cost: Usd::ZERO,
             input_tokens: 10,
             output_tokens: 10,
+            unit_cost: None,
+            guardrail: None,
         };
         let trace = CallTrace::new("test-1".into(), "10.0.0.1".parse().unwrap());
         // No budget selects the caller: an empty reservation, enough for the stall watch.
@@ -601,7 +693,8 @@ mod tests {
             max_response_bytes: 1 << 20,
             write_timeout,
         };
-        let body = MeteredBody::new(bedrock, Operation::ConverseStream, settlement, limits);
+        let meter = meter::Meter::for_reading(Reading::EventStream(Operation::ConverseStream));
+        let body = MeteredBody::new(bedrock, meter, settlement, limits);
         (body, sender, registry)
     }
 

@@ -737,6 +737,7 @@ impl Ledger {
                     at,
                 )
                 .amount
+                + unit_cost(record)
         };
         for key in &record.budgets {
             match self.accounts.get_mut(key) {
@@ -883,6 +884,15 @@ impl Ledger {
     }
 }
 
+/// What a record cost beyond its tokens (`unit_cost`); a malformed figure (from no gateway of
+/// ours) counts as nothing rather than failing the exchange.
+fn unit_cost(record: &UsageRecord) -> Usd {
+    if record.unit_cost.is_empty() {
+        return Usd::ZERO;
+    }
+    Usd::parse(&record.unit_cost).unwrap_or(Usd::ZERO)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -997,6 +1007,20 @@ mod tests {
         assert_eq!(ledger.account("a/x").unwrap().spent, usd("1.00"));
         assert_eq!(ledger.account("a/y").unwrap().spent, usd("1.00"));
         assert_eq!(ledger.account("a/x").unwrap().tokens.output, 800_000);
+    }
+
+    #[test]
+    fn a_records_unit_cost_is_added_to_its_token_cost_exactly_once() {
+        let mut ledger = ledger_with(&["a/x"], "10");
+        let mut r = record(1, "r1", &["a/x"], 800_000);
+        r.unit_cost = "0.9612".into();
+        ledger.apply("g1", &r, &PriceBook::default());
+        ledger.apply("g1", &r, &PriceBook::default());
+        assert_eq!(ledger.account("a/x").unwrap().spent, usd("1.9612"));
+        let mut junk = record(2, "r2", &["a/x"], 0);
+        junk.unit_cost = "not money".into();
+        ledger.apply("g1", &junk, &PriceBook::default());
+        assert_eq!(ledger.account("a/x").unwrap().spent, usd("1.9612"));
     }
 
     #[test]

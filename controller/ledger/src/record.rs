@@ -31,7 +31,8 @@ pub struct UsageEvent {
     pub pod: String,
     /// The calling workload (see `aigov_api::budget::WorkloadSpend`).
     pub workload: String,
-    /// The Bedrock operation (Converse, InvokeModel, ...).
+    /// The operation (Converse, InvokeModel, ChatCompletions, Responses, Messages,
+    /// ApplyGuardrail, StartAsyncInvoke, ...).
     pub operation: String,
 }
 

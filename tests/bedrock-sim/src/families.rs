@@ -60,6 +60,7 @@ pub fn validate(family: ModelFamily, body: &Value) -> Result<(), String> {
         ModelFamily::AmazonNova => need("/messages", Value::is_array, "#: required key [messages] not found"),
         ModelFamily::AmazonTitanText => need("/inputText", Value::is_string, "#: required key [inputText] not found"),
         ModelFamily::MetaLlama => need("/prompt", Value::is_string, "#: required key [prompt] not found"),
+        ModelFamily::OpenAiChat => need("/messages", Value::is_array, "#: required key [messages] not found"),
         ModelFamily::Mistral => match (body.get("prompt"), body.get("messages")) {
             (Some(Value::String(_)), _) | (_, Some(Value::Array(_))) => Ok(()),
             _ => Err("Malformed input request: #: required key [prompt] not found, please reformat your input and try again.".into()),
@@ -96,6 +97,13 @@ pub fn response(family: ModelFamily, model_id: &str, request_id: &str, o: &Outco
         ModelFamily::MetaLlama => json!({
             "generation": o.text(), "prompt_token_count": o.input_tokens,
             "generation_token_count": o.output_tokens, "stop_reason": if o.hit_max_tokens { "length" } else { "stop" }
+        }),
+        ModelFamily::OpenAiChat => json!({
+            "id": format!("chatcmpl-{request_id}"), "object": "chat.completion", "model": model_id,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": o.text()},
+                         "finish_reason": if o.hit_max_tokens { "length" } else { "stop" }}],
+            "usage": {"prompt_tokens": o.input_tokens, "completion_tokens": o.output_tokens,
+                      "total_tokens": o.input_tokens + o.output_tokens}
         }),
         ModelFamily::Mistral => json!({
             "outputs": [{"text": o.text(), "stop_reason": if o.hit_max_tokens { "length" } else { "stop" }}]
@@ -146,6 +154,17 @@ pub fn chunks(family: ModelFamily, model_id: &str, request_id: &str, o: &Outcome
                 "prompt_token_count": if i == 0 { Some(o.input_tokens) } else { None }, "generation_token_count": i + 1, "stop_reason": null})).collect();
             c.push(json!({"generation": "", "prompt_token_count": null, "generation_token_count": o.output_tokens,
                 "stop_reason": if o.hit_max_tokens { "length" } else { "stop" }}));
+            c
+        }
+        ModelFamily::OpenAiChat => {
+            let mut c: Vec<Value> = words
+                .iter()
+                .map(|w| json!({"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": w}}]}))
+                .collect();
+            c.push(
+                json!({"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {},
+                "finish_reason": if o.hit_max_tokens { "length" } else { "stop" }}]}),
+            );
             c
         }
         ModelFamily::Mistral => {

@@ -16,7 +16,9 @@
 pub mod directives;
 pub mod errors;
 pub mod families;
+pub mod mantle;
 pub mod prompt;
+pub mod runtime_ops;
 pub mod server;
 pub mod sigv4;
 pub mod stream;

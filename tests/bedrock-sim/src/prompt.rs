@@ -47,6 +47,9 @@ pub fn analyze(body: &Value, family: Option<ModelFamily>) -> PromptShape {
             .or_else(|| body.pointer("/inferenceConfig/maxTokens")),
         Some(ModelFamily::AmazonTitanText) => body.pointer("/textGenerationConfig/maxTokenCount"),
         Some(ModelFamily::MetaLlama) => body.get("max_gen_len"),
+        Some(ModelFamily::OpenAiChat) => body
+            .get("max_completion_tokens")
+            .or_else(|| body.get("max_tokens")),
     }
     .and_then(Value::as_u64);
     PromptShape {
@@ -58,7 +61,15 @@ pub fn analyze(body: &Value, family: Option<ModelFamily>) -> PromptShape {
 
 const PROMPT_ORDER: [&str; 4] = ["toolConfig", "tools", "system", "messages"];
 
-const TEXT_KEYS: &[&str] = &["text", "prompt", "inputText", "content", "system"];
+const TEXT_KEYS: &[&str] = &[
+    "text",
+    "prompt",
+    "inputText",
+    "content",
+    "system",
+    "input",
+    "instructions",
+];
 
 fn walk(value: &Value, key: Option<&str>, text: &mut String, prefix_end: &mut Option<usize>) {
     match value {

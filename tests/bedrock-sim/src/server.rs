@@ -29,7 +29,7 @@ use crate::{errors, stream};
 /// The largest request body accepted (Bedrock's own limit is in this range).
 const MAX_BODY: usize = 25 * 1024 * 1024;
 
-type Body = BoxBody<Bytes, Infallible>;
+pub(crate) type Body = BoxBody<Bytes, Infallible>;
 
 /// Settings changeable at run time with `POST /_sim/config`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -91,6 +91,32 @@ pub struct Served {
     /// True when the simulator knew the key's secret and the signature checked out.
     #[serde(default)]
     pub signature_verified: bool,
+    /// What the call cost beyond its tokens, priced at the catalog's unit rates from the
+    /// units reported (guardrail text units, seconds of an async job's output); empty if none.
+    #[serde(default)]
+    pub unit_cost: String,
+}
+
+impl Served {
+    /// A request about to be answered.
+    pub fn new(request_id: &str, operation: &str, model_id: &str, signed_for: &str) -> Served {
+        Served {
+            request_id: request_id.to_owned(),
+            operation: operation.to_owned(),
+            model_id: model_id.to_owned(),
+            status: 200,
+            error: None,
+            input_tokens: 0,
+            output_tokens: 0,
+            cache_read_tokens: 0,
+            cache_write_tokens: 0,
+            usage_delivered: false,
+            signed_for: signed_for.to_owned(),
+            access_key: String::new(),
+            signature_verified: false,
+            unit_cost: String::new(),
+        }
+    }
 }
 
 /// The simulator's shared state.
@@ -102,6 +128,8 @@ pub struct Simulator {
     sigv4_secrets: std::collections::HashMap<String, String>,
     served: Mutex<Vec<Served>>,
     cached_prefixes: Mutex<HashSet<(String, String)>>,
+    responses: Mutex<std::collections::HashMap<String, crate::mantle::Stored>>,
+    jobs: Mutex<Vec<crate::runtime_ops::Job>>,
     next_id: AtomicU64,
 }
 
@@ -149,6 +177,11 @@ pub async fn serve_verifying(
         }
     });
     Ok(Handle { addr, simulator })
+}
+
+/// A Bedrock error response.
+pub(crate) fn full_error(code: &str, message: &str, request_id: &str) -> Response<Body> {
+    full(errors::response(code, message, request_id))
 }
 
 fn full(response: Response<Bytes>) -> Response<Body> {
@@ -226,6 +259,61 @@ impl Simulator {
         self.served.lock().expect("lock").push(served);
     }
 
+    pub(crate) fn record_served(&self, served: Served) {
+        self.record(served);
+    }
+
+    /// Checks a SigV4 signature as Bedrock does (for the keys whose secrets it was given).
+    pub(crate) fn verify_signature(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        headers: &http::HeaderMap,
+        body: &[u8],
+    ) -> Result<bool, crate::sigv4::Refusal> {
+        crate::sigv4::verify(&self.sigv4_secrets, method, path_and_query, headers, body)
+    }
+
+    pub(crate) fn current_config(&self) -> Config {
+        self.config.lock().expect("lock").clone()
+    }
+
+    pub(crate) fn store_response(&self, id: String, stored: crate::mantle::Stored) {
+        self.responses.lock().expect("lock").insert(id, stored);
+    }
+
+    pub(crate) fn load_response(&self, id: &str) -> Option<(std::time::Instant, Value)> {
+        self.responses
+            .lock()
+            .expect("lock")
+            .get(id)
+            .map(|s| s.snapshot())
+    }
+
+    pub(crate) fn jobs(&self) -> std::sync::MutexGuard<'_, Vec<crate::runtime_ops::Job>> {
+        self.jobs.lock().expect("lock")
+    }
+
+    pub(crate) fn refuse_served(
+        &self,
+        served: Served,
+        code: &str,
+        message: &str,
+    ) -> Response<Body> {
+        self.refuse(served, code, message)
+    }
+
+    pub(crate) fn outcome_for(
+        &self,
+        model_id: &str,
+        shape: &PromptShape,
+        d: &Directives,
+        config: &Config,
+        model_max: u32,
+    ) -> Outcome {
+        self.outcome(model_id, shape, d, config, model_max)
+    }
+
     async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
         let path = req.uri().path().to_owned();
         match (req.method(), path.as_str()) {
@@ -245,6 +333,8 @@ impl Simulator {
                 self.configure(Config::default());
                 self.served.lock().expect("lock").clear();
                 self.cached_prefixes.lock().expect("lock").clear();
+                self.responses.lock().expect("lock").clear();
+                self.jobs.lock().expect("lock").clear();
                 json_response(StatusCode::OK, &json!({"reset": true}))
             }
             (&Method::POST, "/_sim/config") => {
@@ -264,7 +354,17 @@ impl Simulator {
                     }
                 }
             }
+            (&Method::POST, p) if p.ends_with("/count-tokens") && p.starts_with("/model/") => {
+                self.count_tokens(req).await
+            }
             (&Method::POST, p) if p.starts_with("/model/") => self.invoke(req).await,
+            (&Method::POST, p) if p.starts_with("/guardrail/") && p.ends_with("/apply") => {
+                self.apply_guardrail(req).await
+            }
+            (_, p) if p == "/async-invoke" || p.starts_with("/async-invoke/") => {
+                self.async_invoke(req).await
+            }
+            (_, p) if crate::mantle::is_mantle_path(p) => self.mantle(req).await,
             _ => {
                 let id = self.request_id();
                 full(errors::response(
@@ -276,7 +376,7 @@ impl Simulator {
         }
     }
 
-    fn request_id(&self) -> String {
+    pub(crate) fn request_id(&self) -> String {
         let n = self.next_id.fetch_add(1, Ordering::Relaxed);
         format!("5151a1e0-0000-4000-8000-{n:012x}")
     }
@@ -303,6 +403,7 @@ impl Simulator {
             signed_for: signed_for.clone().unwrap_or_default(),
             access_key: access_key(req.headers()).unwrap_or_default(),
             signature_verified: false,
+            unit_cost: String::new(),
         };
         let path_and_query = req
             .uri()
@@ -414,16 +515,24 @@ impl Simulator {
         served.cache_read_tokens = outcome.cache_read;
         served.cache_write_tokens = outcome.cache_write;
         tokio::time::sleep(Duration::from_millis(outcome.latency_ms)).await;
+        // A guardrail on Converse is billed whether or not its trace is asked for.
+        let guardrail = converse
+            .then(|| crate::runtime_ops::converse_guardrail(&json, shape.text_chars, &outcome))
+            .flatten();
+        if let Some(g) = &guardrail {
+            served.unit_cost = g.cost.to_api_string();
+        }
+        let trace = guardrail.as_ref().and_then(|g| g.trace.clone());
         if !operation.streams() {
             served.usage_delivered = true;
             self.record(served);
             return full(match operation {
-                Operation::Converse => converse_response(&request_id, &outcome),
+                Operation::Converse => converse_response(&request_id, &outcome, trace),
                 _ => invoke_response(entry.family, entry.model_id, &request_id, &outcome),
             });
         }
         let events = match operation {
-            Operation::ConverseStream => converse_stream_events(&outcome),
+            Operation::ConverseStream => converse_stream_events(&outcome, trace),
             _ => families::chunks(entry.family, entry.model_id, &request_id, &outcome)
                 .iter()
                 .map(stream::chunk)
@@ -562,13 +671,16 @@ fn stop_reason(o: &Outcome) -> &'static str {
     }
 }
 
-fn converse_response(request_id: &str, o: &Outcome) -> Response<Bytes> {
-    let body = json!({
+fn converse_response(request_id: &str, o: &Outcome, trace: Option<Value>) -> Response<Bytes> {
+    let mut body = json!({
         "output": {"message": {"role": "assistant", "content": [{"text": o.words().concat()}]}},
         "stopReason": stop_reason(o),
         "usage": converse_usage(o),
         "metrics": {"latencyMs": o.latency_ms},
     });
+    if let Some(trace) = trace {
+        body["trace"] = trace;
+    }
     Response::builder()
         .header("content-type", "application/json")
         .header("x-amzn-RequestId", request_id)
@@ -611,7 +723,7 @@ fn invoke_response(
 }
 
 /// ConverseStream's events; usage comes only in the final `metadata` event.
-fn converse_stream_events(o: &Outcome) -> Vec<Bytes> {
+fn converse_stream_events(o: &Outcome, trace: Option<Value>) -> Vec<Bytes> {
     let mut events = vec![stream::event("messageStart", &json!({"role": "assistant"}))];
     events.extend(o.words().iter().map(|w| {
         stream::event(
@@ -627,10 +739,11 @@ fn converse_stream_events(o: &Outcome) -> Vec<Bytes> {
         "messageStop",
         &json!({"stopReason": stop_reason(o)}),
     ));
-    events.push(stream::event(
-        "metadata",
-        &json!({"usage": converse_usage(o), "metrics": {"latencyMs": o.latency_ms}}),
-    ));
+    let mut metadata = json!({"usage": converse_usage(o), "metrics": {"latencyMs": o.latency_ms}});
+    if let Some(trace) = trace {
+        metadata["trace"] = trace;
+    }
+    events.push(stream::event("metadata", &metadata));
     events
 }
 

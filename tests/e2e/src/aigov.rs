@@ -141,6 +141,8 @@ impl Aigov {
             .args(["--metrics-listen", &format!("127.0.0.1:{metrics_port}")])
             .args(["--controller-endpoints", &endpoints.join(",")])
             .args(["--bedrock-endpoint", &env.bedrock_sim_endpoint])
+            .args(["--mantle-endpoint", &env.bedrock_sim_endpoint])
+            .args(["--follow-interval", "100ms"])
             .args(&options.extra)
             .env(
                 "KUBECONFIG",

@@ -154,6 +154,9 @@ pub fn served_cost_with(
             cache_write_1h_tokens: 0,
         };
         let model = aigov_api::model::resolve(&s.model_id);
+        if !s.unit_cost.is_empty() {
+            total += aigov_api::Usd::parse(&s.unit_cost).expect("the simulator's unit cost");
+        }
         total += book
             .cost(
                 &model,

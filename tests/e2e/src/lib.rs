@@ -8,6 +8,7 @@
 pub mod aigov;
 pub mod bedrock;
 pub mod budgets;
+pub mod mantle;
 pub mod proxy;
 pub mod terraform;
 pub mod webhook;

@@ -357,10 +357,17 @@ async fn unknown_callers_and_hostile_requests_get_bedrock_errors_and_the_gateway
             400,
         ),
         (
-            "/guardrail/g/version/1/apply".into(),
+            "/guardrail/g/version/1/list".into(),
             b"{}".to_vec(),
             "UnknownOperationException",
             404,
+        ),
+        // A real operation now: Bedrock's own ValidationException (no content), relayed.
+        (
+            "/guardrail/g/version/1/apply".into(),
+            b"{}".to_vec(),
+            "ValidationException",
+            400,
         ),
         (
             "/model/anthropic.claude-3-haiku-20240307-v1:0/converse".into(),

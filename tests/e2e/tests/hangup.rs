@@ -4,6 +4,8 @@
 //! - A client that reads a few events of a long stream and drops it: the gateway reads the rest
 //!   of Bedrock's stream itself, so the budget is charged exactly the usage Bedrock reported
 //!   (the simulator's record × price), and the call counts as a request.
+//! - The same for bedrock-mantle's SSE streams: a Messages stream, and a Chat Completions stream
+//!   that did not ask for its usage (the gateway asked for it, and reads it after the hang-up).
 //! - A stream that ends without its usage-bearing event (`[sim:truncate]`): charged the stated
 //!   estimate (the input bound plus the output seen), never zero.
 
@@ -175,4 +177,43 @@ async fn a_stream_cut_short_without_usage_is_charged_the_stated_estimate_not_zer
         estimate >= reported,
         "conservative: {estimate} < what Bedrock counted {reported}"
     );
+}
+
+/// A mantle stream of `call` read for one frame and dropped is charged Bedrock's usage.
+async fn mantle_hangup(prefix: &str, call: aigov_e2e::mantle::Call) {
+    use http_body_util::BodyExt;
+    let ns = namespace(prefix);
+    budget(&ns, "team", "  limit: '10.00'\n");
+    let ip = pod_ip();
+    pod(&ns, "app", "default", &[], ip);
+    let aigov = Aigov::start(Options::all(&ns), true);
+    let client = aigov_e2e::mantle::client_from(ip);
+    let text = "a long answer [sim:output_tokens=2000] [sim:chunk_delay_ms=1]";
+    let response = aigov_e2e::mantle::open(&client, &aigov.gateway, call, HAIKU, text, 2000)
+        .await
+        .expect("the stream starts");
+    assert_eq!(response.status(), 200);
+    let id = ["x-request-id", "request-id"]
+        .iter()
+        .find_map(|h| response.headers().get(*h).and_then(|v| v.to_str().ok()))
+        .expect("a request ID")
+        .to_owned();
+    let mut body = response.into_body();
+    body.frame()
+        .await
+        .expect("a frame")
+        .expect("the stream goes on");
+    drop(body);
+    drop(client);
+    assert_charged_as_reported(&ns, &id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_messages_stream_dropped_after_a_frame_is_charged_bedrocks_usage() {
+    mantle_hangup("hangup-msg", aigov_e2e::mantle::Call::MessagesStream).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_chat_stream_without_usage_asked_dropped_after_a_frame_is_charged_bedrocks_usage() {
+    mantle_hangup("hangup-chat", aigov_e2e::mantle::Call::ChatStream).await;
 }

@@ -1,5 +1,7 @@
-//! The overshoot bound, proven: two gateway replicas and one controller, 64 concurrent SDK
-//! clients mixing all four operations (streaming included) against a $1.00 budget. Settled
+//! The overshoot bound, proven: two gateway replicas and one controller, 64 concurrent clients
+//! mixing the four bedrock-runtime operations (the Rust SDK, streaming included) and
+//! bedrock-mantle's Chat Completions (streaming, without asking for usage), Responses and
+//! Messages (streaming) against a $1.00 budget. Settled
 //! spend must never pass the limit (the stated bound is zero with worst-case reservations),
 //! and every call the simulator served must be charged exactly once.
 
@@ -11,7 +13,7 @@ use aigov_api::Usd;
 use aigov_e2e::aigov::{Aigov, Options};
 use aigov_e2e::bedrock::{client_from, served, served_cost, user, worker_pods};
 use aigov_e2e::budgets::wait_status;
-use aigov_e2e::{budgets::budget, namespace};
+use aigov_e2e::{budgets::budget, mantle, namespace};
 use aws_sdk_bedrockruntime::operation::RequestId;
 use aws_sdk_bedrockruntime::primitives::Blob;
 use aws_sdk_bedrockruntime::types::InferenceConfiguration;
@@ -21,8 +23,68 @@ const MODEL: &str = "apac.anthropic.claude-3-5-sonnet-20240620-v1:0";
 const CLIENTS: usize = 64;
 const PODS: usize = 8;
 
-/// One call of kind `n % 4`; `Ok(Some(id))` when Bedrock answered, `Ok(None)` when refused
-/// for good (403: the budget cannot take it), `Err` on anything else.
+/// Kinds of call: the four runtime inference operations, the three mantle ones, ApplyGuardrail.
+const KINDS: usize = 8;
+/// The guardrail this test applies (the simulator records it as the call's model).
+const GUARDRAIL: &str = "gr-overshoot";
+
+/// One ApplyGuardrail call with `chars` characters of text; the same answers as [`call`].
+async fn guardrail_call(
+    client: &aws_sdk_bedrockruntime::Client,
+    chars: usize,
+) -> Result<Option<String>, String> {
+    use aws_sdk_bedrockruntime::types::{
+        GuardrailContentBlock, GuardrailContentSource, GuardrailTextBlock,
+    };
+    let text = GuardrailTextBlock::builder()
+        .text("g".repeat(chars))
+        .build()
+        .map_err(|e| e.to_string())?;
+    match client
+        .apply_guardrail()
+        .guardrail_identifier(GUARDRAIL)
+        .guardrail_version("1")
+        .source(GuardrailContentSource::Input)
+        .content(GuardrailContentBlock::Text(text))
+        .send()
+        .await
+    {
+        Ok(out) => Ok(Some(out.request_id().unwrap_or_default().to_owned())),
+        Err(e) => match aws_sdk_bedrockruntime::Error::from(e) {
+            aws_sdk_bedrockruntime::Error::AccessDeniedException(_) => Ok(None),
+            aws_sdk_bedrockruntime::Error::ThrottlingException(_) => Err("throttled".into()),
+            other => Err(format!("{other:?}")),
+        },
+    }
+}
+
+/// One mantle call of kind `kind` (4, 5, 6); the same answers as [`call`].
+async fn mantle_call(
+    client: &hyper_util::client::legacy::Client<
+        hyper_util::client::legacy::connect::HttpConnector,
+        http_body_util::Full<bytes::Bytes>,
+    >,
+    gateway: &str,
+    kind: usize,
+    n: usize,
+    output: u32,
+) -> Result<Option<String>, String> {
+    let call = match kind {
+        4 => mantle::Call::ChatStream,
+        5 => mantle::Call::Responses,
+        _ => mantle::Call::MessagesStream,
+    };
+    let text = format!("call {n} [sim:output_tokens={output}]");
+    match mantle::send(client, gateway, call, MODEL, &text, 1000).await? {
+        mantle::Answer::Served(id) => Ok(Some(id)),
+        mantle::Answer::Refused(403, _) => Ok(None),
+        mantle::Answer::Refused(429, _) => Err("throttled".into()),
+        mantle::Answer::Refused(status, body) => Err(format!("{call:?}: {status} {body}")),
+    }
+}
+
+/// One runtime call of kind `n % 4`; `Ok(Some(id))` when Bedrock answered, `Ok(None)` when
+/// refused for good (403: the budget cannot take it), `Err` on anything else.
 async fn call(
     client: &aws_sdk_bedrockruntime::Client,
     n: usize,
@@ -128,13 +190,20 @@ async fn two_gateways_and_64_clients_never_overshoot_a_one_dollar_budget() {
     let mut tasks = Vec::new();
     for c in 0..CLIENTS {
         let client = client_from(ips[c % PODS], &gateways[c % 2].gateway, true).await;
+        let wire = mantle::client_from(ips[c % PODS]);
+        let gateway = gateways[c % 2].gateway.clone();
         let (ids, errors) = (ids.clone(), errors.clone());
         tasks.push(tokio::spawn(async move {
             let mut n = c;
             let mut throttles = 0;
             while Instant::now() < deadline {
                 let output = 200 + ((n * 7919) % 800) as u32;
-                match call(&client, n, output).await {
+                let answer = match n % KINDS {
+                    7 => guardrail_call(&client, 50 * output as usize).await,
+                    kind @ 4.. => mantle_call(&wire, &gateway, kind, n, output).await,
+                    _ => call(&client, n, output).await,
+                };
+                match answer {
                     Ok(Some(id)) => {
                         ids.lock().unwrap().insert(id);
                     }
@@ -162,7 +231,10 @@ async fn two_gateways_and_64_clients_never_overshoot_a_one_dollar_budget() {
     // Everything the simulator served for this test, whether or not a client saw it.
     let ours: HashSet<String> = served()
         .into_iter()
-        .filter(|s| s.model_id == MODEL && !served_before.contains(&s.request_id))
+        .filter(|s| {
+            (s.model_id == MODEL || s.model_id == GUARDRAIL)
+                && !served_before.contains(&s.request_id)
+        })
         .map(|s| s.request_id)
         .collect();
     assert_eq!(

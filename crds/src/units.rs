@@ -1,0 +1,328 @@
+//! What Bedrock bills by units other than tokens: Guardrails by text units per policy type
+//! (ApplyGuardrail, and a guardrail on Converse), and asynchronous invocations by their output
+//! (Nova Reel by the second of video). Prices are transcribed from the Amazon Bedrock pricing
+//! page ([`crate::catalog::PRICING_SOURCE`]), each with the date it took effect.
+//!
+//! A text unit is up to 1,000 characters of text (Bedrock counts each content block apart);
+//! each policy a guardrail has is billed on every unit it evaluates.
+
+use rust_decimal::Decimal;
+use serde::Deserialize;
+
+use crate::Error;
+use crate::money::Usd;
+
+/// Characters in one guardrail text unit.
+pub const TEXT_UNIT_CHARS: u64 = 1_000;
+
+/// A guardrail policy's price, USD per 1,000 text units (or per image).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GuardrailRate {
+    /// The `usage` field of ApplyGuardrail that counts this policy's units.
+    pub usage_field: &'static str,
+    /// USD per 1,000 units.
+    pub per_thousand: &'static str,
+    /// When the figure took effect.
+    pub since: &'static str,
+}
+
+/// Guardrail prices per policy type. Word filters and the custom-regex part of sensitive
+/// information filters are free (`wordPolicyUnits`, `sensitiveInformationPolicyFreeUnits`).
+pub const GUARDRAIL_RATES: &[GuardrailRate] = &[
+    GuardrailRate {
+        usage_field: "contentPolicyUnits",
+        per_thousand: "0.15",
+        since: "2024-12-01",
+    },
+    GuardrailRate {
+        usage_field: "topicPolicyUnits",
+        per_thousand: "0.15",
+        since: "2024-12-01",
+    },
+    GuardrailRate {
+        usage_field: "sensitiveInformationPolicyUnits",
+        per_thousand: "0.10",
+        since: "2024-12-01",
+    },
+    GuardrailRate {
+        usage_field: "contextualGroundingPolicyUnits",
+        per_thousand: "0.10",
+        since: "2024-07-10",
+    },
+    GuardrailRate {
+        usage_field: "automatedReasoningPolicyUnits",
+        per_thousand: "0.17",
+        since: "2025-08-06",
+    },
+    // Image content filters are billed per image.
+    GuardrailRate {
+        usage_field: "contentPolicyImageUnits",
+        per_thousand: "0.75",
+        since: "2024-12-04",
+    },
+];
+
+/// ApplyGuardrail's `usage` (also a Converse trace's `invocationMetrics.usage`): units
+/// evaluated per policy type.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GuardrailUsage {
+    /// Denied topics.
+    #[serde(default)]
+    pub topic_policy_units: u64,
+    /// Content filters (text).
+    #[serde(default)]
+    pub content_policy_units: u64,
+    /// Word filters (free).
+    #[serde(default)]
+    pub word_policy_units: u64,
+    /// Sensitive information filters (PII entities).
+    #[serde(default)]
+    pub sensitive_information_policy_units: u64,
+    /// Sensitive information filters (regex; free).
+    #[serde(default)]
+    pub sensitive_information_policy_free_units: u64,
+    /// Contextual grounding checks.
+    #[serde(default)]
+    pub contextual_grounding_policy_units: u64,
+    /// Content filters (images).
+    #[serde(default)]
+    pub content_policy_image_units: u64,
+    /// Automated Reasoning checks (units summed over the policies evaluated).
+    #[serde(default)]
+    pub automated_reasoning_policy_units: u64,
+}
+
+impl GuardrailUsage {
+    fn units(&self, field: &str) -> u64 {
+        match field {
+            "contentPolicyUnits" => self.content_policy_units,
+            "topicPolicyUnits" => self.topic_policy_units,
+            "sensitiveInformationPolicyUnits" => self.sensitive_information_policy_units,
+            "contextualGroundingPolicyUnits" => self.contextual_grounding_policy_units,
+            "automatedReasoningPolicyUnits" => self.automated_reasoning_policy_units,
+            "contentPolicyImageUnits" => self.content_policy_image_units,
+            _ => 0,
+        }
+    }
+
+    /// Adds another assessment's units (a Converse trace has one per input and output).
+    pub fn add(&mut self, o: &GuardrailUsage) {
+        self.topic_policy_units += o.topic_policy_units;
+        self.content_policy_units += o.content_policy_units;
+        self.word_policy_units += o.word_policy_units;
+        self.sensitive_information_policy_units += o.sensitive_information_policy_units;
+        self.sensitive_information_policy_free_units += o.sensitive_information_policy_free_units;
+        self.contextual_grounding_policy_units += o.contextual_grounding_policy_units;
+        self.content_policy_image_units += o.content_policy_image_units;
+        self.automated_reasoning_policy_units += o.automated_reasoning_policy_units;
+    }
+}
+
+fn usd(text: &str) -> Usd {
+    Usd::parse(text).unwrap_or_else(|e| panic!("unit price {text:?} is malformed: {e}"))
+}
+
+/// What `usage` costs: each policy's units at its rate.
+pub fn guardrail_cost(usage: &GuardrailUsage) -> Usd {
+    GUARDRAIL_RATES.iter().fold(Usd::ZERO, |total, rate| {
+        let units = i64::try_from(usage.units(rate.usage_field)).unwrap_or(i64::MAX);
+        total + usd(rate.per_thousand).scaled(Decimal::new(units, 3))
+    })
+}
+
+/// ApplyGuardrail's response `usage`.
+pub fn guardrail_usage_from_body(body: &[u8]) -> Result<GuardrailUsage, Error> {
+    #[derive(Deserialize)]
+    struct Body {
+        usage: GuardrailUsage,
+    }
+    serde_json::from_slice::<Body>(body)
+        .map(|b| b.usage)
+        .map_err(|e| Error::MalformedUsage(format!("ApplyGuardrail body: {e}")))
+}
+
+/// The guardrail units of a Converse response's `trace.guardrail` (present when the request
+/// enabled the trace): every input and output assessment's `invocationMetrics.usage`.
+pub fn guardrail_usage_from_trace(body: &serde_json::Value) -> Option<GuardrailUsage> {
+    let trace = body.pointer("/trace/guardrail")?;
+    let mut total = GuardrailUsage::default();
+    let mut found = false;
+    let mut add = |assessment: &serde_json::Value| {
+        if let Some(u) = assessment.pointer("/invocationMetrics/usage")
+            && let Ok(u) = serde_json::from_value::<GuardrailUsage>(u.clone())
+        {
+            total.add(&u);
+            found = true;
+        }
+    };
+    if let Some(map) = trace.get("inputAssessment").and_then(|v| v.as_object()) {
+        map.values().for_each(&mut add);
+    }
+    if let Some(map) = trace.get("outputAssessments").and_then(|v| v.as_object()) {
+        map.values()
+            .filter_map(|v| v.as_array())
+            .flatten()
+            .for_each(&mut add);
+    }
+    found.then_some(total)
+}
+
+/// The most a guardrail can cost on `text_chars` characters in `blocks` content blocks:
+/// every unit evaluated by every paid text policy, plus `images` images.
+pub fn guardrail_worst_case(text_chars: u64, blocks: u64, images: u64) -> Usd {
+    let units = text_units(text_chars, blocks);
+    let all = GuardrailUsage {
+        topic_policy_units: units,
+        content_policy_units: units,
+        sensitive_information_policy_units: units,
+        contextual_grounding_policy_units: units,
+        // Automated Reasoning bills per policy; a guardrail has at most two.
+        automated_reasoning_policy_units: units * 2,
+        content_policy_image_units: images,
+        ..GuardrailUsage::default()
+    };
+    guardrail_cost(&all)
+}
+
+/// Text units of `chars` characters split over `blocks` content blocks, each rounded up.
+pub fn text_units(chars: u64, blocks: u64) -> u64 {
+    chars.div_ceil(TEXT_UNIT_CHARS) + blocks
+}
+
+/// An asynchronously invoked model billed by the second of its output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AsyncRate {
+    /// The foundation-model ID.
+    pub model_id: &'static str,
+    /// USD per second of output video.
+    pub per_second: &'static str,
+    /// The longest job a request may ask for, in seconds (the worst case when the request
+    /// does not say).
+    pub max_seconds: u64,
+    /// When the figure took effect.
+    pub since: &'static str,
+}
+
+/// Async-invoked models and their prices: Nova Reel at 720p, 24 fps.
+pub const ASYNC_RATES: &[AsyncRate] = &[
+    AsyncRate {
+        model_id: "amazon.nova-reel-v1:0",
+        per_second: "0.08",
+        max_seconds: 6,
+        since: "2024-12-03",
+    },
+    AsyncRate {
+        model_id: "amazon.nova-reel-v1:1",
+        per_second: "0.08",
+        max_seconds: 120,
+        since: "2025-04-07",
+    },
+];
+
+/// The rate of an async-invoked model (cross-region prefixes and ARNs resolved).
+pub fn async_rate(model: &str) -> Option<&'static AsyncRate> {
+    let resolved = crate::model::resolve(model);
+    let id = resolved.model_id.as_deref()?;
+    ASYNC_RATES.iter().find(|r| r.model_id == id)
+}
+
+/// The seconds of output a StartAsyncInvoke `modelInput` asks for: Nova Reel's
+/// `videoGenerationConfig.durationSeconds` (6 for a single shot, which must not say otherwise;
+/// 6 per shot for `MULTI_SHOT_AUTOMATED` and `MULTI_SHOT_MANUAL` without it).
+pub fn requested_seconds(model_input: &serde_json::Value) -> Option<u64> {
+    let config = model_input.get("videoGenerationConfig");
+    if let Some(s) = config
+        .and_then(|c| c.get("durationSeconds"))
+        .and_then(|v| v.as_u64())
+    {
+        return Some(s);
+    }
+    match model_input.get("taskType").and_then(|v| v.as_str()) {
+        Some("TEXT_VIDEO") => Some(6),
+        Some("MULTI_SHOT_MANUAL") => model_input
+            .pointer("/multiShotManualParams/shots")
+            .and_then(|v| v.as_array())
+            .map(|shots| 6 * shots.len() as u64),
+        _ => None,
+    }
+}
+
+/// What `seconds` of output of `rate` cost.
+pub fn async_cost(rate: &AsyncRate, seconds: u64) -> Usd {
+    usd(rate.per_second).scaled(Decimal::from(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn guardrail_units_are_priced_per_policy_and_the_free_ones_cost_nothing() {
+        let usage = GuardrailUsage {
+            content_policy_units: 3,
+            topic_policy_units: 3,
+            sensitive_information_policy_units: 2,
+            word_policy_units: 50,
+            sensitive_information_policy_free_units: 50,
+            ..GuardrailUsage::default()
+        };
+        // 3 x 0.15/1000 + 3 x 0.15/1000 + 2 x 0.10/1000
+        assert_eq!(guardrail_cost(&usage), Usd::parse("0.0011").unwrap());
+        assert_eq!(guardrail_cost(&GuardrailUsage::default()), Usd::ZERO);
+    }
+
+    #[test]
+    fn the_worst_case_prices_every_paid_policy_on_every_unit() {
+        let usage = GuardrailUsage {
+            content_policy_units: 2,
+            topic_policy_units: 2,
+            sensitive_information_policy_units: 2,
+            contextual_grounding_policy_units: 2,
+            automated_reasoning_policy_units: 2,
+            ..GuardrailUsage::default()
+        };
+        assert!(guardrail_worst_case(1_500, 1, 0) >= guardrail_cost(&usage));
+        assert_eq!(
+            text_units(1_500, 1),
+            3,
+            "rounded up per block: an upper bound"
+        );
+    }
+
+    #[test]
+    fn apply_guardrail_and_converse_trace_usage_are_read() {
+        let body = br#"{"usage":{"topicPolicyUnits":1,"contentPolicyUnits":1,"wordPolicyUnits":1,"sensitiveInformationPolicyUnits":0,"sensitiveInformationPolicyFreeUnits":0,"contextualGroundingPolicyUnits":0},"action":"NONE","outputs":[],"assessments":[]}"#;
+        assert_eq!(
+            guardrail_usage_from_body(body)
+                .unwrap()
+                .content_policy_units,
+            1
+        );
+        assert!(guardrail_usage_from_body(b"{}").is_err());
+        let converse = json!({"trace": {"guardrail": {
+            "inputAssessment": {"g1": {"invocationMetrics": {"usage": {"contentPolicyUnits": 2}}}},
+            "outputAssessments": {"g1": [{"invocationMetrics": {"usage": {"contentPolicyUnits": 1}}}]}}}});
+        assert_eq!(
+            guardrail_usage_from_trace(&converse)
+                .unwrap()
+                .content_policy_units,
+            3
+        );
+        assert!(guardrail_usage_from_trace(&json!({"output": {}})).is_none());
+    }
+
+    #[test]
+    fn nova_reel_is_priced_by_the_second_it_asks_for() {
+        let rate = async_rate("us.amazon.nova-reel-v1:1").unwrap();
+        let input = json!({"taskType": "MULTI_SHOT_AUTOMATED", "videoGenerationConfig": {"durationSeconds": 12}});
+        assert_eq!(requested_seconds(&input), Some(12));
+        assert_eq!(async_cost(rate, 12), Usd::parse("0.96").unwrap());
+        assert_eq!(
+            requested_seconds(&json!({"taskType": "TEXT_VIDEO"})),
+            Some(6)
+        );
+        assert!(async_rate("anthropic.claude-3-haiku-20240307-v1:0").is_none());
+    }
+}
