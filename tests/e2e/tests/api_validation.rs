@@ -249,7 +249,7 @@ fn kubectl_get_wide_shows_when_a_budget_resets_and_when_a_price_takes_effect() {
 }
 
 #[test]
-fn kubectl_explain_says_the_soft_limit_rate_is_per_budget_per_gateway_replica() {
+fn kubectl_explain_says_the_soft_limit_rate_is_for_the_budget_as_a_whole_across_replicas() {
     let out = kubectl_ok(
         &[
             "explain",
@@ -260,10 +260,9 @@ fn kubectl_explain_says_the_soft_limit_rate_is_per_budget_per_gateway_replica() 
     // explain wraps its text: compare words.
     let text = out.split_whitespace().collect::<Vec<_>>().join(" ");
     for says in [
-        "the most requests per minute each gateway replica admits for this budget",
-        "shared by all the workloads the budget selects",
-        "with N replicas the budget as a whole may get up to N times this rate",
-        "A budget-wide rate across replicas is a planned change.",
+        "the most requests per minute the budget admits as a whole",
+        "across every gateway replica and all the workloads it selects",
+        "the shares add up to the rate",
     ] {
         assert!(text.contains(says), "{says:?} not in: {out}");
     }
