@@ -18,7 +18,7 @@ use aigov_ledger::ledger::{BudgetKey, Charge, Ledger};
 use aigov_ledger::outbox::Outgoing;
 use aigov_ledger::proto::ledger_server::{Ledger as LedgerApi, LedgerServer};
 use aigov_ledger::proto::{
-    BudgetFigures, ExchangeRequest, ExchangeResponse, Grant, Refusal, UsageRecord,
+    BudgetFigures, ExchangeRequest, ExchangeResponse, Grant, Holding, Refusal, UsageRecord,
 };
 use aigov_ledger::record::UsageEvent;
 use aigov_runtime::prices::Prices;
@@ -349,39 +349,12 @@ impl LedgerShared {
         let mut grants = Vec::new();
         let mut budgets = Vec::new();
         for holding in &request.holdings {
-            let held = Usd::parse(&holding.held).unwrap_or(Usd::ZERO);
-            let reserved = Usd::parse(&holding.reserved).unwrap_or(Usd::ZERO);
-            if ledger.set_held(&holding.budget, gateway, held, reserved) {
+            let answer = take_holding(&mut ledger, gateway, holding, settling, started);
+            if answer.held_changed {
                 changed.insert(holding.budget.clone());
             }
-            let wanted = Usd::parse(&holding.wanted).unwrap_or(Usd::ZERO);
-            if !settling && !wanted.is_zero() {
-                let amount = ledger.grant(&holding.budget, gateway, wanted, started);
-                if !amount.is_zero() {
-                    grants.push(Grant {
-                        budget: holding.budget.clone(),
-                        amount: amount.to_api_string(),
-                    });
-                }
-            }
-            if ledger.account(&holding.budget).is_none() {
-                continue;
-            }
-            let rate_share = ledger.rate_share(&holding.budget, gateway, holding.calls, started);
-            let advice = ledger.advice(&holding.budget, gateway, started);
-            if let Some(account) = ledger.account(&holding.budget) {
-                budgets.push(BudgetFigures {
-                    budget: holding.budget.clone(),
-                    spent: account.spent.to_api_string(),
-                    limit: account.limit.to_api_string(),
-                    period_end: account.window.end.to_string(),
-                    settling,
-                    rate_share,
-                    in_flight: advice.in_flight.to_api_string(),
-                    give_back: advice.give_back,
-                    recalling: advice.recalling,
-                });
-            }
+            grants.extend(answer.grant);
+            budgets.extend(answer.figures);
         }
         let wait_for_usage = self.sync_usage(&mut ledger);
         let acknowledged_through = ledger.acknowledge(gateway, wait_for_usage);
@@ -399,6 +372,61 @@ impl LedgerShared {
             settling,
             epoch: self.epoch.load(Ordering::Acquire),
         })
+    }
+}
+
+/// What one holding of an exchange gets back.
+struct HoldingAnswer {
+    /// The gateway's holding changed (the status shows holdings).
+    held_changed: bool,
+    /// A new slice, if one was asked for and could be granted.
+    grant: Option<Grant>,
+    /// The budget's figures, when its account is open.
+    figures: Option<BudgetFigures>,
+}
+
+/// Takes `gateway`'s report of one holding (what it holds, what calls in flight reserve, the
+/// calls it saw) and answers it: a grant of what it wants (nothing while `settling`) and the
+/// budget's figures with its rate share and headroom advice.
+fn take_holding(
+    ledger: &mut Ledger,
+    gateway: &str,
+    holding: &Holding,
+    settling: bool,
+    now: Instant,
+) -> HoldingAnswer {
+    let key = holding.budget.as_str();
+    let held = Usd::parse(&holding.held).unwrap_or(Usd::ZERO);
+    let reserved = Usd::parse(&holding.reserved).unwrap_or(Usd::ZERO);
+    let held_changed = ledger.set_held(key, gateway, held, reserved);
+    let wanted = Usd::parse(&holding.wanted).unwrap_or(Usd::ZERO);
+    let grant = (!settling && !wanted.is_zero())
+        .then(|| ledger.grant(key, gateway, wanted, now))
+        .filter(|amount| !amount.is_zero())
+        .map(|amount| Grant {
+            budget: key.to_owned(),
+            amount: amount.to_api_string(),
+        });
+    let figures = ledger.account(key).is_some().then(|| {
+        let rate_share = ledger.rate_share(key, gateway, holding.calls, now);
+        let advice = ledger.advice(key, gateway, now);
+        let account = ledger.account(key).expect("checked above");
+        BudgetFigures {
+            budget: key.to_owned(),
+            spent: account.spent.to_api_string(),
+            limit: account.limit.to_api_string(),
+            period_end: account.window.end.to_string(),
+            settling,
+            rate_share,
+            in_flight: advice.in_flight.to_api_string(),
+            give_back: advice.give_back,
+            recalling: advice.recalling,
+        }
+    });
+    HoldingAnswer {
+        held_changed,
+        grant,
+        figures,
     }
 }
 

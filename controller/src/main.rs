@@ -155,19 +155,9 @@ async fn start(
         .await
         .with_context(|| format!("--ledger-listen {}", args.ledger_listen))?;
     tasks.spawn("ledger gRPC server", serve_ledger(listener, shared.clone()));
-    let alerter = args.alerts.then(|| {
-        alerts::Alerter::start(alerts::AlerterParts {
-            sns: aws_sdk_sns::Client::new(&aws),
-            kube: client.clone(),
-            retry: outbox::Retry {
-                horizon: args.alert_retry_horizon,
-                max_backoff: args.alert_retry_max_backoff,
-            },
-            clock: clock.clone(),
-            metrics,
-            changed: shared.changed.clone(),
-        })
-    });
+    let alerter = args
+        .alerts
+        .then(|| alerter(args, &aws, &client, &clock, metrics, &shared));
     let ctx = reconcile::Context::new(
         client.clone(),
         shared.clone(),
@@ -218,6 +208,28 @@ async fn start(
         emf,
         alerter,
         gateway,
+    })
+}
+
+/// The alert delivery task (`--alerts`), retrying as `--alert-retry-*` say.
+fn alerter(
+    args: &ControllerArgs,
+    aws: &aws_config::SdkConfig,
+    client: &kube::Client,
+    clock: &aigov_ledger::clock::Clock,
+    metrics: Arc<Metrics>,
+    shared: &LedgerShared,
+) -> alerts::Alerter {
+    alerts::Alerter::start(alerts::AlerterParts {
+        sns: aws_sdk_sns::Client::new(aws),
+        kube: client.clone(),
+        retry: outbox::Retry {
+            horizon: args.alert_retry_horizon,
+            max_backoff: args.alert_retry_max_backoff,
+        },
+        clock: clock.clone(),
+        metrics,
+        changed: shared.changed.clone(),
     })
 }
 

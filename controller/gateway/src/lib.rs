@@ -223,15 +223,7 @@ impl Gateway {
         }
         let query = request.uri().query().map(str::to_owned);
         let (parts, body) = request.into_parts();
-        let body = body::read(body, self.config.max_body_bytes, self.config.body_timeout).await?;
-        let json = match route.operation.has_json_body(&parts.method) {
-            true => body::json_object(&body)?,
-            false => serde_json::Value::Null,
-        };
-        route.model_from_body(&json).map_err(|e| match e {
-            route::RouteError::BadModelId(id) => GatewayError::BadModelId(id),
-            route::RouteError::UnknownOperation => GatewayError::UnknownOperation,
-        })?;
+        let (body, json) = self.read_body(&mut route, &parts, body).await?;
         call.routed(&route);
         let (policies, figures) = self.budgets(workload.as_deref());
         call.budgets = policies.clone();
@@ -262,8 +254,8 @@ impl Gateway {
         let operation = route.operation;
         self.metrics.overhead(call.forwarding());
         let record = usage_record(&route, &admitted, workload.as_deref());
-        let settlement = Settlement::new(self.clone(), reservation, worst, record, &admitted, call);
-        let mut settlement = settlement;
+        let mut settlement =
+            Settlement::new(self.clone(), reservation, worst, record, &admitted, call);
         // The trace the gateway asks for is taken back out of a Converse body.
         settlement.hide_trace = guardrail::ask_for_trace(&json).is_some();
         let (body, reading) = reading_of(operation, &json, body);
@@ -291,6 +283,30 @@ impl Gateway {
         let mut response = settle::relay(limits, reading, &path, upstream, settlement).await?;
         mark_downgrade(&mut response, &admitted);
         Ok((response, admitted.outcome()))
+    }
+
+    /// Reads the request's body (bounded in bytes and time) and, for an operation that has
+    /// one, its JSON, which names the model of a mantle call.
+    async fn read_body<B>(
+        &self,
+        route: &mut Route,
+        parts: &http::request::Parts,
+        body: B,
+    ) -> Result<(Bytes, serde_json::Value), GatewayError>
+    where
+        B: Body<Data = Bytes>,
+        B::Error: Into<BoxError>,
+    {
+        let body = body::read(body, self.config.max_body_bytes, self.config.body_timeout).await?;
+        let json = match route.operation.has_json_body(&parts.method) {
+            true => body::json_object(&body)?,
+            false => serde_json::Value::Null,
+        };
+        route.model_from_body(&json).map_err(|e| match e {
+            route::RouteError::BadModelId(id) => GatewayError::BadModelId(id),
+            route::RouteError::UnknownOperation => GatewayError::UnknownOperation,
+        })?;
+        Ok((body, json))
     }
 
     /// Forwards a call Bedrock does not bill (CountTokens, reading a job or a stored response)

@@ -109,6 +109,28 @@ impl Options {
 }
 
 impl Aigov {
+    /// A controller (settling in for 500 ms) and `gateways` gateway replicas on its ledger,
+    /// scoped to `namespace`, the gateways ready: the set-up of the multi-replica tests.
+    pub fn controller_and_gateways(namespace: &str, gateways: usize) -> (Aigov, Vec<Aigov>) {
+        let controller = Options {
+            role: "controller",
+            extra: vec!["--settle".into(), "500ms".into()],
+            ..Options::all(namespace)
+        };
+        let controller = Aigov::start(controller, false);
+        let replicas = (0..gateways)
+            .map(|_| {
+                let gateway = Options {
+                    role: "gateway",
+                    controller_endpoints: vec![controller.ledger.clone()],
+                    ..Options::all(namespace)
+                };
+                Aigov::start(gateway, true)
+            })
+            .collect();
+        (controller, replicas)
+    }
+
     /// Starts the process and waits until `/readyz` answers 200 (or `wait_ready` is false).
     pub fn start(options: Options, wait_ready: bool) -> Aigov {
         let env = local_env();

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aigov_api::Usd;
-use aigov_e2e::aigov::{Aigov, Options};
+use aigov_e2e::aigov::Aigov;
 use aigov_e2e::bedrock::{client_from, served, served_cost, user, worker_pods};
 use aigov_e2e::budgets::wait_status;
 use aigov_e2e::{budgets::budget, mantle, namespace};
@@ -170,18 +170,7 @@ async fn two_gateways_and_64_clients_never_overshoot_a_one_dollar_budget() {
     let ns = namespace("overshoot");
     budget(&ns, "dollar", "  limit: '1.00'\n");
     let ips = worker_pods(&ns, PODS);
-    let mut controller = Options::all(&ns);
-    controller.role = "controller";
-    controller.extra = vec!["--settle".into(), "500ms".into()];
-    let controller = Aigov::start(controller, false);
-    let gateways: Vec<Aigov> = (0..2)
-        .map(|_| {
-            let mut o = Options::all(&ns);
-            o.role = "gateway";
-            o.controller_endpoints = vec![controller.ledger.clone()];
-            Aigov::start(o, true)
-        })
-        .collect();
+    let (_controller, gateways) = Aigov::controller_and_gateways(&ns, 2);
     let served_before: HashSet<String> = served().into_iter().map(|s| s.request_id).collect();
 
     let ids: Arc<Mutex<HashSet<String>>> = Arc::default();

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use aigov_api::Usd;
-use aigov_e2e::aigov::{Aigov, Options};
+use aigov_e2e::aigov::Aigov;
 use aigov_e2e::bedrock::{HAIKU, client_from, converse, worker_pods};
 use aigov_e2e::budgets::{budget, wait_status};
 use aigov_e2e::namespace;
@@ -77,18 +77,7 @@ async fn two_gateways_together_admit_the_budgets_soft_limit_rate_not_twice_it() 
         ),
     );
     let ips = worker_pods(&ns, 2 * CLIENTS_PER_GATEWAY);
-    let mut controller = Options::all(&ns);
-    controller.role = "controller";
-    controller.extra = vec!["--settle".into(), "500ms".into()];
-    let controller = Aigov::start(controller, false);
-    let gateways: Vec<Aigov> = (0..2)
-        .map(|_| {
-            let mut o = Options::all(&ns);
-            o.role = "gateway";
-            o.controller_endpoints = vec![controller.ledger.clone()];
-            Aigov::start(o, true)
-        })
-        .collect();
+    let (_controller, gateways) = Aigov::controller_and_gateways(&ns, 2);
 
     // Past the soft limit ($0.01 of $1.00): one Sonnet call with 700 output tokens ($0.0105).
     let first = client_from(ips[0], &gateways[0].gateway, true).await;

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aigov_api::Usd;
-use aigov_e2e::aigov::{Aigov, Options};
+use aigov_e2e::aigov::Aigov;
 use aigov_e2e::bedrock::{client_from, converse, served, served_cost, worker_pods};
 use aigov_e2e::budgets::{budget, wait_status};
 use aigov_e2e::namespace;
@@ -58,18 +58,7 @@ async fn a_half_dollar_budget_on_two_gateways_ends_exhausted_with_403s_not_endle
     let ns = namespace("stranded");
     budget(&ns, "half", "  limit: '0.50'\n");
     let ips = worker_pods(&ns, PODS);
-    let mut controller = Options::all(&ns);
-    controller.role = "controller";
-    controller.extra = vec!["--settle".into(), "500ms".into()];
-    let controller = Aigov::start(controller, false);
-    let gateways: Vec<Aigov> = (0..2)
-        .map(|_| {
-            let mut o = Options::all(&ns);
-            o.role = "gateway";
-            o.controller_endpoints = vec![controller.ledger.clone()];
-            Aigov::start(o, true)
-        })
-        .collect();
+    let (_controller, gateways) = Aigov::controller_and_gateways(&ns, 2);
     let served_before: HashSet<String> = served().into_iter().map(|s| s.request_id).collect();
 
     let tally: Arc<Mutex<Tally>> = Arc::default();
