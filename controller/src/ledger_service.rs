@@ -55,6 +55,33 @@ impl Notable {
     }
 }
 
+/// A gateway unheard from for this long is shown as silent in the status of every budget it
+/// holds headroom of (`status.holdings`): a dozen routine exchanges missed (250 ms apart by
+/// default), so a busy or briefly slow replica is not, a killed one soon is. What it holds
+/// still counts until `--gateway-expiry` (it may be alive and spending).
+pub const SILENT_AFTER: Duration = Duration::from_secs(3);
+
+/// When a gateway was last heard from, and whether the budgets it holds were told it fell
+/// silent (so that they are told once, and again when it comes back).
+#[derive(Clone, Copy, Debug)]
+struct Contact {
+    last: Instant,
+    told_silent: bool,
+}
+
+/// What a silent gateway's expiry returned to one budget.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Returned {
+    /// The budget.
+    pub budget: BudgetKey,
+    /// The gateway.
+    pub gateway: String,
+    /// What it held of the budget.
+    pub amount: Usd,
+    /// How long it had been silent.
+    pub silent_for: Duration,
+}
+
 /// How long records for a budget this leader has not loaded wait before the budget is taken
 /// for deleted. Longer than any watch lag; short enough that a typo'd budget costs no memory.
 const PARKED_GRACE: Duration = Duration::from_secs(60);
@@ -85,7 +112,8 @@ pub struct LedgerShared {
     /// higher epochs, so a gateway can tell a stale leader's answer from a newer one's.
     epoch: AtomicU64,
     settle: Duration,
-    seen: Mutex<HashMap<String, Instant>>,
+    /// When each gateway was last heard from ([`Contact`]).
+    seen: Mutex<HashMap<String, Contact>>,
     notable: Mutex<HashMap<BudgetKey, Notable>>,
     /// Budgets whose account changed; the reconciler writes their status.
     pub changed: mpsc::UnboundedSender<BudgetKey>,
@@ -174,34 +202,76 @@ impl LedgerShared {
             .remove(key)
     }
 
-    /// Forgets the holdings of gateways silent for longer than `expiry` (cheap: one pass over
-    /// the gateways seen).
-    pub fn expire_gateways(&self, expiry: Duration) {
-        let stale: Vec<String> = {
+    /// Looks over the gateways heard from (cheap: one pass): the budgets a gateway holds are
+    /// told when it falls silent ([`SILENT_AFTER`]), and the holdings of one silent for longer
+    /// than `expiry` are returned to their budgets. Returns what was returned: the caller
+    /// has those budgets reconciled ([`crate::reconcile::Context::watch_gateways`]).
+    pub fn watch_gateways(&self, expiry: Duration, now: Instant) -> Vec<Returned> {
+        let (fell_silent, stale) = {
             let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-            let stale = seen
-                .iter()
-                .filter(|(_, t)| t.elapsed() > expiry)
-                .map(|(g, _)| g.clone())
-                .collect::<Vec<_>>();
-            for g in &stale {
-                seen.remove(g);
+            let mut fell_silent = Vec::new();
+            for (gateway, contact) in seen.iter_mut() {
+                if !contact.told_silent && now.duration_since(contact.last) > SILENT_AFTER {
+                    contact.told_silent = true;
+                    fell_silent.push(gateway.clone());
+                }
             }
-            stale
+            let stale: Vec<(String, Duration)> = seen
+                .iter()
+                .map(|(g, c)| (g.clone(), now.duration_since(c.last)))
+                .filter(|(_, silent_for)| *silent_for > expiry)
+                .collect();
+            seen.retain(|g, _| !stale.iter().any(|(s, _)| s == g));
+            (fell_silent, stale)
         };
-        if stale.is_empty() {
-            return;
-        }
         let mut ledger = self.ledger();
-        for g in &stale {
-            tracing::info!(
-                gateway = g,
-                "gateway silent: its slices return to the budgets"
-            );
-            for key in ledger.expire_gateway(g) {
+        for gateway in &fell_silent {
+            for key in ledger.budgets_held_by(gateway) {
                 let _ = self.changed.send(key);
             }
         }
+        let mut returned = Vec::new();
+        for (gateway, silent_for) in stale {
+            tracing::info!(
+                gateway,
+                ?silent_for,
+                "gateway silent: its slices return to the budgets"
+            );
+            for (budget, amount) in ledger.expire_gateway(&gateway) {
+                returned.push(Returned {
+                    budget,
+                    gateway: gateway.clone(),
+                    amount,
+                    silent_for,
+                });
+            }
+        }
+        returned
+    }
+
+    /// The gateways unheard from for longer than [`SILENT_AFTER`] at `now`, with how long.
+    pub fn silent_gateways(&self, now: Instant) -> HashMap<String, Duration> {
+        self.seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(g, c)| (g.clone(), now.duration_since(c.last)))
+            .filter(|(_, silent_for)| *silent_for > SILENT_AFTER)
+            .collect()
+    }
+
+    /// Notes that `gateway` was heard from; true when it had been shown as silent (its
+    /// budgets' status is to show it is back).
+    fn heard_from(&self, gateway: &str) -> bool {
+        let contact = Contact {
+            last: Instant::now(),
+            told_silent: false,
+        };
+        self.seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(gateway.to_owned(), contact)
+            .is_some_and(|was| was.told_silent)
     }
 
     /// Forgets the accounts of budgets that no longer exist, and records waiting for a budget
@@ -332,13 +402,13 @@ impl LedgerShared {
             let s = self.session.lock().unwrap_or_else(|e| e.into_inner());
             (s.0.clone(), s.1.elapsed() < self.settle)
         };
-        self.seen
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(gateway.to_owned(), Instant::now());
+        let came_back = self.heard_from(gateway);
         let prices = self.prices.current();
         let mut changed: HashSet<BudgetKey> = HashSet::new();
         let mut ledger = self.ledger();
+        if came_back {
+            changed.extend(ledger.budgets_held_by(gateway));
+        }
         for record in &request.records {
             for charge in ledger.apply(gateway, record, &prices) {
                 self.publish(&mut ledger, &charge, record);
@@ -462,6 +532,7 @@ mod tests {
     use super::*;
     use aigov_api::period::{Period, time_zone};
     use aigov_ledger::ledger::Account;
+    use jiff::Timestamp;
     use prometheus_client::registry::Registry;
 
     fn shared() -> Arc<LedgerShared> {
@@ -492,6 +563,57 @@ mod tests {
         assert!(shared.exchange(request()).is_ok(), "renewed");
         shared.stop_leading();
         assert!(shared.exchange(request()).is_err(), "stopped");
+    }
+
+    #[test]
+    fn a_silent_gateway_is_shown_then_its_holdings_return_after_the_expiry_and_once() {
+        let (shared, mut changed) = LedgerShared::new(
+            Prices::default(),
+            Duration::ZERO,
+            Arc::new(Metrics::default()),
+            Clock::system(),
+            None,
+        );
+        let window = Period::Monthly
+            .window_at(Timestamp::now(), &time_zone("UTC").unwrap())
+            .unwrap();
+        let account = Account::restore(window, Usd::parse("10").unwrap(), None);
+        shared.ledger().insert("team/chat".into(), account);
+        shared.start_leading("c-0", 1, Instant::now() + Duration::from_secs(60));
+        let holding = Holding {
+            budget: "team/chat".into(),
+            held: "0.40".into(),
+            ..Default::default()
+        };
+        let heard = Instant::now();
+        shared
+            .exchange(ExchangeRequest {
+                holdings: vec![holding],
+                ..request()
+            })
+            .expect("leading");
+        while changed.try_recv().is_ok() {}
+        let expiry = Duration::from_secs(8);
+
+        assert!(shared.silent_gateways(heard).is_empty(), "just heard from");
+        let later = heard + Duration::from_secs(4);
+        assert!(shared.watch_gateways(expiry, later).is_empty());
+        assert_eq!(changed.try_recv().ok().as_deref(), Some("team/chat"));
+        assert!(shared.silent_gateways(later).contains_key("gw-1"));
+        shared.watch_gateways(expiry, later + Duration::from_secs(1));
+        assert!(changed.try_recv().is_err(), "told once that it fell silent");
+
+        let returned = shared.watch_gateways(expiry, heard + Duration::from_secs(9));
+        assert_eq!(returned.len(), 1);
+        assert_eq!(
+            (returned[0].budget.as_str(), returned[0].gateway.as_str()),
+            ("team/chat", "gw-1")
+        );
+        assert_eq!(returned[0].amount, Usd::parse("0.40").unwrap());
+        let account = shared.ledger().account("team/chat").cloned().unwrap();
+        assert!(account.held_total().is_zero(), "returned to the budget");
+        let again = shared.watch_gateways(expiry, heard + Duration::from_secs(20));
+        assert!(again.is_empty(), "returned once");
     }
 
     #[test]

@@ -164,7 +164,10 @@ async fn start(
         events::recorder(client.clone(), &identity),
         alerter.clone(),
         clock.clone(),
-        args.status_interval,
+        reconcile::Intervals {
+            status: args.status_interval,
+            gateway_expiry: args.gateway_expiry,
+        },
     );
     // Every replica prices with the AIModelPrices in force, leading or not: a standby's
     // gateway (`--role all`) reserves with them, and a new leader needs them at once.
@@ -183,7 +186,6 @@ async fn start(
     let leadership = Leadership {
         elector: elector.clone(),
         leading: readiness.condition("leading"),
-        gateway_expiry: args.gateway_expiry,
         watch_namespace: cli.common.watch_namespace.clone(),
         identity: identity.clone(),
     };
@@ -248,7 +250,6 @@ fn emf_writer(
 struct Leadership {
     elector: Arc<leader::Elector>,
     leading: probes::ReadyFlag,
-    gateway_expiry: Duration,
     watch_namespace: Option<String>,
     identity: String,
 }
@@ -276,7 +277,7 @@ impl Leadership {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         });
-        let run = reconcile::run(ctx, changed, self.gateway_expiry, self.watch_namespace);
+        let run = reconcile::run(ctx, changed, self.watch_namespace);
         let run = tokio::spawn(run);
         self.elector
             .hold(proven_until, |until| shared.lease_renewed(until))

@@ -4,11 +4,14 @@
 use aigov_api::budget::{AIBudgetSpec, EscalationStatus, ExtensionStatus, PeriodSummary};
 use aigov_api::evaluation::{self, Phase, PhaseInputs};
 use aigov_api::period::Window;
+use aigov_api::budget::GatewayHolding;
 use aigov_api::{AIBudgetStatus, Usd};
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use aigov_ledger::ledger::Account;
+use std::collections::HashMap;
+use std::time::Duration;
 
 /// How many finished periods `status.history` keeps.
 pub const HISTORY_LEN: usize = 12;
@@ -32,8 +35,22 @@ pub struct StatusInputs<'a> {
     pub escalation: Option<EscalationStatus>,
     /// Finished periods, newest first.
     pub history: Vec<PeriodSummary>,
+    /// The gateway replicas as the ledger last heard from them.
+    pub replicas: &'a Replicas,
     /// Now.
     pub now: Timestamp,
+}
+
+/// What the ledger knows of the gateway replicas holding a budget, for `status.holdings`.
+#[derive(Clone, Debug, Default)]
+pub struct Replicas {
+    /// What their calls in flight reserve of the budget, by replica.
+    pub in_flight: HashMap<String, Usd>,
+    /// The replicas unheard from for a while
+    /// ([`SILENT_AFTER`](crate::ledger_service::SILENT_AFTER)), and for how long.
+    pub silent: HashMap<String, Duration>,
+    /// `--gateway-expiry`: when a silent replica's holdings are returned.
+    pub expiry: Duration,
 }
 
 /// The new status and what changed that people should hear about.
@@ -85,6 +102,7 @@ pub fn build(inputs: StatusInputs<'_>) -> StatusOutcome {
         effective_limit: Some(limit.to_api_string()),
         spent: Some(spent.to_api_string()),
         reserved: Some(account.held_total().to_api_string()),
+        holdings: holdings(account, inputs.replicas, inputs.now),
         percent_used: Some(format!("{:.1}", spent.percent_of(limit))),
         forecast: evaluation::forecast(spent, &account.window, inputs.now).map(Usd::to_api_string),
         largest_call: (!account.largest_call.is_zero())
@@ -132,6 +150,36 @@ impl Escalation {
 /// The thresholds reached this period (ascending, for `status.thresholdsCrossed`) and those
 /// among them the previous status had not announced yet. A status from another period
 /// announced nothing of this one.
+/// Each replica's holding, most first, a silent one with when it was last heard from and
+/// when what it holds is returned.
+fn holdings(account: &Account, replicas: &Replicas, now: Timestamp) -> Vec<GatewayHolding> {
+    let mut held: Vec<(&String, Usd)> = account
+        .held
+        .iter()
+        .filter(|(_, amount)| !amount.is_zero())
+        .map(|(gateway, amount)| (gateway, *amount))
+        .collect();
+    held.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let ago = |d: Duration| now - SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX);
+    held.into_iter()
+        .map(|(gateway, amount)| {
+            let since = replicas.silent.get(gateway).map(|silent_for| {
+                // Whole seconds: a status that does not change with every reconcile.
+                let since = ago(*silent_for).round(jiff::Unit::Second).unwrap_or(now);
+                (since, since + SignedDuration::try_from(replicas.expiry).unwrap_or_default())
+            });
+            let in_flight = replicas.in_flight.get(gateway).copied();
+            GatewayHolding {
+                gateway: gateway.clone(),
+                reserved: amount.to_api_string(),
+                in_flight: in_flight.unwrap_or(Usd::ZERO).to_api_string(),
+                silent_since: since.map(|(s, _)| s.to_string()),
+                returns_at: since.map(|(_, r)| r.to_string()),
+            }
+        })
+        .collect()
+}
+
 fn thresholds(inputs: &StatusInputs<'_>) -> (Vec<u32>, Vec<u32>) {
     let account = inputs.account;
     let same_period = inputs
@@ -472,6 +520,7 @@ mod tests {
             extension: None,
             escalation: None,
             history: Vec::new(),
+            replicas: &Replicas::default(),
             now: now.parse().unwrap(),
         })
     }
@@ -613,6 +662,60 @@ mod tests {
     }
 
     #[test]
+    fn holdings_list_each_gateway_most_first_and_mark_a_silent_one_with_when_it_returns() {
+        let spec = spec();
+        let mut a = account("1");
+        a.held.insert("gw-b".into(), Usd::parse("0.10").unwrap());
+        a.held.insert("gw-a".into(), Usd::parse("0.30").unwrap());
+        a.held.insert("gw-idle".into(), Usd::ZERO);
+        let replicas = Replicas {
+            in_flight: [("gw-b".to_owned(), Usd::parse("0.06").unwrap())].into(),
+            silent: [("gw-a".to_owned(), Duration::from_millis(4_200))].into(),
+            expiry: Duration::from_secs(90),
+        };
+        let outcome = build(StatusInputs {
+            spec: &spec,
+            generation: None,
+            previous: None,
+            account: &a,
+            limit: a.limit,
+            extension: None,
+            escalation: None,
+            history: Vec::new(),
+            replicas: &replicas,
+            now: "2026-11-15T01:00:10Z".parse().unwrap(),
+        });
+        let status = outcome.status;
+        assert_eq!(status.reserved.as_deref(), Some("0.40"));
+        let shown: Vec<_> = status
+            .holdings
+            .iter()
+            .map(|h| {
+                (
+                    h.gateway.as_str(),
+                    h.reserved.as_str(),
+                    h.in_flight.as_str(),
+                    h.silent_since.as_deref(),
+                    h.returns_at.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                (
+                    "gw-a",
+                    "0.30",
+                    "0.00",
+                    Some("2026-11-15T01:00:06Z"),
+                    Some("2026-11-15T01:01:36Z")
+                ),
+                ("gw-b", "0.10", "0.06", None, None),
+            ]
+        );
+    }
+
+    #[test]
     fn escalation_notified_and_unacknowledged_is_the_escalated_phase() {
         let spec = spec();
         let a = account("100");
@@ -629,6 +732,7 @@ mod tests {
                 acknowledged_by: None,
             }),
             history: Vec::new(),
+            replicas: &Replicas::default(),
             now: "2026-11-15T01:00:00Z".parse().unwrap(),
         });
         assert_eq!(outcome.status.phase, Some(Phase::Escalated));

@@ -356,9 +356,16 @@ pub struct AIBudgetStatus {
     /// Settled spend this period (USD, exact).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spent: Option<String>,
-    /// Held by in-flight requests' worst-case reservations (USD).
+    /// Held by the metering gateways and not yet spent: their slices of headroom, out of
+    /// which their calls in flight reserve their worst cases (USD).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reserved: Option<String>,
+    /// `reserved` by gateway replica, most first. A replica not heard from for a few seconds
+    /// (killed, cut off) is marked silent: what it holds still counts, since it may be alive
+    /// and spending, until it is returned at `returnsAt` (the controller's `--gateway-expiry`
+    /// after it was last heard from; a `HoldingsReturned` Event says so).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub holdings: Vec<GatewayHolding>,
     /// Settled spend as a percent of the effective limit, rounded down to 0.1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub percent_used: Option<String>,
@@ -521,6 +528,25 @@ pub struct EscalationStatus {
     /// Who acknowledged (the `aigov.dev/acknowledged` annotation), stopping further steps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acknowledged_by: Option<String>,
+}
+
+/// What one metering gateway replica holds of a budget.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayHolding {
+    /// The gateway process (pod name and start nonce).
+    pub gateway: String,
+    /// What it holds (USD): its slice of headroom, calls in flight included.
+    pub reserved: String,
+    /// What its calls in flight reserve of that (their worst cases, USD); the rest is headroom
+    /// it may spend without asking the controller.
+    pub in_flight: String,
+    /// When it was last heard from, if that was more than a few seconds ago (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub silent_since: Option<String>,
+    /// When a silent replica's holdings return to the budget (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub returns_at: Option<String>,
 }
 
 /// The last usage record of one gateway counted in a budget's spend.

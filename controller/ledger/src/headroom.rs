@@ -45,14 +45,24 @@ pub struct Headroom {
 }
 
 impl Headroom {
-    /// Takes `gateway`'s report of what calls in flight reserve on `budget`.
-    pub fn set_reserved(&mut self, budget: &str, gateway: &str, reserved: Usd) {
+    /// Takes `gateway`'s report of what calls in flight reserve on `budget`; true when that
+    /// changed.
+    pub fn set_reserved(&mut self, budget: &str, gateway: &str, reserved: Usd) -> bool {
         let entry = self.budgets.entry(budget.to_owned()).or_default();
-        if reserved.is_zero() {
-            entry.reserved.remove(gateway);
+        let before = if reserved.is_zero() {
+            entry.reserved.remove(gateway)
         } else {
-            entry.reserved.insert(gateway.to_owned(), reserved);
-        }
+            entry.reserved.insert(gateway.to_owned(), reserved)
+        };
+        before.unwrap_or(Usd::ZERO) != reserved
+    }
+
+    /// What calls in flight reserve on `budget`, by gateway.
+    pub fn in_flight(&self, budget: &str) -> HashMap<String, Usd> {
+        self.budgets
+            .get(budget)
+            .map(|entry| entry.reserved.clone())
+            .unwrap_or_default()
     }
 
     /// `gateway` asked for more of `budget` than could be granted: recall it from the others,

@@ -821,13 +821,21 @@ impl Ledger {
     }
 
     /// Takes a gateway's report of what it holds of `key` and what of that calls in flight
-    /// reserve; true when its holding changed (the status shows holdings).
+    /// reserve; true when either changed (the status shows both).
     pub fn set_held(&mut self, key: &str, gateway: &str, held: Usd, reserved: Usd) -> bool {
-        self.headroom.set_reserved(key, gateway, reserved);
+        let in_flight_changed = self.headroom.set_reserved(key, gateway, reserved);
         match self.accounts.get_mut(key) {
-            Some(account) => account.held.insert(gateway.to_owned(), held) != Some(held),
+            Some(account) => {
+                let held_changed = account.held.insert(gateway.to_owned(), held) != Some(held);
+                held_changed || in_flight_changed
+            }
             None => false,
         }
+    }
+
+    /// What calls in flight reserve of `key`'s holdings, by gateway.
+    pub fn in_flight(&self, key: &str) -> HashMap<String, Usd> {
+        self.headroom.in_flight(key)
     }
 
     /// What `gateway` should know of headroom on `key` elsewhere ([`Headroom`]).
@@ -867,13 +875,23 @@ impl Ledger {
         amount
     }
 
+    /// The budgets `gateway` holds headroom of.
+    pub fn budgets_held_by(&self, gateway: &str) -> Vec<BudgetKey> {
+        self.accounts
+            .iter()
+            .filter(|(_, a)| a.held.get(gateway).is_some_and(|h| !h.is_zero()))
+            .map(|(key, _)| key.clone())
+            .collect()
+    }
+
     /// Forgets the holdings of a gateway that has not been heard from (its slices expired).
-    /// Returns the budgets whose holdings changed (their status shows holdings).
-    pub fn expire_gateway(&mut self, gateway: &str) -> Vec<BudgetKey> {
+    /// Returns the budgets whose holdings changed, with what each got back (their status
+    /// shows holdings, and an Event says what was returned).
+    pub fn expire_gateway(&mut self, gateway: &str) -> Vec<(BudgetKey, Usd)> {
         let mut changed = Vec::new();
         for (key, account) in self.accounts.iter_mut() {
-            if account.held.remove(gateway).is_some_and(|h| !h.is_zero()) {
-                changed.push(key.clone());
+            if let Some(held) = account.held.remove(gateway).filter(|h| !h.is_zero()) {
+                changed.push((key.clone(), held));
             }
         }
         self.unacknowledged.remove(gateway);
@@ -1578,7 +1596,8 @@ mod tests {
         let mut ledger = ledger_with(&["a/x"], "1.00");
         ledger.grant("a/x", "g1", usd("1.00"), Instant::now());
         assert_eq!(ledger.account("a/x").unwrap().grantable(), Usd::ZERO);
-        ledger.expire_gateway("g1");
+        let returned = ledger.expire_gateway("g1");
+        assert_eq!(returned, vec![("a/x".to_owned(), usd("1.00"))]);
         assert_eq!(ledger.account("a/x").unwrap().grantable(), usd("1.00"));
     }
 }

@@ -70,8 +70,8 @@ pub async fn apply(ctx: &Context, budget: &AIBudget, key: &str, plan: Plan) -> R
         if plan.publishes_refusals {
             m.refusals.published(Instant::now());
         }
-        m.price_notes
-            .drain(..plan.price_notes.min(m.price_notes.len()));
+        m.queued_events
+            .drain(..plan.queued_events.min(m.queued_events.len()));
     });
     let metrics = &ctx.shared.metrics;
     metrics.budget(namespace, &budget.name_any(), &plan.account, plan.forecast);

@@ -46,6 +46,7 @@ use tracing::Instrument;
 use crate::alerts::Alerter;
 use crate::error::{Error, Result};
 use crate::ledger_service::LedgerShared;
+use crate::status::Replicas;
 use aigov_ledger::clock::Clock;
 use aigov_ledger::ledger::{Account, BudgetKey};
 
@@ -56,7 +57,7 @@ pub mod plan;
 mod tests;
 pub mod validity;
 
-use notices::RefusalGate;
+use notices::{EventNotice, RefusalGate};
 use plan::{Ledgered, PlanInputs, Recollection};
 
 /// Annotation a person sets to raise the limit for the rest of the period:
@@ -84,8 +85,17 @@ struct Memory {
     announced_rollover: Option<String>,
     /// Refusal Events' pacing and what awaits them.
     refusals: RefusalGate,
-    /// `PriceChanged` notes not yet published.
-    price_notes: Vec<String>,
+    /// Events queued from outside the reconcile, not yet published.
+    queued_events: Vec<EventNotice>,
+}
+
+/// The reconciler's two clocks that flags set.
+#[derive(Clone, Copy, Debug)]
+pub struct Intervals {
+    /// `--status-interval`: non-urgent status writes at most this often.
+    pub status: Duration,
+    /// `--gateway-expiry`: a silent gateway's holdings are returned after this long.
+    pub gateway_expiry: Duration,
 }
 
 /// What reconciles share.
@@ -102,6 +112,8 @@ pub struct Context {
     pub clock: Clock,
     /// Coalescing interval for status writes.
     pub status_interval: Duration,
+    /// `--gateway-expiry`: a silent gateway's holdings are returned after this long.
+    pub gateway_expiry: Duration,
     memory: Mutex<HashMap<BudgetKey, Memory>>,
 }
 
@@ -113,7 +125,7 @@ impl Context {
         recorder: Recorder,
         alerter: Option<Alerter>,
         clock: Clock,
-        status_interval: Duration,
+        intervals: Intervals,
     ) -> Arc<Context> {
         Arc::new(Context {
             client,
@@ -121,7 +133,8 @@ impl Context {
             recorder,
             alerter,
             clock,
-            status_interval,
+            status_interval: intervals.status,
+            gateway_expiry: intervals.gateway_expiry,
             memory: Mutex::default(),
         })
     }
@@ -160,8 +173,20 @@ impl Context {
                 .unwrap_or_default()
         );
         for key in affected {
-            self.remember(&key, |m| m.price_notes.push(note.clone()));
+            let event = notices::price_changed(&note);
+            self.remember(&key, |m| m.queued_events.push(event.clone()));
             let _ = self.shared.changed.send(key);
+        }
+    }
+
+    /// Shows gateways that fell silent in their budgets' status, returns the holdings of
+    /// those silent past the expiry, and queues a `HoldingsReturned` Event on each budget
+    /// that got some back.
+    pub fn watch_gateways(&self) {
+        for returned in self.shared.watch_gateways(self.gateway_expiry, Instant::now()) {
+            let event = notices::holdings_returned(&returned, self.gateway_expiry);
+            self.remember(&returned.budget, |m| m.queued_events.push(event));
+            let _ = self.shared.changed.send(returned.budget);
         }
     }
 
@@ -205,7 +230,7 @@ impl Context {
             announced_rollover: m.announced_rollover.clone(),
             refusals: m.refusals.pending().clone(),
             refusal_wait: m.refusals.wait(now),
-            price_notes: m.price_notes.clone(),
+            queued_events: m.queued_events.clone(),
             alert_outcomes,
         }
     }
@@ -220,11 +245,18 @@ impl Context {
         window: &Window,
         limit: aigov_api::Usd,
     ) -> Ledgered {
+        let silent = self.shared.silent_gateways(Instant::now());
         let ledger = self.shared.ledger();
+        let replicas = Replicas {
+            in_flight: ledger.in_flight(key),
+            silent,
+            expiry: self.gateway_expiry,
+        };
         match ledger.account(key) {
             Some(account) => Ledgered {
                 account: account.clone(),
                 unopened: None,
+                replicas,
             },
             None => {
                 let restored = Account::restore(window.clone(), limit, budget.status.as_ref())
@@ -232,6 +264,7 @@ impl Context {
                 Ledgered {
                     account: ledger.preview(key, restored.clone()),
                     unopened: Some(restored),
+                    replicas,
                 }
             }
         }
@@ -309,7 +342,6 @@ fn error_policy(budget: Arc<AIBudget>, error: &Error, _ctx: Arc<Context>) -> Act
 pub async fn run(
     ctx: Arc<Context>,
     changed: tokio::sync::mpsc::UnboundedReceiver<BudgetKey>,
-    gateway_expiry: Duration,
     namespace: Option<String>,
 ) {
     let api: Api<AIBudget> = match &namespace {
@@ -342,7 +374,7 @@ pub async fn run(
         let mut ticks = 0u64;
         loop {
             tokio::time::sleep(Duration::from_secs(2)).await;
-            shared.expire_gateways(gateway_expiry);
+            forgetter.watch_gateways();
             ticks += 1;
             // Deleted budgets are rare: look for them every 30 seconds, off the async workers.
             if ticks.is_multiple_of(15) && store.wait_until_ready().await.is_ok() {

@@ -12,7 +12,7 @@ use aigov_ledger::ledger::Account;
 use super::validity::{INVALID_SPEC, Unevaluable};
 use super::{ACKNOWLEDGED_ANNOTATION, REFUSAL_EVENT_INTERVAL};
 use crate::alerts::{Alert, Channel, describe};
-use crate::ledger_service::Notable;
+use crate::ledger_service::{Notable, Returned};
 use crate::outbox::{self, Delivered, DropReason, Failing, Retry};
 use aigov_api::budget::PendingAlert;
 
@@ -277,6 +277,21 @@ pub fn not_ready(key: &str, why: &Unevaluable) -> EventNotice {
 /// `PriceChanged`, one per note queued by [`super::Context::price_changed`].
 pub fn price_changed(note: &str) -> EventNotice {
     EventNotice::new(false, "PriceChanged", note.to_owned())
+}
+
+/// `HoldingsReturned`: a gateway replica silent past the expiry had its holdings returned.
+pub fn holdings_returned(r: &Returned, expiry: Duration) -> EventNotice {
+    EventNotice::new(
+        false,
+        "HoldingsReturned",
+        format!(
+            "gateway {} was not heard from for {}: the {} it held (its slice and the worst cases of its calls in flight) is returned to the budget (--gateway-expiry {})",
+            r.gateway,
+            human(r.silent_for),
+            r.amount.display(),
+            human(expiry)
+        ),
+    )
 }
 
 /// `AlertDeliveryFailing` (Warning): a channel started failing.

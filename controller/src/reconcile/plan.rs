@@ -20,7 +20,7 @@ use super::{ACKNOWLEDGED_ANNOTATION, EXTENSION_ANNOTATION, REFRESH};
 use crate::alerts::Channel;
 use crate::ledger_service::Notable;
 use crate::outbox::{self, DropReason, Outcomes, Retry};
-use crate::status::{self, StatusInputs, StatusOutcome, summarize};
+use crate::status::{self, Replicas, StatusInputs, StatusOutcome, summarize};
 
 /// The condition saying whether alerts are being delivered.
 pub const ALERT_DELIVERY_FAILING: &str = "AlertDeliveryFailing";
@@ -97,6 +97,8 @@ pub struct Ledgered {
     /// When the ledger has no account yet: the account restored from status, as
     /// [`Transition::open`] opens it (the waiting records are counted on opening).
     pub unopened: Option<Account>,
+    /// The gateway replicas as the ledger last heard from them (for `status.holdings`).
+    pub replicas: Replicas,
 }
 
 /// What the reconciler remembers of a budget between reconciles, as the plan needs it.
@@ -111,8 +113,9 @@ pub struct Recollection {
     pub refusals: Notable,
     /// How long until refusal Events may go out again (`None`: now).
     pub refusal_wait: Option<Duration>,
-    /// `PriceChanged` notes queued for the budget.
-    pub price_notes: Vec<String>,
+    /// Events queued for the budget from outside its reconciles (`PriceChanged`,
+    /// `HoldingsReturned`).
+    pub queued_events: Vec<EventNotice>,
     /// What alert deliveries found that the budget's status may not show yet.
     pub alert_outcomes: Outcomes,
 }
@@ -184,8 +187,8 @@ pub struct Plan {
     pub announces_rollover: Option<String>,
     /// `notices` tells the pending refusals: the gate is reset once they went out.
     pub publishes_refusals: bool,
-    /// How many queued `PriceChanged` notes `notices` tells.
-    pub price_notes: usize,
+    /// How many of the queued Events `notices` tells.
+    pub queued_events: usize,
     /// When to reconcile again.
     pub requeue: Duration,
     /// `spec.alerts.cooldown`, for the delivery task.
@@ -209,6 +212,7 @@ pub fn plan(inputs: &PlanInputs<'_>) -> Plan {
         extension: inputs.terms.extension.clone(),
         escalation: escalation.status.clone(),
         history: history_with(previous, next.finished.as_ref()),
+        replicas: &inputs.ledgered.replicas,
         now: inputs.now,
     });
     let announces_rollover = next
@@ -260,7 +264,7 @@ pub fn plan(inputs: &PlanInputs<'_>) -> Plan {
         finished: next.finished,
         announces_rollover,
         publishes_refusals,
-        price_notes: recollection.price_notes.len(),
+        queued_events: recollection.queued_events.len(),
         requeue,
         alert_cooldown: to.cooldown,
         dropped_alerts,
@@ -691,12 +695,8 @@ fn notices_for(
         let refusals = notices::refusals(&inputs.recollection.refusals, &figures);
         out.events.extend(refusals);
     }
-    let notes = inputs.recollection.price_notes.iter();
-    out.events.extend(
-        notes
-            .map(|note| notices::price_changed(note))
-            .collect::<Vec<EventNotice>>(),
-    );
+    out.events
+        .extend(inputs.recollection.queued_events.iter().cloned());
     out
 }
 
@@ -784,6 +784,7 @@ mod tests {
                 ledgered: &Ledgered {
                     account: self.account.clone(),
                     unopened: None,
+                    replicas: Replicas::default(),
                 },
                 now: at(now),
                 recollection: &self.recollection,
@@ -965,6 +966,7 @@ mod tests {
             ledgered: &Ledgered {
                 account: b.account.clone(),
                 unopened: None,
+                replicas: Replicas::default(),
             },
             now,
             recollection: &b.recollection,
@@ -1075,6 +1077,7 @@ mod tests {
             ledgered: &Ledgered {
                 account: restored.clone(),
                 unopened: Some(restored),
+                replicas: Replicas::default(),
             },
             now: at("2026-12-02T00:00:00Z"),
             recollection: &Recollection::default(),
@@ -1315,14 +1318,15 @@ mod tests {
     }
 
     #[test]
-    fn queued_price_notes_are_planned_as_price_changed_events() {
+    fn queued_events_are_planned_once_each() {
         let mut b = Budget::new("limit: '100'", "10");
         b.written("2026-11-15T00:00:00Z", Duration::from_secs(5));
-        b.recollection.price_notes = vec!["AIModelPrice p now prices m".into()];
+        b.recollection.queued_events =
+            vec![notices::price_changed("AIModelPrice p now prices m")];
         let plan = b.plan("2026-11-15T00:00:05Z");
         assert_eq!(reasons(&plan), ["PriceChanged"]);
         assert_eq!(plan.notices.events[0].note, "AIModelPrice p now prices m");
-        assert_eq!(plan.price_notes, 1);
+        assert_eq!(plan.queued_events, 1);
     }
 
     #[test]

@@ -19,7 +19,7 @@ use jiff::Timestamp;
 use kube::Client;
 use serde_json::{Value, json};
 
-use super::{Context, reconcile};
+use super::{Context, Intervals, reconcile};
 use crate::ledger_service::LedgerShared;
 use crate::metrics::Metrics;
 
@@ -194,7 +194,10 @@ fn context(api: &MockApi, clock: &TestClock) -> Arc<Context> {
         recorder,
         None,
         clock.clock(),
-        Duration::ZERO,
+        Intervals {
+            status: Duration::ZERO,
+            gateway_expiry: Duration::from_secs(90),
+        },
     )
 }
 
@@ -222,7 +225,10 @@ fn context_with_alerts(api: &MockApi, clock: &TestClock) -> Arc<Context> {
         recorder,
         Some(alerter),
         clock.clock(),
-        Duration::ZERO,
+        Intervals {
+            status: Duration::ZERO,
+            gateway_expiry: Duration::from_secs(90),
+        },
     )
 }
 
