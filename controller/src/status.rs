@@ -1,10 +1,10 @@
 //! The status an AIBudget should show, from its ledger account: pure, so every figure and
 //! condition is unit-tested without a cluster.
 
+use aigov_api::budget::GatewayHolding;
 use aigov_api::budget::{AIBudgetSpec, EscalationStatus, ExtensionStatus, PeriodSummary};
 use aigov_api::evaluation::{self, Phase, PhaseInputs};
 use aigov_api::period::Window;
-use aigov_api::budget::GatewayHolding;
 use aigov_api::{AIBudgetStatus, Usd};
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
@@ -166,7 +166,10 @@ fn holdings(account: &Account, replicas: &Replicas, now: Timestamp) -> Vec<Gatew
             let since = replicas.silent.get(gateway).map(|silent_for| {
                 // Whole seconds: a status that does not change with every reconcile.
                 let since = ago(*silent_for).round(jiff::Unit::Second).unwrap_or(now);
-                (since, since + SignedDuration::try_from(replicas.expiry).unwrap_or_default())
+                (
+                    since,
+                    since + SignedDuration::try_from(replicas.expiry).unwrap_or_default(),
+                )
             });
             let in_flight = replicas.in_flight.get(gateway).copied();
             GatewayHolding {

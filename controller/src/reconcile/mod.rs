@@ -183,7 +183,10 @@ impl Context {
     /// those silent past the expiry, and queues a `HoldingsReturned` Event on each budget
     /// that got some back.
     pub fn watch_gateways(&self) {
-        for returned in self.shared.watch_gateways(self.gateway_expiry, Instant::now()) {
+        for returned in self
+            .shared
+            .watch_gateways(self.gateway_expiry, Instant::now())
+        {
             let event = notices::holdings_returned(&returned, self.gateway_expiry);
             self.remember(&returned.budget, |m| m.queued_events.push(event));
             let _ = self.shared.changed.send(returned.budget);

@@ -1321,8 +1321,7 @@ mod tests {
     fn queued_events_are_planned_once_each() {
         let mut b = Budget::new("limit: '100'", "10");
         b.written("2026-11-15T00:00:00Z", Duration::from_secs(5));
-        b.recollection.queued_events =
-            vec![notices::price_changed("AIModelPrice p now prices m")];
+        b.recollection.queued_events = vec![notices::price_changed("AIModelPrice p now prices m")];
         let plan = b.plan("2026-11-15T00:00:05Z");
         assert_eq!(reasons(&plan), ["PriceChanged"]);
         assert_eq!(plan.notices.events[0].note, "AIModelPrice p now prices m");

@@ -109,12 +109,19 @@ impl Options {
 }
 
 impl Aigov {
-    /// A controller (settling in for 500 ms) and `gateways` gateway replicas on its ledger,
-    /// scoped to `namespace`, the gateways ready: the set-up of the multi-replica tests.
-    pub fn controller_and_gateways(namespace: &str, gateways: usize) -> (Aigov, Vec<Aigov>) {
+    /// A controller (settling in for 500 ms, with `controller_flags` besides) and `gateways`
+    /// gateway replicas on its ledger, scoped to `namespace`, the gateways ready: the set-up of
+    /// the multi-replica tests.
+    pub fn controller_and_gateways(
+        namespace: &str,
+        gateways: usize,
+        controller_flags: &[String],
+    ) -> (Aigov, Vec<Aigov>) {
+        let mut extra = vec!["--settle".to_owned(), "500ms".to_owned()];
+        extra.extend_from_slice(controller_flags);
         let controller = Options {
             role: "controller",
-            extra: vec!["--settle".into(), "500ms".into()],
+            extra,
             ..Options::all(namespace)
         };
         let controller = Aigov::start(controller, false);

@@ -6,7 +6,7 @@
 //! that does not exist yet (moto) receiving its alert once it does.
 //!
 //! `AIGOV_ALERT_REFUSED_SECS` sets how long the webhook refuses connections (default 60, the
-//! issue's fault case).
+//! issue's fault case); that case ends checking the four promises ([`Witness::assert_kept`]).
 
 use std::time::{Duration, Instant};
 
@@ -14,7 +14,8 @@ use aigov_api::Usd;
 use aigov_e2e::aigov::{Aigov, Options, free_port};
 use aigov_e2e::bedrock::{HAIKU, client_from, converse, pod, pod_ip};
 use aigov_e2e::budgets::{budget, condition, events, set_limit, status, wait_status};
-use aigov_e2e::webhook::Receiver;
+use aigov_e2e::promises::Witness;
+use aigov_e2e::webhook::{Posted, Receiver};
 use aigov_e2e::{aws_config, kubectl_ok, namespace, unique};
 use rust_decimal::Decimal;
 
@@ -53,12 +54,13 @@ fn webhook_secret(ns: &str, port: u16) -> String {
 }
 
 /// Crosses the budget's 50% threshold with two real calls through `gateway`: the first tells
-/// what a call costs, the limit becomes three of them, the second passes 50%.
-async fn cross_half(ns: &str, name: &str, gateway: &str) {
+/// what a call costs, the limit becomes three of them, the second passes 50%. Returns the
+/// calls' request IDs.
+async fn cross_half(ns: &str, name: &str, gateway: &str) -> std::collections::HashSet<String> {
     let ip = pod_ip();
     pod(ns, &format!("{name}-app"), "default", &[], ip);
     let client = client_from(ip, gateway, true).await;
-    converse(&client, HAIKU, PROMPT, 2000)
+    let first = converse(&client, HAIKU, PROMPT, 2000)
         .await
         .expect("call 1");
     let one = spent(&wait_status(ns, name, Duration::from_secs(20), |s| {
@@ -68,9 +70,10 @@ async fn cross_half(ns: &str, name: &str, gateway: &str) {
     wait_status(ns, name, Duration::from_secs(20), |s| {
         s["effectiveLimit"].as_str() != Some("10.00")
     });
-    converse(&client, HAIKU, PROMPT, 2000)
+    let second = converse(&client, HAIKU, PROMPT, 2000)
         .await
         .expect("call 2");
+    [first, second].into()
 }
 
 /// Waits until the budget's outbox holds one alert that failed at least once, with
@@ -93,14 +96,14 @@ fn pending_ids(s: &serde_json::Value) -> Vec<String> {
 }
 
 /// Waits until the receiver got something, then a little longer for a duplicate to show.
-async fn wait_posted(hook: &Receiver, within: Duration) -> Vec<aigov_e2e::webhook::Posted> {
+async fn wait_posted(posted: impl Fn() -> Vec<Posted>, within: Duration) -> Vec<Posted> {
     let deadline = Instant::now() + within;
-    while hook.posted().is_empty() {
+    while posted().is_empty() {
         assert!(Instant::now() < deadline, "the alert never arrived");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
-    hook.posted()
+    posted()
 }
 
 /// Asserts that the status shows the delivery: nothing pending, the condition False, the ID
@@ -131,12 +134,11 @@ async fn an_alert_channel_refusing_connections_for_60_s_gets_the_alert_exactly_o
  {
     let ns = namespace("alert-refused");
     let port = free_port();
-    let url = webhook_secret(&ns, port);
-    budget(
-        &ns,
-        "team",
-        "  limit: '10.00'\n  thresholds: [50]\n  alerts: {webhookSecretRef: {name: slack, key: url}, cooldown: 1s}\n",
-    );
+    let mut witness = Witness::refusing(&ns, port).await;
+    let url = format!("http://127.0.0.1:{port}/hooks/aigov");
+    let channel = "webhook (Secret witness-alerts, key url)";
+    let spec = format!("  limit: '10.00'\n{}", Witness::alerting(&[50]));
+    budget(&ns, "team", &spec);
     let mut options = Options::all(&ns);
     options.extra = [
         "--status-interval",
@@ -146,8 +148,9 @@ async fn an_alert_channel_refusing_connections_for_60_s_gets_the_alert_exactly_o
     ]
     .map(str::to_owned)
     .to_vec();
+    options.extra.extend(witness.controller_flags());
     let aigov = Aigov::start(options, true);
-    cross_half(&ns, "team", &aigov.gateway).await;
+    let calls = cross_half(&ns, "team", &aigov.gateway).await;
 
     // Refused: the alert waits in status, the condition and a Warning Event say why.
     let s = wait_failing(&ns, "team");
@@ -158,7 +161,7 @@ async fn an_alert_channel_refusing_connections_for_60_s_gets_the_alert_exactly_o
     let failing = condition(&s, "AlertDeliveryFailing");
     let message = failing["message"].as_str().unwrap();
     assert!(
-        message.starts_with("webhook (Secret slack, key url): 1 alert(s) pending since")
+        message.starts_with(&format!("{channel}: 1 alert(s) pending since"))
             && message.contains("Connection refused"),
         "{message}"
     );
@@ -167,7 +170,7 @@ async fn an_alert_channel_refusing_connections_for_60_s_gets_the_alert_exactly_o
         .into_iter()
         .find(|(r, _)| r == "AlertDeliveryFailing")
         .expect("an AlertDeliveryFailing Event");
-    assert!(note.contains("webhook (Secret slack, key url)"), "{note}");
+    assert!(note.contains(channel), "{note}");
     assert_no_url(&note, &url);
     let describe = kubectl_ok(&["describe", "aib", "-n", &ns, "team"], None);
     assert!(describe.contains("AlertDeliveryFailing"), "{describe}");
@@ -186,8 +189,8 @@ async fn an_alert_channel_refusing_connections_for_60_s_gets_the_alert_exactly_o
     assert!(attempts >= 5, "retried with backoff: {attempts} attempts");
 
     // The channel comes back: the alert arrives once, with its ID.
-    let hook = Receiver::start_on(port).await;
-    let posted = wait_posted(&hook, Duration::from_secs(20)).await;
+    witness.listen().await;
+    let posted = wait_posted(|| witness.posted(), Duration::from_secs(20)).await;
     assert_eq!(posted.len(), 1, "delivered exactly once: {posted:?}");
     assert_eq!(posted[0].ids, id);
     assert!(
@@ -214,7 +217,8 @@ async fn an_alert_channel_refusing_connections_for_60_s_gets_the_alert_exactly_o
         metrics.contains("aigov_alert_deliveries_total{channel=\"webhook\",result=\"failed\"}")
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(hook.posted().len(), 1, "and never again");
+    assert_eq!(witness.posted().len(), 1, "and never again");
+    witness.assert_kept(&[("team", &calls)]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -284,7 +288,7 @@ async fn a_leader_killed_while_its_alert_is_pending_is_succeeded_by_one_that_del
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let posted = wait_posted(&hook, Duration::from_secs(30)).await;
+    let posted = wait_posted(|| hook.posted(), Duration::from_secs(30)).await;
     assert_eq!(posted.len(), 1, "delivered exactly once: {posted:?}");
     assert_eq!(posted[0].ids, id);
     assert_delivered(&ns, "team", &id);
@@ -489,7 +493,7 @@ async fn an_alert_held_by_the_cooldown_is_sent_by_the_next_leader_when_the_coold
         s["requests"] == 1
     }));
     set_limit(&ns, "team", one.scaled(Decimal::from(4)));
-    let first = wait_posted(&hook, Duration::from_secs(20)).await;
+    let first = wait_posted(|| hook.posted(), Duration::from_secs(20)).await;
     assert_eq!(first.len(), 1, "{first:?}");
     assert!(first[0].body.contains("25% threshold crossed"));
     converse(&client, HAIKU, PROMPT, 2000)

@@ -9,7 +9,9 @@
 //! `--gateway-expiry`. So: the budget's spend is exactly the cost of B's calls (at most the cost
 //! of everything the simulator served); until the expiry a call whose worst case fits only with
 //! A's holdings is throttled, after it that call is admitted through B; and once B too has
-//! stopped, nothing is reserved.
+//! stopped, nothing is reserved. While A is silent the status shows its holdings as such
+//! (`status.holdings`: silent since, returned at), and a `HoldingsReturned` Event says when they
+//! were returned. The four promises hold at the end ([`Witness::assert_kept`]).
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -17,8 +19,9 @@ use std::time::{Duration, Instant};
 use aigov_api::Usd;
 use aigov_e2e::aigov::{Aigov, Options};
 use aigov_e2e::bedrock::{client_from, converse, served, served_cost, user, worker_pods};
-use aigov_e2e::budgets::{budget, wait_status};
+use aigov_e2e::budgets::{budget, wait_event, wait_status};
 use aigov_e2e::namespace;
+use aigov_e2e::promises::Witness;
 use aws_sdk_bedrockruntime::types::InferenceConfiguration;
 
 /// Profile IDs no other test calls, so the simulator's record of this test is exact.
@@ -86,7 +89,13 @@ async fn long_stream(
 async fn a_gateway_killed_mid_stream_loses_only_its_calls_in_flight_and_its_holdings_return_after_the_expiry()
  {
     let ns = namespace("gwkill");
-    budget(&ns, "team", "  limit: '1.00'\n");
+    let witness = Witness::new(&ns).await;
+    // The big call at the end (about $0.03) crosses all three.
+    budget(
+        &ns,
+        "team",
+        &format!("  limit: '1.00'\n{}", Witness::alerting(&[1, 2, 3])),
+    );
     let ips = worker_pods(&ns, STREAMS + 1);
     let mut options = Options::all(&ns);
     options.role = "controller";
@@ -96,6 +105,7 @@ async fn a_gateway_killed_mid_stream_loses_only_its_calls_in_flight_and_its_hold
         "--gateway-expiry".into(),
         format!("{}s", EXPIRY.as_secs()),
     ];
+    options.extra.extend(witness.controller_flags());
     let controller = Aigov::start(options, true);
     let mut a = gateway(&ns, &controller);
     let b = gateway(&ns, &controller);
@@ -166,6 +176,35 @@ async fn a_gateway_killed_mid_stream_loses_only_its_calls_in_flight_and_its_hold
         );
     }
 
+    // Until then the status shows A as silent, with what it holds and when that returns.
+    let silent = wait_status(&ns, "team", EXPIRY, |st| {
+        st["holdings"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|h| h["silentSince"].is_string())
+    });
+    let a_holding = silent["holdings"]
+        .as_array()
+        .and_then(|hs| hs.iter().find(|h| h["silentSince"].is_string()))
+        .expect("A's holding");
+    let stamp = |k: &str| {
+        a_holding[k]
+            .as_str()
+            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+            .expect(k)
+    };
+    assert_eq!(
+        stamp("returnsAt").duration_since(stamp("silentSince")),
+        jiff::SignedDuration::try_from(EXPIRY).unwrap(),
+        "returned the expiry after A was last heard from: {silent:#}"
+    );
+    let a_reserved = Usd::parse(a_holding["reserved"].as_str().expect("reserved")).unwrap();
+    assert!(
+        a_reserved >= Usd::parse("0.24").unwrap(),
+        "A still holds its eight streams' worst cases: {silent:#}"
+    );
+
     // Spend: B's calls exactly, nothing of A's (their settlement died with A).
     let deadline = Instant::now() + Duration::from_secs(10);
     let all: HashSet<String> = loop {
@@ -203,11 +242,16 @@ async fn a_gateway_killed_mid_stream_loses_only_its_calls_in_flight_and_its_hold
     // The controller looks for silent gateways every 2 s.
     let expired = killed + EXPIRY + Duration::from_millis(2500);
     tokio::time::sleep(expired.saturating_duration_since(Instant::now())).await;
-    let big = converse(&b_client, BIG_MODEL, "big [sim:output_tokens=10]", 52_000)
+    let big = converse(&b_client, BIG_MODEL, "big [sim:output_tokens=2000]", 52_000)
         .await
         .expect("the headroom A held is granted again");
     b_ids.insert(big);
     let since_kill = killed.elapsed();
+    let note = wait_event(&ns, "team", "HoldingsReturned", "is returned to the budget");
+    assert!(
+        note.contains(&a_reserved.display()) && note.contains("--gateway-expiry 8s"),
+        "{note}"
+    );
 
     // B stops too: then nothing at all is held, and spend is B's calls exactly.
     let mut b = b;
@@ -226,8 +270,9 @@ async fn a_gateway_killed_mid_stream_loses_only_its_calls_in_flight_and_its_hold
     eprintln!(
         "gateway kill: {held} held with A's {STREAMS} streams in flight; served {served_total} \
          in all, charged {b_cost} (B's {} calls); the big call admitted {since_kill:?} after \
-         the kill ({} throttled tries before)",
+         the kill ({} throttled tries before); A shown silent holding {a_reserved}",
         b_ids.len(),
         status["throttledRequests"]
     );
+    witness.assert_kept(&[("team", &b_ids)]).await;
 }

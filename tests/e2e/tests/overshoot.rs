@@ -170,7 +170,7 @@ async fn two_gateways_and_64_clients_never_overshoot_a_one_dollar_budget() {
     let ns = namespace("overshoot");
     budget(&ns, "dollar", "  limit: '1.00'\n");
     let ips = worker_pods(&ns, PODS);
-    let (_controller, gateways) = Aigov::controller_and_gateways(&ns, 2);
+    let (_controller, gateways) = Aigov::controller_and_gateways(&ns, 2, &[]);
     let served_before: HashSet<String> = served().into_iter().map(|s| s.request_id).collect();
 
     let ids: Arc<Mutex<HashSet<String>>> = Arc::default();

@@ -77,7 +77,7 @@ async fn two_gateways_together_admit_the_budgets_soft_limit_rate_not_twice_it() 
         ),
     );
     let ips = worker_pods(&ns, 2 * CLIENTS_PER_GATEWAY);
-    let (_controller, gateways) = Aigov::controller_and_gateways(&ns, 2);
+    let (_controller, gateways) = Aigov::controller_and_gateways(&ns, 2, &[]);
 
     // Past the soft limit ($0.01 of $1.00): one Sonnet call with 700 output tokens ($0.0105).
     let first = client_from(ips[0], &gateways[0].gateway, true).await;

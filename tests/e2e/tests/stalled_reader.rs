@@ -11,6 +11,8 @@
 //! the client's stalled stream shuts only its own flow-control window, its connection stays
 //! writable, and the stream's stall watch alone cuts it (an RST_STREAM); the client's next call
 //! is served and charged.
+//!
+//! Both end checking the four promises ([`Witness::assert_kept`]).
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -23,6 +25,7 @@ use aigov_e2e::aigov::{Aigov, Options};
 use aigov_e2e::bedrock::{client_from, pod, pod_ip, served, served_cost, user};
 use aigov_e2e::budgets::{budget, wait_status};
 use aigov_e2e::namespace;
+use aigov_e2e::promises::Witness;
 use aws_sdk_bedrockruntime::operation::RequestId;
 use aws_sdk_bedrockruntime::types::InferenceConfiguration;
 
@@ -35,8 +38,9 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 const JS_MODEL: &str = "us.anthropic.claude-sonnet-4-20250514-v1:0";
 
 /// An aigov for `ns` with the short write timeout and a $0.01 slice (so what the gateway holds
-/// once the call settled is next to nothing beside the call's $0.96 worst case).
-fn aigov(ns: &str) -> Aigov {
+/// once the call settled is next to nothing beside the call's $0.96 worst case), writing usage
+/// records where `witness` reads them.
+fn aigov(ns: &str, witness: &Witness) -> Aigov {
     let mut options = Options::all(ns);
     options.extra = vec![
         "--response-write-timeout".into(),
@@ -44,7 +48,17 @@ fn aigov(ns: &str) -> Aigov {
         "--slice-fraction".into(),
         "0.001".into(),
     ];
+    options.extra.extend(witness.controller_flags());
     Aigov::start(options, true)
+}
+
+/// The budget: $10, alerting at 5% (a $0.96 call crosses it).
+fn team(ns: &str) {
+    budget(
+        ns,
+        "team",
+        &format!("  limit: '10.00'\n{}", Witness::alerting(&[5])),
+    );
 }
 
 /// Waits until the budget holds next to nothing (its gateway's $0.01 slice at most): no call's
@@ -84,10 +98,11 @@ fn metric(aigov: &Aigov, name: &str) -> f64 {
 async fn a_client_that_stops_reading_a_long_stream_is_cut_after_the_write_timeout_and_charged_exactly()
  {
     let ns = namespace("stalled");
-    budget(&ns, "team", "  limit: '10.00'\n");
+    let witness = Witness::new(&ns).await;
+    team(&ns);
     let ip = pod_ip();
     pod(&ns, "app", "default", &[], ip);
-    let aigov = aigov(&ns);
+    let aigov = aigov(&ns, &witness);
     let client = client_from(ip, &aigov.gateway, false).await;
 
     let mut stream = client
@@ -178,6 +193,7 @@ async fn a_client_that_stops_reading_a_long_stream_is_cut_after_the_write_timeou
         "stalled reader: cut {cut:?} after it stopped reading; charged {expected} exactly; \
          reserved after: {reserved}; the client read {events} more events"
     );
+    witness.assert_kept(&[("team", &HashSet::from([id]))]).await;
 }
 
 /// Where tests/env/tools.sh installed the JavaScript SDK (`$JS_SDK_DIR` of tests/env/lib.sh).
@@ -210,11 +226,12 @@ struct JsReport {
     error: Option<String>,
 }
 
-#[test]
-fn a_javascript_client_that_stops_reading_an_http2_stream_has_that_stream_alone_reset_and_pays_exactly()
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_javascript_client_that_stops_reading_an_http2_stream_has_that_stream_alone_reset_and_pays_exactly()
  {
     let ns = namespace("stalled-h2");
-    budget(&ns, "team", "  limit: '10.00'\n");
+    let witness = Witness::new(&ns).await;
+    team(&ns);
     // The JavaScript SDK connects from 127.0.0.1: the pod here, in a namespace only this
     // test's gateway watches.
     pod(
@@ -224,7 +241,7 @@ fn a_javascript_client_that_stops_reading_an_http2_stream_has_that_stream_alone_
         &[],
         "127.0.0.1".parse().expect("an address"),
     );
-    let aigov = aigov(&ns);
+    let aigov = aigov(&ns, &witness);
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("stalled_js.mjs");
     // Stalled for three times the write timeout.
     let wait_ms = (3 * WRITE_TIMEOUT).as_millis().to_string();
@@ -283,4 +300,5 @@ fn a_javascript_client_that_stops_reading_an_http2_stream_has_that_stream_alone_
          after: {reserved}; the client read {} more events",
         report.error, report.events_after
     );
+    witness.assert_kept(&[("team", &ids)]).await;
 }

@@ -5,7 +5,8 @@
 //!
 //! - A gateway process started while SDK clients (retries on, as every SDK has by default) call
 //!   it from the moment its port accepts: every call is answered, none refused, and the budget's
-//!   spend is exactly what the simulator served.
+//!   spend is exactly what the simulator served; the four promises hold
+//!   ([`Witness::assert_kept`]).
 //! - A gateway whose API server is frozen at start (a loopback proxy in front of it): its port
 //!   accepts, `/readyz` is 503, a call without retries gets the typed 503 with `Retry-After: 1`;
 //!   a call with retries gets through once the API server answers again, charged exactly.
@@ -19,6 +20,7 @@ use aigov_api::Usd;
 use aigov_e2e::aigov::{Aigov, Options};
 use aigov_e2e::bedrock::{client_from, converse, pod, pod_ip, served, served_cost, worker_pods};
 use aigov_e2e::budgets::{budget, wait_status};
+use aigov_e2e::promises::Witness;
 use aigov_e2e::proxy::Proxy;
 use aigov_e2e::{apiserver_addr, kubeconfig_via, namespace};
 
@@ -69,11 +71,13 @@ fn answered(status: &serde_json::Value) -> Option<u64> {
 }
 
 /// A controller leading for `ns` (its own process), ready and past its settling (a new leader
-/// grants nothing for `--settle`), so what the tests see is the gateway's start alone.
-fn controller(ns: &str) -> Aigov {
+/// grants nothing for `--settle`), so what the tests see is the gateway's start alone; with
+/// `extra` flags.
+fn controller(ns: &str, extra: &[String]) -> Aigov {
     let mut options = Options::all(ns);
     options.role = "controller";
     options.extra = vec!["--settle".into(), "500ms".into()];
+    options.extra.extend_from_slice(extra);
     let controller = Aigov::start(options, true);
     std::thread::sleep(Duration::from_millis(600));
     controller
@@ -82,9 +86,12 @@ fn controller(ns: &str) -> Aigov {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_gateway_started_while_calls_arrive_answers_every_call_and_refuses_none() {
     let ns = namespace("starting");
-    budget(&ns, "team", "  limit: '10.00'\n");
+    let witness = Witness::new(&ns).await;
+    // About $0.000007 a call: 1% after roughly 140 calls.
+    let spec = format!("  limit: '0.10'\n{}", Witness::alerting(&[1, 2]));
+    budget(&ns, "team", &spec);
     let ips = worker_pods(&ns, CLIENTS);
-    let controller = controller(&ns);
+    let controller = controller(&ns, &witness.controller_flags());
     let served_before: HashSet<String> = served().into_iter().map(|s| s.request_id).collect();
 
     let gateway = gateway(&ns, &controller, None);
@@ -162,6 +169,7 @@ async fn a_gateway_started_while_calls_arrive_answers_every_call_and_refuses_non
         ),
         status["throttledRequests"]
     );
+    witness.assert_kept(&[("team", &ids)]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -170,7 +178,7 @@ async fn a_gateway_that_cannot_list_the_cluster_yet_answers_a_retryable_503_and_
     budget(&ns, "team", "  limit: '10.00'\n");
     let ip: IpAddr = pod_ip();
     pod(&ns, "app", "default", &[], ip);
-    let controller = controller(&ns);
+    let controller = controller(&ns, &[]);
 
     // The gateway reaches the API server only through a proxy, frozen before it starts.
     let proxy = Proxy::start(apiserver_addr());

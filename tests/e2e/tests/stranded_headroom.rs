@@ -4,7 +4,8 @@
 //! rest" for a minute with nothing in flight, never a 403, and `BudgetExhausted` stayed False.
 //! Now the controller recalls the headroom for the replica that falls short, calls run until
 //! what is left cannot pay for one, every client ends on the budget's 403, and the budget is
-//! exhausted; spend stays within the limit and equals what the simulator served.
+//! exhausted; spend stays within the limit and equals what the simulator served, and the four
+//! promises hold ([`Witness::assert_kept`]).
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -15,6 +16,7 @@ use aigov_e2e::aigov::Aigov;
 use aigov_e2e::bedrock::{client_from, converse, served, served_cost, worker_pods};
 use aigov_e2e::budgets::{budget, wait_status};
 use aigov_e2e::namespace;
+use aigov_e2e::promises::Witness;
 
 /// A model ID no other test calls, so the simulator's record of this test is exact.
 const MODEL: &str = "us.anthropic.claude-3-5-sonnet-20240620-v1:0";
@@ -56,9 +58,12 @@ async fn run_client(client: aws_sdk_bedrockruntime::Client, n: usize, tally: Arc
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_half_dollar_budget_on_two_gateways_ends_exhausted_with_403s_not_endless_429s() {
     let ns = namespace("stranded");
-    budget(&ns, "half", "  limit: '0.50'\n");
+    let witness = Witness::new(&ns).await;
+    let spec = format!("  limit: '0.50'\n{}", Witness::alerting(&[50, 80, 100]));
+    budget(&ns, "half", &spec);
     let ips = worker_pods(&ns, PODS);
-    let (_controller, gateways) = Aigov::controller_and_gateways(&ns, 2);
+    let flags = witness.controller_flags();
+    let (_controller, gateways) = Aigov::controller_and_gateways(&ns, 2, &flags);
     let served_before: HashSet<String> = served().into_iter().map(|s| s.request_id).collect();
 
     let tally: Arc<Mutex<Tally>> = Arc::default();
@@ -111,5 +116,10 @@ async fn a_half_dollar_budget_on_two_gateways_ends_exhausted_with_403s_not_endle
     assert!(
         limit.saturating_sub(spent) < Usd::parse("0.06").unwrap(),
         "what is left cannot pay for one more call: spent {spent} of {limit}"
+    );
+    let kept = witness.assert_kept(&[("half", &ours)]).await;
+    eprintln!(
+        "{} calls, {} usage records, {} alerts, each once",
+        kept.calls, kept.records, kept.alerts
     );
 }
