@@ -126,9 +126,14 @@ fn usd(text: &str) -> Usd {
 /// What `usage` costs: each policy's units at its rate.
 pub fn guardrail_cost(usage: &GuardrailUsage) -> Usd {
     GUARDRAIL_RATES.iter().fold(Usd::ZERO, |total, rate| {
-        let units = i64::try_from(usage.units(rate.usage_field)).unwrap_or(i64::MAX);
-        total + usd(rate.per_thousand).scaled(Decimal::new(units, 3))
+        total + at_rate(rate, usage.units(rate.usage_field))
     })
+}
+
+/// `units` at `rate`'s price per 1,000.
+fn at_rate(rate: &GuardrailRate, units: u64) -> Usd {
+    let units = i64::try_from(units).unwrap_or(i64::MAX);
+    usd(rate.per_thousand).scaled(Decimal::new(units, 3))
 }
 
 /// ApplyGuardrail's response `usage`.
@@ -142,10 +147,57 @@ pub fn guardrail_usage_from_body(body: &[u8]) -> Result<GuardrailUsage, Error> {
         .map_err(|e| Error::MalformedUsage(format!("ApplyGuardrail body: {e}")))
 }
 
-/// The guardrail units of a Converse response's `trace.guardrail` (present when the request
-/// enabled the trace): every input and output assessment's `invocationMetrics.usage`.
+/// InvokeGuardrailChecks' checks, each priced at the guardrail policy it runs: content
+/// filters and prompt attacks are content-filter categories, sensitive information is the PII
+/// filter. AWS's pricing page lists guardrail policies, not these checks; the mapping is our
+/// reading of the user guide ("text units" as Bedrock pricing defines them), unverified
+/// against a bill.
+pub const GUARDRAIL_CHECK_POLICIES: &[(&str, &str)] = &[
+    ("contentFilter", "contentPolicyUnits"),
+    ("promptAttack", "contentPolicyUnits"),
+    ("sensitiveInformation", "sensitiveInformationPolicyUnits"),
+];
+
+/// What an InvokeGuardrailChecks response's `usage` (`{"contentFilter": {"textUnits": N},
+/// ...}`, only the checks requested) costs.
+pub fn guardrail_checks_cost(body: &[u8]) -> Result<Usd, Error> {
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| Error::MalformedUsage(format!("InvokeGuardrailChecks body: {e}")))?;
+    let usage = value
+        .get("usage")
+        .and_then(|u| u.as_object())
+        .ok_or_else(|| Error::MalformedUsage("InvokeGuardrailChecks body: no usage".into()))?;
+    let mut total = Usd::ZERO;
+    for (check, units) in usage {
+        let units = units
+            .get("textUnits")
+            .and_then(serde_json::Value::as_u64)
+            .ok_or_else(|| {
+                Error::MalformedUsage(format!("InvokeGuardrailChecks usage.{check}.textUnits"))
+            })?;
+        let policy = GUARDRAIL_CHECK_POLICIES
+            .iter()
+            .find(|(c, _)| c == check)
+            .map(|(_, policy)| *policy)
+            .ok_or_else(|| {
+                Error::MalformedUsage(format!("InvokeGuardrailChecks: unknown check {check}"))
+            })?;
+        let rate = GUARDRAIL_RATES
+            .iter()
+            .find(|r| r.usage_field == policy)
+            .expect("every check's policy has a rate");
+        total += at_rate(rate, units);
+    }
+    Ok(total)
+}
+
+/// The guardrail units of an inference response's guardrail trace (present when the request
+/// enabled it): Converse's `trace.guardrail`, InvokeModel's `amazon-bedrock-trace.guardrail`
+/// (the same assessment shape); every input and output assessment's `invocationMetrics.usage`.
 pub fn guardrail_usage_from_trace(body: &serde_json::Value) -> Option<GuardrailUsage> {
-    let trace = body.pointer("/trace/guardrail")?;
+    let trace = body
+        .pointer("/trace/guardrail")
+        .or_else(|| body.pointer("/amazon-bedrock-trace/guardrail"))?;
     let mut total = GuardrailUsage::default();
     let mut found = false;
     let mut add = |assessment: &serde_json::Value| {
@@ -311,6 +363,33 @@ mod tests {
             3
         );
         assert!(guardrail_usage_from_trace(&json!({"output": {}})).is_none());
+    }
+
+    #[test]
+    fn guardrail_checks_are_priced_at_the_policies_they_run_and_bad_usage_is_named() {
+        let body = br#"{"results":{},"usage":{"contentFilter":{"textUnits":2},"promptAttack":{"textUnits":2},"sensitiveInformation":{"textUnits":3}}}"#;
+        // 4 content-filter units at $0.15 per 1,000, 3 PII units at $0.10 per 1,000.
+        assert_eq!(
+            guardrail_checks_cost(body).unwrap(),
+            Usd::parse("0.0009").unwrap()
+        );
+        let odd = br#"{"usage":{"contentFilter":{"textUnits":"two"}}}"#;
+        let error = guardrail_checks_cost(odd).unwrap_err().to_string();
+        assert!(error.contains("usage.contentFilter.textUnits"), "{error}");
+        let unknown = br#"{"usage":{"toxicity":{"textUnits":1}}}"#;
+        assert!(guardrail_checks_cost(unknown).is_err());
+    }
+
+    #[test]
+    fn an_invoke_model_guardrail_trace_is_read_like_a_converse_one() {
+        let trace = serde_json::json!({"guardrail": {
+            "inputAssessment": {"g": {"invocationMetrics": {"usage": {"contentPolicyUnits": 1}}}},
+            "outputAssessments": {"g": [{"invocationMetrics": {"usage": {"contentPolicyUnits": 1}}}]}}});
+        let invoke = serde_json::json!({"amazon-bedrock-trace": trace.clone()});
+        let converse = serde_json::json!({"trace": trace});
+        let read = guardrail_usage_from_trace(&invoke).unwrap();
+        assert_eq!(read.content_policy_units, 2);
+        assert_eq!(Some(read), guardrail_usage_from_trace(&converse));
     }
 
     #[test]

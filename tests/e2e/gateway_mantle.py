@@ -188,7 +188,30 @@ def runtime():
     if "trace" not in events[-1]["metadata"]:
         fail("the trace the caller asked for is missing")
     guarded.append(out["ResponseMetadata"]["RequestId"])
-    print(json.dumps({"units": ids, "guarded": guarded}))
+    # On InvokeModel the guardrail is named in headers; billed the same way.
+    native = {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 100,
+              "messages": [{"role": "user", "content": "w" * 1200 + " [sim:output_tokens=25]"}]}
+    out = rt.invoke_model(modelId="anthropic.claude-3-haiku-20240307-v1:0", body=json.dumps(native),
+                          guardrailIdentifier="gr-team", guardrailVersion="1")
+    answer = json.loads(out["body"].read())
+    if "amazon-bedrock-trace" in answer or answer.get("amazon-bedrock-guardrailAction") != "NONE":
+        fail(f"invoke_model with a guardrail answered {sorted(answer)}")
+    guarded.append(out["ResponseMetadata"]["RequestId"])
+    out = rt.invoke_model_with_response_stream(modelId="anthropic.claude-3-haiku-20240307-v1:0",
+                                               body=json.dumps(native), guardrailIdentifier="gr-team",
+                                               guardrailVersion="1", trace="ENABLED")
+    chunks = [json.loads(e["chunk"]["bytes"]) for e in out["body"] if "chunk" in e]
+    if "amazon-bedrock-trace" not in chunks[-1]:
+        fail("the stream's trace the caller asked for is missing")
+    guarded.append(out["ResponseMetadata"]["RequestId"])
+    # InvokeGuardrailChecks: text units per check requested.
+    out = rt.invoke_guardrail_checks(messages=[{"role": "user", "content": [{"text": "v" * 2100}]}],
+                                     checks={"contentFilter": {"categories": [{"category": "VIOLENCE"}]},
+                                             "sensitiveInformation": {"entities": [{"type": "EMAIL"}]}})
+    if out["usage"]["contentFilter"]["textUnits"] != 4 or "promptAttack" in out["usage"]:
+        fail(f"invoke_guardrail_checks usage {out['usage']}")
+    checks = [out["ResponseMetadata"]["RequestId"]]
+    print(json.dumps({"units": ids, "guarded": guarded, "checks": checks}))
 
 
 if mode == "calls":

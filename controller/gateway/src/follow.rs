@@ -70,8 +70,10 @@ pub fn after(operation: Operation, path: &str, headers: &http::HeaderMap, body: 
                 Err(_) => Next::Settle(estimate),
             }
         }
-        // InvokeGuardrailChecks' usage has its own shape: charged the reserved worst case.
-        Metering::GuardrailUnits => Next::Settle(estimate),
+        Metering::GuardrailUnits => match units::guardrail_checks_cost(body) {
+            Ok(cost) => Next::Settle(Settle::Units(cost)),
+            Err(_) => Next::Settle(estimate),
+        },
         Metering::AsyncOutput => match json_field(body, "invocationArn") {
             Some(arn) => Next::Poll(Job::AsyncInvoke { arn }),
             None => Next::Settle(estimate),

@@ -222,7 +222,7 @@ impl Gateway {
             return Err(GatewayError::Unmetered(route.operation.name()));
         }
         let query = request.uri().query().map(str::to_owned);
-        let (parts, body) = request.into_parts();
+        let (mut parts, body) = request.into_parts();
         let (body, json) = self.read_body(&mut route, &parts, body).await?;
         call.routed(&route);
         let (policies, figures) = self.budgets(workload.as_deref());
@@ -244,7 +244,12 @@ impl Gateway {
         call.admitted(&admitted);
         ratelimit::check_soft_limits(&self.limiter, &states, Instant::now())?;
         let worst = self
-            .worst_case(route.operation, &admitted.model, &body, &json)
+            .worst_case(
+                route.operation,
+                &admitted.model,
+                (&parts.headers, &body),
+                &json,
+            )
             .ok_or_else(|| GatewayError::Unpriced {
                 operation: route.operation.name(),
                 model: admitted.model.clone(),
@@ -256,8 +261,8 @@ impl Gateway {
         let record = usage_record(&route, &admitted, workload.as_deref());
         let mut settlement =
             Settlement::new(self.clone(), reservation, worst, record, &admitted, call);
-        // The trace the gateway asks for is taken back out of a Converse body.
-        settlement.hide_trace = guardrail::ask_for_trace(&json).is_some();
+        // The trace the gateway asks for is taken back out of a whole body.
+        settlement.hide_trace = guardrail::asks_for_trace(operation, &json, &mut parts.headers);
         let (body, reading) = reading_of(operation, &json, body);
         let path = route::path_for(operation, &admitted.model).unwrap_or(route.path_and_query);
         let sent = self.upstream.send(

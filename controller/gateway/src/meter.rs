@@ -106,9 +106,12 @@ impl StreamMeter {
                 None
             }
             (Operation::InvokeModelWithResponseStream, Some("chunk")) => {
-                let (found, text) = chunk_usage(payload);
-                self.add_output(text.unwrap_or(payload.len() as u64));
-                found
+                let chunk = read_chunk(payload);
+                self.add_output(chunk.text.unwrap_or(payload.len() as u64));
+                if chunk.guardrail.is_some() {
+                    self.guardrail = chunk.guardrail;
+                }
+                chunk.usage
             }
             _ => None,
         };
@@ -142,9 +145,20 @@ impl StreamMeter {
     }
 }
 
-/// The usage of an InvokeModelWithResponseStream chunk (the last one has it), and the bytes of
-/// text in its model-native JSON (every string in it: an upper bound on its output tokens).
-fn chunk_usage(payload: &[u8]) -> (Option<Usage>, Option<u64>) {
+/// What one InvokeModelWithResponseStream chunk tells.
+#[derive(Default)]
+struct ChunkRead {
+    /// Its usage (the last chunk has it).
+    usage: Option<Usage>,
+    /// The bytes of text in its model-native JSON (every string in it: an upper bound on its
+    /// output tokens).
+    text: Option<u64>,
+    /// The guardrail cost its `amazon-bedrock-trace` reports (the last chunk's, when the
+    /// request's headers named a guardrail).
+    guardrail: Option<aigov_api::Usd>,
+}
+
+fn read_chunk(payload: &[u8]) -> ChunkRead {
     #[derive(serde::Deserialize)]
     struct Chunk {
         bytes: String,
@@ -154,12 +168,14 @@ fn chunk_usage(payload: &[u8]) -> (Option<Usage>, Option<u64>) {
             .decode(c.bytes)
             .ok()
     }) else {
-        return (None, None);
+        return ChunkRead::default();
     };
-    let text = serde_json::from_slice::<serde_json::Value>(&native)
-        .ok()
-        .map(|v| text_bytes(&v));
-    (usage::from_stream_chunk(&native).ok().flatten(), text)
+    let value = serde_json::from_slice::<serde_json::Value>(&native).ok();
+    ChunkRead {
+        usage: usage::from_stream_chunk(&native).ok().flatten(),
+        text: value.as_ref().map(text_bytes),
+        guardrail: value.as_ref().and_then(crate::guardrail::traced_cost_of),
+    }
 }
 
 /// The bytes of every string in `value`.
@@ -291,7 +307,7 @@ pub fn exercise(data: &[u8]) {
     let _ = usage::from_converse_body(data);
     let _ = usage::from_converse_stream_metadata(data);
     let _ = usage::from_stream_chunk(data);
-    let _ = chunk_usage(data);
+    let _ = read_chunk(data);
     let _ = serde_json::from_slice::<serde_json::Value>(data).map(|v| text_bytes(&v));
     let text = String::from_utf8_lossy(data);
     let _ = usage::from_invoke_headers(|_| Some(text.as_ref()));

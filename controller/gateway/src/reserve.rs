@@ -65,9 +65,10 @@ impl Gateway {
         &self,
         operation: Operation,
         model: &str,
-        body: &[u8],
+        request: (&http::HeaderMap, &[u8]),
         json: &serde_json::Value,
     ) -> Option<WorstCase> {
+        let (headers, body) = request;
         match operation.metering() {
             Metering::GuardrailUnits => Some(unit_worst_case(guardrail_worst_case(json))),
             Metering::AsyncOutput => {
@@ -76,7 +77,7 @@ impl Gateway {
                 let seconds = asked.unwrap_or(rate.max_seconds).min(rate.max_seconds);
                 Some(unit_worst_case(units::async_cost(rate, seconds)))
             }
-            _ => Some(self.token_worst_case(operation, model, body, json)),
+            _ => Some(self.token_worst_case(operation, model, (headers, body), json)),
         }
     }
 
@@ -84,9 +85,10 @@ impl Gateway {
         &self,
         operation: Operation,
         model: &str,
-        body: &[u8],
+        request: (&http::HeaderMap, &[u8]),
         json: &serde_json::Value,
     ) -> WorstCase {
+        let (headers, body) = request;
         let billed = resolve(model);
         let price = self.prices.current().price(&billed, self.clock.now());
         let context = billed
@@ -102,10 +104,7 @@ impl Gateway {
             _ => input_token_bound(body.len(), context),
         };
         let output_tokens = output_token_bound(asked, price.max_output_tokens);
-        let guardrail = match operation.is_converse() {
-            true => crate::guardrail::worst_case(json, output_tokens),
-            false => None,
-        };
+        let guardrail = crate::guardrail::worst_case(operation, headers, json, output_tokens);
         WorstCase {
             cost: worst_case_cost(&price, input_tokens, output_tokens)
                 + guardrail.unwrap_or(Usd::ZERO),

@@ -310,7 +310,7 @@ pub async fn relay(
             if settlement.worst.guardrail.is_some() {
                 settlement.guardrail_seen = crate::guardrail::traced_cost(&bytes);
                 if settlement.hide_trace
-                    && let Some(stripped) = crate::guardrail::strip_trace(&bytes)
+                    && let Some(stripped) = crate::guardrail::strip_trace(operation, &bytes)
                 {
                     bytes = Bytes::from(stripped);
                     parts.headers.remove(http::header::CONTENT_LENGTH);

@@ -93,8 +93,9 @@ fn text(value: &Value, chars: &mut u64, blocks: &mut u64) {
     }
 }
 
-/// What a guardrail on a Converse call is billed, and the trace Bedrock returns when the
-/// request's `guardrailConfig.trace` asks for it (`enabled` or `enabled_full`).
+/// What a guardrail on an inference call is billed, and the trace Bedrock returns when the
+/// request asks for it (Converse: `guardrailConfig.trace` `enabled` or `enabled_full`;
+/// InvokeModel: the `X-Amzn-Bedrock-Trace` header `ENABLED` or `ENABLED_FULL`).
 pub struct ConverseGuardrail {
     /// Input and output assessments' units, priced.
     pub cost: aigov_api::Usd,
@@ -102,15 +103,50 @@ pub struct ConverseGuardrail {
     pub trace: Option<Value>,
 }
 
-/// The guardrail of a Converse request with `guardrailConfig`: this simulator's guardrails
-/// evaluate the prompt's text and the answer's with content, topic, word and PII policies.
-pub fn converse_guardrail(
+/// The guardrail of a Converse request with `guardrailConfig`, or of an InvokeModel request
+/// with the `X-Amzn-Bedrock-GuardrailIdentifier` header (InvokeModel's body is the model's
+/// own: the guardrail is named in headers).
+pub fn inference_guardrail(
+    converse: bool,
     body: &Value,
+    headers: &http::HeaderMap,
     input_chars: usize,
     o: &crate::families::Outcome,
 ) -> Option<ConverseGuardrail> {
-    let config = body.get("guardrailConfig")?;
-    let id = config.get("guardrailIdentifier")?.as_str()?.to_owned();
+    if converse {
+        let config = body.get("guardrailConfig")?;
+        let id = config.get("guardrailIdentifier")?.as_str()?;
+        let traced = matches!(
+            config.get("trace").and_then(Value::as_str),
+            Some("enabled" | "enabled_full")
+        );
+        return Some(guardrail_of(id, traced, input_chars, o));
+    }
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let id = header("x-amzn-bedrock-guardrailidentifier").filter(|id| !id.is_empty())?;
+    let traced = matches!(
+        header("x-amzn-bedrock-trace"),
+        Some("ENABLED" | "ENABLED_FULL")
+    );
+    Some(guardrail_of(id, traced, input_chars, o))
+}
+
+/// InvokeModel's refusal of a guardrail named without its version, as Bedrock words it.
+pub fn invoke_guardrail_error(headers: &http::HeaderMap) -> Option<&'static str> {
+    let present = |name: &str| headers.get(name).is_some_and(|v| !v.is_empty());
+    (present("x-amzn-bedrock-guardrailidentifier") && !present("x-amzn-bedrock-guardrailversion"))
+        .then_some("Guardrail version is required when a guardrail identifier is specified.")
+}
+
+/// This simulator's guardrails evaluate the prompt's text and the answer's with content,
+/// topic, word and PII policies.
+fn guardrail_of(
+    id: &str,
+    traced: bool,
+    input_chars: usize,
+    o: &crate::families::Outcome,
+) -> ConverseGuardrail {
+    let id = id.to_owned();
     let usage_of = |chars: u64| {
         let units = chars.div_ceil(units::TEXT_UNIT_CHARS).max(1);
         GuardrailUsage {
@@ -131,16 +167,24 @@ pub fn converse_guardrail(
                   "sensitiveInformationPolicyUnits": u.sensitive_information_policy_units,
                   "sensitiveInformationPolicyFreeUnits": 0, "contextualGroundingPolicyUnits": 0}}})
     };
-    let traced = matches!(
-        config.get("trace").and_then(Value::as_str),
-        Some("enabled" | "enabled_full")
-    );
     let trace = traced.then(|| {
         json!({"guardrail": {
         "inputAssessment": {id.clone(): shape(&input)},
         "outputAssessments": {id: [shape(&output)]}}})
     });
-    Some(ConverseGuardrail { cost, trace })
+    ConverseGuardrail { cost, trace }
+}
+
+/// An InvokeModel answer (a whole body, or a stream's last chunk) with what its guardrail
+/// adds: `amazon-bedrock-guardrailAction`, and `amazon-bedrock-trace` when asked for.
+pub fn with_invoke_guardrail(mut answer: Value, guardrail: &ConverseGuardrail) -> Value {
+    if let Some(map) = answer.as_object_mut() {
+        map.insert("amazon-bedrock-guardrailAction".into(), json!("NONE"));
+        if let Some(trace) = &guardrail.trace {
+            map.insert("amazon-bedrock-trace".into(), trace.clone());
+        }
+    }
+    answer
 }
 
 impl Simulator {
@@ -248,6 +292,64 @@ impl Simulator {
             }),
             &id,
         )
+    }
+
+    /// InvokeGuardrailChecks (`POST /guardrail-checks/invoke`): each check requested evaluates
+    /// every message's text and reports its text units in `usage`; scores are 0 (nothing
+    /// found) unless the text holds `[sim:guardrail_block]`.
+    pub(crate) async fn guardrail_checks(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+    ) -> Response<Body> {
+        let id = self.request_id();
+        let signer = signed(&req).unwrap_or_default();
+        let mut served = Served::new(&id, "InvokeGuardrailChecks", "", &signer);
+        if served.signed_for.is_empty() {
+            return self.refuse_served(
+                served,
+                "MissingAuthenticationTokenException",
+                "Missing Authentication Token",
+            );
+        }
+        let Some(json) = read_json(req).await else {
+            return self.refuse_served(served, "ValidationException", "Malformed input request.");
+        };
+        let checks = ["contentFilter", "promptAttack", "sensitiveInformation"]
+            .into_iter()
+            .filter(|c| json.pointer(&format!("/checks/{c}")).is_some())
+            .collect::<Vec<_>>();
+        let messages = json.get("messages").and_then(Value::as_array);
+        let (Some(messages), false) = (messages.filter(|m| !m.is_empty()), checks.is_empty())
+        else {
+            return self.refuse_served(served, "ValidationException",
+                "1 validation error detected: 'messages' must hold at least one message and 'checks' at least one check");
+        };
+        let (mut chars, mut blocks) = (0, 0);
+        messages
+            .iter()
+            .filter_map(|m| m.get("content"))
+            .for_each(|c| text(c, &mut chars, &mut blocks));
+        let units = units::text_units(chars, blocks.max(1));
+        let found = json.to_string().contains("[sim:guardrail_block]");
+        let score = if found { 1.0 } else { 0.0 };
+        let mut results = serde_json::Map::new();
+        let mut usage = serde_json::Map::new();
+        for check in checks {
+            let result = match check {
+                "sensitiveInformation" => json!({"results": [], "truncated": false}),
+                _ => json!({"results": [{"category": "VIOLENCE", "severity": score}]}),
+            };
+            results.insert(check.into(), result);
+            usage.insert(check.into(), json!({"textUnits": units}));
+        }
+        let answer = json!({"results": results, "usage": usage});
+        let body = answer.to_string();
+        served.unit_cost = units::guardrail_checks_cost(body.as_bytes())
+            .expect("the simulator's own usage")
+            .to_api_string();
+        served.usage_delivered = true;
+        self.record_served(served);
+        ok(&answer, &id)
     }
 
     pub(crate) async fn async_invoke(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {

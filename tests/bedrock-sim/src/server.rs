@@ -361,6 +361,7 @@ impl Simulator {
             (&Method::POST, p) if p.starts_with("/guardrail/") && p.ends_with("/apply") => {
                 self.apply_guardrail(req).await
             }
+            (&Method::POST, "/guardrail-checks/invoke") => self.guardrail_checks(req).await,
             (_, p) if p == "/async-invoke" || p.starts_with("/async-invoke/") => {
                 self.async_invoke(req).await
             }
@@ -502,6 +503,11 @@ impl Simulator {
         if !converse && let Err(message) = families::validate(entry.family, &json) {
             return self.refuse(served, "ValidationException", &message);
         }
+        if !converse
+            && let Some(message) = crate::runtime_ops::invoke_guardrail_error(&request_headers)
+        {
+            return self.refuse(served, "ValidationException", message);
+        }
         let shape = prompt::analyze(&json, (!converse).then_some(entry.family));
         let outcome = self.outcome(
             &model_id,
@@ -515,28 +521,36 @@ impl Simulator {
         served.cache_read_tokens = outcome.cache_read;
         served.cache_write_tokens = outcome.cache_write;
         tokio::time::sleep(Duration::from_millis(outcome.latency_ms)).await;
-        // A guardrail on Converse is billed whether or not its trace is asked for.
-        let guardrail = converse
-            .then(|| crate::runtime_ops::converse_guardrail(&json, shape.text_chars, &outcome))
-            .flatten();
+        // A guardrail is billed whether or not its trace is asked for.
+        let guardrail = crate::runtime_ops::inference_guardrail(
+            converse,
+            &json,
+            &request_headers,
+            shape.text_chars,
+            &outcome,
+        );
         if let Some(g) = &guardrail {
             served.unit_cost = g.cost.to_api_string();
         }
         let trace = guardrail.as_ref().and_then(|g| g.trace.clone());
+        let invoked = Invoked {
+            family: entry.family,
+            model_id: entry.model_id,
+            request_id: &request_id,
+            outcome: &outcome,
+            guardrail: guardrail.as_ref(),
+        };
         if !operation.streams() {
             served.usage_delivered = true;
             self.record(served);
             return full(match operation {
                 Operation::Converse => converse_response(&request_id, &outcome, trace),
-                _ => invoke_response(entry.family, entry.model_id, &request_id, &outcome),
+                _ => invoke_response(&invoked),
             });
         }
         let events = match operation {
             Operation::ConverseStream => converse_stream_events(&outcome, trace),
-            _ => families::chunks(entry.family, entry.model_id, &request_id, &outcome)
-                .iter()
-                .map(stream::chunk)
-                .collect(),
+            _ => invoke_stream_chunks(&invoked),
         };
         self.stream_response(
             served,
@@ -688,13 +702,30 @@ fn converse_response(request_id: &str, o: &Outcome, trace: Option<Value>) -> Res
         .expect("valid response")
 }
 
-fn invoke_response(
+/// What an InvokeModel answer is made of.
+struct Invoked<'a> {
     family: ModelFamily,
-    model_id: &str,
-    request_id: &str,
-    o: &Outcome,
-) -> Response<Bytes> {
-    let body = families::response(family, model_id, request_id, o);
+    model_id: &'a str,
+    request_id: &'a str,
+    outcome: &'a Outcome,
+    guardrail: Option<&'a crate::runtime_ops::ConverseGuardrail>,
+}
+
+/// InvokeModelWithResponseStream's chunks; a guardrail's action and trace ride on the last.
+fn invoke_stream_chunks(i: &Invoked<'_>) -> Vec<Bytes> {
+    let mut chunks = families::chunks(i.family, i.model_id, i.request_id, i.outcome);
+    if let (Some(g), Some(last)) = (i.guardrail, chunks.pop()) {
+        chunks.push(crate::runtime_ops::with_invoke_guardrail(last, g));
+    }
+    chunks.iter().map(stream::chunk).collect()
+}
+
+fn invoke_response(i: &Invoked<'_>) -> Response<Bytes> {
+    let (request_id, o) = (i.request_id, i.outcome);
+    let mut body = families::response(i.family, i.model_id, request_id, o);
+    if let Some(g) = i.guardrail {
+        body = crate::runtime_ops::with_invoke_guardrail(body, g);
+    }
     Response::builder()
         .header("content-type", "application/json")
         .header("x-amzn-RequestId", request_id)

@@ -121,10 +121,14 @@ fn openai_and_anthropic_sdk_calls_through_the_gateway_are_charged_exactly_and_re
     );
     let (guarded, count) = served_cost(&set("guarded"));
     assert_eq!(
-        count, 2,
-        "Converse and ConverseStream with a guardrail: {runtime}"
+        count, 4,
+        "Converse, ConverseStream, InvokeModel and its stream with a guardrail: {runtime}"
     );
-    let everything = expected + units + guarded;
+    let (checks, count) = served_cost(&set("checks"));
+    assert_eq!(count, 1, "InvokeGuardrailChecks: {runtime}");
+    // 2,100 characters in one block: 4 text units, content filter $0.15 and PII $0.10 per 1,000.
+    assert_eq!(checks, Usd::parse("0.001").unwrap());
+    let everything = expected + units + guarded + checks;
     spent_is(&ns, everything);
 
     set_limit(&ns, "team", everything);
