@@ -77,6 +77,7 @@ pub struct Metrics {
     refused_total: Family<RefusalLabels, Counter>,
     tokens: Family<TokenLabels, Gauge>,
     throttled: Family<BudgetLabels, Gauge>,
+    exhausted: Family<BudgetLabels, Gauge>,
     reconcile: Histogram,
     exchange: Histogram,
     records: Counter,
@@ -106,6 +107,7 @@ impl Metrics {
             refused_total: Family::default(),
             tokens: Family::default(),
             throttled: Family::default(),
+            exhausted: Family::default(),
             reconcile: Histogram::new(exponential_buckets(0.000_1, 2.0, 16)),
             exchange: Histogram::new(exponential_buckets(0.000_01, 2.0, 16)),
             records: Counter::default(),
@@ -150,6 +152,12 @@ impl Metrics {
             "budget_throttled_requests",
             "Refused calls this period",
             m.throttled.clone(),
+        );
+        registry.register(
+            "budget_exhausted",
+            "1 while the budget is exhausted (BudgetExhausted True: what is left cannot pay for \
+             the calls it refuses), else 0",
+            m.exhausted.clone(),
         );
         registry.register(
             "reconcile_duration_seconds",
@@ -225,6 +233,9 @@ impl Metrics {
         self.throttled
             .get_or_create(&labels)
             .set(account.throttled as i64);
+        self.exhausted
+            .get_or_create(&labels)
+            .set(i64::from(account.exhausted()));
         let tokens = [
             account.tokens.input,
             account.tokens.output,
@@ -285,6 +296,7 @@ impl Metrics {
             family.remove(&labels);
         }
         self.throttled.remove(&labels);
+        self.exhausted.remove(&labels);
         self.alerts_pending.remove(&labels);
         for kind in TOKEN_KINDS {
             self.tokens.remove(&TokenLabels {
@@ -434,6 +446,7 @@ mod tests {
             "aigov_refused_requests_total{",
             "aigov_budget_tokens{",
             "aigov_budget_throttled_requests{",
+            "aigov_budget_exhausted{",
         ] {
             assert!(
                 text.lines()

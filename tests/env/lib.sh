@@ -20,6 +20,8 @@ OPENAI_PY_VERSION=3.51.0
 ANTHROPIC_PY_VERSION=2.10.0
 # The `openai` npm package: the JavaScript client of the bedrock-mantle gateway test.
 OPENAI_JS_VERSION=7.55.0
+# Prometheus and promtool from Debian's package (the dashboard and rules tests).
+PROMETHEUS_DEB_VERSION=2.42.0+ds-5+deb12u1
 RECIPE=1
 
 KUBE_DIR="$AIGOV_CACHE/tools/kubernetes-$KUBE_VERSION-r$RECIPE"
@@ -37,6 +39,7 @@ MOTO_PYTHON="$MOTO_DIR/venv/bin/python"
 LLM_SDK_DIR="$AIGOV_CACHE/tools/llm-sdks-openai-$OPENAI_PY_VERSION-anthropic-$ANTHROPIC_PY_VERSION-r$RECIPE"
 LLM_SDK_PYTHON="$LLM_SDK_DIR/venv/bin/python"
 OPENAI_JS_DIR="$AIGOV_CACHE/tools/openai-js-$OPENAI_JS_VERSION-r$RECIPE"
+PROMETHEUS_DIR="$AIGOV_CACHE/tools/prometheus-$PROMETHEUS_DEB_VERSION-r$RECIPE"
 
 # Loopback ports; override any of them to run two environments side by side.
 ETCD_PORT="${AIGOV_ETCD_PORT:-23790}"

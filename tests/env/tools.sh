@@ -3,7 +3,8 @@
 # kube-apiserver and kubectl, etcd, OpenTofu (all from the Go module proxy through the
 # wrapper modules in tests/env/go), moto[server] (from PyPI, in its own venv) and the AWS SDK
 # for JavaScript's Bedrock runtime client (from npm, in its own directory), and the OpenAI and
-# Anthropic Python SDKs (from PyPI, in a venv of their own) and the `openai` npm package.
+# Anthropic Python SDKs (from PyPI, in a venv of their own) and the `openai` npm package, and
+# Prometheus with promtool (Debian's package, unpacked into the cache: nothing is installed).
 # Idempotent: a tool whose binary is already in the cache is not rebuilt.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -79,6 +80,18 @@ install_js_sdk() {
   mv "$JS_SDK_DIR.partial" "$JS_SDK_DIR"
 }
 
+install_prometheus() {
+  [[ -x "$PROMETHEUS_DIR/bin/prometheus" && -x "$PROMETHEUS_DIR/bin/promtool" ]] && return
+  log "unpacking Debian's prometheus $PROMETHEUS_DEB_VERSION into $PROMETHEUS_DIR"
+  local work; work="$(mktemp -d)"
+  (cd "$work" && { apt-get download -q "prometheus=$PROMETHEUS_DEB_VERSION" >/dev/null 2>&1 \
+    || { apt-get update -qq >/dev/null && apt-get download -q "prometheus=$PROMETHEUS_DEB_VERSION" >/dev/null 2>&1; }; } \
+    && dpkg-deb -x prometheus_*.deb root) || die "could not fetch Debian's prometheus $PROMETHEUS_DEB_VERSION"
+  mkdir -p "$PROMETHEUS_DIR/bin"
+  cp "$work/root/usr/bin/prometheus" "$work/root/usr/bin/promtool" "$PROMETHEUS_DIR/bin/"
+  rm -rf "$work"
+}
+
 case "${1:-all}" in
   kube) build_kube ;;
   etcd) build_etcd ;;
@@ -86,6 +99,7 @@ case "${1:-all}" in
   moto) install_moto ;;
   js-sdk) install_js_sdk ;;
   llm-sdks) install_llm_sdks; install_openai_js ;;
-  all) install_moto; install_js_sdk; install_llm_sdks; install_openai_js; build_etcd; build_kube; build_tofu ;;
-  *) die "usage: tools.sh [all|kube|etcd|tofu|moto|js-sdk|llm-sdks]" ;;
+  prometheus) install_prometheus ;;
+  all) install_moto; install_js_sdk; install_llm_sdks; install_openai_js; install_prometheus; build_etcd; build_kube; build_tofu ;;
+  *) die "usage: tools.sh [all|kube|etcd|tofu|moto|js-sdk|llm-sdks|prometheus]" ;;
 esac

@@ -181,6 +181,7 @@ pub async fn start(
             .watch(shared.client.clone(), shared.watch_namespace.clone()),
     );
     let slices = Slices::new(slice_config(args, &shared.identity));
+    GatewayMetrics::register_exchanges(registry, &slices.exchanges);
     tasks.spawn_forever("ledger exchange", slices.clone().run());
     let gateway = Gateway::new(
         GatewayConfig {

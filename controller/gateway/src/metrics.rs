@@ -14,6 +14,23 @@ struct OutcomeLabels {
     outcome: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
+/// Ledger exchanges by result (`ok`, `failed`, `stale_leader`), counted by the exchange loop
+/// ([`crate::slices::Slices::run`]) and exported with [`GatewayMetrics`].
+#[derive(Clone, Debug, Default)]
+pub struct ExchangeCounts(Family<ResultLabels, Counter>);
+
+impl ExchangeCounts {
+    /// Counts one exchange.
+    pub fn count(&self, result: &'static str) {
+        self.0.get_or_create(&ResultLabels { result }).inc();
+    }
+}
+
 /// What the gateway exports.
 #[derive(Debug)]
 pub struct GatewayMetrics {
@@ -23,6 +40,16 @@ pub struct GatewayMetrics {
 }
 
 impl GatewayMetrics {
+    /// Registers the ledger exchange counts of the replica's slices in `registry`.
+    pub fn register_exchanges(registry: &mut Registry, exchanges: &ExchangeCounts) {
+        registry.register(
+            "gateway_ledger_exchanges",
+            "Exchanges with the controller's ledger, by result (ok, failed: no answer or an \
+             error, such as no replica leading; stale_leader: an answer from a replaced leader)",
+            exchanges.0.clone(),
+        );
+    }
+
     /// The gateway's metrics, registered in `registry` (which carries the `aigov` prefix).
     pub fn register(registry: &mut Registry) -> GatewayMetrics {
         let metrics = GatewayMetrics {

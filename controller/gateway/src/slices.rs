@@ -64,6 +64,8 @@ pub struct Slices {
     wake: Notify,
     /// The number of the last exchange that completed (answered or failed).
     completed: watch::Sender<u64>,
+    /// Exchanges by result, for `/metrics`.
+    pub exchanges: crate::metrics::ExchangeCounts,
 }
 
 impl Slices {
@@ -80,6 +82,7 @@ impl Slices {
             state: Mutex::new(State { book, started: 0 }),
             wake: Notify::new(),
             completed: watch::channel(0).0,
+            exchanges: Default::default(),
         })
     }
 
@@ -253,6 +256,12 @@ impl Slices {
                 let mut state = self.lock();
                 state.book.apply_response(r.into_inner(), Instant::now())
             });
+            let result = match &answer {
+                Ok(Ok(_)) => "ok",
+                Ok(Err(_)) => "stale_leader",
+                Err(_) => "failed",
+            };
+            self.exchanges.count(result);
             match answer {
                 Ok(Ok(unsent)) => more = unsent,
                 Ok(Err(stale)) => {

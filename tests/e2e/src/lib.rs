@@ -9,6 +9,7 @@ pub mod aigov;
 pub mod bedrock;
 pub mod budgets;
 pub mod mantle;
+pub mod prometheus;
 pub mod promises;
 pub mod proxy;
 pub mod terraform;
