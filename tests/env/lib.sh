@@ -20,6 +20,8 @@ OPENAI_PY_VERSION=3.51.0
 ANTHROPIC_PY_VERSION=2.10.0
 # The `openai` npm package: the JavaScript client of the bedrock-mantle gateway test.
 OPENAI_JS_VERSION=7.55.0
+# krew, the kubectl plugin manager, from the Go module proxy (the plugin install test).
+KREW_VERSION=v0.4.3
 # Prometheus and promtool from Debian's package (the dashboard and rules tests).
 PROMETHEUS_DEB_VERSION=2.42.0+ds-5+deb12u1
 RECIPE=1
@@ -40,6 +42,8 @@ LLM_SDK_DIR="$AIGOV_CACHE/tools/llm-sdks-openai-$OPENAI_PY_VERSION-anthropic-$AN
 LLM_SDK_PYTHON="$LLM_SDK_DIR/venv/bin/python"
 OPENAI_JS_DIR="$AIGOV_CACHE/tools/openai-js-$OPENAI_JS_VERSION-r$RECIPE"
 PROMETHEUS_DIR="$AIGOV_CACHE/tools/prometheus-$PROMETHEUS_DEB_VERSION-r$RECIPE"
+KREW_DIR="$AIGOV_CACHE/tools/krew-$KREW_VERSION-r$RECIPE"
+KREW="$KREW_DIR/bin/krew"
 
 # Loopback ports; override any of them to run two environments side by side.
 ETCD_PORT="${AIGOV_ETCD_PORT:-23790}"

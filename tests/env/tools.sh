@@ -4,7 +4,8 @@
 # wrapper modules in tests/env/go), moto[server] (from PyPI, in its own venv) and the AWS SDK
 # for JavaScript's Bedrock runtime client (from npm, in its own directory), and the OpenAI and
 # Anthropic Python SDKs (from PyPI, in a venv of their own) and the `openai` npm package, and
-# Prometheus with promtool (Debian's package, unpacked into the cache: nothing is installed).
+# Prometheus with promtool (Debian's package, unpacked into the cache: nothing is installed),
+# and krew (from the Go module proxy).
 # Idempotent: a tool whose binary is already in the cache is not rebuilt.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -80,6 +81,12 @@ install_js_sdk() {
   mv "$JS_SDK_DIR.partial" "$JS_SDK_DIR"
 }
 
+build_krew() {
+  [[ -x "$KREW" ]] && return
+  log "building krew $KREW_VERSION from the Go module proxy (first run only)"
+  go_build krew "$KREW_DIR/bin" "-X sigs.k8s.io/krew/internal/version.gitTag=$KREW_VERSION" sigs.k8s.io/krew/cmd/krew
+}
+
 install_prometheus() {
   [[ -x "$PROMETHEUS_DIR/bin/prometheus" && -x "$PROMETHEUS_DIR/bin/promtool" ]] && return
   log "unpacking Debian's prometheus $PROMETHEUS_DEB_VERSION into $PROMETHEUS_DIR"
@@ -100,6 +107,7 @@ case "${1:-all}" in
   js-sdk) install_js_sdk ;;
   llm-sdks) install_llm_sdks; install_openai_js ;;
   prometheus) install_prometheus ;;
-  all) install_moto; install_js_sdk; install_llm_sdks; install_openai_js; install_prometheus; build_etcd; build_kube; build_tofu ;;
-  *) die "usage: tools.sh [all|kube|etcd|tofu|moto|js-sdk|llm-sdks|prometheus]" ;;
+  krew) build_krew ;;
+  all) install_moto; install_js_sdk; install_llm_sdks; install_openai_js; install_prometheus; build_etcd; build_kube; build_tofu; build_krew ;;
+  *) die "usage: tools.sh [all|kube|etcd|tofu|moto|js-sdk|llm-sdks|prometheus|krew]" ;;
 esac

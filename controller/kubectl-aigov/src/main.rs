@@ -13,7 +13,7 @@ use std::time::Duration;
 use aigov_api::AIBudget;
 use aigov_api::period::time_zone;
 use anyhow::{Context as _, bail};
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory as _, Parser, Subcommand, ValueEnum};
 use jiff::Timestamp;
 use kube::api::ListParams;
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -122,6 +122,14 @@ enum Command {
         #[arg(long, default_value = "now", allow_hyphen_values = true)]
         to: String,
     },
+    /// The plugin's version (and, with -o json, the AIBudget API version it reads).
+    Version,
+    /// A shell completion script for `kubectl-aigov` (the plugin's own name on PATH):
+    /// `source <(kubectl-aigov completion bash)`; zsh and fish too.
+    Completion {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -142,6 +150,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         bail!("-o csv is for export only; use -o table or -o json");
     }
     match &cli.command {
+        Command::Version => print_version(t.output),
+        Command::Completion { shell } => {
+            let mut out = std::io::stdout();
+            let mut command = Cli::command().bin_name("kubectl-aigov");
+            clap_complete::generate(*shell, &mut command, "kubectl-aigov", &mut out);
+        }
         Command::Report { budget } => {
             let (budgets, _) = budgets(t, budget.as_deref()).await?;
             let reports = report::reports(&budgets);
@@ -174,6 +188,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `version`: the plugin's version, and what it reads.
+fn print_version(output: Output) {
+    let version = env!("CARGO_PKG_VERSION");
+    match output {
+        Output::Json => print_json(&serde_json::json!({
+            "version": version,
+            "apiVersion": "aigov.dev/v1alpha1",
+        })),
+        _ => print(&format!(
+            "kubectl-aigov {version} (reads aigov.dev/v1alpha1 AIBudgets)\n"
+        )),
+    }
 }
 
 /// `top`: once, or again every `--interval` with `--watch`.

@@ -1,0 +1,181 @@
+//! `kubectl aigov` installs the way kubectl plugins install: the release script
+//! (`controller/kubectl-aigov/krew/release.sh`) packages the built binary and writes its krew
+//! manifest; krew (built from the Go module proxy) installs it from that manifest and archive
+//! into a fresh `KREW_ROOT` whose default index is a local git repository holding the manifest
+//! (a private index, as a platform team would host one; krew's own index needs the network);
+//! `krew info` reads it from the index; the real kubectl then runs `kubectl aigov version` from
+//! krew's path; `krew uninstall` removes it. Its shell completions are generated for bash, zsh
+//! and fish.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn krew() -> PathBuf {
+    std::env::var("AIGOV_KREW")
+        .expect("AIGOV_KREW is not set: run tests/env/up.sh (tools.sh krew) and source env.sh")
+        .into()
+}
+
+/// A krew index at `root/index/default`: a git repository with the manifest in `plugins/`.
+fn local_index(root: &Path, manifest: &Path) {
+    let index = root.join("index/default");
+    std::fs::create_dir_all(index.join("plugins")).expect("index");
+    std::fs::copy(manifest, index.join("plugins/aigov.yaml")).expect("manifest");
+    for args in [
+        &["init", "-q"][..],
+        &["add", "-A"][..],
+        &["commit", "-qm", "aigov"][..],
+    ] {
+        let out = Command::new("git")
+            .args([
+                "-c",
+                "user.name=aigov",
+                "-c",
+                "user.email=aigov@example.invalid",
+            ])
+            .args(args)
+            .current_dir(&index)
+            .output()
+            .expect("git runs");
+        ok(out, "git");
+    }
+}
+
+fn ok(out: Output, what: &str) -> String {
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{what} failed:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+/// Packages the built plugin for linux/amd64 into `dist`; the manifest's path.
+fn release(dist: &Path) -> PathBuf {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../controller/kubectl-aigov/krew/release.sh");
+    let binary = aigov_e2e::built_binary("kubectl-aigov");
+    let out = Command::new("bash")
+        .arg(script)
+        .args(["v0.1.0", &dist.display().to_string()])
+        .arg(format!("{}:linux/amd64", binary.display()))
+        .output()
+        .expect("bash runs");
+    PathBuf::from(ok(out, "release.sh").trim())
+}
+
+#[test]
+fn krew_installs_the_plugin_from_its_manifest_and_kubectl_runs_it_from_krews_path() {
+    let root = std::env::temp_dir().join(aigov_e2e::unique("krew"));
+    let dist = root.join("dist");
+    let manifest = release(&dist);
+    let text = std::fs::read_to_string(&manifest).expect("the manifest");
+    assert!(
+        text.contains("kind: Plugin") && text.contains("name: aigov"),
+        "{text}"
+    );
+    let archive = dist.join("kubectl-aigov_v0.1.0_linux_amd64.tar.gz");
+    let krew_root = root.join("krew");
+    local_index(&krew_root, &manifest);
+    let krew_cmd = |args: &[&str]| {
+        Command::new(krew())
+            .args(args)
+            .env("KREW_ROOT", &krew_root)
+            .output()
+            .expect("krew runs")
+    };
+    ok(
+        krew_cmd(&[
+            "install",
+            &format!("--manifest={}", manifest.display()),
+            &format!("--archive={}", archive.display()),
+        ]),
+        "krew install",
+    );
+    let listed = ok(krew_cmd(&["list"]), "krew list");
+    assert!(
+        listed.lines().any(|l| l.trim().ends_with("aigov")),
+        "{listed}"
+    );
+    let info = ok(krew_cmd(&["info", "aigov"]), "krew info");
+    let sha = ok(
+        Command::new("sha256sum")
+            .arg(&archive)
+            .output()
+            .expect("sha256sum"),
+        "sha256sum",
+    );
+    let sha = sha.split_whitespace().next().expect("a digest");
+    assert!(
+        info.contains("VERSION: v0.1.0") && info.contains(&format!("SHA256: {sha}")),
+        "{info}"
+    );
+
+    let path = format!(
+        "{}:{}",
+        krew_root.join("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let version = ok(
+        Command::new("kubectl")
+            .args(["aigov", "version"])
+            .env("PATH", &path)
+            .output()
+            .expect("kubectl runs"),
+        "kubectl aigov version",
+    );
+    assert_eq!(
+        version.trim(),
+        format!(
+            "kubectl-aigov {} (reads aigov.dev/v1alpha1 AIBudgets)",
+            env!("CARGO_PKG_VERSION")
+        )
+    );
+    let plugins = ok(
+        Command::new("kubectl")
+            .args(["plugin", "list", "--name-only"])
+            .env("PATH", &path)
+            .output()
+            .expect("kubectl runs"),
+        "kubectl plugin list",
+    );
+    assert!(plugins.contains("kubectl-aigov"), "{plugins}");
+
+    ok(krew_cmd(&["uninstall", "aigov"]), "krew uninstall");
+    assert!(!krew_root.join("bin/kubectl-aigov").exists(), "removed");
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn completions_are_generated_for_bash_zsh_and_fish_naming_every_subcommand() {
+    let binary = aigov_e2e::built_binary("kubectl-aigov");
+    for shell in ["bash", "zsh", "fish"] {
+        let script = ok(
+            Command::new(&binary)
+                .args(["completion", shell])
+                .output()
+                .expect("kubectl-aigov runs"),
+            shell,
+        );
+        for subcommand in ["report", "top", "compare", "export", "version"] {
+            assert!(script.contains(subcommand), "{shell}: no {subcommand}");
+        }
+    }
+    let bash = Command::new(&binary)
+        .args(["completion", "bash"])
+        .output()
+        .expect("runs");
+    let bash = String::from_utf8_lossy(&bash.stdout).into_owned();
+    assert!(
+        bash.lines()
+            .any(|l| l.trim().starts_with("complete -F") && l.trim().ends_with(" kubectl-aigov")),
+        "completes the kubectl-aigov command:\n{bash}"
+    );
+    let bad = Command::new(&binary)
+        .args(["completion", "tcsh"])
+        .output()
+        .expect("runs");
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("possible values: bash"));
+}
