@@ -1,8 +1,13 @@
-//! The generated CustomResourceDefinitions, as the YAML committed under `crds/yaml/`.
+//! The generated CustomResourceDefinitions, as the YAML committed under `crds/yaml/` and the
+//! Helm chart's `crds/`.
 
 use kube::CustomResourceExt;
 
 use crate::{AIBudget, AIModelPrice};
+
+/// Where the generated YAML is committed, relative to this crate: `yaml/` (for `kubectl apply`)
+/// and the Helm chart's `crds/` (Helm installs CRDs from there).
+pub const COMMITTED_DIRS: &[&str] = &["yaml", "../controller/deploy/chart/aigov/crds"];
 
 /// Each CRD with the file name it is committed under.
 pub fn yaml_files() -> Vec<(&'static str, String)> {
@@ -42,14 +47,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn committed_crd_yaml_matches_the_types() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("yaml");
-        for (name, expected) in yaml_files() {
-            let committed = std::fs::read_to_string(dir.join(name)).unwrap_or_default();
-            assert!(
-                committed == expected,
-                "crds/yaml/{name} is out of date: run `cargo run -p aigov-api --bin crdgen` and commit the result"
-            );
+    fn committed_crd_yaml_matches_the_types_in_every_place_it_is_committed() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        for dir in COMMITTED_DIRS {
+            for (name, expected) in yaml_files() {
+                let committed =
+                    std::fs::read_to_string(root.join(dir).join(name)).unwrap_or_default();
+                assert!(
+                    committed == expected,
+                    "{dir}/{name} is out of date: run `cargo run -p aigov-api --bin crdgen` and commit the result"
+                );
+            }
         }
     }
 

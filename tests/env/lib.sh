@@ -20,6 +20,8 @@ OPENAI_PY_VERSION=3.51.0
 ANTHROPIC_PY_VERSION=2.10.0
 # The `openai` npm package: the JavaScript client of the bedrock-mantle gateway test.
 OPENAI_JS_VERSION=7.55.0
+# Helm from the Go module proxy (the chart's tests).
+HELM_VERSION=v3.22.0
 # krew, the kubectl plugin manager, from the Go module proxy (the plugin install test).
 KREW_VERSION=v0.4.3
 # Prometheus and promtool from Debian's package (the dashboard and rules tests).
@@ -43,6 +45,8 @@ LLM_SDK_PYTHON="$LLM_SDK_DIR/venv/bin/python"
 OPENAI_JS_DIR="$AIGOV_CACHE/tools/openai-js-$OPENAI_JS_VERSION-r$RECIPE"
 PROMETHEUS_DIR="$AIGOV_CACHE/tools/prometheus-$PROMETHEUS_DEB_VERSION-r$RECIPE"
 KREW_DIR="$AIGOV_CACHE/tools/krew-$KREW_VERSION-r$RECIPE"
+HELM_DIR="$AIGOV_CACHE/tools/helm-$HELM_VERSION-r$RECIPE"
+HELM="$HELM_DIR/bin/helm"
 KREW="$KREW_DIR/bin/krew"
 
 # Loopback ports; override any of them to run two environments side by side.

@@ -5,7 +5,7 @@
 # for JavaScript's Bedrock runtime client (from npm, in its own directory), and the OpenAI and
 # Anthropic Python SDKs (from PyPI, in a venv of their own) and the `openai` npm package, and
 # Prometheus with promtool (Debian's package, unpacked into the cache: nothing is installed),
-# and krew (from the Go module proxy).
+# and krew and Helm (from the Go module proxy).
 # Idempotent: a tool whose binary is already in the cache is not rebuilt.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -87,6 +87,12 @@ build_krew() {
   go_build krew "$KREW_DIR/bin" "-X sigs.k8s.io/krew/internal/version.gitTag=$KREW_VERSION" sigs.k8s.io/krew/cmd/krew
 }
 
+build_helm() {
+  [[ -x "$HELM" ]] && return
+  log "building Helm $HELM_VERSION from the Go module proxy (first run only, ~5 min)"
+  go_build helm "$HELM_DIR/bin" "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" helm.sh/helm/v3/cmd/helm
+}
+
 install_prometheus() {
   [[ -x "$PROMETHEUS_DIR/bin/prometheus" && -x "$PROMETHEUS_DIR/bin/promtool" ]] && return
   log "unpacking Debian's prometheus $PROMETHEUS_DEB_VERSION into $PROMETHEUS_DIR"
@@ -108,6 +114,7 @@ case "${1:-all}" in
   llm-sdks) install_llm_sdks; install_openai_js ;;
   prometheus) install_prometheus ;;
   krew) build_krew ;;
-  all) install_moto; install_js_sdk; install_llm_sdks; install_openai_js; install_prometheus; build_etcd; build_kube; build_tofu; build_krew ;;
-  *) die "usage: tools.sh [all|kube|etcd|tofu|moto|js-sdk|llm-sdks|prometheus|krew]" ;;
+  helm) build_helm ;;
+  all) install_moto; install_js_sdk; install_llm_sdks; install_openai_js; install_prometheus; build_etcd; build_kube; build_tofu; build_krew; build_helm ;;
+  *) die "usage: tools.sh [all|kube|etcd|tofu|moto|js-sdk|llm-sdks|prometheus|krew|helm]" ;;
 esac

@@ -31,8 +31,8 @@ fn the_deployment_manifests_pass_a_server_side_dry_run() {
 
 #[test]
 fn neither_role_may_write_a_budget_spec() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../controller/deploy/10-rbac.yaml");
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../controller/deploy/aigov.yaml");
     let text = std::fs::read_to_string(dir).expect("rbac manifest");
     for doc in text.split("\n---") {
         let value: serde_yaml::Value = serde_yaml::from_str(doc).expect("yaml");

@@ -1,0 +1,231 @@
+//! The Helm chart (`controller/deploy/chart/aigov`) with Helm built from the Go module proxy:
+//! `helm lint` passes; bad values are refused naming the key; `helm template` is accepted by
+//! the real kube-apiserver (server-side dry run) and equals the committed rendering
+//! (`controller/deploy/aigov.yaml`, for `kubectl apply` users); `helm install` into the local
+//! kube-apiserver creates every object; `helm upgrade` with changed values changes what they
+//! name and nothing else; `helm uninstall` removes the release and leaves the CRDs, as its
+//! notes say. The PrometheusRule renders the recommended rules file unchanged.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use aigov_e2e::{kubectl_ok, local_env, unique};
+
+fn chart() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../controller/deploy/chart/aigov")
+}
+
+fn helm(args: &[&str]) -> Output {
+    let helm = std::env::var("AIGOV_HELM")
+        .expect("AIGOV_HELM is not set: run tests/env/up.sh (tools.sh helm) and source env.sh");
+    Command::new(helm)
+        .args(args)
+        .env("KUBECONFIG", local_env().kubeconfig)
+        .env(
+            "HELM_CACHE_HOME",
+            std::env::temp_dir().join("aigov-helm/cache"),
+        )
+        .env(
+            "HELM_CONFIG_HOME",
+            std::env::temp_dir().join("aigov-helm/config"),
+        )
+        .env(
+            "HELM_DATA_HOME",
+            std::env::temp_dir().join("aigov-helm/data"),
+        )
+        .output()
+        .expect("helm runs")
+}
+
+fn ok(out: Output, what: &str) -> String {
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{what} failed:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+/// `helm template` of the chart as release `aigov` in `aigov-system`, with `args`.
+fn template(args: &[&str]) -> String {
+    let chart = chart().display().to_string();
+    let mut all = vec!["template", "aigov", chart.as_str(), "-n", "aigov-system"];
+    all.extend_from_slice(args);
+    ok(helm(&all), "helm template")
+}
+
+/// Each rendered object by `kind/name`.
+fn objects(rendered: &str) -> BTreeMap<String, serde_yaml::Value> {
+    rendered
+        .split("\n---")
+        .filter_map(|doc| serde_yaml::from_str::<serde_yaml::Value>(doc).ok())
+        .filter(|v| v.get("kind").is_some())
+        .map(|v| {
+            let key = format!(
+                "{}/{}",
+                v["kind"].as_str().unwrap_or_default(),
+                v["metadata"]["name"].as_str().unwrap_or_default()
+            );
+            (key, v)
+        })
+        .collect()
+}
+
+#[test]
+fn the_chart_lints_and_refuses_bad_values_naming_the_key() {
+    let chart = chart().display().to_string();
+    ok(helm(&["lint", "--strict", &chart]), "helm lint");
+    for (set, named) in [
+        ("gateway.replicas=0", "gateway"),
+        ("gateway.unknownCallers=allow", "unknownCallers"),
+        ("controller.gatewayExpiry=ninety", "gatewayExpiry"),
+        ("aws.region=Mars", "region"),
+        ("gateway.sliceFractoin=0.1", "sliceFractoin"),
+    ] {
+        let out = helm(&["template", "aigov", &chart, "--set", set]);
+        let error = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!out.status.success(), "{set} was accepted");
+        assert!(
+            error.contains("values don't meet the specifications of the schema")
+                && error.contains(named),
+            "{set}: {error}"
+        );
+    }
+}
+
+#[test]
+fn the_committed_rendering_is_the_charts_and_the_api_server_accepts_it() {
+    let rendered = template(&[]);
+    let committed_path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../controller/deploy/aigov.yaml");
+    let committed = std::fs::read_to_string(&committed_path).unwrap_or_default();
+    assert!(
+        committed == rendered,
+        "controller/deploy/aigov.yaml is out of date: run `bash controller/deploy/render.sh` and commit it"
+    );
+    let ns = "apiVersion: v1\nkind: Namespace\nmetadata: {name: aigov-system}\n";
+    kubectl_ok(&["apply", "-f", "-"], Some(ns));
+    let out = kubectl_ok(&["apply", "--dry-run=server", "-f", "-"], Some(&rendered));
+    for object in [
+        "serviceaccount/aigov-controller",
+        "clusterrole.rbac.authorization.k8s.io/aigov-gateway",
+        "deployment.apps/aigov-controller",
+        "deployment.apps/aigov-gateway",
+        "service/aigov-gateway",
+        "poddisruptionbudget.policy/aigov-gateway",
+    ] {
+        assert!(out.contains(object), "{object} in:\n{out}");
+    }
+    for (key, object) in objects(&rendered) {
+        if !key.starts_with("Deployment/") {
+            continue;
+        }
+        let pod = &object["spec"]["template"]["spec"];
+        assert_eq!(pod["securityContext"]["runAsNonRoot"], true, "{key}");
+        let container = &pod["containers"][0];
+        assert_eq!(
+            container["securityContext"]["readOnlyRootFilesystem"], true,
+            "{key}"
+        );
+        assert_eq!(
+            container["securityContext"]["allowPrivilegeEscalation"], false,
+            "{key}"
+        );
+        assert!(
+            pod["terminationGracePeriodSeconds"].as_u64() >= Some(15),
+            "{key}"
+        );
+        assert!(
+            container["readinessProbe"]["httpGet"]["path"] == "/readyz",
+            "{key}"
+        );
+    }
+}
+
+#[test]
+fn the_prometheus_rule_renders_the_recommended_rules_unchanged() {
+    let rendered = template(&[
+        "--set",
+        "prometheusRule.enabled=true,serviceMonitor.enabled=true",
+    ]);
+    let objects = objects(&rendered);
+    let rule = &objects["PrometheusRule/aigov"]["spec"];
+    let file =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/prometheus/aigov-rules.yaml");
+    let expected: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(file).expect("rules")).expect("yaml");
+    assert_eq!(
+        rule, &expected,
+        "the chart's rules drifted from examples/prometheus"
+    );
+    for job in ["aigov-controller", "aigov-gateway"] {
+        let monitor = &objects[&format!("ServiceMonitor/{job}")];
+        assert_eq!(monitor["spec"]["endpoints"][0]["port"], "metrics");
+    }
+}
+
+/// What an object of the release looks like in the cluster (`kubectl get -o json`).
+fn live(ns: &str, kind: &str, name: &str) -> serde_json::Value {
+    let out = kubectl_ok(&["get", kind, "-n", ns, name, "-o", "json"], None);
+    serde_json::from_str(&out).expect("json")
+}
+
+#[test]
+fn install_creates_every_object_upgrade_changes_only_what_changed_and_uninstall_keeps_the_crds() {
+    let ns = unique("helm");
+    let release = unique("rel");
+    let chart = chart().display().to_string();
+    let base = ["--set", "controller.watchNamespace=nowhere"];
+    let mut install = vec!["install", &release, &chart, "-n", &ns, "--create-namespace"];
+    install.extend_from_slice(&base);
+    let notes = ok(helm(&install), "helm install");
+    assert!(notes.contains("`helm uninstall` leaves them"), "{notes}");
+    for (kind, name) in [
+        ("deployment", "aigov-controller"),
+        ("deployment", "aigov-gateway"),
+        ("service", "aigov-gateway"),
+        ("serviceaccount", "aigov-gateway"),
+        ("poddisruptionbudget", "aigov-controller"),
+        ("role", "aigov-controller-lease"),
+    ] {
+        live(&ns, kind, name);
+    }
+    let before = live(&ns, "deployment", "aigov-gateway");
+    let controller_before = live(&ns, "deployment", "aigov-controller");
+
+    let mut upgrade = vec!["upgrade", &release, &chart, "-n", &ns];
+    upgrade.extend_from_slice(&base);
+    upgrade.extend_from_slice(&["--set", "gateway.replicas=3,gateway.sliceTtl=30s"]);
+    ok(helm(&upgrade), "helm upgrade");
+    let after = live(&ns, "deployment", "aigov-gateway");
+    assert_eq!(after["spec"]["replicas"], 3);
+    let env = |d: &serde_json::Value, name: &str| {
+        d["spec"]["template"]["spec"]["containers"][0]["env"]
+            .as_array()
+            .and_then(|e| e.iter().find(|v| v["name"] == name).cloned())
+            .unwrap_or_default()
+    };
+    assert_eq!(env(&after, "AIGOV_SLICE_TTL")["value"], "30s");
+    assert_eq!(env(&before, "AIGOV_SLICE_TTL")["value"], "20s");
+    let controller_after = live(&ns, "deployment", "aigov-controller");
+    assert_eq!(
+        controller_before["spec"], controller_after["spec"],
+        "the controller's Deployment is untouched"
+    );
+    assert_eq!(
+        controller_before["metadata"]["generation"],
+        controller_after["metadata"]["generation"]
+    );
+
+    let gone = ok(helm(&["uninstall", &release, "-n", &ns]), "helm uninstall");
+    assert!(gone.contains("uninstalled"), "{gone}");
+    let left = kubectl_ok(&["get", "deployments", "-n", &ns, "-o", "name"], None);
+    assert!(left.trim().is_empty(), "{left}");
+    let crds = kubectl_ok(&["get", "crd", "-o", "name"], None);
+    assert!(
+        crds.contains("aibudgets.aigov.dev"),
+        "the CRDs stay: {crds}"
+    );
+}
