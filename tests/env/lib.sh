@@ -20,6 +20,8 @@ OPENAI_PY_VERSION=3.51.0
 ANTHROPIC_PY_VERSION=2.10.0
 # The `openai` npm package: the JavaScript client of the bedrock-mantle gateway test.
 OPENAI_JS_VERSION=7.55.0
+# buildah from Debian's package (the container image tests; installed system-wide by apt).
+BUILDAH_DEB_VERSION=1.28.2+ds1-3+deb12u1+b3
 # Helm from the Go module proxy (the chart's tests).
 HELM_VERSION=v3.22.0
 # krew, the kubectl plugin manager, from the Go module proxy (the plugin install test).

@@ -87,6 +87,14 @@ build_krew() {
   go_build krew "$KREW_DIR/bin" "-X sigs.k8s.io/krew/internal/version.gitTag=$KREW_VERSION" sigs.k8s.io/krew/cmd/krew
 }
 
+install_buildah() {
+  [[ "$(dpkg-query -W -f='${Version}' buildah 2>/dev/null)" == "$BUILDAH_DEB_VERSION" ]] && return
+  log "installing Debian's buildah $BUILDAH_DEB_VERSION (apt)"
+  { apt-get install -y -qq "buildah=$BUILDAH_DEB_VERSION" >/dev/null 2>&1 \
+    || { apt-get update -qq >/dev/null && apt-get install -y -qq "buildah=$BUILDAH_DEB_VERSION" >/dev/null; }; } \
+    || die "could not install Debian's buildah $BUILDAH_DEB_VERSION"
+}
+
 build_helm() {
   [[ -x "$HELM" ]] && return
   log "building Helm $HELM_VERSION from the Go module proxy (first run only, ~5 min)"
@@ -115,6 +123,7 @@ case "${1:-all}" in
   prometheus) install_prometheus ;;
   krew) build_krew ;;
   helm) build_helm ;;
-  all) install_moto; install_js_sdk; install_llm_sdks; install_openai_js; install_prometheus; build_etcd; build_kube; build_tofu; build_krew; build_helm ;;
-  *) die "usage: tools.sh [all|kube|etcd|tofu|moto|js-sdk|llm-sdks|prometheus|krew|helm]" ;;
+  buildah) install_buildah ;;
+  all) install_moto; install_js_sdk; install_llm_sdks; install_openai_js; install_prometheus; install_buildah; build_etcd; build_kube; build_tofu; build_krew; build_helm ;;
+  *) die "usage: tools.sh [all|kube|etcd|tofu|moto|js-sdk|llm-sdks|prometheus|krew|helm|buildah]" ;;
 esac

@@ -67,6 +67,8 @@ pub struct Options {
     /// The kubeconfig the process uses (default: the local environment's); e.g.
     /// [`crate::kubeconfig_via`] a [`crate::proxy::Proxy`] in front of the apiserver.
     pub kubeconfig: Option<PathBuf>,
+    /// Run the binary through this (a container) rather than directly.
+    pub launcher: Option<Launcher>,
 }
 
 impl Options {
@@ -83,6 +85,7 @@ impl Options {
             env: Vec::new(),
             scoped: true,
             kubeconfig: None,
+            launcher: None,
         }
     }
 }
@@ -140,67 +143,36 @@ impl Aigov {
 
     /// Starts the process and waits until `/readyz` answers 200 (or `wait_ready` is false).
     pub fn start(options: Options, wait_ready: bool) -> Aigov {
-        let env = local_env();
-        let gateway_port = free_port();
-        let ledger_port = options.ledger_port.unwrap_or_else(free_port);
-        let metrics_port = free_port();
-        let ledger = format!("http://127.0.0.1:{ledger_port}");
-        let endpoints = if options.controller_endpoints.is_empty() {
-            vec![ledger.clone()]
-        } else {
-            options.controller_endpoints.clone()
+        let ports = Ports {
+            gateway: free_port(),
+            ledger: options.ledger_port.unwrap_or_else(free_port),
+            metrics: free_port(),
         };
+        let ledger = format!("http://127.0.0.1:{}", ports.ledger);
+        let (flags, env) = command_line(&options, &ports, &ledger);
         let log = std::env::temp_dir().join(format!("{}.log", options.identity));
         let log_file = std::fs::File::create(&log).expect("log file");
-        let mut command = Command::new(binary(options.role));
-        if options.role != "gateway" {
-            command
-                .args(["--role", options.role])
-                .args([
-                    "--namespace",
-                    &options.namespace,
-                    "--lease-name",
-                    &options.lease,
-                ])
-                .args(["--ledger-listen", &format!("127.0.0.1:{ledger_port}")]);
-        }
+        let mut command = match &options.launcher {
+            None => {
+                let mut command = Command::new(binary(options.role));
+                command
+                    .args(&flags)
+                    .envs(env)
+                    .env_remove("AWS_SESSION_TOKEN");
+                command.env_remove("AWS_PROFILE");
+                command
+            }
+            Some(launcher) => launcher.command(&flags, &env),
+        };
         command
-            .args(["--identity", &options.identity])
-            .args(["--gateway-listen", &format!("127.0.0.1:{gateway_port}")])
-            .args(["--metrics-listen", &format!("127.0.0.1:{metrics_port}")])
-            .args(["--controller-endpoints", &endpoints.join(",")])
-            .args(["--bedrock-endpoint", &env.bedrock_sim_endpoint])
-            .args(["--mantle-endpoint", &env.bedrock_sim_endpoint])
-            .args(["--follow-interval", "100ms"])
-            .args(&options.extra)
-            .env(
-                "KUBECONFIG",
-                options.kubeconfig.as_ref().unwrap_or(&env.kubeconfig),
-            )
-            .env("AWS_ACCESS_KEY_ID", "aigov-gateway")
-            .env("AWS_SECRET_ACCESS_KEY", "gateway-secret")
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ENDPOINT_URL", &env.moto_endpoint)
-            .env_remove("AWS_SESSION_TOKEN")
-            .env_remove("AWS_PROFILE")
-            .env(
-                "RUST_LOG",
-                std::env::var("AIGOV_TEST_LOG").unwrap_or_else(|_| "info,kube_runtime=warn".into()),
-            )
             .stdout(Stdio::from(log_file.try_clone().expect("log")))
             .stderr(Stdio::from(log_file));
-        if options.scoped {
-            command.args(["--watch-namespace", &options.namespace]);
-        }
-        for (k, v) in &options.env {
-            command.env(k, v);
-        }
         let child = command.spawn().expect("the aigov binary starts");
         let aigov = Aigov {
             child: Some(child),
-            gateway: format!("http://127.0.0.1:{gateway_port}"),
+            gateway: format!("http://127.0.0.1:{}", ports.gateway),
             ledger,
-            metrics_port,
+            metrics_port: ports.metrics,
             log,
         };
         if wait_ready {
@@ -268,6 +240,91 @@ impl Aigov {
         self.child
             .as_mut()
             .is_some_and(|c| c.try_wait().ok().flatten().is_none())
+    }
+}
+
+/// The loopback ports of one process.
+struct Ports {
+    gateway: u16,
+    ledger: u16,
+    metrics: u16,
+}
+
+/// The flags and environment that start `options` on `ports` (the same whether the binary runs
+/// directly or in a container).
+fn command_line(
+    options: &Options,
+    ports: &Ports,
+    ledger: &str,
+) -> (Vec<String>, Vec<(String, String)>) {
+    let env = local_env();
+    let endpoints = if options.controller_endpoints.is_empty() {
+        vec![ledger.to_owned()]
+    } else {
+        options.controller_endpoints.clone()
+    };
+    let mut flags: Vec<String> = Vec::new();
+    let mut flag = |name: &str, value: &str| flags.extend([name.to_owned(), value.to_owned()]);
+    if options.role != "gateway" {
+        flag("--role", options.role);
+        flag("--namespace", &options.namespace);
+        flag("--lease-name", &options.lease);
+        flag("--ledger-listen", &format!("127.0.0.1:{}", ports.ledger));
+    }
+    flag("--identity", &options.identity);
+    flag("--gateway-listen", &format!("127.0.0.1:{}", ports.gateway));
+    flag("--metrics-listen", &format!("127.0.0.1:{}", ports.metrics));
+    flag("--controller-endpoints", &endpoints.join(","));
+    flag("--bedrock-endpoint", &env.bedrock_sim_endpoint);
+    flag("--mantle-endpoint", &env.bedrock_sim_endpoint);
+    flag("--follow-interval", "100ms");
+    if options.scoped {
+        flag("--watch-namespace", &options.namespace);
+    }
+    flags.extend(options.extra.iter().cloned());
+    let kubeconfig = options.kubeconfig.as_ref().unwrap_or(&env.kubeconfig);
+    let log = std::env::var("AIGOV_TEST_LOG").unwrap_or_else(|_| "info,kube_runtime=warn".into());
+    let mut vars: Vec<(String, String)> = [
+        ("KUBECONFIG", kubeconfig.display().to_string()),
+        ("AWS_ACCESS_KEY_ID", "aigov-gateway".into()),
+        ("AWS_SECRET_ACCESS_KEY", "gateway-secret".into()),
+        ("AWS_REGION", "us-east-1".into()),
+        ("AWS_ENDPOINT_URL", env.moto_endpoint.clone()),
+        ("RUST_LOG", log),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    vars.extend(options.env.iter().cloned());
+    (flags, vars)
+}
+
+/// Runs the binary inside something else, such as a container: `program args... --env K=V...
+/// before_binary... binary flags...` (`buildah run ... CONTAINER -- /usr/local/bin/aigov-gateway`).
+#[derive(Clone, Debug)]
+pub struct Launcher {
+    /// The program (`buildah`).
+    pub program: String,
+    /// Its arguments before the environment.
+    pub args: Vec<String>,
+    /// Its arguments after the environment and before the binary (`CONTAINER --`).
+    pub before_binary: Vec<String>,
+    /// The binary's path where it runs.
+    pub binary: String,
+}
+
+impl Launcher {
+    fn command(&self, flags: &[String], env: &[(String, String)]) -> Command {
+        let mut command = Command::new(&self.program);
+        command.args(&self.args);
+        for (k, v) in env {
+            command.args(["--env", &format!("{k}={v}")]);
+        }
+        command
+            .args(&self.before_binary)
+            .arg(&self.binary)
+            .args(flags);
+        command
     }
 }
 
