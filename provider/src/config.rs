@@ -238,11 +238,22 @@ pub struct Clients {
     kube_server: std::sync::OnceLock<String>,
 }
 
+/// The provider's name and version in the user agent of every AWS call it makes
+/// (`app/terraform-provider-aigov-0.1.0`), so CloudTrail tells which provider build called.
+fn app_name() -> aws_config::AppName {
+    aws_config::AppName::new(concat!(
+        "terraform-provider-aigov-",
+        env!("CARGO_PKG_VERSION")
+    ))
+    .expect("the crate's name and version make a valid app name")
+}
+
 impl Clients {
     /// Builds the clients from a provider block (which may hold unknowns during planning).
     pub async fn new(config: &Value) -> Result<Clients, Error> {
         let limits = Limits::from_config(config);
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .app_name(app_name())
             .retry_config(RetryConfig::standard().with_max_attempts(limits.retries + 1))
             .timeout_config(
                 TimeoutConfig::builder()
@@ -416,6 +427,14 @@ fn target(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_user_agent_names_the_provider_and_its_version() {
+        assert_eq!(
+            app_name().to_string(),
+            format!("terraform-provider-aigov-{}", env!("CARGO_PKG_VERSION"))
+        );
+    }
 
     #[test]
     fn arns_get_the_partition_of_the_region() {
