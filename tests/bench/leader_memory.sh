@@ -122,6 +122,7 @@ done
 
 metric() { curl -fsS "http://127.0.0.1:${METRICS_PORT[$1]}/metrics" | awk -v m="$2" '$1 == m {print int($2)}'; }
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 # start_controller RUN: the controller of RUN, leader of its own Lease, PID in pids/.
 start_controller() {
@@ -149,11 +150,12 @@ done
 log "streaming $RATE records/s to each controller for ${LOAD_SECONDS}s, call time x$SCALE; RSS every ${SAMPLE_SECONDS}s"
 samples="$AIGOV_RUN/samples.tsv"
 : >"$samples"
-# sample T: one line per run: run, seconds into the stream, records accepted, VmRSS (KiB).
+# sample T: one line per run: run, seconds into the stream, records accepted, VmRSS (KiB),
+# CPU (utime + stime, clock ticks).
 sample() {
   for run in "${RUNS[@]}"; do
-    printf '%s\t%s\t%s\t%s\n' "$run" "$1" "$(cat "$AIGOV_RUN/progress-$run" 2>/dev/null || echo 0)" \
-      "$(rss_kib "${PID[$run]}")" >>"$samples"
+    printf '%s\t%s\t%s\t%s\t%s\n' "$run" "$1" "$(cat "$AIGOV_RUN/progress-$run" 2>/dev/null || echo 0)" \
+      "$(rss_kib "${PID[$run]}")" "$(cpu_ticks "${PID[$run]}")" >>"$samples"
   done
 }
 sample 0
@@ -188,54 +190,67 @@ for run in "${RUNS[@]}"; do
 done
 
 log "summary"
-python3 - "$samples" "$RATE" "$SCALE" "$LOAD_SECONDS" "$BUDGETS" <<'PY'
-import sys
-path, rate, scale, seconds, budgets = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
-rows = {}
-for line in open(path):
-    run, t, calls, rss = line.split("\t")
-    rows.setdefault(run, []).append((int(t), int(calls), int(rss) / 1024))
-runs = [r for r in ("after", "before") if r in rows]
+python3 - "$AIGOV_RUN" "$RATE" "$SCALE" "$LOAD_SECONDS" "$BUDGETS" <<'PY'
+import json, os, sys
+run_dir, rate, scale, seconds, budgets = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+TICKS = os.sysconf("SC_CLK_TCK")
 # The horizon holds 15 to 16 minute buckets of call time, so it is full 16 minutes of call time
 # into the stream; steady from twice that, once every ID has been replaced by a newer one (the
 # allocator has then reused the memory of every bucket forgotten once).
 filled = 16 * 60 / scale
 steady_from = 2 * filled
 
+def samples():
+    """Per run, (seconds into the stream, calls accepted, RSS MiB, CPU seconds) in order."""
+    rows = {}
+    for line in open(f"{run_dir}/samples.tsv"):
+        run, t, calls, rss, cpu = line.split("\t")
+        rows.setdefault(run, []).append((int(t), int(calls), int(rss) / 1024, int(cpu) / TICKS))
+    return {r: rows[r] for r in ("after", "before") if r in rows}
+
 def slope(points):
-    """RSS growth in MiB per million calls, least squares over (calls, MiB)."""
-    if len(points) < 2:
-        return float("nan")
+    """RSS growth in MiB per million calls, least squares of RSS on calls."""
     n = len(points)
-    mx = sum(c for _, c, _ in points) / n
-    my = sum(m for _, _, m in points) / n
-    sxx = sum((c - mx) ** 2 for _, c, _ in points)
-    sxy = sum((c - mx) * (m - my) for _, c, m in points)
+    if n < 2:
+        return float("nan")
+    mx = sum(p[1] for p in points) / n
+    my = sum(p[2] for p in points) / n
+    sxx = sum((p[1] - mx) ** 2 for p in points)
+    sxy = sum((p[1] - mx) * (p[2] - my) for p in points)
     return sxy / sxx * 1e6 if sxx else float("nan")
 
-print(f"budgets: {budgets}; {rate} records/s per controller for {seconds} s; call time x{scale:g} "
+def table(rows):
+    """Every sample side by side (the runs were sampled at the same moments)."""
+    runs = list(rows)
+    print("t (s)\t" + "\t".join(f"{r} calls\t{r} RSS (MiB)" for r in runs))
+    for i, first in enumerate(rows[runs[0]]):
+        print(f"{first[0]}\t" + "\t".join(f"{rows[r][i][1]:,}\t{rows[r][i][2]:.1f}" for r in runs))
+
+def report(run, pts):
+    """One run's slopes, throughput and CPU; returns the steady-state slope."""
+    load = json.load(open(f"{run_dir}/load-{run}.json"))
+    whole = slope([p for p in pts if p[1] > 0])
+    steady_pts = [p for p in pts if p[0] >= steady_from]
+    steady = slope(steady_pts)
+    cpu = (pts[-1][3] - pts[0][3]) / pts[-1][1] * 1e6
+    print(f"{run}: RSS {pts[0][2]:.1f} -> {pts[-1][2]:.1f} MiB over {pts[-1][1]:,} calls; growth per million calls: "
+          f"{whole:.1f} MiB over the whole stream, {steady:.1f} MiB in the steady state "
+          f"(t >= {steady_from:.0f} s, {len(steady_pts)} samples)")
+    print(f"{run}: {load['records']:,} records in {load['seconds']:.0f} s = {load['records_per_second']:,.0f}/s; "
+          f"exchange p50 {load['exchange_p50_us'] / 1000:.2f} ms, p99 {load['exchange_p99_us'] / 1000:.2f} ms; "
+          f"controller CPU {cpu:.1f} us per call")
+    return steady
+
+rows = samples()
+print(f"budgets: {budgets}; {rate} records/s offered per controller for {seconds} s; call time x{scale:g} "
       f"({seconds * scale / 60:.0f} minutes of call time; the 15-minute horizon is full after {filled:.0f} s)")
-print("t (s)\t" + "\t".join(f"{r} calls\t{r} RSS (MiB)" for r in runs))
-for i in range(max(len(rows[r]) for r in runs)):
-    cells = []
-    for r in runs:
-        t, c, m = rows[r][i] if i < len(rows[r]) else (None, None, None)
-        cells += [f"{c:,}" if c is not None else "", f"{m:.1f}" if m is not None else ""]
-    print(f"{rows[runs[0]][min(i, len(rows[runs[0]]) - 1)][0]}\t" + "\t".join(cells))
-slopes = {}
-for r in runs:
-    pts = rows[r]
-    loaded = [p for p in pts if p[1] > 0]
-    steady = [p for p in pts if p[0] >= steady_from]
-    slopes[r] = (slope(loaded), slope(steady))
-    print(f"{r}: RSS {pts[0][2]:.1f} -> {pts[-1][2]:.1f} MiB over {pts[-1][1]:,} calls; growth per million calls: "
-          f"{slopes[r][0]:.1f} MiB over the whole stream, {slopes[r][1]:.1f} MiB in the steady state "
-          f"(t >= {steady_from:.0f} s, {len(steady)} samples)")
+table(rows)
+slopes = {run: report(run, pts) for run, pts in rows.items()}
 print(f"the horizon holds the IDs of 15-16 minutes of call time: about {rate * 15.5 * 60 / scale:,.0f} per controller here "
       f"(at {rate} calls/s of real time, {rate * 15.5 * 60:,.0f})")
 if "before" in slopes:
-    print(f"before: about {slopes['before'][1] * 1.048576:.0f} bytes of RSS per call remembered")
-    a, b = slopes["after"][1], slopes["before"][1]
+    a, b = slopes["after"], slopes["before"]
+    print(f"before: about {b * 1.048576:.0f} bytes of RSS per call remembered")
     print(f"ratio after/before of the growth in the steady state: {a / b:.3f} "
           f"(before grows {b:.1f} MiB per million calls, after {a:.1f})")
 PY
