@@ -17,9 +17,9 @@
 # horizon, for the price in force (the catalog's, unchanged within hours) and to ignore calls
 # made before a re-created budget existed (they are all after its creation here), so the
 # compression changes nothing else it does. What it changes: the IDs the horizon holds are
-# those of the last 15-16 minutes of CALL time, i.e. RATE * 16 * 60 / SCALE of them, which
-# at the default settings is 80,000; a leader really receiving RATE calls a second for 16
-# minutes holds SCALE times as many (the plateau, not the slope, grows with the rate).
+# those of the last 15-16 minutes of CALL time, i.e. about RATE * 15.5 * 60 / SCALE of them,
+# 77,500 at the default settings; a leader really receiving RATE calls a second for 16 minutes
+# holds SCALE times as many (the plateau, not the slope, grows with the rate).
 #
 # Usage: bash tests/bench/leader_memory.sh   (starts and stops its own environment)
 #   AIGOV_BENCH_BASELINE_CONTROLLER=/path/to/old/aigov-controller runs that build side by side
@@ -143,7 +143,10 @@ declare -A PID LOAD_PID
 for run in "${RUNS[@]}"; do start_controller "$run"; done
 for run in "${RUNS[@]}"; do
   for _ in $(seq 1 600); do curl -fsS "http://127.0.0.1:${METRICS_PORT[$run]}/readyz" >/dev/null 2>&1 && break; sleep 0.2; done
-  until [[ "$(metric "$run" aigov_status_writes_total || echo 0)" -ge "$BUDGETS" ]]; do sleep 0.5; done
+  until [[ "$(metric "$run" aigov_status_writes_total || echo 0)" -ge "$BUDGETS" ]]; do
+    kill -0 "${PID[$run]}" 2>/dev/null || { tail -n 20 "$AIGOV_RUN/logs/controller-$run.log" >&2; die "$run: controller exited"; }
+    sleep 0.5
+  done
   log "$run: leading, every status written once"
 done
 
@@ -242,6 +245,8 @@ def report(run, pts):
     return steady
 
 rows = samples()
+if sum(1 for p in next(iter(rows.values())) if p[0] >= steady_from) < 2:
+    print(f"(too short for a steady state: it needs two samples from {steady_from:.0f} s on; run longer)")
 print(f"budgets: {budgets}; {rate} records/s offered per controller for {seconds} s; call time x{scale:g} "
       f"({seconds * scale / 60:.0f} minutes of call time; the 15-minute horizon is full after {filled:.0f} s)")
 table(rows)
