@@ -28,6 +28,7 @@ use aigov_api::pricing::{InvocationMode, PriceBook, Usage};
 use aigov_api::{AIBudgetStatus, Usd};
 use jiff::Timestamp;
 
+use crate::attribution::{self, Attribution};
 use crate::headroom::{Advice, Headroom};
 use crate::outbox::{Outgoing, UsageOutbox};
 use crate::proto::{Refusal, UsageRecord};
@@ -86,6 +87,9 @@ pub struct Account {
     pub models: BTreeMap<String, (Usd, u64)>,
     /// Spend and calls per workload (see `WorkloadSpend`).
     pub workloads: BTreeMap<String, WorkloadTally>,
+    /// Spend and calls per value of each request-metadata key the budget declares
+    /// (`spec.attribution.keys`; see [`crate::attribution`]).
+    pub attribution: Attribution,
     /// The dearest single call settled this period.
     pub largest_call: Usd,
     /// Set to the limit in force when a call was refused because what was left could not pay
@@ -125,6 +129,7 @@ impl Account {
             throttled: 0,
             models: BTreeMap::new(),
             workloads: BTreeMap::new(),
+            attribution: Attribution::default(),
             largest_call: Usd::ZERO,
             refused_at_limit: None,
             applied: HashMap::new(),
@@ -187,6 +192,10 @@ impl Account {
                 account.workloads.insert(w.workload.clone(), tally);
             }
         }
+        // The keys the status lists; the reconciler then declares the spec's
+        // ([`Account::declare_attribution`]).
+        let keys: Vec<String> = status.attribution.iter().map(|k| k.key.clone()).collect();
+        account.attribution = Attribution::restore(&keys, &status.attribution);
         account
     }
 
@@ -286,6 +295,19 @@ impl Account {
             .collect()
     }
 
+    /// Declares the request-metadata keys this account breaks spend down by from now on (see
+    /// [`Attribution::declare`]).
+    pub fn declare_attribution(&mut self, keys: &[String]) {
+        if self.attribution.declare(keys) {
+            self.version += 1;
+        }
+    }
+
+    /// Per declared key, the values that spent most this period (`status.attribution`).
+    pub fn top_attribution(&self) -> Vec<aigov_api::budget::KeyAttribution> {
+        self.attribution.top(attribution::SHOWN_VALUES)
+    }
+
     /// The watermarks to persist with the status, sorted for a stable status.
     pub fn watermarks(&self) -> Vec<LedgerWatermark> {
         let mut marks: Vec<_> = self
@@ -351,6 +373,15 @@ impl Account {
             entry.0 += cost;
             entry.1 += 1;
         }
+        let throttled =
+            ![Refusal::None as i32, Refusal::ModelForbidden as i32].contains(&record.refusal);
+        let call = attribution::Call {
+            cost: self.spent - before,
+            throttled,
+        };
+        // Bounded whatever a gateway sent, so no status grows past the stated limits.
+        let metadata = aigov_api::request_metadata::bounded(&record.request_metadata);
+        self.attribution.count(&metadata, call);
         Some(Charge {
             budget: key.to_owned(),
             gateway: gateway.to_owned(),
@@ -402,6 +433,7 @@ impl Account {
         self.throttled = 0;
         self.models.clear();
         self.workloads.clear();
+        self.attribution.clear();
         self.largest_call = Usd::ZERO;
         self.refused_at_limit = None;
         self.seen.clear();

@@ -220,15 +220,27 @@ impl Context {
         window: &Window,
         limit: aigov_api::Usd,
     ) -> Ledgered {
-        let ledger = self.shared.ledger();
+        let keys = budget
+            .spec
+            .attribution
+            .as_ref()
+            .map(|a| a.keys.clone())
+            .unwrap_or_default();
+        let mut ledger = self.shared.ledger();
+        // The keys are spec, not spend: declaring them moves no figure a status must record
+        // first, so the ledger's account takes them at once.
+        if let Some(account) = ledger.account_mut(key) {
+            account.declare_attribution(&keys);
+        }
         match ledger.account(key) {
             Some(account) => Ledgered {
                 account: account.clone(),
                 unopened: None,
             },
             None => {
-                let restored = Account::restore(window.clone(), limit, budget.status.as_ref())
+                let mut restored = Account::restore(window.clone(), limit, budget.status.as_ref())
                     .for_object(plan::object_uid(budget), plan::object_created(budget));
+                restored.declare_attribution(&keys);
                 Ledgered {
                     account: ledger.preview(key, restored.clone()),
                     unopened: Some(restored),
