@@ -5,7 +5,7 @@
 //!
 //! The modules follow the request, one step each, and [`Gateway::handle`] reads as that list:
 //! [`route`] → [`identity`] (authentication shape, then the pod from [`cluster`]) → [`body`] →
-//! [`admission`] → [`ratelimit`] (the soft limit) → [`reserve`] (the worst case, on
+//! [`metadata`] (validated as Bedrock does) → [`admission`] → [`ratelimit`] (the soft limit) → [`reserve`] (the worst case, on
 //! [`slices`]) → [`forward`] → [`settle`] (relay, [`meter`] / [`sse`] the usage, settle, or
 //! [`follow`] a job Bedrock finishes later). Calls Bedrock does not bill (CountTokens, reads of
 //! jobs and stored responses) pass through and count as requests. Every refusal and failure is
@@ -22,6 +22,7 @@ pub mod follow;
 pub mod forward;
 pub mod guardrail;
 pub mod identity;
+pub mod metadata;
 pub mod meter;
 pub mod metrics;
 pub mod pod_warnings;
@@ -225,6 +226,11 @@ impl Gateway {
         let (parts, body) = request.into_parts();
         let (body, json) = self.read_body(&mut route, &parts, body).await?;
         call.routed(&route);
+        let metadata = metadata::read(route.operation, &parts.headers, &json)?;
+        call.metadata = metadata
+            .as_ref()
+            .map(aigov_api::request_metadata::callers_pairs)
+            .unwrap_or_default();
         let (policies, figures) = self.budgets(workload.as_deref());
         call.budgets = policies.clone();
         if route.operation.metering() == Metering::Free {
@@ -253,19 +259,28 @@ impl Gateway {
 
         let operation = route.operation;
         self.metrics.overhead(call.forwarding());
-        let record = usage_record(&route, &admitted, workload.as_deref());
+        let mut record = usage_record(&route, &admitted, workload.as_deref());
+        record.request_metadata = call.metadata.clone();
+        let out = self.stamped(
+            operation,
+            metadata.as_ref(),
+            &policies,
+            call,
+            (body, json, &parts.headers),
+        );
+        record.metadata_unstamped = !out.stamped;
         let mut settlement =
             Settlement::new(self.clone(), reservation, worst, record, &admitted, call);
         // The trace the gateway asks for is taken back out of a Converse body.
-        settlement.hide_trace = guardrail::ask_for_trace(&json).is_some();
-        let (body, reading) = reading_of(operation, &json, body);
+        settlement.hide_trace = guardrail::ask_for_trace(&out.json).is_some();
+        let (body, reading) = reading_of(operation, &out.json, out.body);
         let path = route::path_for(operation, &admitted.model).unwrap_or(route.path_and_query);
         let sent = self.upstream.send(
             operation.endpoint(),
             &parts.method,
             &path,
             query.as_deref(),
-            &parts.headers,
+            &out.headers,
             body,
         );
         let upstream = match sent.await {
@@ -283,6 +298,37 @@ impl Gateway {
         let mut response = settle::relay(limits, reading, &path, upstream, settlement).await?;
         mark_downgrade(&mut response, &admitted);
         Ok((response, admitted.outcome()))
+    }
+
+    /// The request as it goes to Bedrock: the caller's metadata with the gateway's pairs
+    /// ([`metadata::forwarded`]); a call whose caller's pairs left no room is counted. A
+    /// caller forwarded unmetered (no pod) gets no pairs.
+    fn stamped(
+        &self,
+        operation: Operation,
+        caller: Option<&aigov_api::request_metadata::RequestMetadata>,
+        policies: &[Arc<BudgetPolicy>],
+        call: &CallTrace,
+        (body, json, headers): (Bytes, serde_json::Value, &http::HeaderMap),
+    ) -> metadata::Forwarded {
+        let Some(workload) = call.workload.as_deref() else {
+            return metadata::Forwarded {
+                body,
+                json,
+                headers: headers.clone(),
+                stamped: true,
+            };
+        };
+        let out = metadata::forwarded(
+            operation,
+            caller,
+            (workload, policies),
+            (body, json, headers),
+        );
+        if !out.stamped {
+            self.metrics.metadata_unstamped();
+        }
+        out
     }
 
     /// Reads the request's body (bounded in bytes and time) and, for an operation that has
@@ -397,6 +443,7 @@ impl Gateway {
             pod_name: workload.name.clone(),
             workload: workload.workload.clone(),
             refusal: refused.kind as i32,
+            request_metadata: call.metadata.clone(),
             operation: call
                 .operation
                 .map(|o| o.name().to_owned())
