@@ -5,8 +5,8 @@
 //!
 //! The modules follow the request, one step each, and [`Gateway::handle`] reads as that list:
 //! [`route`] → [`identity`] (authentication shape, then the pod from [`cluster`]) → [`body`] →
-//! [`metadata`] (validated as Bedrock does) → [`admission`] → [`ratelimit`] (the soft limit) → [`reserve`] (the worst case, on
-//! [`slices`]) → [`forward`] → [`settle`] (relay, [`meter`] / [`sse`] the usage, settle, or
+//! [`metadata`] (validated as Bedrock does) → [`admission`] → [`ratelimit`] (the soft limit) →
+//! [`reserve`] (the worst case, on [`slices`]) → [`forward`] → [`settle`] (relay, [`meter`] / [`sse`] the usage, settle, or
 //! [`follow`] a job Bedrock finishes later). Calls Bedrock does not bill (CountTokens, reads of
 //! jobs and stored responses) pass through and count as requests. Every refusal and failure is
 //! one [`error::GatewayError`], rendered in the called API's shape in one place; every call
@@ -227,10 +227,7 @@ impl Gateway {
         let (body, json) = self.read_body(&mut route, &parts, body).await?;
         call.routed(&route);
         let metadata = metadata::read(route.operation, &parts.headers, &json)?;
-        call.metadata = metadata
-            .as_ref()
-            .map(aigov_api::request_metadata::callers_pairs)
-            .unwrap_or_default();
+        call.metadata = metadata::callers(metadata.as_ref());
         let (policies, figures) = self.budgets(workload.as_deref());
         call.budgets = policies.clone();
         if route.operation.metering() == Metering::Free {
@@ -259,16 +256,8 @@ impl Gateway {
 
         let operation = route.operation;
         self.metrics.overhead(call.forwarding());
-        let mut record = usage_record(&route, &admitted, workload.as_deref());
-        record.request_metadata = call.metadata.clone();
-        let out = self.stamped(
-            operation,
-            metadata.as_ref(),
-            &policies,
-            call,
-            (body, json, &parts.headers),
-        );
-        record.metadata_unstamped = !out.stamped;
+        let outgoing = (body, json, &parts.headers);
+        let (record, out) = self.outgoing(&route, &admitted, call, metadata.as_ref(), outgoing);
         let mut settlement =
             Settlement::new(self.clone(), reservation, worst, record, &admitted, call);
         // The trace the gateway asks for is taken back out of a Converse body.
@@ -300,35 +289,37 @@ impl Gateway {
         Ok((response, admitted.outcome()))
     }
 
-    /// The request as it goes to Bedrock: the caller's metadata with the gateway's pairs
-    /// ([`metadata::forwarded`]); a call whose caller's pairs left no room is counted. A
-    /// caller forwarded unmetered (no pod) gets no pairs.
-    fn stamped(
+    /// The call's usage record (its usage filled in when it settles) and the request as it
+    /// goes to Bedrock: the caller's metadata with the gateway's pairs
+    /// ([`metadata::forwarded`]); a call whose caller's pairs left no room is counted and so
+    /// marked. A caller forwarded unmetered (no pod) gets no pairs.
+    fn outgoing(
         &self,
-        operation: Operation,
-        caller: Option<&aigov_api::request_metadata::RequestMetadata>,
-        policies: &[Arc<BudgetPolicy>],
+        route: &Route,
+        admitted: &Admitted,
         call: &CallTrace,
+        caller: Option<&aigov_api::request_metadata::RequestMetadata>,
         (body, json, headers): (Bytes, serde_json::Value, &http::HeaderMap),
-    ) -> metadata::Forwarded {
-        let Some(workload) = call.workload.as_deref() else {
-            return metadata::Forwarded {
+    ) -> (UsageRecord, metadata::Forwarded) {
+        let workload = call.workload.as_deref();
+        let mut record = usage_record(route, admitted, workload);
+        record.request_metadata = call.metadata.clone();
+        let Some(workload) = workload else {
+            let out = metadata::Forwarded {
                 body,
                 json,
                 headers: headers.clone(),
                 stamped: true,
             };
+            return (record, out);
         };
-        let out = metadata::forwarded(
-            operation,
-            caller,
-            (workload, policies),
-            (body, json, headers),
-        );
+        let pod = (workload, call.budgets.as_slice());
+        let out = metadata::forwarded(route.operation, caller, pod, (body, json, headers));
         if !out.stamped {
             self.metrics.metadata_unstamped();
+            record.metadata_unstamped = true;
         }
-        out
+        (record, out)
     }
 
     /// Reads the request's body (bounded in bytes and time) and, for an operation that has

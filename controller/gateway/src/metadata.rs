@@ -57,6 +57,11 @@ pub fn read(
     read.map_err(GatewayError::InvalidMetadata)
 }
 
+/// The caller's own pairs of what [`read`] found (none under the gateway's prefix).
+pub fn callers(metadata: Option<&RequestMetadata>) -> RequestMetadata {
+    metadata.map(callers_pairs).unwrap_or_default()
+}
+
 /// The gateway's pairs for a call of `workload` charged to `budgets`.
 fn ours(workload: &Workload, budgets: &[Arc<BudgetPolicy>]) -> [(&'static str, String); 3] {
     let keys: Vec<String> = budgets.iter().map(|b| b.key.clone()).collect();
