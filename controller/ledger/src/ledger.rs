@@ -1302,6 +1302,69 @@ mod tests {
     }
 
     #[test]
+    fn calls_are_attributed_to_their_metadata_values_and_the_books_survive_a_restore() {
+        let mut ledger = ledger_with(&["a/x"], "10");
+        let keys = ["feature".to_owned()];
+        ledger
+            .account_mut("a/x")
+            .unwrap()
+            .declare_attribution(&keys);
+        let prices = PriceBook::default();
+        let tagged = |mut r: UsageRecord, value: Option<&str>| {
+            if let Some(v) = value {
+                r.request_metadata.insert("feature".into(), v.into());
+            }
+            r.request_metadata
+                .insert("user".into(), "not declared".into());
+            r
+        };
+        ledger.apply(
+            "g",
+            &tagged(record(1, "r1", &["a/x"], 800_000), Some("search")),
+            &prices,
+        );
+        ledger.apply(
+            "g",
+            &tagged(record(2, "r2", &["a/x"], 400_000), None),
+            &prices,
+        );
+        let mut refused = tagged(record(3, "r3", &["a/x"], 0), Some("search"));
+        refused.refusal = Refusal::Throttled as i32;
+        ledger.apply("g", &refused, &prices);
+        let top = ledger.account("a/x").unwrap().top_attribution();
+        assert_eq!(top.len(), 1, "only declared keys: {top:?}");
+        let rows: Vec<_> = top[0]
+            .values
+            .iter()
+            .map(|v| {
+                (
+                    v.value.as_str(),
+                    v.spent.as_str(),
+                    v.requests,
+                    v.throttled_requests,
+                )
+            })
+            .collect();
+        assert_eq!(rows, [("search", "1.00", 2, 1), ("(none)", "0.50", 1, 0)]);
+
+        let status = AIBudgetStatus {
+            period_start: Some(window().start.to_string()),
+            spent: Some("1.50".into()),
+            attribution: top.clone(),
+            ..Default::default()
+        };
+        let mut restored = Account::restore(window(), usd("10"), Some(&status));
+        restored.declare_attribution(&keys);
+        assert_eq!(restored.top_attribution(), top);
+        let next = Period::Monthly
+            .window_at(window().end, &time_zone("UTC").unwrap())
+            .unwrap();
+        restored.roll_over(next, usd("10"));
+        assert!(restored.top_attribution().is_empty());
+        assert_eq!(restored.attribution.keys().collect::<Vec<_>>(), ["feature"]);
+    }
+
+    #[test]
     fn a_refusal_for_want_of_headroom_exhausts_the_budget_until_the_limit_changes() {
         // Haiku 3 output: 800,000 tokens cost $1.00.
         let mut ledger = ledger_with(&["a/x"], "2.50");
