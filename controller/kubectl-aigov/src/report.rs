@@ -315,13 +315,15 @@ pub fn by_value(
     reports
 }
 
-/// The text a person reads: per budget, its values by spend with their share.
+/// The text a person reads: per budget with calls this period, its values by spend with their
+/// share; the budgets without calls are named in one line.
 pub fn render_by(reports: &[ValueReport], style: Style) -> String {
     if reports.is_empty() {
         return "No AIBudgets found.\n".to_owned();
     }
     let mut out = String::new();
-    for r in reports {
+    let (spending, idle): (Vec<_>, Vec<_>) = reports.iter().partition(|r| r.requests > 0);
+    for r in spending {
         out.push_str(&style.title(&format!(
             "{}/{} by {}: {} over {}",
             r.namespace,
@@ -331,12 +333,18 @@ pub fn render_by(reports: &[ValueReport], style: Style) -> String {
             r.range
         )));
         out.push('\n');
-        if r.values.is_empty() {
-            out.push_str("  No Bedrock calls in this period.\n");
-        } else {
-            out.push_str(&shares(&r.by.to_uppercase(), &r.values, r.spent, style));
-        }
+        out.push_str(&shares(&r.by.to_uppercase(), &r.values, r.spent, style));
         out.push('\n');
+    }
+    if !idle.is_empty() {
+        let names: Vec<String> = idle
+            .iter()
+            .map(|r| format!("{}/{}", r.namespace, r.budget))
+            .collect();
+        out.push_str(&format!(
+            "No Bedrock calls this period: {}\n",
+            names.join(", ")
+        ));
     }
     out
 }
@@ -468,6 +476,11 @@ status:
             text.lines()
                 .any(|l| l.starts_with("  rag") && l.contains("$1.50")),
             "{text}"
+        );
+        let idle = by_value(&[(budget(), range)], &[], &by);
+        assert_eq!(
+            render_by(&idle, Style::plain()),
+            "No Bedrock calls this period: team-research/research-daily\n"
         );
     }
 
