@@ -105,10 +105,11 @@ curl -fsS "http://127.0.0.1:$METRICS_PORT/readyz" >/dev/null || { tail -n 30 "$A
 echo "    gateway http://127.0.0.1:$GATEWAY_PORT   metrics http://127.0.0.1:$METRICS_PORT/metrics   (pid $(cat "$AIGOV_RUN/pids/aigov"))"
 
 # The workload as pod $1 would run it: only the endpoint differs from plain Bedrock.
+# Each call is tagged with request metadata: feature (FEATURE) and user.
 workload() { # pod-ip pod-label model calls max_tokens prompt
   AWS_ENDPOINT_URL_BEDROCK_RUNTIME="http://127.0.0.1:$GATEWAY_PORT" AWS_ENDPOINT_URL= \
   AWS_ACCESS_KEY_ID=workload AWS_SECRET_ACCESS_KEY=workload AWS_REGION=us-east-1 \
-  AIGOV_DEMO_SOURCE_IP="$1" PROMPT="$6" \
+  AIGOV_DEMO_SOURCE_IP="$1" PROMPT="$6" FEATURE="${FEATURE:-chat}" \
     "$WORKLOAD_BIN" "$3" "$4" "$5" | sed "s|^|    [$2] |"
 }
 now_ms() { date -u +%Y-%m-%dT%H:%M:%S.%3NZ; }
@@ -118,12 +119,13 @@ echo "    team-chat's chat-api answers with Claude 3.5 Sonnet while team-researc
 echo "    Sonnet jobs until its \$5.00 daily budget stops it; then chat-api moves to Claude 3.5 Haiku"
 echo "    (priced by the Terraform override) and tries Claude Opus 4, which its budget does not allow."
 started=$(now_ms)
-workload 127.0.0.22 team-research/notebook-0 anthropic.claude-3-5-sonnet-20240620-v1:0 60 8192 \
+FEATURE=dataset-analysis workload 127.0.0.22 team-research/notebook-0 anthropic.claude-3-5-sonnet-20240620-v1:0 60 8192 \
   "Analyse the dataset [sim:output_tokens=8000]" &
 research=$!
-workload 127.0.0.21 team-chat/chat-api-0 anthropic.claude-3-5-sonnet-20240620-v1:0 4 1024 "Draft a reply [sim:output_tokens=600]"
+FEATURE=reply-drafts workload 127.0.0.21 team-chat/chat-api-0 anthropic.claude-3-5-sonnet-20240620-v1:0 4 1024 "Draft a reply [sim:output_tokens=600]"
 switched=$(now_ms)
-workload 127.0.0.21 team-chat/chat-api-0 anthropic.claude-3-5-haiku-20241022-v1:0 6 1024 "Draft a reply [sim:output_tokens=600]"
+FEATURE=reply-drafts workload 127.0.0.21 team-chat/chat-api-0 anthropic.claude-3-5-haiku-20241022-v1:0 3 1024 "Draft a reply [sim:output_tokens=600]"
+FEATURE=summaries workload 127.0.0.21 team-chat/chat-api-0 anthropic.claude-3-5-haiku-20241022-v1:0 3 1024 "Summarise the thread [sim:output_tokens=300]"
 workload 127.0.0.21 team-chat/chat-api-0 us.anthropic.claude-opus-4-20250514-v1:0 1 256 "Hi" || true
 # The same pod with the OpenAI Python SDK, pointed at the gateway by its base URL (bedrock-mantle).
 OPENAI_BASE_URL="http://127.0.0.1:$GATEWAY_PORT/v1" OPENAI_API_KEY=workload-key "$AIGOV_LLM_SDK_PYTHON" - <<'PY' | sed "s|^|    [team-chat/chat-api-0] |"
@@ -162,6 +164,9 @@ echo
 show kubectl aigov report -A
 echo
 show kubectl aigov top -A --window 10m
+echo
+echo "Who inside the workloads spent it: the calls' request metadata (Converse requestMetadata):"
+show kubectl aigov report -A --by feature
 echo
 echo "What changed when chat-api moved from Sonnet to Haiku (usage records, this run):"
 show kubectl aigov compare -n team-chat --a "$started..$switched" --b "$switched..now"

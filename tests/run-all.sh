@@ -54,6 +54,7 @@ for expected in \
     '^anthropic\.claude-3-5-sonnet-20240620-v1:0 .* -100% +4 +0' \
     '^anthropic\.claude-3-5-haiku-20241022-v1:0 .* new +0 +6' \
     '^timestamp,namespace,budget,workload,pod,model,operation' \
+    '^  dataset-analysis +\$4\.92 +100% +41' \
     'add up to \$4\.921599: .*they agree' \
     'aigov_budget_spent_usd\{namespace="team-research",budget="research-daily"\} 4\.921599'; do
   grep -qE -- "$expected" "$demo" || { cat "$demo"; die "tests/demo.sh did not show: $expected"; }

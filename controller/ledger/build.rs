@@ -9,6 +9,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(grpc)
         .build_server(grpc)
+        // Ordered, so a record's metadata reads (and prints) the same every time.
+        .btree_map(".aigov.ledger.v1.UsageRecord.request_metadata")
         .compile_fds(descriptors)?;
     Ok(())
 }

@@ -336,6 +336,7 @@ impl LedgerShared {
             pod: format!("{}/{}", record.pod_namespace, record.pod_name),
             workload: aigov_ledger::ledger::workload_of(record),
             operation: record.operation.clone(),
+            metadata: record.request_metadata.clone(),
         };
         ledger.stage_usage(Outgoing {
             gateway: charge.gateway.clone(),

@@ -112,6 +112,7 @@ pub fn build(inputs: StatusInputs<'_>) -> StatusOutcome {
         throttled_requests: account.throttled,
         top_models: account.top_models(),
         top_workloads: account.top_workloads(),
+        attribution: account.top_attribution(),
         conditions,
         history: inputs.history,
         thresholds_crossed: crossed,
@@ -460,6 +461,9 @@ pub fn summarize(account: &Account) -> PeriodSummary {
         throttled_requests: account.throttled,
         top_models: account.top_models(),
         top_workloads: account.top_workloads(),
+        attribution: account
+            .attribution
+            .top(aigov_ledger::attribution::HISTORY_VALUES),
     }
 }
 

@@ -94,6 +94,11 @@ pub struct AIBudgetSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 5))]
     pub escalation: Vec<EscalationStep>,
+
+    /// Which keys of Bedrock's request metadata this budget's status breaks its spend down by.
+    /// Metadata never selects a budget: it only subdivides what the calling pod's budgets spend.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attribution: Option<Attribution>,
 }
 
 fn default_time_zone() -> String {
@@ -272,6 +277,38 @@ pub struct DowngradeRule {
     pub to: String,
 }
 
+/// A request-metadata key a budget can break its spend down by: Bedrock's key characters
+/// (letters, digits and `_ . : / = + @ $ # , -`, here without whitespace), at most 128 of them.
+pub const ATTRIBUTION_KEY_REGEX: &str = r"^[A-Za-z0-9_.:/=+@$#,-]{1,128}$";
+/// How many keys one budget breaks its spend down by.
+pub const MAX_ATTRIBUTION_KEYS: usize = 5;
+
+/// Breaking a budget's spend down by the metadata its callers put on each request
+/// (Converse `requestMetadata`, the `X-Amzn-Bedrock-Request-Metadata` header).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Attribution {
+    /// The request-metadata keys whose values `status.attribution` ranks. (The description
+    /// below is the same text on one line, so that `kubectl explain` wraps it as a paragraph.)
+    #[serde(default)]
+    #[schemars(length(max = 5), inner(length(min = 1, max = 128)))]
+    #[schemars(
+        description = "The request-metadata keys (up to 5, e.g. [feature, user, tenant]) whose values `status.attribution` ranks by spend this period: the top 10 values with their spend, calls and refusals, the rest folded into `(other)` and calls without the key into `(none)`; finished periods keep their top 5 in `status.history`. Metadata only subdivides the spend this budget already meters: which budgets apply to a call is decided by the calling pod alone, never by its metadata, so a caller cannot choose or escape a budget with it. Keys are Bedrock's key characters without whitespace (letters, digits and _ . : / = + @ $ # , -), at most 128 of them; keys under `aigov.` are the gateway's own."
+    )]
+    #[x_kube(validation = attribution_key_rule())]
+    #[x_kube(validation = Rule::new("self.all(k, !k.startsWith('aigov.'))").message("attribution keys under aigov. are the gateway's own pairs: name a key your callers set, e.g. feature"))]
+    #[x_kube(validation = Rule::new("self.all(k, self.exists_one(j, j == k))").message("attribution keys must be unique: list each key once"))]
+    pub keys: Vec<String>,
+}
+
+/// The rule on each attribution key: [`ATTRIBUTION_KEY_REGEX`], with a message saying what it
+/// allows.
+fn attribution_key_rule() -> Rule {
+    Rule::new(format!("self.all(k, k.matches('{ATTRIBUTION_KEY_REGEX}'))")).message(
+        "attribution keys are request-metadata keys: letters, digits and _ . : / = + @ $ # , - only (no spaces), e.g. feature or tenant_id",
+    )
+}
+
 /// What the gateway does while the controller is unreachable.
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
@@ -391,6 +428,10 @@ pub struct AIBudgetStatus {
     /// The workloads that spent most this period, most first (see `WorkloadSpend`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub top_workloads: Vec<WorkloadSpend>,
+    /// Per key of `spec.attribution.keys`, the values that spent most this period (see
+    /// `KeyAttribution`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attribution: Vec<KeyAttribution>,
     /// Ready, ThresholdCrossed, BudgetExhausted, Throttling, Escalated, AlertDeliveryFailing.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
@@ -624,4 +665,43 @@ pub struct PeriodSummary {
     /// The workloads that spent most in the period, most first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub top_workloads: Vec<WorkloadSpend>,
+    /// Per attribution key, the period's top 5 values, then `(other)` and `(none)`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attribution: Vec<KeyAttribution>,
+}
+
+/// The value that stands for every value not listed (a value Bedrock accepts cannot contain
+/// parentheses, so no caller's value is mistaken for it).
+pub const OTHER_VALUE: &str = "(other)";
+/// The value that stands for calls without the key.
+pub const NONE_VALUE: &str = "(none)";
+
+/// One request-metadata key's breakdown of a period's spend. The listed values' figures are
+/// exact: a value is listed only when the controller counted it from its first call of the
+/// period. `(other)` holds the values not listed (past the top ones shown, past the 100
+/// values tracked per key, or first seen after a controller restart found `(other)` in use);
+/// `(none)` the calls without the key. Together they add up to the budget's spend and calls.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyAttribution {
+    /// The key (from `spec.attribution.keys`).
+    pub key: String,
+    /// The values that spent most, most first, then `(other)` and `(none)` when they have calls.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub values: Vec<ValueSpend>,
+}
+
+/// One value's share of a period's spend.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ValueSpend {
+    /// The value (or `(other)`, `(none)`).
+    pub value: String,
+    /// USD.
+    pub spent: String,
+    /// Requests (refused ones included).
+    pub requests: u64,
+    /// Requests refused or rate-limited.
+    #[serde(default)]
+    pub throttled_requests: u64,
 }

@@ -33,6 +33,10 @@ pub enum Error {
     /// A Bedrock response whose usage could not be read; it is never counted as free.
     #[error("malformed usage in {0}")]
     MalformedUsage(String),
+    /// Request metadata Bedrock would refuse; the message is the ValidationException Bedrock
+    /// answers, naming the key (see [`crate::request_metadata`]).
+    #[error("{0}")]
+    InvalidRequestMetadata(String),
     /// Date arithmetic left the range jiff supports (years -9999..=9999).
     #[error("time out of range: {0}")]
     TimeOutOfRange(String),

@@ -19,6 +19,7 @@ pub mod money;
 pub mod pattern;
 pub mod period;
 pub mod pricing;
+pub mod request_metadata;
 pub mod units;
 pub mod usage;
 

@@ -4,6 +4,8 @@ the gateway's refusals read as boto3's own typed exceptions. Exits 1 on the firs
 Usage: python gateway_boto3.py GATEWAY_URL SOURCE_IP calls
        python gateway_boto3.py GATEWAY_URL SOURCE_IP expect-throttle
        python gateway_boto3.py GATEWAY_URL SOURCE_IP expect-denied TEXT
+       python gateway_boto3.py GATEWAY_URL SOURCE_IP tagged
+       python gateway_boto3.py GATEWAY_URL SOURCE_IP expect-invalid
 """
 
 import json
@@ -84,5 +86,27 @@ elif mode == "expect-denied":
         if sys.argv[4] not in text:
             fail(f"{sys.argv[4]!r} not in {text!r}")
         print("denied:", text)
+elif mode == "tagged":
+    # Request metadata as boto3 sends it: Converse's requestMetadata in the body, InvokeModel's
+    # as the X-Amzn-Bedrock-Request-Metadata header (a JSON string).
+    ids = []
+    out = client.converse(modelId=HAIKU, messages=message("[sim:output_tokens=11]"), inferenceConfig={"maxTokens": 20},
+                          requestMetadata={"feature": "boto3", "user": "py"})
+    ids.append(out["ResponseMetadata"]["RequestId"])
+    body = json.dumps({"anthropic_version": "bedrock-2023-05-31", "max_tokens": 30,
+                       "messages": [{"role": "user", "content": "[sim:output_tokens=13]"}]})
+    out = client.invoke_model(modelId=HAIKU, body=body, contentType="application/json",
+                              requestMetadata=json.dumps({"feature": "boto3-invoke"}))
+    json.loads(out["body"].read())
+    ids.append(out["ResponseMetadata"]["RequestId"])
+    print(json.dumps(ids))
+elif mode == "expect-invalid":
+    pairs = {f"k{i}": "v" for i in range(17)}
+    try:
+        client.converse(modelId=HAIKU, messages=message("too many"), inferenceConfig={"maxTokens": 10},
+                        requestMetadata=pairs)
+        fail("17 pairs were accepted")
+    except client.exceptions.ValidationException as e:
+        print("invalid:", e.response["Error"]["Message"])
 else:
     fail(f"unknown mode {mode}")

@@ -104,6 +104,11 @@ pub enum GatewayError {
     /// The body is not JSON.
     #[error("the request body is not valid JSON: {0}")]
     BodyNotJson(String),
+    /// Request metadata Bedrock would refuse (too many pairs, a key or value too long or off
+    /// its pattern, a value that is no string, a header that is no JSON object): Bedrock's own
+    /// ValidationException, word for word.
+    #[error("{0}")]
+    InvalidMetadata(aigov_api::Error),
     /// An AIBudget refused: model rules, exhaustion, the soft limit's rate, or no headroom
     /// for the worst case.
     #[error("{}", refused.message)]
@@ -160,7 +165,7 @@ impl GatewayError {
             UnknownOperation => "UnknownOperationException",
             Unmetered(_) | Unpriced { .. } => "AccessDeniedException",
             BadModelId(_) | BodyTooLarge(_) | BodyUnreadable(_) | BodyTimeout(_)
-            | BodyNotAnObject | BodyNotJson(_) => "ValidationException",
+            | BodyNotAnObject | BodyNotJson(_) | InvalidMetadata(_) => "ValidationException",
             MissingAuthentication => "MissingAuthenticationTokenException",
             BadAuthorization => "IncompleteSignatureException",
             UnknownCaller(_) => "AccessDeniedException",
@@ -182,7 +187,7 @@ impl GatewayError {
             UnknownOperation => "unknown_operation",
             Unmetered(_) | Unpriced { .. } => "unmetered",
             BadModelId(_) | BodyTooLarge(_) | BodyUnreadable(_) | BodyTimeout(_)
-            | BodyNotAnObject | BodyNotJson(_) => "invalid",
+            | BodyNotAnObject | BodyNotJson(_) | InvalidMetadata(_) => "invalid",
             MissingAuthentication | BadAuthorization => "unauthenticated",
             NotReady => "not_ready",
             UnknownCaller(_) => "unknown_caller",

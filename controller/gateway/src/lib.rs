@@ -5,8 +5,8 @@
 //!
 //! The modules follow the request, one step each, and [`Gateway::handle`] reads as that list:
 //! [`route`] → [`identity`] (authentication shape, then the pod from [`cluster`]) → [`body`] →
-//! [`admission`] → [`ratelimit`] (the soft limit) → [`reserve`] (the worst case, on
-//! [`slices`]) → [`forward`] → [`settle`] (relay, [`meter`] / [`sse`] the usage, settle, or
+//! [`metadata`] (validated as Bedrock does) → [`admission`] → [`ratelimit`] (the soft limit) →
+//! [`reserve`] (the worst case, on [`slices`]) → [`forward`] → [`settle`] (relay, [`meter`] / [`sse`] the usage, settle, or
 //! [`follow`] a job Bedrock finishes later). Calls Bedrock does not bill (CountTokens, reads of
 //! jobs and stored responses) pass through and count as requests. Every refusal and failure is
 //! one [`error::GatewayError`], rendered in the called API's shape in one place; every call
@@ -22,6 +22,7 @@ pub mod follow;
 pub mod forward;
 pub mod guardrail;
 pub mod identity;
+pub mod metadata;
 pub mod meter;
 pub mod metrics;
 pub mod pod_warnings;
@@ -222,9 +223,11 @@ impl Gateway {
             return Err(GatewayError::Unmetered(route.operation.name()));
         }
         let query = request.uri().query().map(str::to_owned);
-        let (mut parts, body) = request.into_parts();
+        let (parts, body) = request.into_parts();
         let (body, json) = self.read_body(&mut route, &parts, body).await?;
         call.routed(&route);
+        let metadata = metadata::read(route.operation, &parts.headers, &json)?;
+        call.metadata = metadata::callers(metadata.as_ref());
         let (policies, figures) = self.budgets(workload.as_deref());
         call.budgets = policies.clone();
         if route.operation.metering() == Metering::Free {
@@ -258,19 +261,20 @@ impl Gateway {
 
         let operation = route.operation;
         self.metrics.overhead(call.forwarding());
-        let record = usage_record(&route, &admitted, workload.as_deref());
+        let outgoing = (body, json, &parts.headers);
+        let (record, mut out) = self.outgoing(&route, &admitted, call, metadata.as_ref(), outgoing);
         let mut settlement =
             Settlement::new(self.clone(), reservation, worst, record, &admitted, call);
         // The trace the gateway asks for is taken back out of a whole body.
-        settlement.hide_trace = guardrail::asks_for_trace(operation, &json, &mut parts.headers);
-        let (body, reading) = reading_of(operation, &json, body);
+        settlement.hide_trace = guardrail::asks_for_trace(operation, &out.json, &mut out.headers);
+        let (body, reading) = reading_of(operation, &out.json, out.body);
         let path = route::path_for(operation, &admitted.model).unwrap_or(route.path_and_query);
         let sent = self.upstream.send(
             operation.endpoint(),
             &parts.method,
             &path,
             query.as_deref(),
-            &parts.headers,
+            &out.headers,
             body,
         );
         let upstream = match sent.await {
@@ -288,6 +292,39 @@ impl Gateway {
         let mut response = settle::relay(limits, reading, &path, upstream, settlement).await?;
         mark_downgrade(&mut response, &admitted);
         Ok((response, admitted.outcome()))
+    }
+
+    /// The call's usage record (its usage filled in when it settles) and the request as it
+    /// goes to Bedrock: the caller's metadata with the gateway's pairs
+    /// ([`metadata::forwarded`]); a call whose caller's pairs left no room is counted and so
+    /// marked. A caller forwarded unmetered (no pod) gets no pairs.
+    fn outgoing(
+        &self,
+        route: &Route,
+        admitted: &Admitted,
+        call: &CallTrace,
+        caller: Option<&aigov_api::request_metadata::RequestMetadata>,
+        (body, json, headers): (Bytes, serde_json::Value, &http::HeaderMap),
+    ) -> (UsageRecord, metadata::Forwarded) {
+        let workload = call.workload.as_deref();
+        let mut record = usage_record(route, admitted, workload);
+        record.request_metadata = call.metadata.clone();
+        let Some(workload) = workload else {
+            let out = metadata::Forwarded {
+                body,
+                json,
+                headers: headers.clone(),
+                stamped: true,
+            };
+            return (record, out);
+        };
+        let pod = (workload, call.budgets.as_slice());
+        let out = metadata::forwarded(route.operation, caller, pod, (body, json, headers));
+        if !out.stamped {
+            self.metrics.metadata_unstamped();
+            record.metadata_unstamped = true;
+        }
+        (record, out)
     }
 
     /// Reads the request's body (bounded in bytes and time) and, for an operation that has
@@ -402,6 +439,7 @@ impl Gateway {
             pod_name: workload.name.clone(),
             workload: workload.workload.clone(),
             refusal: refused.kind as i32,
+            request_metadata: call.metadata.clone(),
             operation: call
                 .operation
                 .map(|o| o.name().to_owned())

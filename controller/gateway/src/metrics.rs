@@ -37,6 +37,7 @@ pub struct GatewayMetrics {
     requests: Family<OutcomeLabels, Counter>,
     overhead: Histogram,
     stalled_streams: Counter,
+    metadata_unstamped: Counter,
 }
 
 impl GatewayMetrics {
@@ -56,6 +57,7 @@ impl GatewayMetrics {
             requests: Family::default(),
             overhead: Histogram::new(exponential_buckets(0.000_01, 2.0, 16)),
             stalled_streams: Counter::default(),
+            metadata_unstamped: Counter::default(),
         };
         registry.register(
             "gateway_requests",
@@ -73,7 +75,18 @@ impl GatewayMetrics {
              (each charged as a hang-up)",
             metrics.stalled_streams.clone(),
         );
+        registry.register(
+            "gateway_metadata_unstamped",
+            "Calls forwarded without the gateway's aigov.* request-metadata pairs because the \
+             caller's own pairs left no room within Bedrock's 16",
+            metrics.metadata_unstamped.clone(),
+        );
         metrics
+    }
+
+    /// Counts one call whose metadata had no room for the gateway's pairs.
+    pub fn metadata_unstamped(&self) {
+        self.metadata_unstamped.inc();
     }
 
     /// Counts one stream cut for a client that stopped reading.

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aigov_api::Usd;
+use aigov_api::request_metadata::RequestMetadata;
 use aigov_ledger::policy::{BudgetPolicy, Workload};
 use http::StatusCode;
 
@@ -49,6 +50,8 @@ pub struct CallTrace {
     pub budgets: Vec<Arc<BudgetPolicy>>,
     /// The gateway's time before forwarding, once forwarded.
     pub added: Option<Duration>,
+    /// The caller's request metadata (its own pairs), once read.
+    pub metadata: RequestMetadata,
 }
 
 impl CallTrace {
@@ -64,6 +67,7 @@ impl CallTrace {
             workload: None,
             budgets: Vec::new(),
             added: None,
+            metadata: RequestMetadata::new(),
         }
     }
 

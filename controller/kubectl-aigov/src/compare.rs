@@ -1,5 +1,6 @@
-//! `kubectl aigov compare`: two periods side by side, by model: spend in each, the absolute
-//! and percentage change, and the calls behind them.
+//! `kubectl aigov compare`: two periods side by side, by model (or, with `--by KEY`, by the
+//! values of a request-metadata key): spend in each, the absolute and percentage change, and
+//! the calls behind them.
 
 use std::collections::BTreeMap;
 
@@ -7,15 +8,42 @@ use aigov_api::Usd;
 use serde::Serialize;
 
 use crate::range::TimeRange;
-use crate::records::{CallRecord, Scope, distinct_calls};
+use crate::records::{ByKey, CallRecord, Scope, distinct_calls};
 use crate::table::{self, Style, TableBuilder};
 
-/// One model's spend in both periods.
+/// What a row compares.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum ChangeOf {
+    /// A model (`TOTAL` for the sum row).
+    Model {
+        /// The model.
+        model: String,
+    },
+    /// A value of the `--by` key (`(none)`: calls without it; `TOTAL` for the sum row).
+    Value {
+        /// The value.
+        value: String,
+    },
+}
+
+impl ChangeOf {
+    /// The model or the value.
+    pub fn name(&self) -> &str {
+        match self {
+            ChangeOf::Model { model } => model,
+            ChangeOf::Value { value } => value,
+        }
+    }
+}
+
+/// One model's (or value's) spend in both periods.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ModelChange {
-    /// The model (`TOTAL` for the sum row).
-    pub model: String,
+    /// The model or the value.
+    #[serde(flatten)]
+    pub of: ChangeOf,
     /// Spend in the first period.
     pub before: Usd,
     /// Spend in the second period.
@@ -30,8 +58,26 @@ pub struct ModelChange {
     pub after_requests: u64,
 }
 
-/// The comparison: the two ranges and a row per model, dearest (in either period) first, then
-/// the total.
+/// The rows of a comparison: per model (`models`), or per value of a key (`by`, `values`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Rows {
+    /// One row per model.
+    Models {
+        /// The rows.
+        models: Vec<ModelChange>,
+    },
+    /// One row per value of the key.
+    Values {
+        /// The key.
+        by: String,
+        /// The rows.
+        values: Vec<ModelChange>,
+    },
+}
+
+/// The comparison: the two ranges and a row per model (or value), dearest (in either period)
+/// first, then the total.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Comparison {
@@ -39,20 +85,74 @@ pub struct Comparison {
     pub before: TimeRange,
     /// The second period.
     pub after: TimeRange,
-    /// One row per model.
-    pub models: Vec<ModelChange>,
-    /// The sum of every model.
+    /// The rows.
+    #[serde(flatten)]
+    pub rows: Rows,
+    /// The sum of every row.
     pub total: ModelChange,
 }
 
-/// Compares the records in `scope` over two ranges (each call counted once).
+impl Comparison {
+    /// The rows, whatever they are of.
+    pub fn rows(&self) -> &[ModelChange] {
+        match &self.rows {
+            Rows::Models { models } => models,
+            Rows::Values { values, .. } => values,
+        }
+    }
+}
+
+/// Compares the records in `scope` over two ranges by model (each call counted once).
 pub fn compare(
     records: &[CallRecord],
     scope: &Scope,
     before: TimeRange,
     after: TimeRange,
 ) -> Comparison {
-    let mut sums: BTreeMap<String, [(Usd, u64); 2]> = BTreeMap::new();
+    let (rows, total) = compare_of(records, scope, (&before, &after), |r| ChangeOf::Model {
+        model: r.model.clone(),
+    });
+    Comparison {
+        before,
+        after,
+        rows: Rows::Models { models: rows },
+        total: total(ChangeOf::Model {
+            model: "TOTAL".into(),
+        }),
+    }
+}
+
+/// Compares the records in `scope` over two ranges by the values of `by` (each call once).
+pub fn compare_by(
+    records: &[CallRecord],
+    scope: &Scope,
+    (before, after): (TimeRange, TimeRange),
+    by: &ByKey,
+) -> Comparison {
+    let (rows, total) = compare_of(records, scope, (&before, &after), |r| ChangeOf::Value {
+        value: by.value_of(r).to_owned(),
+    });
+    Comparison {
+        before,
+        after,
+        rows: Rows::Values {
+            by: by.key().to_owned(),
+            values: rows,
+        },
+        total: total(ChangeOf::Value {
+            value: "TOTAL".into(),
+        }),
+    }
+}
+
+/// The rows of what `of` names each call by, dearest first, and the total row to be named.
+fn compare_of(
+    records: &[CallRecord],
+    scope: &Scope,
+    (before, after): (&TimeRange, &TimeRange),
+    of: impl Fn(&CallRecord) -> ChangeOf,
+) -> (Vec<ModelChange>, impl FnOnce(ChangeOf) -> ModelChange) {
+    let mut sums: BTreeMap<String, (ChangeOf, [(Usd, u64); 2])> = BTreeMap::new();
     for r in distinct_calls(records, scope) {
         let side = if before.contains(r.timestamp) {
             0
@@ -61,12 +161,15 @@ pub fn compare(
         } else {
             continue;
         };
-        let entry = sums.entry(r.model.clone()).or_insert([(Usd::ZERO, 0); 2]);
+        let what = of(r);
+        let (_, entry) = sums
+            .entry(what.name().to_owned())
+            .or_insert_with(|| (what, [(Usd::ZERO, 0); 2]));
         entry[side].0 += r.cost_usd;
         entry[side].1 += 1;
     }
-    let row = |model: String, [(b, br), (a, ar)]: [(Usd, u64); 2]| ModelChange {
-        model,
+    let row = |of: ChangeOf, [(b, br), (a, ar)]: [(Usd, u64); 2]| ModelChange {
+        of,
         before: b,
         after: a,
         change: signed(b, a),
@@ -75,26 +178,21 @@ pub fn compare(
         after_requests: ar,
     };
     let mut total = [(Usd::ZERO, 0), (Usd::ZERO, 0)];
-    for sides in sums.values() {
+    for (_, sides) in sums.values() {
         for (t, s) in total.iter_mut().zip(sides) {
             t.0 += s.0;
             t.1 += s.1;
         }
     }
-    let mut models: Vec<ModelChange> = sums.into_iter().map(|(m, s)| row(m, s)).collect();
-    models.sort_by(|x, y| {
+    let mut rows: Vec<ModelChange> = sums.into_values().map(|(of, s)| row(of, s)).collect();
+    rows.sort_by(|x, y| {
         x.before
             .max(x.after)
             .cmp(&y.before.max(y.after))
             .reverse()
-            .then(x.model.cmp(&y.model))
+            .then(x.of.name().cmp(y.of.name()))
     });
-    Comparison {
-        before,
-        after,
-        models,
-        total: row("TOTAL".to_owned(), total),
-    }
+    (rows, move |of| row(of, total))
 }
 
 /// An exact signed amount: `"1.25"`, `"-0.40"`.
@@ -109,14 +207,18 @@ fn signed(before: Usd, after: Usd) -> String {
 /// The table a person reads.
 pub fn render(c: &Comparison, style: Style) -> String {
     let mut out = format!("A: {}\nB: {}\n", c.before, c.after);
-    if c.models.is_empty() {
+    if c.rows().is_empty() {
         out.push_str("No Bedrock calls in either period.\n");
         return out;
     }
+    let what = match &c.rows {
+        Rows::Models { .. } => "MODEL".to_owned(),
+        Rows::Values { by, .. } => by.to_uppercase(),
+    };
     let mut t = TableBuilder::new(
         style,
         &[
-            "MODEL",
+            &what,
             "A SPENT",
             "B SPENT",
             "CHANGE",
@@ -126,9 +228,9 @@ pub fn render(c: &Comparison, style: Style) -> String {
         ],
     )
     .numeric(&[1, 2, 3, 4, 5, 6]);
-    for m in c.models.iter().chain(std::iter::once(&c.total)) {
+    for m in c.rows().iter().chain(std::iter::once(&c.total)) {
         t.cells(vec![
-            m.model.as_str().into(),
+            m.of.name().into(),
             table::money(m.before).into(),
             table::money(m.after).into(),
             table::money_change(m.before, m.after).into(),
@@ -203,21 +305,19 @@ mod tests {
             ),
         ];
         let c = compare(&records, &Scope::default(), a, b);
-        assert_eq!(c.models[0].model, "sonnet");
+        let rows = c.rows();
+        assert_eq!(rows[0].of.name(), "sonnet");
         assert_eq!(
-            (
-                c.models[0].change.as_str(),
-                c.models[0].change_percent.as_deref()
-            ),
+            (rows[0].change.as_str(), rows[0].change_percent.as_deref()),
             ("-3.00", Some("-75.0"))
         );
         assert_eq!(
-            (
-                c.models[1].model.as_str(),
-                c.models[1].change_percent.as_deref()
-            ),
+            (rows[1].of.name(), rows[1].change_percent.as_deref()),
             ("haiku", None)
         );
+        let json = serde_json::to_value(&c).unwrap();
+        assert_eq!(json["models"][0]["model"], "sonnet");
+        assert_eq!(json["total"]["model"], "TOTAL");
         assert_eq!(c.total.after, Usd::parse("1.50").unwrap());
         assert_eq!((c.total.before_requests, c.total.after_requests), (1, 2));
         let text = render(&c, Style::plain());
@@ -236,5 +336,55 @@ mod tests {
                 .any(|l| l.starts_with("TOTAL") && l.contains("-62.5%")),
             "{text}"
         );
+    }
+}
+
+#[cfg(test)]
+mod by_tests {
+    use super::*;
+    use crate::records::tests::{record, tagged};
+
+    #[test]
+    fn two_periods_compare_by_the_values_of_a_key() {
+        let now = jiff::Timestamp::now();
+        let a = TimeRange::parse("2026-11-23..2026-11-24", now, "--a").unwrap();
+        let b = TimeRange::parse("2026-11-24..2026-11-25", now, "--b").unwrap();
+        let records = [
+            tagged(
+                record("2026-11-23T10:00:00Z", "t", "d", "chat", "m", "2.00", "r1"),
+                &[("feature", "search")],
+            ),
+            tagged(
+                record("2026-11-24T10:00:00Z", "t", "d", "chat", "m", "3.00", "r2"),
+                &[("feature", "search")],
+            ),
+            tagged(
+                record("2026-11-24T10:00:00Z", "t", "d", "chat", "m", "1.00", "r3"),
+                &[("feature", "chat")],
+            ),
+            record("2026-11-23T11:00:00Z", "t", "d", "chat", "m", "0.50", "r4"),
+        ];
+        let by = ByKey::parse("feature").unwrap();
+        let c = compare_by(&records, &Scope::default(), (a, b), &by);
+        let rows: Vec<_> = c
+            .rows()
+            .iter()
+            .map(|r| (r.of.name(), r.change.as_str()))
+            .collect();
+        assert_eq!(
+            rows,
+            [("search", "1.00"), ("chat", "1.00"), ("(none)", "-0.50")]
+        );
+        assert_eq!(
+            (c.total.before, c.total.after),
+            (Usd::parse("2.50").unwrap(), Usd::parse("4.00").unwrap())
+        );
+        let json = serde_json::to_value(&c).unwrap();
+        assert_eq!(
+            (json["by"].as_str(), json["values"][0]["value"].as_str()),
+            (Some("feature"), Some("search"))
+        );
+        assert!(json.get("models").is_none());
+        assert!(render(&c, Style::plain()).contains("FEATURE"));
     }
 }

@@ -1,7 +1,7 @@
 //! `kubectl aigov export`: the usage records of a time range as CSV (one row per call and
 //! budget, exact dollars) or JSON, for finance and for anything a table cannot answer.
 
-use serde::Serialize;
+use std::collections::BTreeSet;
 
 use crate::error::{Error, Result};
 use crate::range::TimeRange;
@@ -20,49 +20,63 @@ pub fn select(records: &[CallRecord], scope: &Scope, range: &TimeRange) -> Vec<C
     rows
 }
 
-/// A CSV row: the record with its timestamp in RFC 3339 (milliseconds, UTC).
-#[derive(Serialize)]
-struct CsvRow<'a> {
-    timestamp: String,
-    namespace: &'a str,
-    budget: &'a str,
-    workload: &'a str,
-    pod: &'a str,
-    model: &'a str,
-    operation: &'a str,
-    input_tokens: u64,
-    output_tokens: u64,
-    cache_read_tokens: u64,
-    cache_write_tokens: u64,
-    cost_usd: String,
-    request_id: &'a str,
-}
+/// The columns every export has, before the metadata's.
+const COLUMNS: [&str; 13] = [
+    "timestamp",
+    "namespace",
+    "budget",
+    "workload",
+    "pod",
+    "model",
+    "operation",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "cost_usd",
+    "request_id",
+];
 
-/// CSV with a header row.
+/// The prefix of the metadata columns (`meta.feature`), as in the usage records.
+const METADATA_COLUMN_PREFIX: &str = aigov_ledger::record::METADATA_PREFIX;
+
+/// CSV with a header row: the fixed columns, then one `meta.KEY` column per request-metadata
+/// key any of the rows carries (sorted; empty where a call did not carry it). The timestamp is
+/// RFC 3339 in UTC with milliseconds, dollars exact.
 pub fn csv(records: &[CallRecord]) -> Result<String> {
+    let keys: BTreeSet<&str> = records
+        .iter()
+        .flat_map(|r| r.metadata.keys().map(String::as_str))
+        .collect();
     let mut writer = ::csv::Writer::from_writer(Vec::new());
+    let header = COLUMNS
+        .iter()
+        .map(|c| (*c).to_owned())
+        .chain(keys.iter().map(|k| format!("{METADATA_COLUMN_PREFIX}{k}")));
+    let fail = |e: ::csv::Error| Error::Csv(e.to_string());
+    writer.write_record(header).map_err(fail)?;
     for r in records {
+        let fixed = [
+            r.timestamp.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+            r.namespace.clone(),
+            r.budget.clone(),
+            r.workload.clone(),
+            r.pod.clone(),
+            r.model.clone(),
+            r.operation.clone(),
+            r.input_tokens.to_string(),
+            r.output_tokens.to_string(),
+            r.cache_read_tokens.to_string(),
+            r.cache_write_tokens.to_string(),
+            r.cost_usd.to_api_string(),
+            r.request_id.clone(),
+        ];
+        let metadata = keys
+            .iter()
+            .map(|k| r.metadata.get(*k).cloned().unwrap_or_default());
         writer
-            .serialize(CsvRow {
-                timestamp: r.timestamp.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
-                namespace: &r.namespace,
-                budget: &r.budget,
-                workload: &r.workload,
-                pod: &r.pod,
-                model: &r.model,
-                operation: &r.operation,
-                input_tokens: r.input_tokens,
-                output_tokens: r.output_tokens,
-                cache_read_tokens: r.cache_read_tokens,
-                cache_write_tokens: r.cache_write_tokens,
-                cost_usd: r.cost_usd.to_api_string(),
-                request_id: &r.request_id,
-            })
-            .map_err(|e| Error::Csv(e.to_string()))?;
-    }
-    if records.is_empty() {
-        // A header even with no rows, so a spreadsheet or a script sees the columns.
-        return Ok("timestamp,namespace,budget,workload,pod,model,operation,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,cost_usd,request_id\n".to_owned());
+            .write_record(fixed.into_iter().chain(metadata))
+            .map_err(fail)?;
     }
     let bytes = writer.into_inner().map_err(|e| Error::Csv(e.to_string()))?;
     String::from_utf8(bytes).map_err(|e| Error::Csv(e.to_string()))
@@ -104,5 +118,33 @@ mod tests {
             "2026-11-24T10:00:00.500Z,t,d,\"chat,v2\",\"t/chat,v2-0\",m,Converse,100,200,300,400,0.000375,r1"
         );
         assert!(csv(&[]).unwrap().starts_with("timestamp,"));
+    }
+
+    #[test]
+    fn metadata_keys_become_columns_empty_where_a_call_lacks_them() {
+        use crate::records::tests::tagged;
+        let at = "2026-11-24T10:00:00Z";
+        let rows = [
+            tagged(
+                record(at, "t", "d", "chat", "m", "1.00", "r1"),
+                &[("feature", "search"), ("user", "a,b")],
+            ),
+            tagged(
+                record(at, "t", "d", "chat", "m", "2.00", "r2"),
+                &[("tenant", "acme")],
+            ),
+        ];
+        let text = csv(&rows).unwrap();
+        let mut lines = text.lines();
+        assert!(
+            lines
+                .next()
+                .unwrap()
+                .ends_with(",request_id,meta.feature,meta.tenant,meta.user")
+        );
+        assert!(lines.next().unwrap().ends_with(",r1,search,,\"a,b\""));
+        assert!(lines.next().unwrap().ends_with(",r2,,acme,"));
+        let json = serde_json::to_value(&rows[0]).unwrap();
+        assert_eq!(json["metadata"]["feature"], "search");
     }
 }

@@ -2,8 +2,8 @@
 //! `kubectl-aigov`, kubectl runs it as `kubectl aigov ...`.
 //!
 //! `report` reads AIBudget status through the Kubernetes API (what `kubectl get aib` shows);
-//! `top`, `compare` and `export` read the per-call usage records the controller writes to
-//! CloudWatch Logs (the standard AWS credential chain, `AWS_ENDPOINT_URL` honoured).
+//! `top`, `compare`, `export` and `report --by` read the per-call usage records the controller
+//! writes to CloudWatch Logs (the standard AWS credential chain, `AWS_ENDPOINT_URL` honoured).
 #![forbid(unsafe_code)]
 
 use std::io::Write as _;
@@ -19,7 +19,7 @@ use kube::api::ListParams;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, ResourceExt};
 use kubectl_aigov::range::{self, TimeRange};
-use kubectl_aigov::records::{CallRecord, Scope};
+use kubectl_aigov::records::{ByKey, CallRecord, Scope};
 use kubectl_aigov::table::Style;
 use kubectl_aigov::{cloudwatch, compare, export, report, top};
 
@@ -82,6 +82,10 @@ enum Command {
     Report {
         /// Only this budget.
         budget: Option<String>,
+        /// Instead: each budget's spend this period by the values of this request-metadata
+        /// key (e.g. feature), from the usage records; calls without it show as (none).
+        #[arg(long)]
+        by: Option<String>,
     },
     /// Live spend rate by workload over a recent window.
     Top {
@@ -97,6 +101,9 @@ enum Command {
         /// Time between refreshes with --watch.
         #[arg(long, default_value = "5s")]
         interval: String,
+        /// Rank the values of this request-metadata key (e.g. user) instead of workloads.
+        #[arg(long)]
+        by: Option<String>,
     },
     /// Two periods side by side, by model: spend, absolute and percentage change.
     Compare {
@@ -109,6 +116,9 @@ enum Command {
         /// The second period, START..END (e.g. 2026-11-01..now).
         #[arg(long, allow_hyphen_values = true)]
         b: Option<String>,
+        /// Compare by the values of this request-metadata key (e.g. feature) instead of models.
+        #[arg(long)]
+        by: Option<String>,
     },
     /// The usage records of a time range, as CSV (default) or JSON.
     Export {
@@ -156,7 +166,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let mut command = Cli::command().bin_name("kubectl-aigov");
             clap_complete::generate(*shell, &mut command, "kubectl-aigov", &mut out);
         }
-        Command::Report { budget } => {
+        Command::Report {
+            budget,
+            by: Some(key),
+        } => run_report_by(t, style, now, budget.as_deref(), &ByKey::parse(key)?).await?,
+        Command::Report { budget, by: None } => {
             let (budgets, _) = budgets(t, budget.as_deref()).await?;
             let reports = report::reports(&budgets);
             match t.output {
@@ -169,8 +183,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             budget,
             watch,
             interval,
-        } => run_top(t, style, (window, interval), budget, *watch).await?,
-        Command::Compare { budget, a, b } => run_compare(t, style, now, budget, a, b).await?,
+            by,
+        } => {
+            let by = by.as_deref().map(ByKey::parse).transpose()?;
+            run_top(t, style, (window, interval), (budget, by.as_ref()), *watch).await?
+        }
+        Command::Compare { budget, a, b, by } => {
+            let by = by.as_deref().map(ByKey::parse).transpose()?;
+            run_compare(t, style, now, budget, (a, b), by.as_ref()).await?
+        }
         Command::Export { budget, from, to } => {
             let range = TimeRange::between(
                 range::instant(from, now, "--from")?,
@@ -204,12 +225,45 @@ fn print_version(output: Output) {
     }
 }
 
+/// `report --by KEY`: each budget's period so far, from its usage records, by value.
+async fn run_report_by(
+    t: &Target,
+    style: Style,
+    now: Timestamp,
+    budget: Option<&str>,
+    by: &ByKey,
+) -> anyhow::Result<()> {
+    let (found, _) = budgets(t, budget).await?;
+    let mut ranged = Vec::new();
+    for b in found {
+        let (_, current) = budget_periods(&b, now)?;
+        ranged.push((b, current));
+    }
+    let reports = match ranged.iter().map(|(_, r)| r.from).min() {
+        Some(from) => {
+            let range = TimeRange::between(
+                from,
+                now + jiff::SignedDuration::from_millis(1),
+                "the periods",
+            )?;
+            let records = cloudwatch::fetch(&logs().await, &t.log_group, &range).await?;
+            report::by_value(&ranged, &records, by)
+        }
+        None => Vec::new(),
+    };
+    match t.output {
+        Output::Json => print_json(&reports),
+        _ => print(&report::render_by(&reports, style)),
+    }
+    Ok(())
+}
+
 /// `top`: once, or again every `--interval` with `--watch`.
 async fn run_top(
     t: &Target,
     style: Style,
     (window, interval): (&str, &str),
-    budget: &Option<String>,
+    (budget, by): (&Option<String>, Option<&ByKey>),
     watch: bool,
 ) -> anyhow::Result<()> {
     let window = duration(window, "--window")?;
@@ -220,7 +274,10 @@ async fn run_top(
         let now = Timestamp::now();
         let range = TimeRange::between(now - window, now, "--window")?;
         let records = cloudwatch::fetch(&logs, &t.log_group, &range).await?;
-        let rates = top::rates(&records, &scope, &range);
+        let rates = match by {
+            Some(by) => top::rates_by(&records, &scope, &range, by),
+            None => top::rates(&records, &scope, &range),
+        };
         match t.output {
             Output::Json => print_json(&rates),
             _ => {
@@ -246,8 +303,8 @@ async fn run_compare(
     style: Style,
     now: Timestamp,
     budget: &Option<String>,
-    a: &Option<String>,
-    b: &Option<String>,
+    (a, b): (&Option<String>, &Option<String>),
+    by: Option<&ByKey>,
 ) -> anyhow::Result<()> {
     let (before, after, scope) = match (a, b, budget) {
         (Some(a), Some(b), _) => (
@@ -271,7 +328,10 @@ async fn run_compare(
     let from = before.from.min(after.from);
     let to = before.to.max(after.to);
     let records = cloudwatch::fetch(&logs().await, &t.log_group, &TimeRange { from, to }).await?;
-    let comparison = compare::compare(&records, &scope, before, after);
+    let comparison = match by {
+        Some(by) => compare::compare_by(&records, &scope, (before, after), by),
+        None => compare::compare(&records, &scope, before, after),
+    };
     match t.output {
         Output::Json => print_json(&comparison),
         _ => print(&compare::render(&comparison, style)),

@@ -2,9 +2,10 @@
 //! CloudWatch Logs (the format is [`aigov_ledger::record`]), read back into exact figures. A call charged to two
 //! budgets is two records with the same request ID; totals across budgets count it once.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use aigov_api::Usd;
+use aigov_api::budget::NONE_VALUE;
 use aigov_ledger::record::UsageEvent;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -38,6 +39,43 @@ pub struct CallRecord {
     pub cost_usd: Usd,
     /// Bedrock's request ID.
     pub request_id: String,
+    /// The caller's request metadata (Converse `requestMetadata`, the InvokeModel header).
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// A request-metadata key reports group calls by (`--by`): any key, declared by a budget or
+/// not, since the usage records carry every pair.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ByKey(String);
+
+impl ByKey {
+    /// The key of `--by KEY`, refused unless Bedrock would accept it as a key.
+    pub fn parse(key: &str) -> crate::error::Result<ByKey> {
+        let chars = key.chars().count();
+        if chars == 0
+            || chars > aigov_api::request_metadata::MAX_KEY_CHARS
+            || !key.chars().all(aigov_api::request_metadata::allowed_char)
+        {
+            return Err(crate::error::Error::Flag(format!(
+                "--by {key:?} is not a request-metadata key: use 1 to 256 letters, digits, spaces or : _ @ $ # = / + , - . (e.g. --by feature)"
+            )));
+        }
+        Ok(ByKey(key.to_owned()))
+    }
+
+    /// The key.
+    pub fn key(&self) -> &str {
+        &self.0
+    }
+
+    /// The record's value of the key, `(none)` when the call did not carry it.
+    pub fn value_of<'a>(&self, record: &'a CallRecord) -> &'a str {
+        record
+            .metadata
+            .get(&self.0)
+            .map_or(NONE_VALUE, String::as_str)
+    }
 }
 
 /// Which records a command looks at.
@@ -82,6 +120,7 @@ pub fn from_emf(message: &str) -> Option<CallRecord> {
         cache_write_tokens,
         cost_usd: event.cost,
         request_id: event.request_id,
+        metadata: event.metadata,
     })
 }
 
@@ -123,8 +162,35 @@ pub(crate) mod tests {
             pod: format!("{ns}/{workload}-0"),
             workload: workload.into(),
             operation: "Converse".into(),
+            metadata: Default::default(),
         };
         from_emf(&document(&event).to_string()).unwrap()
+    }
+
+    /// [`record`] with request metadata.
+    pub fn tagged(mut record: CallRecord, pairs: &[(&str, &str)]) -> CallRecord {
+        record.metadata = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        record
+    }
+
+    #[test]
+    fn a_by_key_reads_the_value_or_none_and_refuses_what_is_no_key() {
+        let by = ByKey::parse("feature").unwrap();
+        let r = record("2026-11-24T10:00:00Z", "t", "d", "chat", "m", "1", "r1");
+        assert_eq!(
+            by.value_of(&tagged(r.clone(), &[("feature", "search")])),
+            "search"
+        );
+        assert_eq!(by.value_of(&r), "(none)");
+        let e = ByKey::parse("fea*ture").unwrap_err().to_string();
+        assert!(
+            e.contains("--by \"fea*ture\" is not a request-metadata key"),
+            "{e}"
+        );
+        assert!(ByKey::parse("").is_err());
     }
 
     #[test]

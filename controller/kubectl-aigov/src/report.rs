@@ -1,11 +1,19 @@
 //! `kubectl aigov report`: per namespace and budget, where spend stands (spent, limit,
 //! forecast, throttles), who and what spent it (top models and workloads), and how it compares
 //! with the last period. Everything comes from AIBudget status, so it matches `kubectl get aib`.
+//!
+//! `--by KEY` breaks each budget's spend this period down by the values of a request-metadata
+//! key instead ([`by_value`]): from the usage records, so any key works, declared in
+//! `spec.attribution` or not; calls without the key show as `(none)`.
+
+use std::collections::{BTreeMap, HashSet};
 
 use aigov_api::{AIBudget, Usd};
 use kube::ResourceExt;
 use serde::Serialize;
 
+use crate::range::TimeRange;
+use crate::records::{ByKey, CallRecord};
 use crate::table::{self, Style, TableBuilder};
 
 /// One budget's report.
@@ -240,6 +248,107 @@ fn shares(kind: &str, rows: &[Share], total: Usd, style: Style) -> String {
     t.render()
 }
 
+/// One budget's spend over its current period by the values of a request-metadata key.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ValueReport {
+    /// The budget's namespace.
+    pub namespace: String,
+    /// The budget's name.
+    pub budget: String,
+    /// The range the records were read over (the budget's period so far).
+    pub range: TimeRange,
+    /// The key.
+    pub by: String,
+    /// The values by spend, most first (`(none)`: calls without the key).
+    pub values: Vec<Share>,
+    /// Spend of every value.
+    pub spent: Usd,
+    /// Calls of every value.
+    pub requests: u64,
+}
+
+/// Per budget (with the range of its period so far), its usage records' spend by the values
+/// of `by`; a call's record counted once per budget.
+pub fn by_value(
+    budgets: &[(AIBudget, TimeRange)],
+    records: &[CallRecord],
+    by: &ByKey,
+) -> Vec<ValueReport> {
+    let mut reports: Vec<ValueReport> = budgets
+        .iter()
+        .map(|(budget, range)| {
+            let (namespace, name) = (budget.namespace().unwrap_or_default(), budget.name_any());
+            let mut seen = HashSet::new();
+            let mut sums: BTreeMap<&str, (Usd, u64)> = BTreeMap::new();
+            for r in records.iter().filter(|r| {
+                r.namespace == namespace && r.budget == name && range.contains(r.timestamp)
+            }) {
+                if r.request_id.is_empty() || seen.insert(r.request_id.as_str()) {
+                    let sum = sums.entry(by.value_of(r)).or_insert((Usd::ZERO, 0));
+                    sum.0 += r.cost_usd;
+                    sum.1 += 1;
+                }
+            }
+            let mut values: Vec<Share> = sums
+                .into_iter()
+                .map(|(value, (spent, requests))| Share {
+                    name: value.to_owned(),
+                    spent,
+                    requests,
+                    throttled_requests: None,
+                })
+                .collect();
+            values.sort_by(|a, b| b.spent.cmp(&a.spent).then(a.name.cmp(&b.name)));
+            ValueReport {
+                spent: values.iter().fold(Usd::ZERO, |t, v| t + v.spent),
+                requests: values.iter().map(|v| v.requests).sum(),
+                namespace,
+                budget: name,
+                range: *range,
+                by: by.key().to_owned(),
+                values,
+            }
+        })
+        .collect();
+    reports.sort_by(|a, b| (&a.namespace, &a.budget).cmp(&(&b.namespace, &b.budget)));
+    reports
+}
+
+/// The text a person reads: per budget with calls this period, its values by spend with their
+/// share; the budgets without calls are named in one line.
+pub fn render_by(reports: &[ValueReport], style: Style) -> String {
+    if reports.is_empty() {
+        return "No AIBudgets found.\n".to_owned();
+    }
+    let mut out = String::new();
+    let (spending, idle): (Vec<_>, Vec<_>) = reports.iter().partition(|r| r.requests > 0);
+    for r in spending {
+        out.push_str(&style.title(&format!(
+            "{}/{} by {}: {} over {}",
+            r.namespace,
+            r.budget,
+            r.by,
+            table::money(r.spent),
+            r.range
+        )));
+        out.push('\n');
+        out.push_str(&shares(&r.by.to_uppercase(), &r.values, r.spent, style));
+        out.push('\n');
+    }
+    if !idle.is_empty() {
+        let names: Vec<String> = idle
+            .iter()
+            .map(|r| format!("{}/{}", r.namespace, r.budget))
+            .collect();
+        out.push_str(&format!(
+            "No Bedrock calls this period: {}\n",
+            names.join(", ")
+        ));
+    }
+    out
+}
+
 /// `2026-12-01 00:00 UTC` from RFC 3339.
 pub fn short_time(rfc3339: &str) -> String {
     rfc3339
@@ -274,6 +383,105 @@ status:
 "#,
         )
         .unwrap()
+    }
+
+    #[test]
+    fn a_report_by_a_key_sums_each_budgets_period_by_value_once_per_call() {
+        use crate::records::tests::{record, tagged};
+        let b = budget();
+        let range =
+            TimeRange::parse("2026-11-24..2026-11-25", jiff::Timestamp::now(), "x").unwrap();
+        let at = "2026-11-24T10:00:00Z";
+        let records = [
+            tagged(
+                record(
+                    at,
+                    "team-research",
+                    "research-daily",
+                    "nb",
+                    "m",
+                    "1.50",
+                    "r1",
+                ),
+                &[("feature", "rag")],
+            ),
+            tagged(
+                record(
+                    at,
+                    "team-research",
+                    "research-daily",
+                    "nb",
+                    "m",
+                    "1.50",
+                    "r1",
+                ),
+                &[("feature", "rag")],
+            ),
+            tagged(
+                record(
+                    at,
+                    "team-research",
+                    "research-daily",
+                    "nb",
+                    "m",
+                    "0.25",
+                    "r2",
+                ),
+                &[("feature", "chat")],
+            ),
+            record(
+                at,
+                "team-research",
+                "research-daily",
+                "nb",
+                "m",
+                "0.05",
+                "r3",
+            ),
+            tagged(
+                record(at, "team-research", "other", "nb", "m", "9.00", "r4"),
+                &[("feature", "rag")],
+            ),
+            tagged(
+                record(
+                    "2026-11-23T10:00:00Z",
+                    "team-research",
+                    "research-daily",
+                    "nb",
+                    "m",
+                    "9.00",
+                    "r5",
+                ),
+                &[("feature", "rag")],
+            ),
+        ];
+        let by = ByKey::parse("feature").unwrap();
+        let reports = by_value(&[(b, range)], &records, &by);
+        let values: Vec<_> = reports[0]
+            .values
+            .iter()
+            .map(|v| (v.name.as_str(), v.spent.to_api_string(), v.requests))
+            .collect();
+        assert_eq!(
+            values,
+            [
+                ("rag", "1.50".to_owned(), 1),
+                ("chat", "0.25".to_owned(), 1),
+                ("(none)", "0.05".to_owned(), 1)
+            ]
+        );
+        assert_eq!(reports[0].spent, Usd::parse("1.80").unwrap());
+        let text = render_by(&reports, Style::plain());
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("  rag") && l.contains("$1.50")),
+            "{text}"
+        );
+        let idle = by_value(&[(budget(), range)], &[], &by);
+        assert_eq!(
+            render_by(&idle, Style::plain()),
+            "No Bedrock calls this period: team-research/research-daily\n"
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! `kubectl aigov top`: who is spending right now. The spend rate of each workload over a
-//! recent window (default the last 5 minutes) of usage records, dearest first.
+//! `kubectl aigov top`: who is spending right now. The spend rate of each workload (or, with
+//! `--by KEY`, each value of a request-metadata key) over a recent window (default the last 5
+//! minutes) of usage records, dearest first.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -8,17 +9,46 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 
 use crate::range::TimeRange;
-use crate::records::{CallRecord, Scope};
+use crate::records::{ByKey, CallRecord, Scope};
 use crate::table::{self, Style, TableBuilder};
 
-/// One workload's recent spend.
+/// What a rate is of.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(untagged)]
+pub enum RateOf {
+    /// A workload.
+    Workload {
+        /// The workload.
+        workload: String,
+    },
+    /// A value of a request-metadata key (`(none)`: calls without the key).
+    Value {
+        /// The key.
+        key: String,
+        /// The value.
+        value: String,
+    },
+}
+
+impl RateOf {
+    /// The workload or the value.
+    pub fn name(&self) -> &str {
+        match self {
+            RateOf::Workload { workload } => workload,
+            RateOf::Value { value, .. } => value,
+        }
+    }
+}
+
+/// One workload's (or value's) recent spend.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WorkloadRate {
-    /// The workload's namespace.
+    /// The calls' namespace.
     pub namespace: String,
-    /// The workload.
-    pub workload: String,
+    /// The workload or the value.
+    #[serde(flatten)]
+    pub of: RateOf,
     /// Spend per hour at the window's rate.
     pub usd_per_hour: Usd,
     /// Spend in the window.
@@ -35,6 +65,31 @@ pub struct WorkloadRate {
 
 /// Rates of the workloads in `scope` over `window`, dearest first (each call counted once).
 pub fn rates(records: &[CallRecord], scope: &Scope, window: &TimeRange) -> Vec<WorkloadRate> {
+    rates_of(records, scope, window, |r| RateOf::Workload {
+        workload: r.workload.clone(),
+    })
+}
+
+/// Rates per value of `by` in `scope` over `window`, dearest first (each call counted once).
+pub fn rates_by(
+    records: &[CallRecord],
+    scope: &Scope,
+    window: &TimeRange,
+    by: &ByKey,
+) -> Vec<WorkloadRate> {
+    rates_of(records, scope, window, |r| RateOf::Value {
+        key: by.key().to_owned(),
+        value: by.value_of(r).to_owned(),
+    })
+}
+
+/// Rates of what `of` names each record by.
+fn rates_of(
+    records: &[CallRecord],
+    scope: &Scope,
+    window: &TimeRange,
+    of: impl Fn(&CallRecord) -> RateOf,
+) -> Vec<WorkloadRate> {
     struct Acc {
         spent: Usd,
         requests: u64,
@@ -42,14 +97,14 @@ pub fn rates(records: &[CallRecord], scope: &Scope, window: &TimeRange) -> Vec<W
         models: BTreeMap<String, Usd>,
         budgets: Vec<String>,
     }
-    let mut by_workload: BTreeMap<(String, String), Acc> = BTreeMap::new();
+    let mut by_workload: BTreeMap<(String, RateOf), Acc> = BTreeMap::new();
     let mut seen = HashSet::new();
     for r in records
         .iter()
         .filter(|r| window.contains(r.timestamp) && scope.admits(r))
     {
         let acc = by_workload
-            .entry((r.namespace.clone(), r.workload.clone()))
+            .entry((r.namespace.clone(), of(r)))
             .or_insert_with(|| Acc {
                 spent: Usd::ZERO,
                 requests: 0,
@@ -72,11 +127,11 @@ pub fn rates(records: &[CallRecord], scope: &Scope, window: &TimeRange) -> Vec<W
     let hours = Decimal::try_from(window.hours()).unwrap_or(Decimal::ONE);
     let mut rates: Vec<WorkloadRate> = by_workload
         .into_iter()
-        .map(|((namespace, workload), mut acc)| {
+        .map(|((namespace, of), mut acc)| {
             acc.budgets.sort();
             WorkloadRate {
                 namespace,
-                workload,
+                of,
                 usd_per_hour: acc.spent.scaled(Decimal::ONE / hours),
                 spent: acc.spent,
                 requests: acc.requests,
@@ -94,7 +149,7 @@ pub fn rates(records: &[CallRecord], scope: &Scope, window: &TimeRange) -> Vec<W
     rates.sort_by(|a, b| {
         b.spent
             .cmp(&a.spent)
-            .then((&a.namespace, &a.workload).cmp(&(&b.namespace, &b.workload)))
+            .then((&a.namespace, &a.of).cmp(&(&b.namespace, &b.of)))
     });
     rates
 }
@@ -106,11 +161,15 @@ pub fn render(rates: &[WorkloadRate], window: &TimeRange, style: Style) -> Strin
         out.push_str("No Bedrock calls in this window.\n");
         return out;
     }
+    let what = match &rates[0].of {
+        RateOf::Workload { .. } => "WORKLOAD".to_owned(),
+        RateOf::Value { key, .. } => key.to_uppercase(),
+    };
     let mut t = TableBuilder::new(
         style,
         &[
             "NAMESPACE",
-            "WORKLOAD",
+            &what,
             "RATE",
             "SPENT",
             "REQUESTS",
@@ -123,7 +182,7 @@ pub fn render(rates: &[WorkloadRate], window: &TimeRange, style: Style) -> Strin
     for r in rates {
         t.row([
             r.namespace.clone(),
-            r.workload.clone(),
+            r.of.name().to_owned(),
             table::rate(r.usd_per_hour.round_cents()),
             table::money(r.spent),
             table::count(r.requests),
@@ -198,7 +257,12 @@ mod tests {
         ];
         let rates = rates(&records, &Scope::default(), &window);
         assert_eq!(rates.len(), 2);
-        assert_eq!(rates[0].workload, "chat");
+        assert_eq!(rates[0].of.name(), "chat");
+        let json = serde_json::to_value(&rates[0]).unwrap();
+        assert_eq!(
+            (json["workload"].as_str(), json["namespace"].as_str()),
+            (Some("chat"), Some("t"))
+        );
         assert_eq!(rates[0].spent, Usd::parse("0.40").unwrap());
         // $0.40 in 6 minutes is $4.00 an hour.
         assert_eq!(rates[0].usd_per_hour, Usd::parse("4.00").unwrap());
@@ -211,5 +275,62 @@ mod tests {
                 .any(|l| l.starts_with("t") && l.contains("chat") && l.contains("$4.00/h")),
             "{text}"
         );
+    }
+}
+
+#[cfg(test)]
+mod by_tests {
+    use super::*;
+    use crate::records::tests::{record, tagged};
+
+    #[test]
+    fn rates_by_a_key_group_by_its_values_with_calls_without_it_as_none() {
+        let window = TimeRange::parse(
+            "2026-11-24T10:00:00Z..2026-11-24T11:00:00Z",
+            jiff::Timestamp::now(),
+            "x",
+        )
+        .unwrap();
+        let at = "2026-11-24T10:01:00Z";
+        let records = [
+            tagged(
+                record(at, "t", "d", "chat", "m", "0.30", "r1"),
+                &[("user", "ann")],
+            ),
+            tagged(
+                record(at, "t", "m", "chat", "m", "0.30", "r1"),
+                &[("user", "ann")],
+            ),
+            tagged(
+                record(at, "t", "d", "batch", "m", "0.20", "r2"),
+                &[("user", "ann")],
+            ),
+            tagged(
+                record(at, "t", "d", "chat", "m", "0.45", "r3"),
+                &[("user", "bob")],
+            ),
+            record(at, "t", "d", "chat", "m", "0.05", "r4"),
+        ];
+        let by = ByKey::parse("user").unwrap();
+        let rates = rates_by(&records, &Scope::default(), &window, &by);
+        let got: Vec<_> = rates
+            .iter()
+            .map(|r| (r.of.name(), r.spent.to_api_string(), r.requests))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("ann", "0.50".to_owned(), 2),
+                ("bob", "0.45".to_owned(), 1),
+                ("(none)", "0.05".to_owned(), 1)
+            ]
+        );
+        let json = serde_json::to_value(&rates[0]).unwrap();
+        assert_eq!(
+            (json["key"].as_str(), json["value"].as_str()),
+            (Some("user"), Some("ann"))
+        );
+        let text = render(&rates, &window, Style::plain());
+        assert!(text.contains("USER"), "{text}");
     }
 }

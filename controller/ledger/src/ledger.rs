@@ -28,6 +28,7 @@ use aigov_api::pricing::{InvocationMode, PriceBook, Usage};
 use aigov_api::{AIBudgetStatus, Usd};
 use jiff::Timestamp;
 
+use crate::attribution::{self, Attribution};
 use crate::headroom::{Advice, Headroom};
 use crate::outbox::{Outgoing, UsageOutbox};
 use crate::proto::{Refusal, UsageRecord};
@@ -86,6 +87,9 @@ pub struct Account {
     pub models: BTreeMap<String, (Usd, u64)>,
     /// Spend and calls per workload (see `WorkloadSpend`).
     pub workloads: BTreeMap<String, WorkloadTally>,
+    /// Spend and calls per value of each request-metadata key the budget declares
+    /// (`spec.attribution.keys`; see [`crate::attribution`]).
+    pub attribution: Attribution,
     /// The dearest single call settled this period.
     pub largest_call: Usd,
     /// Set to the limit in force when a call was refused because what was left could not pay
@@ -125,6 +129,7 @@ impl Account {
             throttled: 0,
             models: BTreeMap::new(),
             workloads: BTreeMap::new(),
+            attribution: Attribution::default(),
             largest_call: Usd::ZERO,
             refused_at_limit: None,
             applied: HashMap::new(),
@@ -187,6 +192,10 @@ impl Account {
                 account.workloads.insert(w.workload.clone(), tally);
             }
         }
+        // The keys the status lists; the reconciler then declares the spec's
+        // ([`Account::declare_attribution`]).
+        let keys: Vec<String> = status.attribution.iter().map(|k| k.key.clone()).collect();
+        account.attribution = Attribution::restore(&keys, &status.attribution);
         account
     }
 
@@ -286,6 +295,19 @@ impl Account {
             .collect()
     }
 
+    /// Declares the request-metadata keys this account breaks spend down by from now on (see
+    /// [`Attribution::declare`]).
+    pub fn declare_attribution(&mut self, keys: &[String]) {
+        if self.attribution.declare(keys) {
+            self.version += 1;
+        }
+    }
+
+    /// Per declared key, the values that spent most this period (`status.attribution`).
+    pub fn top_attribution(&self) -> Vec<aigov_api::budget::KeyAttribution> {
+        self.attribution.top(attribution::SHOWN_VALUES)
+    }
+
     /// The watermarks to persist with the status, sorted for a stable status.
     pub fn watermarks(&self) -> Vec<LedgerWatermark> {
         let mut marks: Vec<_> = self
@@ -351,6 +373,15 @@ impl Account {
             entry.0 += cost;
             entry.1 += 1;
         }
+        let throttled =
+            ![Refusal::None as i32, Refusal::ModelForbidden as i32].contains(&record.refusal);
+        let call = attribution::Call {
+            cost: self.spent - before,
+            throttled,
+        };
+        // Bounded whatever a gateway sent, so no status grows past the stated limits.
+        let metadata = aigov_api::request_metadata::bounded(&record.request_metadata);
+        self.attribution.count(&metadata, call);
         Some(Charge {
             budget: key.to_owned(),
             gateway: gateway.to_owned(),
@@ -402,6 +433,7 @@ impl Account {
         self.throttled = 0;
         self.models.clear();
         self.workloads.clear();
+        self.attribution.clear();
         self.largest_call = Usd::ZERO;
         self.refused_at_limit = None;
         self.seen.clear();
@@ -1285,6 +1317,69 @@ mod tests {
         };
         let restored = Account::restore(window(), usd("10"), Some(&status));
         assert_eq!(restored.top_workloads(), top);
+    }
+
+    #[test]
+    fn calls_are_attributed_to_their_metadata_values_and_the_books_survive_a_restore() {
+        let mut ledger = ledger_with(&["a/x"], "10");
+        let keys = ["feature".to_owned()];
+        ledger
+            .account_mut("a/x")
+            .unwrap()
+            .declare_attribution(&keys);
+        let prices = PriceBook::default();
+        let tagged = |mut r: UsageRecord, value: Option<&str>| {
+            if let Some(v) = value {
+                r.request_metadata.insert("feature".into(), v.into());
+            }
+            r.request_metadata
+                .insert("user".into(), "not declared".into());
+            r
+        };
+        ledger.apply(
+            "g",
+            &tagged(record(1, "r1", &["a/x"], 800_000), Some("search")),
+            &prices,
+        );
+        ledger.apply(
+            "g",
+            &tagged(record(2, "r2", &["a/x"], 400_000), None),
+            &prices,
+        );
+        let mut refused = tagged(record(3, "r3", &["a/x"], 0), Some("search"));
+        refused.refusal = Refusal::Throttled as i32;
+        ledger.apply("g", &refused, &prices);
+        let top = ledger.account("a/x").unwrap().top_attribution();
+        assert_eq!(top.len(), 1, "only declared keys: {top:?}");
+        let rows: Vec<_> = top[0]
+            .values
+            .iter()
+            .map(|v| {
+                (
+                    v.value.as_str(),
+                    v.spent.as_str(),
+                    v.requests,
+                    v.throttled_requests,
+                )
+            })
+            .collect();
+        assert_eq!(rows, [("search", "1.00", 2, 1), ("(none)", "0.50", 1, 0)]);
+
+        let status = AIBudgetStatus {
+            period_start: Some(window().start.to_string()),
+            spent: Some("1.50".into()),
+            attribution: top.clone(),
+            ..Default::default()
+        };
+        let mut restored = Account::restore(window(), usd("10"), Some(&status));
+        restored.declare_attribution(&keys);
+        assert_eq!(restored.top_attribution(), top);
+        let next = Period::Monthly
+            .window_at(window().end, &time_zone("UTC").unwrap())
+            .unwrap();
+        restored.roll_over(next, usd("10"));
+        assert!(restored.top_attribution().is_empty());
+        assert_eq!(restored.attribution.keys().collect::<Vec<_>>(), ["feature"]);
     }
 
     #[test]

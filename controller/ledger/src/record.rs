@@ -5,10 +5,18 @@
 //! up per `Namespace`, `Budget` (never the request ID, which stays a plain property).
 
 use aigov_api::Usd;
+use aigov_api::request_metadata::{RequestMetadata, bounded};
 use serde_json::json;
 
 /// The CloudWatch metric namespace.
 pub const METRIC_NAMESPACE: &str = "AIGov";
+
+/// The prefix of the properties that carry the call's request metadata (`meta.feature`):
+/// aigov's own properties have no `.`, so a caller's key can never overwrite one of them.
+/// At most 16 pairs, keys and values at most 256 characters each
+/// ([`aigov_api::request_metadata::bounded`]), so a record stays within about 8 KiB of
+/// metadata whatever a workload sends.
+pub const METADATA_PREFIX: &str = "meta.";
 
 /// One settled call charged to one budget.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -34,12 +42,14 @@ pub struct UsageEvent {
     /// The operation (Converse, InvokeModel, ChatCompletions, Responses, Messages,
     /// ApplyGuardrail, StartAsyncInvoke, ...).
     pub operation: String,
+    /// The caller's request metadata (the gateway's `aigov.` pairs excluded).
+    pub metadata: RequestMetadata,
 }
 
 /// The EMF document of one event.
 pub fn document(event: &UsageEvent) -> serde_json::Value {
     let cost: f64 = event.cost.as_decimal().try_into().unwrap_or_default();
-    json!({
+    let mut doc = json!({
         "_aws": {
             "Timestamp": event.timestamp_ms,
             "CloudWatchMetrics": [{
@@ -69,7 +79,13 @@ pub fn document(event: &UsageEvent) -> serde_json::Value {
         "Pod": event.pod,
         "Workload": event.workload,
         "Operation": event.operation,
-    })
+    });
+    if let Some(object) = doc.as_object_mut() {
+        for (key, value) in bounded(&event.metadata) {
+            object.insert(format!("{METADATA_PREFIX}{key}"), value.into());
+        }
+    }
+    doc
 }
 
 impl UsageEvent {
@@ -98,6 +114,16 @@ impl UsageEvent {
             ],
             cost: Usd::parse(&text("CostUSDExact")?).ok()?,
             request_id: text("RequestId").unwrap_or_default(),
+            metadata: doc
+                .as_object()?
+                .iter()
+                .filter_map(|(k, v)| {
+                    Some((
+                        k.strip_prefix(METADATA_PREFIX)?.to_owned(),
+                        v.as_str()?.to_owned(),
+                    ))
+                })
+                .collect(),
         })
     }
 }
@@ -119,9 +145,39 @@ mod tests {
             pod: "team/chat-0".into(),
             workload: "chat".into(),
             operation: "Converse".into(),
+            metadata: [("feature", "search"), ("Namespace", "forged")]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
         };
+        let doc = document(&event);
+        assert_eq!(
+            doc["Namespace"], "team",
+            "a caller's key cannot clobber aigov's own"
+        );
+        assert_eq!(doc["meta.Namespace"], "forged");
         let back = UsageEvent::from_emf(&document(&event).to_string()).unwrap();
         assert_eq!(format!("{back:?}"), format!("{event:?}"));
+    }
+
+    #[test]
+    fn a_record_carries_at_most_sixteen_pairs_of_bounded_length() {
+        let event = UsageEvent {
+            metadata: (0..40)
+                .map(|i| (format!("k{i:02}"), "v".repeat(1000)))
+                .collect(),
+            cost: Usd::parse("1").unwrap(),
+            ..Default::default()
+        };
+        let doc = document(&event);
+        let meta: Vec<_> = doc
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(k, _)| k.starts_with(METADATA_PREFIX))
+            .collect();
+        assert_eq!(meta.len(), 16);
+        assert!(meta.iter().all(|(_, v)| v.as_str().unwrap().len() == 256));
     }
 
     #[test]
@@ -143,6 +199,7 @@ mod tests {
             pod: "team/p".into(),
             workload: "chat".into(),
             operation: "Converse".into(),
+            metadata: Default::default(),
         });
         assert_eq!(
             doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"],

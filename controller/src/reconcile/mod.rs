@@ -248,8 +248,19 @@ impl Context {
         window: &Window,
         limit: aigov_api::Usd,
     ) -> Ledgered {
+        let keys = budget
+            .spec
+            .attribution
+            .as_ref()
+            .map(|a| a.keys.clone())
+            .unwrap_or_default();
         let silent = self.shared.silent_gateways(Instant::now());
-        let ledger = self.shared.ledger();
+        let mut ledger = self.shared.ledger();
+        // The keys are spec, not spend: declaring them moves no figure a status must record
+        // first, so the ledger's account takes them at once.
+        if let Some(account) = ledger.account_mut(key) {
+            account.declare_attribution(&keys);
+        }
         let replicas = Replicas {
             in_flight: ledger.in_flight(key),
             silent,
@@ -262,8 +273,9 @@ impl Context {
                 replicas,
             },
             None => {
-                let restored = Account::restore(window.clone(), limit, budget.status.as_ref())
+                let mut restored = Account::restore(window.clone(), limit, budget.status.as_ref())
                     .for_object(plan::object_uid(budget), plan::object_created(budget));
+                restored.declare_attribution(&keys);
                 Ledgered {
                     account: ledger.preview(key, restored.clone()),
                     unopened: Some(restored),

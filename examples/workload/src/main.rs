@@ -5,7 +5,11 @@
 //! AWS_ENDPOINT_URL_BEDROCK_RUNTIME=http://aigov-gateway.aigov-system.svc:8080
 //! ```
 //!
-//! Usage: `chat MODEL_ID CALLS [MAX_TOKENS]`; the prompt comes from `PROMPT`. Each call's
+//! Usage: `chat MODEL_ID CALLS [MAX_TOKENS]`; the prompt comes from `PROMPT`. Each call is
+//! tagged with Bedrock's request metadata (Converse `requestMetadata`): `feature` from
+//! `FEATURE` (default `chat`) and `user`, the end user it serves (`user-1` to `user-3` in turn
+//! here), so `kubectl aigov report --by feature` can say who inside the workload spent what.
+//! Each call's
 //! outcome is printed; a refusal from a budget arrives as the Bedrock error any SDK knows
 //! (`ThrottlingException`, retried by the SDK; `AccessDeniedException`, which stops the loop)
 //! with a message naming the AIBudget, the spend, the limit and when it resets.
@@ -34,6 +38,7 @@ async fn main() -> anyhow::Result<()> {
         Some(n) => n.parse().context("MAX_TOKENS must be a whole number")?,
         None => 512,
     };
+    let feature = std::env::var("FEATURE").unwrap_or_else(|_| "chat".to_owned());
     let prompt = std::env::var("PROMPT")
         .unwrap_or_else(|_| "Summarise our incident report in three bullet points.".to_owned());
 
@@ -56,6 +61,8 @@ async fn main() -> anyhow::Result<()> {
             .converse()
             .model_id(&model)
             .messages(message)
+            .request_metadata("feature", &feature)
+            .request_metadata("user", format!("user-{}", n % 3 + 1))
             .inference_config(
                 InferenceConfiguration::builder()
                     .max_tokens(max_tokens)

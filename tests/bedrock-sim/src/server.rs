@@ -1,7 +1,7 @@
 //! The simulator's HTTP server: routing, request analysis, the four operations, and the
 //! `/_sim/*` control endpoints.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -95,6 +95,10 @@ pub struct Served {
     /// units reported (guardrail text units, seconds of an async job's output); empty if none.
     #[serde(default)]
     pub unit_cost: String,
+    /// The request metadata it received (Converse `requestMetadata`, the InvokeModel
+    /// `X-Amzn-Bedrock-Request-Metadata` header), as validated; None when the call had none.
+    #[serde(default)]
+    pub request_metadata: Option<BTreeMap<String, String>>,
 }
 
 impl Served {
@@ -115,6 +119,7 @@ impl Served {
             access_key: String::new(),
             signature_verified: false,
             unit_cost: String::new(),
+            request_metadata: None,
         }
     }
 }
@@ -225,6 +230,10 @@ impl Operation {
             Operation::InvokeModel => "InvokeModel",
             Operation::InvokeModelWithResponseStream => "InvokeModelWithResponseStream",
         }
+    }
+
+    fn is_converse(self) -> bool {
+        matches!(self, Operation::Converse | Operation::ConverseStream)
     }
 
     fn streams(self) -> bool {
@@ -390,22 +399,9 @@ impl Simulator {
             .decode_utf8_lossy()
             .into_owned();
         let signed_for = credential_scope(req.headers());
-        let mut served = Served {
-            request_id: request_id.clone(),
-            operation: String::new(),
-            model_id: model_id.clone(),
-            status: 200,
-            error: None,
-            input_tokens: 0,
-            output_tokens: 0,
-            cache_read_tokens: 0,
-            cache_write_tokens: 0,
-            usage_delivered: false,
-            signed_for: signed_for.clone().unwrap_or_default(),
-            access_key: access_key(req.headers()).unwrap_or_default(),
-            signature_verified: false,
-            unit_cost: String::new(),
-        };
+        let mut served = Served::new(&request_id, "", &model_id, "");
+        served.signed_for = signed_for.clone().unwrap_or_default();
+        served.access_key = access_key(req.headers()).unwrap_or_default();
         let path_and_query = req
             .uri()
             .path_and_query()
@@ -465,6 +461,16 @@ impl Simulator {
                 );
             }
         }
+        // Bedrock's validation of the request metadata, the same reader the gateway uses.
+        let header = request_headers
+            .get(aigov_api::request_metadata::HEADER)
+            .map(|v| v.as_bytes());
+        if !operation.is_converse() {
+            match aigov_api::request_metadata::from_header(header) {
+                Ok(m) => served.request_metadata = m,
+                Err(e) => return self.refuse(served, "ValidationException", &e.to_string()),
+            }
+        }
         let text = String::from_utf8_lossy(&body);
         let directives = directives::parse(&text);
         if let Some(code) = directives.error.clone().or(queued_error) {
@@ -495,7 +501,13 @@ impl Simulator {
                 "Malformed input request, please reformat your input and try again.",
             );
         };
-        let converse = matches!(operation, Operation::Converse | Operation::ConverseStream);
+        let converse = operation.is_converse();
+        if converse {
+            match aigov_api::request_metadata::from_body(&json) {
+                Ok(m) => served.request_metadata = m,
+                Err(e) => return self.refuse(served, "ValidationException", &e.to_string()),
+            }
+        }
         if converse && !json.get("messages").is_some_and(Value::is_array) {
             return self.refuse(served, "ValidationException",
                 "1 validation error detected: Value null at 'messages' failed to satisfy constraint: Member must not be null");
@@ -714,7 +726,9 @@ struct Invoked<'a> {
 /// InvokeModelWithResponseStream's chunks; a guardrail's action and trace ride on the last.
 fn invoke_stream_chunks(i: &Invoked<'_>) -> Vec<Bytes> {
     let mut chunks = families::chunks(i.family, i.model_id, i.request_id, i.outcome);
-    if let (Some(g), Some(last)) = (i.guardrail, chunks.pop()) {
+    if let Some(g) = i.guardrail
+        && let Some(last) = chunks.pop()
+    {
         chunks.push(crate::runtime_ops::with_invoke_guardrail(last, g));
     }
     chunks.iter().map(stream::chunk).collect()

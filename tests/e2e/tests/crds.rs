@@ -276,6 +276,30 @@ const BAD_BUDGETS: &[Bad] = &[
         says: "needs a channel",
     },
     Bad {
+        kind: "AIBudget",
+        spec: r#"{limit: "10", attribution: {keys: ["tenant id"]}}"#,
+        field: "spec.attribution.keys",
+        says: "attribution keys are request-metadata keys",
+    },
+    Bad {
+        kind: "AIBudget",
+        spec: r#"{limit: "10", attribution: {keys: [aigov.workload]}}"#,
+        field: "spec.attribution.keys",
+        says: "the gateway's own pairs",
+    },
+    Bad {
+        kind: "AIBudget",
+        spec: r#"{limit: "10", attribution: {keys: [feature, user, feature]}}"#,
+        field: "spec.attribution.keys",
+        says: "must be unique",
+    },
+    Bad {
+        kind: "AIBudget",
+        spec: r#"{limit: "10", attribution: {keys: [a, b, c, d, e, f]}}"#,
+        field: "spec.attribution.keys",
+        says: "must have at most 5 items",
+    },
+    Bad {
         kind: "AIModelPrice",
         spec: r#"{model: "amazon.nova-pro-v1:0", input: "-1", output: "1"}"#,
         field: "spec.input",
