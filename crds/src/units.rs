@@ -317,10 +317,8 @@ impl SessionUsage {
 
 /// What a session's speech tokens cost at `rate` (its text tokens are priced apart).
 pub fn speech_cost(rate: &SpeechRate, usage: &SessionUsage) -> Usd {
-    let per_million = |price: &str, tokens: u64| {
-        usd(price).scaled(Decimal::new(i64::try_from(tokens).unwrap_or(i64::MAX), 6))
-    };
-    per_million(rate.input, usage.speech_input) + per_million(rate.output, usage.speech_output)
+    Usd::per_million_tokens(usd(rate.input), usage.speech_input)
+        + Usd::per_million_tokens(usd(rate.output), usage.speech_output)
 }
 
 /// The running totals of a Nova Sonic output event, when it is a `usageEvent`:
@@ -454,16 +452,42 @@ mod tests {
                 text_output: 25
             })
         );
-        let bare = json!({"event": {"usageEvent": {"totalInputTokens": 5, "totalOutputTokens": 9}}});
+        let bare =
+            json!({"event": {"usageEvent": {"totalInputTokens": 5, "totalOutputTokens": 9}}});
         let read = session_usage_from_event(&bare).unwrap();
-        assert_eq!((read.speech_input, read.speech_output), (5, 9), "counted as speech");
-        assert_eq!(session_usage_from_event(&json!({"event": {"textOutput": {}}})), None);
+        assert_eq!(
+            (read.speech_input, read.speech_output),
+            (5, 9),
+            "counted as speech"
+        );
+        assert_eq!(
+            session_usage_from_event(&json!({"event": {"textOutput": {}}})),
+            None
+        );
     }
 
     #[test]
     fn session_totals_never_go_down() {
-        let a = SessionUsage { speech_input: 5, text_input: 1, speech_output: 9, text_output: 0 };
-        let b = SessionUsage { speech_input: 3, text_input: 4, speech_output: 9, text_output: 2 };
-        assert_eq!(a.max(b), SessionUsage { speech_input: 5, text_input: 4, speech_output: 9, text_output: 2 });
+        let a = SessionUsage {
+            speech_input: 5,
+            text_input: 1,
+            speech_output: 9,
+            text_output: 0,
+        };
+        let b = SessionUsage {
+            speech_input: 3,
+            text_input: 4,
+            speech_output: 9,
+            text_output: 2,
+        };
+        assert_eq!(
+            a.max(b),
+            SessionUsage {
+                speech_input: 5,
+                text_input: 4,
+                speech_output: 9,
+                text_output: 2
+            }
+        );
     }
 }
