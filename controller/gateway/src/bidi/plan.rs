@@ -75,6 +75,13 @@ pub fn tranches_needed(held: Usd, used: Usd, tranche: Usd) -> u64 {
     u64::try_from(n.max(Decimal::ONE)).unwrap_or(u64::MAX)
 }
 
+/// True when a budget with `left` (its limit less its spend) cannot hold `wanted` (what the
+/// session would hold after its top-up) whatever else returns: the session is over for this
+/// period, not throttled.
+pub fn ends_for_good(left: Usd, wanted: Usd) -> bool {
+    left < wanted
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,6 +138,15 @@ mod tests {
             "usage leapt ahead"
         );
         assert_eq!(tranches_needed(usd(0), usd(0), Usd::ZERO), 0);
+    }
+
+    #[test]
+    fn a_session_is_over_for_good_only_when_the_budget_itself_cannot_hold_it() {
+        assert!(ends_for_good(usd(80), usd(100)));
+        assert!(
+            !ends_for_good(usd(100), usd(100)),
+            "others may give headroom back"
+        );
     }
 
     proptest! {

@@ -20,6 +20,7 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use aigov_api::Usd;
 use aigov_api::units::{SessionUsage, session_usage_from_event};
 use aigov_ledger::policy::BudgetPolicy;
 use aws_smithy_types::event_stream::Message;
@@ -35,6 +36,7 @@ use tokio::time::Instant;
 
 use super::envelope::{self, Inbound, Reader, Signer};
 use super::{Input, InputError, Pricing, plan, settle_from};
+use crate::admission::BudgetState;
 use crate::error::GatewayError;
 use crate::forward::{DROPPED_RESPONSE_HEADERS, ForwardError};
 use crate::reserve;
@@ -195,6 +197,7 @@ async fn pump<B>(
             },
         }
     }
+    tracing::debug!("a session's input is over: ending it upstream");
     if let Ok(end) = signer.wrap_end(SystemTime::now()) {
         let _ = to_bedrock.send_data(end).await;
     }
@@ -284,6 +287,9 @@ impl Metered {
                     continue;
                 }
                 Step::Note(Some(Note::HungUp)) => {
+                    tracing::debug!(
+                        "a session's client went away: reading Bedrock's answer to its end"
+                    );
                     relayed.end();
                     continue;
                 }
@@ -300,8 +306,18 @@ impl Metered {
                     Ok(data) => data,
                     Err(_) => continue,
                 },
-                Step::Frame(Some(Err(_))) => break,
+                Step::Frame(Some(Err(e))) => {
+                    // Bedrock's stream broke: the client reads the break, not a clean end.
+                    if let Some(client) = relayed.to_client.take() {
+                        client.abort(e.into());
+                    }
+                    break;
+                }
                 Step::Frame(None) => {
+                    tracing::debug!(
+                        ending = relayed.ending_since.is_some(),
+                        "Bedrock ended a session"
+                    );
                     self.upstream_ended = true;
                     break;
                 }
@@ -317,9 +333,8 @@ impl Metered {
                 break;
             }
             if relayed.ending_since.is_none()
-                && let Err(refused) = self.top_up().await
+                && let Err((member, message)) = self.top_up().await
             {
-                let (member, message) = ending(&refused);
                 relayed.end_with(member, &message, write_timeout).await;
             }
         }
@@ -345,9 +360,18 @@ impl Metered {
             match tokio::time::timeout(write_timeout, client.send_data(bytes)).await {
                 Ok(Ok(())) => {}
                 // The client is gone.
-                Ok(Err(_)) => relayed.end(),
+                Ok(Err(_)) => {
+                    tracing::debug!(
+                        "a session's client is gone: reading Bedrock's answer to its end"
+                    );
+                    relayed.end();
+                }
                 Err(_) => {
                     // Left unread past the write timeout: cut, and charged as a hang-up.
+                    tracing::warn!(
+                        ?write_timeout,
+                        "a session's client left it unread past the write timeout: cut"
+                    );
                     self.gateway.metrics.stalled_stream();
                     if let Some(client) = relayed.to_client.take() {
                         client.abort(StreamCut.into());
@@ -370,14 +394,15 @@ impl Metered {
     }
 
     /// Tops the reservation up until a whole tranche is ahead of the running totals' cost
-    /// ([`plan::tranches_needed`]), from the budgets' slices as any call reserves.
-    async fn top_up(&mut self) -> Result<(), GatewayError> {
+    /// ([`plan::tranches_needed`]), from the budgets' slices as any call reserves; when a
+    /// budget refuses, the exception that ends the session and its message.
+    async fn top_up(&mut self) -> Result<(), (&'static str, String)> {
         let Some(totals) = self.totals else {
             return Ok(());
         };
         let used = self.gateway.session_cost(&self.pricing, &totals);
-        let tranches =
-            plan::tranches_needed(self.settlement.reserved(), used, self.pricing.tranche);
+        let held = self.settlement.reserved();
+        let tranches = plan::tranches_needed(held, used, self.pricing.tranche);
         if tranches == 0 {
             return Ok(());
         }
@@ -389,14 +414,54 @@ impl Metered {
             .map(|p| slices.figures(&p.key))
             .collect();
         let states = reserve::budget_states(&self.policies, &figures);
-        let reservation = reserve::reserve(slices, &states, more).await?;
-        self.settlement.grow(reservation, more);
-        Ok(())
+        match reserve::reserve(slices, &states, more).await {
+            Ok(reservation) => {
+                self.settlement.grow(reservation, more);
+                Ok(())
+            }
+            Err(refused) => Err(ending(&refused, &states, used, held + more)),
+        }
     }
 }
 
-/// The exception that ends a session whose top-up was refused, and its message.
-fn ending(refused: &GatewayError) -> (&'static str, String) {
+/// The exception that ends a session whose top-up was `refused` (judged on the budgets'
+/// `states`), having `used` so far and needing `wanted` reserved: `validationException` when
+/// the budget cannot hold that this period whatever else returns (retrying cannot help until
+/// it resets), `throttlingException` when other calls hold the headroom for now,
+/// `serviceUnavailableException` when the controller cannot be reached.
+fn ending(
+    refused: &GatewayError,
+    states: &[BudgetState<'_>],
+    used: Usd,
+    wanted: Usd,
+) -> (&'static str, String) {
+    let budget = match refused {
+        GatewayError::Refused { refused, .. } => {
+            states.iter().find(|s| s.policy.key == refused.budget)
+        }
+        _ => None,
+    };
+    if let Some(state) = budget {
+        let left = state.limit.saturating_sub(state.spent);
+        if plan::ends_for_good(left, wanted) {
+            let (spent, limit) = Usd::display_pair(state.spent, state.limit);
+            let resets = state
+                .resets
+                .as_deref()
+                .unwrap_or("at the end of the period");
+            return (
+                "validationException",
+                format!(
+                    "AIBudget {} cannot cover this session any longer: it has spent {spent} of \
+                     its {limit} limit this period and this session has used {} more; the \
+                     aigov gateway ended the session, which is charged what it used. The \
+                     budget resets {resets}.",
+                    state.policy.key,
+                    used.display()
+                ),
+            );
+        }
+    }
     let member = match refused.code() {
         "ThrottlingException" => "throttlingException",
         "ServiceUnavailableException" => "serviceUnavailableException",
