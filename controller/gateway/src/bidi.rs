@@ -69,7 +69,7 @@ where
     /// The next message the client sent, envelope removed; `None` once the body ended.
     async fn next(&mut self) -> Result<Option<Inbound>, InputError> {
         loop {
-            if let Some(message) = self.reader.next().map_err(InputError::Malformed)? {
+            if let Some(message) = self.reader.message().map_err(InputError::Malformed)? {
                 return envelope::unwrap(message)
                     .map(Some)
                     .map_err(InputError::Malformed);

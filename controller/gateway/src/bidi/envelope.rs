@@ -51,7 +51,7 @@ impl Reader {
 
     /// The next complete message, if one has arrived; an error once the stream is not an
     /// event stream (after which nothing more is read).
-    pub fn next(&mut self) -> Result<Option<Message>, EnvelopeError> {
+    pub fn message(&mut self) -> Result<Option<Message>, EnvelopeError> {
         if self.buffer.len() > MAX_FRAME_BYTES {
             return Err(EnvelopeError::Malformed(format!(
                 "a message larger than {MAX_FRAME_BYTES} bytes"
@@ -238,7 +238,7 @@ mod tests {
     fn read_all(bytes: &[u8]) -> Vec<Message> {
         let mut reader = Reader::default();
         reader.push(bytes);
-        std::iter::from_fn(|| reader.next().unwrap()).collect()
+        std::iter::from_fn(|| reader.message().unwrap()).collect()
     }
 
     #[test]
@@ -305,7 +305,7 @@ mod tests {
             let mut got = Vec::new();
             for part in [&all[..cut], &all[cut..]] {
                 reader.push(part);
-                while let Some(m) = reader.next().unwrap() {
+                while let Some(m) = reader.message().unwrap() {
                     got.push(chunk_event(&m).unwrap());
                 }
             }
@@ -316,7 +316,7 @@ mod tests {
         reader.push(&[
             0, 0, 0, 20, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
         ]);
-        assert!(matches!(reader.next(), Err(EnvelopeError::Malformed(_))));
+        assert!(matches!(reader.message(), Err(EnvelopeError::Malformed(_))));
     }
 
     #[test]

@@ -346,7 +346,7 @@ impl Metered {
     async fn pass_on(&mut self, reader: &mut Reader, relayed: &mut Relayed) -> bool {
         let write_timeout = self.gateway.config.write_timeout;
         loop {
-            let message = match reader.next() {
+            let message = match reader.message() {
                 Ok(Some(message)) => message,
                 Ok(None) => return true,
                 Err(_) => return false,
