@@ -11,6 +11,7 @@ pub mod budgets;
 pub mod mantle;
 pub mod promises;
 pub mod proxy;
+pub mod speech;
 pub mod terraform;
 pub mod webhook;
 
