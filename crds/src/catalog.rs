@@ -133,6 +133,12 @@ const ROWS: &[Row] = &[
     Row { id: "amazon.nova-micro-v1:0", name: "Nova Micro", family: AmazonNova, input: "0.035", output: "0.14", cache_read: Some("0.00875"), cache_write_5m: Some("0.035"), cache_write_1h: None, regional_premium_percent: None, max_output_tokens: 10_000, context_window: 128_000, since: "2024-12-03" },
     Row { id: "amazon.nova-lite-v1:0", name: "Nova Lite", family: AmazonNova, input: "0.06", output: "0.24", cache_read: Some("0.015"), cache_write_5m: Some("0.06"), cache_write_1h: None, regional_premium_percent: None, max_output_tokens: 10_000, context_window: 300_000, since: "2024-12-03" },
     Row { id: "amazon.nova-pro-v1:0", name: "Nova Pro", family: AmazonNova, input: "0.80", output: "3.20", cache_read: Some("0.20"), cache_write_5m: Some("0.80"), cache_write_1h: None, regional_premium_percent: None, max_output_tokens: 10_000, context_window: 300_000, since: "2024-12-03" },
+    // Nova Sonic (speech to speech, InvokeModelWithBidirectionalStream only): these are its
+    // text-token rates; its speech tokens are priced in `units::SPEECH_RATES`. UNVERIFIED
+    // against AWS's own page (its prices render client-side): $0.06 / $0.24 per 1M text
+    // tokens as published by several independent write-ups of the launch (April 2025). The
+    // output bound is the largest `maxTokens` the session accepts (also unverified).
+    Row { id: "amazon.nova-sonic-v1:0", name: "Nova Sonic", family: AmazonNova, input: "0.06", output: "0.24", cache_read: None, cache_write_5m: None, cache_write_1h: None, regional_premium_percent: None, max_output_tokens: 10_000, context_window: 300_000, since: "2025-04-08" },
     // Amazon Titan Text
     Row { id: "amazon.titan-text-lite-v1", name: "Titan Text G1 - Lite", family: AmazonTitanText, input: "0.15", output: "0.20", cache_read: None, cache_write_5m: None, cache_write_1h: None, regional_premium_percent: None, max_output_tokens: 4096, context_window: 4096, since: "2023-11-29" },
     Row { id: "amazon.titan-text-express-v1", name: "Titan Text G1 - Express", family: AmazonTitanText, input: "0.20", output: "0.60", cache_read: None, cache_write_5m: None, cache_write_1h: None, regional_premium_percent: None, max_output_tokens: 8192, context_window: 8192, since: "2023-11-29" },

@@ -1,6 +1,7 @@
 //! What Bedrock bills by units other than tokens: Guardrails by text units per policy type
 //! (ApplyGuardrail, and a guardrail on Converse), and asynchronous invocations by their output
-//! (Nova Reel by the second of video). Prices are transcribed from the Amazon Bedrock pricing
+//! (Nova Reel by the second of video), and speech sessions by their speech tokens (Nova Sonic
+//! on InvokeModelWithBidirectionalStream, whose text tokens are the catalog's). Prices are transcribed from the Amazon Bedrock pricing
 //! page ([`crate::catalog::PRICING_SOURCE`]), each with the date it took effect.
 //!
 //! A text unit is up to 1,000 characters of text (Bedrock counts each content block apart);
@@ -305,6 +306,98 @@ pub fn async_cost(rate: &AsyncRate, seconds: u64) -> Usd {
     usd(rate.per_second).scaled(Decimal::from(seconds))
 }
 
+/// A speech model's prices for speech tokens, USD per 1M tokens (its text tokens are priced by
+/// its catalog entry, so an `AIModelPrice` can override those but not these).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SpeechRate {
+    /// The foundation-model ID.
+    pub model_id: &'static str,
+    /// USD per 1M speech input tokens.
+    pub input: &'static str,
+    /// USD per 1M speech output tokens.
+    pub output: &'static str,
+    /// When the figure took effect.
+    pub since: &'static str,
+}
+
+/// Speech-token prices. UNVERIFIED against AWS's own pricing page (it renders its prices
+/// client-side, so no stored copy carries the figures): Nova Sonic's $0.0034 / $0.0136 per
+/// 1,000 speech tokens are the launch figures (April 2025) quoted alike by several independent
+/// write-ups. Nova 2 Sonic (`amazon.nova-2-sonic-v1:0`) is not listed: no figure for it could
+/// be checked, so its sessions are priced like any model without speech rates (every token at
+/// its token price: the fallback, or an `AIModelPrice`).
+pub const SPEECH_RATES: &[SpeechRate] = &[SpeechRate {
+    model_id: "amazon.nova-sonic-v1:0",
+    input: "3.40",
+    output: "13.60",
+    since: "2025-04-08",
+}];
+
+/// The speech rates of `model` (cross-region prefixes and ARNs resolved), if it has any.
+pub fn speech_rate(model: &str) -> Option<&'static SpeechRate> {
+    let resolved = crate::model::resolve(model);
+    let id = resolved.model_id.as_deref()?;
+    SPEECH_RATES.iter().find(|r| r.model_id == id)
+}
+
+/// A bidirectional session's tokens as its `usageEvent`s count them (`details.total`: running
+/// totals since the session started), speech and text apart because they are priced apart.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SessionUsage {
+    /// Speech input tokens.
+    pub speech_input: u64,
+    /// Text input tokens (system prompts, `textInput`, tool results).
+    pub text_input: u64,
+    /// Speech output tokens.
+    pub speech_output: u64,
+    /// Text output tokens (transcripts, tool use).
+    pub text_output: u64,
+}
+
+impl SessionUsage {
+    /// The larger of each count: totals only grow, so a late or repeated event never lowers
+    /// what is charged.
+    pub fn max(self, o: SessionUsage) -> SessionUsage {
+        SessionUsage {
+            speech_input: self.speech_input.max(o.speech_input),
+            text_input: self.text_input.max(o.text_input),
+            speech_output: self.speech_output.max(o.speech_output),
+            text_output: self.text_output.max(o.text_output),
+        }
+    }
+}
+
+/// What a session's speech tokens cost at `rate` (its text tokens are priced apart).
+pub fn speech_cost(rate: &SpeechRate, usage: &SessionUsage) -> Usd {
+    Usd::per_million_tokens(usd(rate.input), usage.speech_input)
+        + Usd::per_million_tokens(usd(rate.output), usage.speech_output)
+}
+
+/// The running totals of a Nova Sonic output event, when it is a `usageEvent`:
+/// `{"event":{"usageEvent":{"details":{"total":{"input":{"speechTokens","textTokens"},
+/// "output":{...}}}, "totalInputTokens", ...}}}`. An event without the breakdown but with
+/// `totalInputTokens`/`totalOutputTokens` counts them as speech (the dearer kind), so a
+/// shortened event is never cheaper than the truth.
+pub fn session_usage_from_event(event: &serde_json::Value) -> Option<SessionUsage> {
+    let usage = event.pointer("/event/usageEvent")?;
+    let count = |path: &str| usage.pointer(path).and_then(serde_json::Value::as_u64);
+    if usage.pointer("/details/total").is_some() {
+        return Some(SessionUsage {
+            speech_input: count("/details/total/input/speechTokens").unwrap_or(0),
+            text_input: count("/details/total/input/textTokens").unwrap_or(0),
+            speech_output: count("/details/total/output/speechTokens").unwrap_or(0),
+            text_output: count("/details/total/output/textTokens").unwrap_or(0),
+        });
+    }
+    let input = count("/totalInputTokens");
+    let output = count("/totalOutputTokens");
+    (input.is_some() || output.is_some()).then(|| SessionUsage {
+        speech_input: input.unwrap_or(0),
+        speech_output: output.unwrap_or(0),
+        ..SessionUsage::default()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -403,5 +496,77 @@ mod tests {
             Some(6)
         );
         assert!(async_rate("anthropic.claude-3-haiku-20240307-v1:0").is_none());
+    }
+
+    #[test]
+    fn nova_sonic_speech_tokens_are_priced_per_million_at_their_own_rates() {
+        let rate = speech_rate("us.amazon.nova-sonic-v1:0").expect("a speech model");
+        let usage = SessionUsage {
+            speech_input: 1_000,
+            text_input: 5_000,
+            speech_output: 2_000,
+            text_output: 7_000,
+        };
+        // 1000 x 3.40/1M + 2000 x 13.60/1M; text tokens are the catalog's, not counted here.
+        assert_eq!(speech_cost(rate, &usage), Usd::parse("0.0306").unwrap());
+        assert!(speech_rate("amazon.nova-lite-v1:0").is_none());
+    }
+
+    #[test]
+    fn a_usage_event_gives_its_running_totals_speech_and_text_apart() {
+        let event = json!({"event": {"usageEvent": {
+            "completionId": "c", "promptName": "p", "sessionId": "s",
+            "details": {
+                "delta": {"input": {"speechTokens": 1, "textTokens": 1}, "output": {"speechTokens": 1, "textTokens": 1}},
+                "total": {"input": {"speechTokens": 40, "textTokens": 12}, "output": {"speechTokens": 300, "textTokens": 25}}
+            },
+            "totalInputTokens": 52, "totalOutputTokens": 325, "totalTokens": 377
+        }}});
+        assert_eq!(
+            session_usage_from_event(&event),
+            Some(SessionUsage {
+                speech_input: 40,
+                text_input: 12,
+                speech_output: 300,
+                text_output: 25
+            })
+        );
+        let bare =
+            json!({"event": {"usageEvent": {"totalInputTokens": 5, "totalOutputTokens": 9}}});
+        let read = session_usage_from_event(&bare).unwrap();
+        assert_eq!(
+            (read.speech_input, read.speech_output),
+            (5, 9),
+            "counted as speech"
+        );
+        assert_eq!(
+            session_usage_from_event(&json!({"event": {"textOutput": {}}})),
+            None
+        );
+    }
+
+    #[test]
+    fn session_totals_never_go_down() {
+        let a = SessionUsage {
+            speech_input: 5,
+            text_input: 1,
+            speech_output: 9,
+            text_output: 0,
+        };
+        let b = SessionUsage {
+            speech_input: 3,
+            text_input: 4,
+            speech_output: 9,
+            text_output: 2,
+        };
+        assert_eq!(
+            a.max(b),
+            SessionUsage {
+                speech_input: 5,
+                text_input: 4,
+                speech_output: 9,
+                text_output: 2
+            }
+        );
     }
 }

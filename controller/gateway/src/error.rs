@@ -44,13 +44,6 @@ pub enum GatewayError {
          /anthropic/v1/messages); this is none of their operations"
     )]
     UnknownOperation,
-    /// An operation the gateway cannot meter faithfully, refused rather than let through
-    /// unmetered.
-    #[error(
-        "the aigov gateway does not relay {0}: its usage cannot be metered here, and calls that \
-         are not metered are refused; use ConverseStream or InvokeModelWithResponseStream"
-    )]
-    Unmetered(&'static str),
     /// A model of an operation billed per unit of output that the gateway has no price for, so
     /// it cannot reserve the call's worst case.
     #[error(
@@ -163,7 +156,7 @@ impl GatewayError {
         use GatewayError::*;
         match self {
             UnknownOperation => "UnknownOperationException",
-            Unmetered(_) | Unpriced { .. } => "AccessDeniedException",
+            Unpriced { .. } => "AccessDeniedException",
             BadModelId(_) | BodyTooLarge(_) | BodyUnreadable(_) | BodyTimeout(_)
             | BodyNotAnObject | BodyNotJson(_) | InvalidMetadata(_) => "ValidationException",
             MissingAuthentication => "MissingAuthenticationTokenException",
@@ -185,7 +178,7 @@ impl GatewayError {
         use GatewayError::*;
         match self {
             UnknownOperation => "unknown_operation",
-            Unmetered(_) | Unpriced { .. } => "unmetered",
+            Unpriced { .. } => "unmetered",
             BadModelId(_) | BodyTooLarge(_) | BodyUnreadable(_) | BodyTimeout(_)
             | BodyNotAnObject | BodyNotJson(_) | InvalidMetadata(_) => "invalid",
             MissingAuthentication | BadAuthorization => "unauthenticated",
@@ -308,7 +301,7 @@ impl GatewayError {
                 _ => "budget_exhausted",
             },
             UnknownOperation => "unknown_url",
-            Unmetered(_) | Unpriced { .. } => "unmetered_operation",
+            Unpriced { .. } => "unmetered_operation",
             UnknownCaller(_) => "unknown_caller",
             MissingAuthentication | BadAuthorization => "invalid_api_key",
             BadModelId(_) => "model_not_found",

@@ -7,6 +7,7 @@
 
 use std::time::{Duration, SystemTime};
 
+use aws_credential_types::Credentials;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_sigv4::sign::v4;
@@ -90,6 +91,30 @@ pub struct Upstream {
     mantle: Uri,
     credentials: SharedCredentialsProvider,
     client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
+    /// HTTP/2 only, for bidirectional streams (which HTTP/1.1 cannot carry to Bedrock).
+    stream_client: Client<hyper_rustls::HttpsConnector<HttpConnector>, StreamBody>,
+}
+
+/// The body of a request whose input streams: a bidirectional session's signed events.
+pub type StreamBody = http_body_util::combinators::BoxBody<Bytes, crate::BoxError>;
+
+/// Bedrock's answer to a stream being opened, awaited while its first events are sent.
+pub type UpstreamAnswer = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<Response<Incoming>, ForwardError>> + Send>,
+>;
+
+/// What the gateway's event signatures chain from: the signature of the re-signed request
+/// that opened the stream, and the credentials and scope that made it.
+#[derive(Clone, Debug)]
+pub struct StreamSeed {
+    /// The request's SigV4 signature (hex): the first event's "previous signature".
+    pub signature: String,
+    /// The credentials that signed it.
+    pub credentials: Credentials,
+    /// The signing region.
+    pub region: String,
+    /// The signing name (`bedrock`).
+    pub signing_name: &'static str,
 }
 
 impl Upstream {
@@ -112,17 +137,27 @@ impl Upstream {
             .with_webpki_roots()
             .https_or_http()
             .enable_http1()
-            .wrap_connector(http);
+            .wrap_connector(http.clone());
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(256)
             .build(https);
+        let h2 = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_webpki_roots()
+            .https_or_http()
+            .enable_http2()
+            .wrap_connector(http);
+        let stream_client = Client::builder(TokioExecutor::new())
+            .http2_only(true)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build(h2);
         Ok(Upstream {
             config,
             base,
             mantle,
             credentials,
             client,
+            stream_client,
         })
     }
 
@@ -137,13 +172,52 @@ impl Upstream {
         client_headers: &HeaderMap,
         body: Bytes,
     ) -> Result<Response<Incoming>, ForwardError> {
-        let base = match endpoint {
-            Endpoint::Runtime => &self.base,
-            Endpoint::Mantle => &self.mantle,
-        };
         let path_and_query = match query {
             Some(q) => format!("{path}?{q}"),
             None => path.to_owned(),
+        };
+        let mut request = self.request_to(
+            endpoint,
+            method,
+            &path_and_query,
+            client_headers,
+            Full::new(body.clone()),
+        )?;
+        match (endpoint, &self.config.mantle_api_key) {
+            (Endpoint::Mantle, Some(key)) => {
+                let value = HeaderValue::from_str(&format!("Bearer {key}"))
+                    .map_err(|e| ForwardError::Signing(e.to_string()))?;
+                request.headers_mut().insert("authorization", value);
+            }
+            (Endpoint::Mantle, None) => {
+                self.sign(&mut request, SignableBody::Bytes(&body), "bedrock-mantle")
+                    .await?;
+            }
+            (Endpoint::Runtime, _) => {
+                self.sign(&mut request, SignableBody::Bytes(&body), "bedrock")
+                    .await?;
+            }
+        }
+        match tokio::time::timeout(self.config.timeout, self.client.request(request)).await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(e)) => Err(ForwardError::Unreachable(e.to_string())),
+            Err(_) => Err(ForwardError::Timeout(self.config.timeout)),
+        }
+    }
+
+    /// The request to `path_and_query` on `endpoint`: the client's headers without the
+    /// hop-by-hop ones and its credentials, and the upstream's host.
+    fn request_to<B>(
+        &self,
+        endpoint: Endpoint,
+        method: &http::Method,
+        path_and_query: &str,
+        client_headers: &HeaderMap,
+        body: B,
+    ) -> Result<Request<B>, ForwardError> {
+        let base = match endpoint {
+            Endpoint::Runtime => &self.base,
+            Endpoint::Mantle => &self.mantle,
         };
         let authority = base
             .authority()
@@ -157,7 +231,7 @@ impl Upstream {
         let mut request = Request::builder()
             .method(method.clone())
             .uri(&uri)
-            .body(Full::new(body.clone()))
+            .body(body)
             .map_err(|e| ForwardError::Signing(e.to_string()))?;
         let headers = request.headers_mut();
         for (name, value) in client_headers {
@@ -170,34 +244,63 @@ impl Upstream {
             HeaderValue::from_str(authority.as_str())
                 .map_err(|e| ForwardError::Signing(e.to_string()))?,
         );
-        match (endpoint, &self.config.mantle_api_key) {
-            (Endpoint::Mantle, Some(key)) => {
-                let value = HeaderValue::from_str(&format!("Bearer {key}"))
-                    .map_err(|e| ForwardError::Signing(e.to_string()))?;
-                request.headers_mut().insert("authorization", value);
-            }
-            (Endpoint::Mantle, None) => self.sign(&mut request, &body, "bedrock-mantle").await?,
-            (Endpoint::Runtime, _) => self.sign(&mut request, &body, "bedrock").await?,
-        }
-        match tokio::time::timeout(self.config.timeout, self.client.request(request)).await {
-            Ok(Ok(response)) => Ok(response),
-            Ok(Err(e)) => Err(ForwardError::Unreachable(e.to_string())),
-            Err(_) => Err(ForwardError::Timeout(self.config.timeout)),
-        }
+        Ok(request)
     }
 
-    async fn sign(
+    /// Opens a bidirectional stream (InvokeModelWithBidirectionalStream) to bedrock-runtime
+    /// over HTTP/2 (ALPN `h2` over TLS; prior knowledge on a plain-HTTP endpoint such as the
+    /// simulator), signed as the SDKs sign it: the payload hash of an empty body, since each
+    /// event carries its own signature chained from this request's ([`StreamSeed`]). Returns
+    /// the seed at once and Bedrock's answer as a future, because Bedrock may wait for the
+    /// first events before it answers: the caller sends them through `body` meanwhile.
+    pub async fn open_stream(
         &self,
-        request: &mut Request<Full<Bytes>>,
-        body: &[u8],
+        path: &str,
+        client_headers: &HeaderMap,
+        body: StreamBody,
+    ) -> Result<(StreamSeed, UpstreamAnswer), ForwardError> {
+        let mut request = self.request_to(
+            Endpoint::Runtime,
+            &http::Method::POST,
+            path,
+            client_headers,
+            body,
+        )?;
+        let (signature, credentials) = self
+            .sign(&mut request, SignableBody::Bytes(&[]), "bedrock")
+            .await?;
+        let seed = StreamSeed {
+            signature,
+            credentials,
+            region: self.config.region.clone(),
+            signing_name: "bedrock",
+        };
+        let sent = self.stream_client.request(request);
+        let timeout = self.config.timeout;
+        let answer = Box::pin(async move {
+            match tokio::time::timeout(timeout, sent).await {
+                Ok(Ok(response)) => Ok(response),
+                Ok(Err(e)) => Err(ForwardError::Unreachable(e.to_string())),
+                Err(_) => Err(ForwardError::Timeout(timeout)),
+            }
+        });
+        Ok((seed, answer))
+    }
+
+    /// Signs `request` (whose payload is `body`) as the gateway; returns the signature, which
+    /// seeds an event stream's chain, and the credentials that made it.
+    async fn sign<B>(
+        &self,
+        request: &mut Request<B>,
+        body: SignableBody<'_>,
         signing_name: &str,
-    ) -> Result<(), ForwardError> {
+    ) -> Result<(String, Credentials), ForwardError> {
         let credentials = self
             .credentials
             .provide_credentials()
             .await
             .map_err(|e| ForwardError::Credentials(e.to_string()))?;
-        let identity = credentials.into();
+        let identity = credentials.clone().into();
         let params = v4::SigningParams::builder()
             .identity(&identity)
             .region(&self.config.region)
@@ -214,17 +317,12 @@ impl Upstream {
             .collect();
         let uri = request.uri().to_string();
         let method = request.method().as_str().to_owned();
-        let signable = SignableRequest::new(
-            &method,
-            &uri,
-            header_pairs.into_iter(),
-            SignableBody::Bytes(body),
-        )
-        .map_err(|e| ForwardError::Signing(e.to_string()))?;
-        let (instructions, _signature) = sign(signable, &params)
+        let signable = SignableRequest::new(&method, &uri, header_pairs.into_iter(), body)
+            .map_err(|e| ForwardError::Signing(e.to_string()))?;
+        let (instructions, signature) = sign(signable, &params)
             .map_err(|e| ForwardError::Signing(e.to_string()))?
             .into_parts();
         instructions.apply_to_request_http1x(request);
-        Ok(())
+        Ok((signature, credentials))
     }
 }

@@ -6,8 +6,9 @@
 //! The modules follow the request, one step each, and [`Gateway::handle`] reads as that list:
 //! [`route`] → [`identity`] (authentication shape, then the pod from [`cluster`]) → [`body`] →
 //! [`metadata`] (validated as Bedrock does) → [`admission`] → [`ratelimit`] (the soft limit) →
-//! [`reserve`] (the worst case, on [`slices`]) → [`forward`] → [`settle`] (relay, [`meter`] / [`sse`] the usage, settle, or
-//! [`follow`] a job Bedrock finishes later). Calls Bedrock does not bill (CountTokens, reads of
+//! [`reserve`] (the worst case, on [`slices`]) → [`forward`] → [`settle`] (relay, [`meter`] /
+//! [`sse`] the usage, settle, or [`follow`] a job Bedrock finishes later); a bidirectional
+//! speech session is relayed and metered as it goes by [`bidi`]. Calls Bedrock does not bill (CountTokens, reads of
 //! jobs and stored responses) pass through and count as requests. Every refusal and failure is
 //! one [`error::GatewayError`], rendered in the called API's shape in one place; every call
 //! can be followed in the log ([`trace`]).
@@ -15,6 +16,7 @@
 
 pub mod admission;
 pub mod app;
+pub mod bidi;
 pub mod body;
 pub mod cluster;
 pub mod error;
@@ -186,7 +188,7 @@ impl Gateway {
         request: Request<B>,
     ) -> Response<ResponseBody>
     where
-        B: Body<Data = Bytes>,
+        B: Body<Data = Bytes> + Send + Unpin + 'static,
         B::Error: Into<BoxError>,
     {
         let mut call = CallTrace::new(self.request_id(), peer);
@@ -210,7 +212,7 @@ impl Gateway {
         request: Request<B>,
     ) -> Result<(Response<ResponseBody>, &'static str), GatewayError>
     where
-        B: Body<Data = Bytes>,
+        B: Body<Data = Bytes> + Send + Unpin + 'static,
         B::Error: Into<BoxError>,
     {
         let mut route = route::accept(request.method(), request.uri().path())?;
@@ -218,9 +220,11 @@ impl Gateway {
         identity::check_auth(request.headers())?;
         let workload = identity::identify(&self.cluster, call.peer, self.config.unknown_callers)?;
         call.workload = workload.clone();
-        if route.operation.metering() == Metering::Unmetered {
-            // Refused before its body: a bidirectional stream's body never ends.
-            return Err(GatewayError::Unmetered(route.operation.name()));
+        if route.operation.metering() == Metering::Session {
+            // Its body is the session's input, which ends only with the session.
+            return self
+                .bidirectional(call, &route, workload.as_deref(), request)
+                .await;
         }
         let query = request.uri().query().map(str::to_owned);
         let (parts, body) = request.into_parts();
@@ -696,18 +700,21 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_bidirectional_stream_is_refused_as_unmetered_before_its_body_is_read() {
+    async fn a_bidirectional_session_whose_input_is_no_event_stream_is_invalid_and_holds_nothing() {
         let (gateway, registry) = gateway(UnknownCallers::Forward);
-        let (response, body) = call(
-            &gateway,
-            "/model/amazon.nova-sonic-v1:0/invoke-with-bidirectional-stream",
-            Some(SIGNED),
-            "",
-        )
-        .await;
-        assert_eq!(response.status(), 403);
-        assert!(body.contains("cannot be metered"), "{body}");
-        assert!(counted(&registry, "unmetered"));
+        let path = "/model/amazon.nova-sonic-v1:0/invoke-with-bidirectional-stream";
+        let (response, body) = call(&gateway, path, Some(SIGNED), "").await;
+        assert_eq!(response.status(), 400);
+        assert!(body.contains("before its first event"), "{body}");
+        assert!(counted(&registry, "invalid"));
+        let (response, body) = call(&gateway, path, Some(SIGNED), "not an event stream").await;
+        assert_eq!(response.status(), 400, "{body}");
+        assert!(body.contains("not a valid event stream"), "{body}");
+        assert_eq!(
+            gateway.slices.pending(),
+            0,
+            "nothing recorded, nothing held"
+        );
     }
 
     #[tokio::test]

@@ -59,8 +59,9 @@ pub enum Metering {
     AsyncOutput,
     /// Not billed by Bedrock: passed through, counted as a request of every budget.
     Free,
-    /// Cannot be metered faithfully: refused.
-    Unmetered,
+    /// Per token of a bidirectional (speech) session: reserved in tranches as it goes, charged
+    /// its running totals ([`crate::bidi`]).
+    Session,
 }
 
 /// Which Bedrock endpoint serves an operation.
@@ -159,7 +160,7 @@ impl Operation {
             StartAsyncInvoke => Metering::AsyncOutput,
             CountTokens | MessagesCountTokens | GetAsyncInvoke | ListAsyncInvokes
             | ResponsesState => Metering::Free,
-            InvokeModelWithBidirectionalStream => Metering::Unmetered,
+            InvokeModelWithBidirectionalStream => Metering::Session,
         }
     }
 

@@ -70,6 +70,14 @@ pub enum Settle {
     Units(Usd),
     /// Bedrock never accepted the call (unreachable, or an error status): nothing is charged.
     Release,
+    /// A bidirectional session's running totals: `usage` priced as tokens plus `unit_cost`
+    /// (its speech tokens), charged exactly, even past what was reserved ([`crate::bidi`]).
+    Session {
+        /// The tokens priced by the price book.
+        usage: Usage,
+        /// What the rest costs at its own rates.
+        unit_cost: Option<Usd>,
+    },
 }
 
 /// A call's reservation until it settles: on [`Settlement::finish`], or on drop (a client that
@@ -130,6 +138,24 @@ impl Settlement {
         self.worst.cost
     }
 
+    /// Adds `more` (a top-up of `cost`) to what the call holds: it settles as one. A call
+    /// already settled gives the top-up straight back.
+    pub(crate) fn grow(&mut self, more: Reservation, cost: Usd) {
+        match self.reservation.as_mut() {
+            Some(held) => {
+                held.absorb(more);
+                self.worst.cost += cost;
+                self.worst.unit_cost = self.worst.unit_cost.map(|c| c + cost);
+            }
+            None => self.gateway.slices.release(more),
+        }
+    }
+
+    /// Bedrock's request ID, once it answered.
+    pub(crate) fn set_bedrock_id(&mut self, id: Option<String>) {
+        self.bedrock_id = id;
+    }
+
     /// Settles as `how` says and writes the call's line.
     pub fn finish(&mut self, how: Settle) {
         let Some(reservation) = self.reservation.take() else {
@@ -179,6 +205,7 @@ impl Settlement {
                 (Self::estimate(&self.worst, output_seen), guardrail, true)
             }
             Settle::Units(cost) => (Usage::default(), Some(cost.min(self.worst.cost)), false),
+            Settle::Session { usage, unit_cost } => (usage, unit_cost, false),
             Settle::Release => {
                 self.gateway.slices.release(reservation);
                 return None;

@@ -85,6 +85,17 @@ impl Reservation {
         self.amounts.iter().map(|(k, _)| k.clone()).collect()
     }
 
+    /// Takes `more` into this reservation, budget by budget: a session that grows its
+    /// reservation as it goes (a bidirectional stream's top-ups) settles it as one.
+    pub fn absorb(&mut self, more: Reservation) {
+        for (key, amount) in more.amounts {
+            match self.amounts.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, held)) => *held += amount,
+                None => self.amounts.push((key, amount)),
+            }
+        }
+    }
+
     /// The amount reserved on `key` from its slice (zero when unbacked or not charged).
     pub fn backed(&self, key: &str) -> Usd {
         self.amounts
@@ -616,6 +627,25 @@ mod tests {
             book.balance("ns/a").unwrap().free,
             usd("5"),
             "a refused call draws on no budget"
+        );
+    }
+
+    #[test]
+    fn a_reservation_that_absorbed_top_ups_settles_them_all_at_once() {
+        let now = Instant::now();
+        let mut book = granted("ns/a", "5", now);
+        let claims = [claim("ns/a", "100", false)];
+        let mut reservation = book.reserve(&claims, usd("1"), now).unwrap();
+        reservation.absorb(book.reserve(&claims, usd("1.5"), now).unwrap());
+        assert_eq!(reservation.backed("ns/a"), usd("2.5"));
+        book.settle(reservation, usd("2.25"), record("session"));
+        assert_eq!(
+            book.balance("ns/a").unwrap(),
+            Balance {
+                free: usd("2.75"),
+                reserved: Usd::ZERO
+            },
+            "the whole session drawn once, nothing left reserved"
         );
     }
 

@@ -52,10 +52,24 @@ impl HttpClient for FromAddress {
 
 /// An SDK HTTP client whose connections come from `source`.
 pub fn http_client_from(source: IpAddr) -> SharedHttpClient {
+    SharedHttpClient::new(FromAddress {
+        client: Client::builder(TokioExecutor::new()).build(tcp_from(source)),
+    })
+}
+
+/// Like [`http_client_from`], speaking HTTP/2 with prior knowledge (h2c), as a bidirectional
+/// stream (InvokeModelWithBidirectionalStream) needs: HTTP/1.1 cannot carry one to Bedrock.
+pub fn http2_client_from(source: IpAddr) -> SharedHttpClient {
+    SharedHttpClient::new(FromAddress {
+        client: Client::builder(TokioExecutor::new())
+            .http2_only(true)
+            .build(tcp_from(source)),
+    })
+}
+
+fn tcp_from(source: IpAddr) -> TcpConnector {
     let mut tcp = TcpConnector::new();
     tcp.set_local_address(Some(source));
     tcp.set_nodelay(true);
-    SharedHttpClient::new(FromAddress {
-        client: Client::builder(TokioExecutor::new()).build(tcp),
-    })
+    tcp
 }

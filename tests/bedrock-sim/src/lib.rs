@@ -7,12 +7,16 @@
 //! the last InvokeModelWithResponseStream chunk), AWS event-stream framing, and Bedrock's error
 //! shapes. Real SDK clients work against it unchanged.
 //!
+//! InvokeModelWithBidirectionalStream (Nova Sonic speech sessions) is served over HTTP/2 with
+//! prior knowledge, its chained event signatures checked ([`bidi`]).
+//!
 //! Behaviour is steered without touching clients: by `POST /_sim/config` (latency, default output
 //! tokens, queued errors) or by directives in the prompt text, e.g. `[sim:output_tokens=50]`,
 //! `[sim:error=ThrottlingException]`, `[sim:latency_ms=200]`, `[sim:truncate]`. Every request it
 //! served is listed at `GET /_sim/requests`, so tests can check that each was charged once.
 #![forbid(unsafe_code)]
 
+pub mod bidi;
 pub mod directives;
 pub mod errors;
 pub mod families;

@@ -15,7 +15,7 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Channel, Full, Limited};
 use hyper::body::{Frame, Incoming};
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use percent_encoding::percent_decode_str;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -99,6 +99,12 @@ pub struct Served {
     /// `X-Amzn-Bedrock-Request-Metadata` header), as validated; None when the call had none.
     #[serde(default)]
     pub request_metadata: Option<BTreeMap<String, String>>,
+    /// Speech input tokens reported (a bidirectional session; priced in `unit_cost`).
+    #[serde(default)]
+    pub speech_input_tokens: u64,
+    /// Speech output tokens reported (a bidirectional session; priced in `unit_cost`).
+    #[serde(default)]
+    pub speech_output_tokens: u64,
 }
 
 impl Served {
@@ -120,6 +126,8 @@ impl Served {
             signature_verified: false,
             unit_cost: String::new(),
             request_metadata: None,
+            speech_input_tokens: 0,
+            speech_output_tokens: 0,
         }
     }
 }
@@ -175,7 +183,9 @@ pub async fn serve_verifying(
                     let sim = sim.clone();
                     async move { Ok::<_, Infallible>(sim.handle(req).await) }
                 });
-                let _ = hyper::server::conn::http1::Builder::new()
+                // HTTP/1.1, and HTTP/2 with prior knowledge (h2c), which the bidirectional
+                // stream needs.
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                     .serve_connection(TokioIo::new(socket), service)
                     .await;
             });
@@ -283,6 +293,31 @@ impl Simulator {
         crate::sigv4::verify(&self.sigv4_secrets, method, path_and_query, headers, body)
     }
 
+    /// The next queued error of `POST /_sim/config`, taken.
+    pub(crate) fn next_queued_error(&self) -> Option<String> {
+        let mut c = self.config.lock().expect("lock");
+        (!c.errors.is_empty()).then(|| c.errors.remove(0))
+    }
+
+    /// The secret of an access key whose signatures are checked.
+    pub(crate) fn secret_of(&self, access_key: &str) -> Option<String> {
+        self.sigv4_secrets.get(access_key).cloned()
+    }
+
+    /// A `/model/{id}/...` request about to be answered as `operation`: its ID, model (from
+    /// the path) and signer.
+    pub(crate) fn served_for(&self, req: &Request<Incoming>, operation: &str) -> Served {
+        let rest = req.uri().path().trim_start_matches("/model/");
+        let raw_model = rest.split_once('/').map_or(rest, |(m, _)| m);
+        let model_id = percent_decode_str(raw_model)
+            .decode_utf8_lossy()
+            .into_owned();
+        let scope = credential_scope(req.headers()).unwrap_or_default();
+        let mut served = Served::new(&self.request_id(), operation, &model_id, &scope);
+        served.access_key = access_key(req.headers()).unwrap_or_default();
+        served
+    }
+
     pub(crate) fn current_config(&self) -> Config {
         self.config.lock().expect("lock").clone()
     }
@@ -365,6 +400,12 @@ impl Simulator {
             }
             (&Method::POST, p) if p.ends_with("/count-tokens") && p.starts_with("/model/") => {
                 self.count_tokens(req).await
+            }
+            (&Method::POST, p)
+                if p.starts_with("/model/") && p.ends_with("/invoke-with-bidirectional-stream") =>
+            {
+                let served = self.served_for(&req, "InvokeModelWithBidirectionalStream");
+                self.bidirectional(req, served).await
             }
             (&Method::POST, p) if p.starts_with("/model/") => self.invoke(req).await,
             (&Method::POST, p) if p.starts_with("/guardrail/") && p.ends_with("/apply") => {

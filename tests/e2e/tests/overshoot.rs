@@ -1,7 +1,8 @@
 //! The overshoot bound, proven: two gateway replicas and one controller, 64 concurrent clients
 //! mixing the four bedrock-runtime operations (the Rust SDK, streaming included) and
 //! bedrock-mantle's Chat Completions (streaming, without asking for usage), Responses and
-//! Messages (streaming) against a $1.00 budget. Settled
+//! Messages (streaming), ApplyGuardrail, and Nova Sonic speech sessions (InvokeModelWithBidirectionalStream
+//! over HTTP/2, topping their reservations up as they go) against a $1.00 budget. Settled
 //! spend must never pass the limit (the stated bound is zero with worst-case reservations),
 //! and every call the simulator served must be charged exactly once.
 
@@ -27,6 +28,62 @@ const PODS: usize = 8;
 const KINDS: usize = 8;
 /// The guardrail this test applies (the simulator records it as the call's model).
 const GUARDRAIL: &str = "gr-overshoot";
+/// The speech model this test's sessions use (a profile no other test calls).
+const SPEECH: &str = "apac.amazon.nova-sonic-v1:0";
+/// Speech sessions beside the 64 clients, each turn after turn until its budget ends it.
+const SESSIONS: usize = 4;
+
+/// One speech client: sessions of 512-token turns until the budget ends one (or refuses to
+/// open one) or `deadline` passes; the request IDs of the sessions Bedrock served.
+async fn speech_sessions(
+    client: aws_sdk_bedrockruntime::Client,
+    deadline: Instant,
+) -> Result<Vec<String>, String> {
+    use aigov_e2e::speech::{close, content, read_turns, try_open};
+    let mut ids = Vec::new();
+    while Instant::now() < deadline {
+        let mut session = match try_open(&client, SPEECH, 1024).await {
+            Ok(session) => session,
+            Err(e) => match aws_sdk_bedrockruntime::Error::from(e) {
+                aws_sdk_bedrockruntime::Error::AccessDeniedException(_) => return Ok(ids),
+                aws_sdk_bedrockruntime::Error::ThrottlingException(_) => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+                other => return Err(format!("{other:?}")),
+            },
+        };
+        ids.push(session.request_id.clone());
+        let mut turn = 0;
+        let ended = loop {
+            if Instant::now() >= deadline {
+                break None;
+            }
+            turn += 1;
+            content(
+                &session.input,
+                &format!("t{turn}"),
+                "USER",
+                "TEXT",
+                "More. [sim:output_tokens=512]",
+            );
+            if let Err(e) = read_turns(&mut session, 1).await {
+                break Some(aws_sdk_bedrockruntime::Error::from(e));
+            }
+        };
+        match ended {
+            None => {
+                close(session).await;
+                return Ok(ids);
+            }
+            // Ended by the budget: for good, or for now.
+            Some(aws_sdk_bedrockruntime::Error::ValidationException(_)) => return Ok(ids),
+            Some(aws_sdk_bedrockruntime::Error::ThrottlingException(_)) => {}
+            Some(other) => return Err(format!("{other:?}")),
+        }
+    }
+    Ok(ids)
+}
 
 /// One ApplyGuardrail call with `chars` characters of text; the same answers as [`call`].
 async fn guardrail_call(
@@ -210,8 +267,20 @@ async fn two_gateways_and_64_clients_never_overshoot_a_one_dollar_budget() {
             }
         }));
     }
+    let mut speakers = Vec::new();
+    for c in 0..SESSIONS {
+        let client =
+            aigov_e2e::speech::speech_client(ips[c % PODS], &gateways[c % 2].gateway).await;
+        speakers.push(tokio::spawn(speech_sessions(client, deadline)));
+    }
     for t in tasks {
         t.await.expect("client task");
+    }
+    for t in speakers {
+        match t.await.expect("speech task") {
+            Ok(sessions) => ids.lock().unwrap().extend(sessions),
+            Err(e) => errors.lock().unwrap().push(e),
+        }
     }
     let errors = errors.lock().unwrap().clone();
     assert!(errors.is_empty(), "unexpected errors: {errors:?}");
@@ -221,7 +290,7 @@ async fn two_gateways_and_64_clients_never_overshoot_a_one_dollar_budget() {
     let ours: HashSet<String> = served()
         .into_iter()
         .filter(|s| {
-            (s.model_id == MODEL || s.model_id == GUARDRAIL)
+            (s.model_id == MODEL || s.model_id == GUARDRAIL || s.model_id == SPEECH)
                 && !served_before.contains(&s.request_id)
         })
         .map(|s| s.request_id)
