@@ -19,6 +19,8 @@ pub struct Directives {
     pub latency_ms: Option<u64>,
     /// Wait this long between stream events.
     pub chunk_delay_ms: Option<u64>,
+    /// `[sim:word_bytes=N]`: each generated word padded to N bytes.
+    pub word_bytes: Option<u64>,
     /// End the stream before its usage-bearing final event.
     pub truncate: bool,
 }
@@ -42,6 +44,7 @@ pub fn parse(text: &str) -> Directives {
             "stream_error" => out.stream_error = Some(value.trim().to_owned()),
             "latency_ms" => out.latency_ms = number,
             "chunk_delay_ms" => out.chunk_delay_ms = number,
+            "word_bytes" => out.word_bytes = number,
             "truncate" => out.truncate = true,
             _ => {}
         }

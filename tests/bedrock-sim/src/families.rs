@@ -19,12 +19,20 @@ pub struct Outcome {
     pub latency_ms: u64,
     /// `stop` reason: `end_turn`, or `max_tokens` when the bound cut the answer.
     pub hit_max_tokens: bool,
+    /// Each word padded to this many bytes (`[sim:word_bytes=N]`; 0: as short as it is), for a
+    /// stream larger than any socket buffers it passes through.
+    pub word_bytes: u64,
 }
 
 impl Outcome {
     /// The generated words; one word is one output token.
     pub fn words(&self) -> Vec<String> {
-        (0..self.output_tokens).map(|i| format!("w{i} ")).collect()
+        let width = usize::try_from(self.word_bytes)
+            .unwrap_or(0)
+            .saturating_sub(1);
+        (0..self.output_tokens)
+            .map(|i| format!("{:x<width$} ", format!("w{i}")))
+            .collect()
     }
 
     fn text(&self) -> String {
@@ -194,6 +202,7 @@ mod tests {
             cache_write: 5,
             latency_ms: 10,
             hit_max_tokens: false,
+            word_bytes: 0,
         }
     }
 
@@ -249,6 +258,17 @@ mod tests {
                 "{family:?}"
             );
         }
+    }
+
+    #[test]
+    fn words_are_padded_to_the_bytes_asked_for() {
+        let o = Outcome {
+            output_tokens: 3,
+            word_bytes: 8,
+            ..outcome()
+        };
+        assert_eq!(o.words(), ["w0xxxxx ", "w1xxxxx ", "w2xxxxx "]);
+        assert_eq!(outcome().words()[0], "w0 ");
     }
 
     #[test]

@@ -605,6 +605,7 @@ mod tests {
             cache_write: 2,
             latency_ms: 0,
             hit_max_tokens: false,
+            word_bytes: 0,
         }
     }
 

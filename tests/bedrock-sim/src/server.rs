@@ -648,6 +648,7 @@ impl Simulator {
             cache_write: d.cache_write.unwrap_or(cache_write),
             latency_ms: d.latency_ms.unwrap_or(config.latency_ms),
             hit_max_tokens: wanted > bound,
+            word_bytes: d.word_bytes.unwrap_or(0),
         }
     }
 

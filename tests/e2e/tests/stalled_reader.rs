@@ -1,6 +1,6 @@
 //! A stalled reader cannot pin its reservation. A real `aws-sdk-bedrockruntime` client opens a
-//! 64,000-token ConverseStream (about 10 MB of events, more than the sockets between client and
-//! gateway buffer) through the real gateway, reads a few events, and stops reading while keeping
+//! 64,000-token ConverseStream (about 50 MB of events, more than the sockets between client and
+//! gateway can buffer) through the real gateway, reads a few events, and stops reading while keeping
 //! the connection open. The gateway, started with `--response-write-timeout 2s`, cuts the stream
 //! once it has waited that long for the client, reads the rest of Bedrock's stream itself, and
 //! charges the call exactly as a hang-up is charged: Bedrock's own usage. The budget shows the
@@ -108,7 +108,11 @@ async fn a_client_that_stops_reading_a_long_stream_is_cut_after_the_write_timeou
     let mut stream = client
         .converse_stream()
         .model_id(MODEL)
-        .messages(user("a very long answer [sim:output_tokens=64000]"))
+        // Words of 700 bytes: about 50 MB of events, more than the socket buffers between client
+        // and gateway can hold however far the kernel grows them (32 MB here at most).
+        .messages(user(
+            "a very long answer [sim:output_tokens=64000] [sim:word_bytes=700]",
+        ))
         .inference_config(InferenceConfiguration::builder().max_tokens(64000).build())
         .send()
         .await
