@@ -241,3 +241,15 @@ pub fn kubeconfig_via(addr: SocketAddr) -> PathBuf {
     std::fs::write(&path, text).expect("the kubeconfig copy");
     path
 }
+
+/// The stdout of a command that must have succeeded; panics naming `what` with everything it
+/// said otherwise.
+pub fn succeeded(out: std::process::Output, what: &str) -> String {
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{what} failed:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}

@@ -6,6 +6,7 @@
 //! name and nothing else; `helm uninstall` removes the release and leaves the CRDs, as its
 //! notes say. The PrometheusRule renders the recommended rules file unchanged.
 
+use aigov_e2e::succeeded as ok;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -36,16 +37,6 @@ fn helm(args: &[&str]) -> Output {
         )
         .output()
         .expect("helm runs")
-}
-
-fn ok(out: Output, what: &str) -> String {
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{what} failed:\n{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    text
 }
 
 /// `helm template` of the chart as release `aigov` in `aigov-system`, with `args`.

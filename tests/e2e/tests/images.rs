@@ -9,6 +9,7 @@
 //! RLIMIT_NOFILE here, and with lowered limits refuses the hybrid cgroup layout), so the test
 //! runs the image with buildah's chroot isolation, which needs neither.
 
+use aigov_e2e::succeeded as ok;
 use std::collections::HashSet;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
@@ -39,16 +40,6 @@ fn buildah(args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("buildah runs (tests/env/tools.sh buildah installs it)")
-}
-
-fn ok(out: Output, what: &str) -> String {
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{what} failed:\n{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    text
 }
 
 /// Builds the image of `role` from the built binary; its tag.

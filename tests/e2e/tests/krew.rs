@@ -7,8 +7,9 @@
 //! krew's path; `krew uninstall` removes it. Its shell completions are generated for bash, zsh
 //! and fish.
 
+use aigov_e2e::succeeded as ok;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 fn krew() -> PathBuf {
     std::env::var("AIGOV_KREW")
@@ -39,16 +40,6 @@ fn local_index(root: &Path, manifest: &Path) {
             .expect("git runs");
         ok(out, "git");
     }
-}
-
-fn ok(out: Output, what: &str) -> String {
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{what} failed:\n{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    text
 }
 
 /// Packages the built plugin for linux/amd64 into `dist`; the manifest's path.

@@ -6,22 +6,13 @@
 //! `aigov/aigov` from it (the lock file records the archive's hash), then plan, apply and
 //! destroy a resource against moto; an archive that does not match the mirror's hash is refused.
 
+use aigov_e2e::succeeded as ok;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use aigov_e2e::terraform::{PROVIDER_VERSION, clis, provider_block};
 use aigov_e2e::{built_binary, unique};
-
-fn ok(out: Output, what: &str) -> String {
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{what} failed:\n{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    text
-}
 
 /// A CA and a certificate for 127.0.0.1 signed by it, made with openssl in `dir`.
 fn certificates(dir: &Path) {
