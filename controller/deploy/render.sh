@@ -5,5 +5,9 @@
 # Uses $AIGOV_HELM (tests/env/tools.sh helm builds it), else `helm` on PATH.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-"${AIGOV_HELM:-helm}" template aigov "$here/chart/aigov" -n aigov-system >"$here/aigov.yaml"
+# Rendered aside first: a missing or failing helm leaves the committed file as it was.
+rendered="$(mktemp)"
+trap 'rm -f "$rendered"' EXIT
+"${AIGOV_HELM:-helm}" template aigov "$here/chart/aigov" -n aigov-system >"$rendered"
+mv "$rendered" "$here/aigov.yaml"
 echo "wrote $here/aigov.yaml"

@@ -21,6 +21,7 @@ use aigov_ledger::proto::{
     BudgetFigures, ExchangeRequest, ExchangeResponse, Grant, Holding, Refusal, UsageRecord,
 };
 use aigov_ledger::record::UsageEvent;
+use aigov_ledger::value_limits;
 use aigov_runtime::prices::Prices;
 
 /// Something a record did that people should hear about, published by the reconciler.
@@ -92,6 +93,7 @@ fn refusal_reason(refusal: i32) -> &'static str {
         Ok(Refusal::Throttled) => "throttled",
         Ok(Refusal::Exhausted) => "exhausted",
         Ok(Refusal::ModelForbidden) => "model_forbidden",
+        Ok(Refusal::MetadataMissing) => "metadata_missing",
         _ => "other",
     }
 }
@@ -422,7 +424,7 @@ impl LedgerShared {
         for holding in &request.holdings {
             let answer = take_holding(&mut ledger, gateway, holding, settling, started);
             if answer.held_changed {
-                changed.insert(holding.budget.clone());
+                changed.insert(value_limits::budget_of(&holding.budget).to_owned());
             }
             grants.extend(answer.grant);
             budgets.extend(answer.figures);
@@ -478,15 +480,19 @@ fn take_holding(
             budget: key.to_owned(),
             amount: amount.to_api_string(),
         });
-    let figures = ledger.account(key).is_some().then(|| {
-        let rate_share = ledger.rate_share(key, gateway, holding.calls, now);
+    let figures = ledger.figures(key).is_some().then(|| {
+        // Soft-limit rates are the budget's; a value account has none to split.
+        let rate_share = match value_limits::split(key) {
+            Some(_) => 1.0,
+            None => ledger.rate_share(key, gateway, holding.calls, now),
+        };
         let advice = ledger.advice(key, gateway, now);
-        let account = ledger.account(key).expect("checked above");
+        let (spent, limit, window) = ledger.figures(key).expect("checked above");
         BudgetFigures {
             budget: key.to_owned(),
-            spent: account.spent.to_api_string(),
-            limit: account.limit.to_api_string(),
-            period_end: account.window.end.to_string(),
+            spent: spent.to_api_string(),
+            limit: limit.to_api_string(),
+            period_end: window.end.to_string(),
             settling,
             rate_share,
             in_flight: advice.in_flight.to_api_string(),

@@ -113,12 +113,14 @@ pub fn build(inputs: StatusInputs<'_>) -> StatusOutcome {
         top_models: account.top_models(),
         top_workloads: account.top_workloads(),
         attribution: account.top_attribution(),
+        value_limits: account.values.status(),
         conditions,
         history: inputs.history,
         thresholds_crossed: crossed,
         extension: inputs.extension,
         escalation: inputs.escalation,
         ledger: account.watermarks(),
+        value_ledger: account.values.ledger(),
         // The reconcile folds its alerts and the deliveries' outcomes in (`outbox::advance`).
         alerts: inputs.previous.and_then(|p| p.alerts.clone()),
     };

@@ -2,6 +2,8 @@
 //! rule the API server can check (patterns, ranges, CEL), so a bad manifest is refused at
 //! `kubectl apply` with a message that names the field.
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
 use kube::CustomResource;
 use kube::KubeSchema;
@@ -99,6 +101,47 @@ pub struct AIBudgetSpec {
     /// Metadata never selects a budget: it only subdivides what the calling pod's budgets spend.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attribution: Option<Attribution>,
+
+    /// A limit for every distinct value of a request-metadata key (each user, each tenant),
+    /// inside this budget's limit and period. (The description below is the same text on one
+    /// line, so that `kubectl explain` wraps it as a paragraph.)
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 3))]
+    #[schemars(
+        description = "A limit for every distinct value of a request-metadata key, e.g. [{key: user, limit: \"1.00\"}]: each user (tenant, ...) may spend at most that much this period, inside the budget's own limit, enforced like the limit itself (each call's worst case reserved first, so no value's settled spend passes its limit, across every gateway replica). A call without the key is held to the budget's limit only (require the key with `attribution.require`). A refusal names the key and the value. Up to 100,000 values per budget are tracked this period; at that cap a value that spent nothing is forgotten first, and when every tracked value has spent, a call with a new value is refused (429) until the period ends. Metadata comes from the workload: a forged value can at worst move spend between the caller's own values, never out of this budget."
+    )]
+    #[x_kube(validation = Rule::new("self.all(l, self.exists_one(m, m.key == l.key))").message("limitPerValue keys must be unique: give each key one limit"))]
+    pub limit_per_value: Vec<ValueLimit>,
+}
+
+impl AIBudgetSpec {
+    /// `limitPerValue` as (key, limit) pairs; a limit that does not parse (the API server
+    /// refuses one) is left out rather than taken for zero.
+    pub fn value_limits(&self) -> Vec<(String, crate::Usd)> {
+        self.limit_per_value
+            .iter()
+            .filter_map(|l| Some((l.key.clone(), crate::Usd::parse(&l.limit).ok()?)))
+            .collect()
+    }
+
+    /// The request-metadata keys every call must carry (`attribution.require`).
+    pub fn required_keys(&self) -> &[String] {
+        self.attribution.as_ref().map_or(&[], |a| &a.require)
+    }
+}
+
+/// A limit per value of one request-metadata key (`spec.limitPerValue`).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ValueLimit {
+    /// The request-metadata key whose every value gets the limit, e.g. `user` or `tenant`.
+    #[schemars(regex(pattern = ATTRIBUTION_KEY_REGEX))]
+    #[x_kube(validation = Rule::new("!self.startsWith('aigov.')").message("limitPerValue keys under aigov. are the gateway's own pairs: name a key your callers set, e.g. user"))]
+    pub key: String,
+    /// The most each value may spend per period, in USD, as a decimal string (`"1.00"`).
+    #[schemars(regex(pattern = AMOUNT_REGEX))]
+    #[x_kube(validation = Rule::new("self.matches('[1-9]')").message("limitPerValue limit must be greater than zero, e.g. \"1.00\""))]
+    pub limit: String,
 }
 
 fn default_time_zone() -> String {
@@ -299,6 +342,16 @@ pub struct Attribution {
     #[x_kube(validation = Rule::new("self.all(k, !k.startsWith('aigov.'))").message("attribution keys under aigov. are the gateway's own pairs: name a key your callers set, e.g. feature"))]
     #[x_kube(validation = Rule::new("self.all(k, self.exists_one(j, j == k))").message("attribution keys must be unique: list each key once"))]
     pub keys: Vec<String>,
+
+    /// Request-metadata keys every call must carry.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 5), inner(length(min = 1, max = 128)))]
+    #[schemars(
+        description = "Request-metadata keys every call this budget meters must carry, e.g. [user]: a call without one is refused with Bedrock's 400 ValidationException naming the key, before anything is reserved or charged (it counts as a refused request). Same key characters as `keys`."
+    )]
+    #[x_kube(validation = Rule::new(format!("self.all(k, k.matches('{ATTRIBUTION_KEY_REGEX}'))")).message("required keys are request-metadata keys: letters, digits and _ . : / = + @ $ # , - only (no spaces), e.g. user"))]
+    #[x_kube(validation = Rule::new("self.all(k, !k.startsWith('aigov.'))").message("required keys under aigov. are the gateway's own pairs: name a key your callers set, e.g. user"))]
+    pub require: Vec<String>,
 }
 
 /// The rule on each attribution key: [`ATTRIBUTION_KEY_REGEX`], with a message saying what it
@@ -432,6 +485,10 @@ pub struct AIBudgetStatus {
     /// `KeyAttribution`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attribution: Vec<KeyAttribution>,
+    /// Per key of `spec.limitPerValue`, how many values are at their limit and the ones that
+    /// spent most (see `ValueLimitStatus`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub value_limits: Vec<ValueLimitStatus>,
     /// Ready, ThresholdCrossed, BudgetExhausted, Throttling, Escalated, AlertDeliveryFailing.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
@@ -452,6 +509,11 @@ pub struct AIBudgetStatus {
     /// or a new leader skips what gateways re-send up to here, so nothing is counted twice.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ledger: Vec<LedgerWatermark>,
+    /// Per key of `spec.limitPerValue`, every value's spend this period as the ledger counted
+    /// it (with `ledger`'s watermarks), so a new leader enforces each value's limit from where
+    /// the last one left off.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub value_ledger: Vec<ValueLedger>,
     /// The alert outbox: every alert is recorded here in the same write that records what it
     /// tells (a threshold crossed, say), delivered from here (by whichever replica leads), and
     /// removed once delivered, so a failed delivery, a restart or a failover never loses one.
@@ -689,6 +751,55 @@ pub struct KeyAttribution {
     /// The values that spent most, most first, then `(other)` and `(none)` when they have calls.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub values: Vec<ValueSpend>,
+}
+
+/// One key of `spec.limitPerValue` this period.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ValueLimitStatus {
+    /// The key.
+    pub key: String,
+    /// Each value's limit, USD.
+    pub limit: String,
+    /// Values tracked this period (that spent, or hold a reservation).
+    #[serde(default)]
+    pub values: u64,
+    /// Values whose spend has reached the limit.
+    #[serde(default)]
+    pub at_limit: u64,
+    /// The values that spent most, most first (at most 10).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub top: Vec<ValueSpent>,
+}
+
+/// One value's spend under a per-value limit.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ValueSpent {
+    /// The value.
+    pub value: String,
+    /// USD this period.
+    pub spent: String,
+}
+
+/// The ledger's record of one per-value key's spend this period.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ValueLedger {
+    /// The key.
+    pub key: String,
+    /// Value → USD spent this period.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub spent: BTreeMap<String, String>,
+    /// False when values that spent did not fit in the status (it holds at most 256 KiB of
+    /// them per budget): a new leader then refuses the values it does not find here for the
+    /// rest of the period rather than take them for unspent.
+    #[serde(default = "complete_by_default")]
+    pub complete: bool,
+}
+
+fn complete_by_default() -> bool {
+    true
 }
 
 /// One value's share of a period's spend.

@@ -28,6 +28,20 @@ pub struct BudgetState<'a> {
     pub rate_share: f64,
     /// What calls in flight reserve on every replica (zero until the figures arrive).
     pub in_flight: Usd,
+    /// For a per-value limit (`spec.limitPerValue`): the value this state is of; its figures
+    /// (spent, limit, in flight) are the value's, not the budget's.
+    pub value: Option<LimitedValue>,
+}
+
+/// One value of a request-metadata key that a budget limits per value, as a call carries it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LimitedValue {
+    /// The metadata key.
+    pub key: String,
+    /// The call's value of it.
+    pub value: String,
+    /// The value's account in the slice protocol ([`aigov_ledger::value_limits::value_key`]).
+    pub account: String,
 }
 
 impl BudgetState<'_> {
@@ -37,6 +51,74 @@ impl BudgetState<'_> {
             |r| format!("at {r}"),
         )
     }
+
+    /// The account reserved on: the budget's, or its value's.
+    pub fn account(&self) -> &str {
+        self.value
+            .as_ref()
+            .map_or(&self.policy.key, |v| v.account.as_str())
+    }
+
+    /// Who has a limit, as a refusal names it: `AIBudget ns/name`, or `user u-1 in AIBudget
+    /// ns/name` for a value.
+    fn subject(&self) -> String {
+        match &self.value {
+            None => format!("AIBudget {}", self.policy.key),
+            Some(v) => format!("{} {} in AIBudget {}", v.key, v.value, self.policy.key),
+        }
+    }
+
+    /// `its $1.00 limit`, or `its $1.00 daily limit` for a value's.
+    fn its_limit(&self, limit: &str) -> String {
+        match &self.value {
+            None => format!("its {limit} limit"),
+            Some(_) => format!("its {limit} {} limit", period_adjective(self.policy.period())),
+        }
+    }
+}
+
+fn period_adjective(period: aigov_api::period::Period) -> &'static str {
+    use aigov_api::period::Period;
+    match period {
+        Period::Daily => "daily",
+        Period::Weekly => "weekly",
+        Period::Monthly => "monthly",
+    }
+}
+
+/// Refuses a call that lacks a request-metadata key a budget requires
+/// (`spec.attribution.require`), on the operations that carry metadata (Converse,
+/// ConverseStream, InvokeModel, InvokeModelWithResponseStream); others cannot carry it.
+pub fn require_keys(
+    states: &[BudgetState<'_>],
+    operation: Operation,
+    metadata: Option<&aigov_api::request_metadata::RequestMetadata>,
+) -> Result<(), Refused> {
+    if !crate::metadata::carries_metadata(operation) {
+        return Ok(());
+    }
+    for state in states {
+        for key in &state.policy.required_keys {
+            if metadata.is_none_or(|m| !m.contains_key(key)) {
+                return Err(Refused {
+                    kind: Refusal::MetadataMissing,
+                    budget: state.policy.key.clone(),
+                    message: format!(
+                        "1 validation error detected: Value at 'requestMetadata' failed to satisfy constraint: \
+                         AIBudget {} requires the key '{key}' (spec.attribution.require); \
+                         add it to requestMetadata (or the X-Amzn-Bedrock-Request-Metadata header)",
+                        state.policy.key
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a call whose value of a per-value-limited key has spent its limit.
+pub fn check_values(values: &[BudgetState<'_>]) -> Result<(), Refused> {
+    values.iter().try_for_each(exhausted)
 }
 
 /// A refusal: why, which budget, and a message for the caller.
@@ -113,22 +195,30 @@ pub fn decide(
             break;
         }
     }
-    for state in states {
-        if aigov_api::evaluation::reached(state.spent, state.limit, 100) {
-            let (spent, limit) = Usd::display_pair(state.spent, state.limit);
-            return Err(Refused {
-                kind: Refusal::Exhausted,
-                budget: state.policy.key.clone(),
-                message: format!(
-                    "AIBudget {} has spent {spent} of its {limit} limit for this period; it resets {}. \
-                     Ask its owner for an extension (annotation aigov.dev/extension) to continue.",
-                    state.policy.key,
-                    state.resets_text()
-                ),
-            });
-        }
-    }
+    states.iter().try_for_each(exhausted)?;
     Ok(admitted)
+}
+
+/// The refusal of a budget (or a value) whose spend has reached its limit.
+fn exhausted(state: &BudgetState<'_>) -> Result<(), Refused> {
+    if !aigov_api::evaluation::reached(state.spent, state.limit, 100) {
+        return Ok(());
+    }
+    let (spent, limit) = Usd::display_pair(state.spent, state.limit);
+    let remedy = match state.value {
+        None => "Ask its owner for an extension (annotation aigov.dev/extension) to continue.",
+        Some(_) => "Ask the budget's owner to raise spec.limitPerValue to continue.",
+    };
+    Err(Refused {
+        kind: Refusal::Exhausted,
+        budget: state.policy.key.clone(),
+        message: format!(
+            "{} has spent {spent} of {} for this period; it resets {}. {remedy}",
+            state.subject(),
+            state.its_limit(&limit),
+            state.resets_text()
+        ),
+    })
 }
 
 fn check_models(states: &[BudgetState<'_>], model: &ResolvedModel) -> Result<(), Refused> {
@@ -170,10 +260,11 @@ pub fn shortfall(state: &BudgetState<'_>, worst: Usd) -> Refused {
             kind: Refusal::Exhausted,
             budget: state.policy.key.clone(),
             message: format!(
-                "AIBudget {} has {left} left of its {limit} limit this period (spent {spent}); \
+                "{} has {left} left of {} this period (spent {spent}); \
                  this call could cost up to {could} (its input plus maxTokens of output), so it \
-                 is refused. Lower maxTokens, or wait until the budget resets {}.",
-                state.policy.key,
+                 is refused. Lower maxTokens, or wait until it resets {}.",
+                state.subject(),
+                state.its_limit(&limit),
                 state.resets_text()
             ),
         }
@@ -182,9 +273,9 @@ pub fn shortfall(state: &BudgetState<'_>, worst: Usd) -> Refused {
             kind: Refusal::Throttled,
             budget: state.policy.key.clone(),
             message: format!(
-                "AIBudget {} has no free headroom for this call right now ({} left, of which \
+                "{} has no free headroom for this call right now ({} left, of which \
                  calls in flight hold {}); retry shortly",
-                state.policy.key,
+                state.subject(),
                 remaining.display(),
                 state.in_flight.display()
             ),
@@ -194,9 +285,9 @@ pub fn shortfall(state: &BudgetState<'_>, worst: Usd) -> Refused {
             kind: Refusal::Throttled,
             budget: state.policy.key.clone(),
             message: format!(
-                "AIBudget {} has {} left, held by other gateway replicas and being moved to \
+                "{} has {} left, held by other gateway replicas and being moved to \
                  this one; retry shortly",
-                state.policy.key,
+                state.subject(),
                 remaining.display()
             ),
         }
@@ -250,6 +341,58 @@ mod tests {
     const SONNET: &str = "anthropic.claude-3-5-sonnet-20240620-v1:0";
     const HAIKU: &str = "anthropic.claude-3-haiku-20240307-v1:0";
 
+    fn value_state<'a>(p: &'a BudgetPolicy, spent: &str, limit: &str) -> BudgetState<'a> {
+        BudgetState {
+            policy: p,
+            spent: usd(spent),
+            limit: usd(limit),
+            resets: Some("2026-12-02T00:00:00Z".into()),
+            rate_share: 1.0,
+            in_flight: Usd::ZERO,
+            value: Some(LimitedValue {
+                key: "user".into(),
+                value: "u-123".into(),
+                account: aigov_ledger::value_limits::value_key("team/b", "user", "u-123"),
+            }),
+        }
+    }
+
+    #[test]
+    fn a_value_at_its_limit_is_refused_naming_the_key_the_value_and_the_budget() {
+        let p = policy("  limit: '10.00'\n  period: Daily\n  limitPerValue: [{key: user, limit: '1.00'}]\n");
+        let refused = check_values(&[value_state(&p, "1.00", "1.00")]).unwrap_err();
+        assert_eq!(refused.kind, Refusal::Exhausted);
+        assert!(
+            refused.message.starts_with(
+                "user u-123 in AIBudget team/b has spent $1.00 of its $1.00 daily limit"
+            ),
+            "{}",
+            refused.message
+        );
+        assert!(check_values(&[value_state(&p, "0.99", "1.00")]).is_ok());
+        let short = shortfall(&value_state(&p, "0.99", "1.00"), usd("0.05"));
+        assert_eq!(short.kind, Refusal::Exhausted);
+        assert!(short.message.contains("user u-123 in AIBudget team/b has $0.01 left"));
+    }
+
+    #[test]
+    fn a_call_without_a_required_key_is_refused_as_bedrock_refuses_bad_metadata() {
+        let p = policy("  limit: '10.00'\n  attribution: {require: [user]}\n");
+        let state = value_state(&p, "0", "10.00");
+        let states = [BudgetState { value: None, ..state }];
+        let without: aigov_api::request_metadata::RequestMetadata =
+            [("feature".to_owned(), "x".to_owned())].into();
+        let refused = require_keys(&states, Operation::Converse, Some(&without)).unwrap_err();
+        assert_eq!(refused.kind, Refusal::MetadataMissing);
+        assert!(refused.message.contains("requires the key 'user'"));
+        assert!(require_keys(&states, Operation::InvokeModel, None).is_err());
+        let with: aigov_api::request_metadata::RequestMetadata =
+            [("user".to_owned(), "u-1".to_owned())].into();
+        assert!(require_keys(&states, Operation::Converse, Some(&with)).is_ok());
+        // An operation that cannot carry metadata is not held to it.
+        assert!(require_keys(&states, Operation::ApplyGuardrail, None).is_ok());
+    }
+
     #[test]
     fn budget_at_limit_refuses_the_next_request_naming_budget_spend_limit_and_reset() {
         let p = policy("  limit: '1.00'\n");
@@ -260,6 +403,7 @@ mod tests {
             resets: Some("2026-12-01T00:00:00Z".into()),
             rate_share: 1.0,
             in_flight: Usd::ZERO,
+            value: None,
         };
         let refused = decide(&[state], Operation::Converse, HAIKU).unwrap_err();
         assert_eq!(refused.kind, Refusal::Exhausted);
@@ -284,6 +428,7 @@ mod tests {
             resets: None,
             rate_share: 1.0,
             in_flight: Usd::ZERO,
+            value: None,
         };
         let a = decide(std::slice::from_ref(&state), Operation::Converse, SONNET).unwrap();
         assert_eq!(
@@ -313,6 +458,7 @@ mod tests {
             resets: None,
             rate_share: 1.0,
             in_flight: Usd::ZERO,
+            value: None,
         };
         let refused = decide(
             &[state],
@@ -334,6 +480,7 @@ mod tests {
             resets: None,
             rate_share: 1.0,
             in_flight: Usd::ZERO,
+            value: None,
         };
         assert_eq!(shortfall(&state, usd("0.20")).kind, Refusal::Exhausted);
         assert_eq!(shortfall(&state, usd("0.05")).kind, Refusal::Throttled);
@@ -349,6 +496,7 @@ mod tests {
             resets: None,
             rate_share: 1.0,
             in_flight: Usd::ZERO,
+            value: None,
         };
         let refused = shortfall(&state, usd("0.0052"));
         assert_eq!(refused.kind, Refusal::Exhausted);
@@ -371,6 +519,7 @@ mod tests {
             resets: None,
             rate_share: 1.0,
             in_flight: Usd::ZERO,
+            value: None,
         };
         let refused = decide(&[state], Operation::Converse, HAIKU).unwrap_err();
         assert!(
@@ -386,6 +535,7 @@ mod tests {
             resets: None,
             rate_share: 1.0,
             in_flight: Usd::ZERO,
+            value: None,
         };
         let refused = decide(&[state], Operation::Converse, HAIKU).unwrap_err();
         assert!(

@@ -163,6 +163,9 @@ impl GatewayError {
             BadAuthorization => "IncompleteSignatureException",
             UnknownCaller(_) => "AccessDeniedException",
             Refused { refused, .. } if refused.kind == Refusal::Throttled => "ThrottlingException",
+            Refused { refused, .. } if refused.kind == Refusal::MetadataMissing => {
+                "ValidationException"
+            }
             Refused { .. } => "AccessDeniedException",
             Upstream(ForwardError::Timeout(_)) => "ModelTimeoutException",
             NotReady
@@ -187,6 +190,7 @@ impl GatewayError {
             Refused { refused, .. } => match refused.kind {
                 Refusal::Throttled => "throttled",
                 Refusal::ModelForbidden => "model_forbidden",
+                Refusal::MetadataMissing => "metadata_missing",
                 _ => "exhausted",
             },
             ControllerUnreachable(_) | Backlog => "unavailable",
@@ -298,6 +302,7 @@ impl GatewayError {
             Refused { refused, .. } => match refused.kind {
                 Refusal::Throttled => "rate_limit_exceeded",
                 Refusal::ModelForbidden => "model_not_allowed",
+                Refusal::MetadataMissing => "invalid_request_error",
                 _ => "budget_exhausted",
             },
             UnknownOperation => "unknown_url",

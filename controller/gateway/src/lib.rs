@@ -245,11 +245,16 @@ impl Gateway {
                 .pass_through(request, workload.as_deref(), &policies)
                 .await;
         }
-        let states = reserve::budget_states(&policies, &figures);
+        let mut states = reserve::budget_states(&policies, &figures);
+        admission::require_keys(&states, route.operation, metadata.as_ref())
+            .map_err(GatewayError::refused)?;
         let admitted = admission::decide(&states, route.operation, &route.model)
             .map_err(GatewayError::refused)?;
         call.admitted(&admitted);
+        let values = reserve::value_states(&self.slices, &policies, &call.metadata);
+        admission::check_values(&values).map_err(GatewayError::refused)?;
         ratelimit::check_soft_limits(&self.limiter, &states, Instant::now())?;
+        states.extend(values);
         let worst = self
             .worst_case(
                 route.operation,

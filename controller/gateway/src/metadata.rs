@@ -40,6 +40,11 @@ fn carrier(operation: Operation) -> Option<Carrier> {
     }
 }
 
+/// Whether `operation` carries Bedrock's request metadata at all (the four inference calls).
+pub fn carries_metadata(operation: Operation) -> bool {
+    carrier(operation).is_some()
+}
+
 /// The metadata the caller sent (None: none, or an operation without metadata), or the
 /// ValidationException Bedrock would answer.
 pub fn read(

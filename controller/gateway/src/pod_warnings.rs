@@ -47,6 +47,7 @@ impl PodWarnings {
             Refusal::Throttled => "Throttled",
             Refusal::Exhausted => "BudgetExhausted",
             Refusal::ModelForbidden => "ModelForbidden",
+            Refusal::MetadataMissing => "MetadataMissing",
             Refusal::None => return,
         };
         let key = (workload.namespace.clone(), workload.name.clone(), reason);

@@ -12,9 +12,10 @@ use aigov_api::model::resolve;
 use aigov_api::usage::{input_token_bound, output_token_bound, worst_case_cost};
 use aigov_api::{mantle, units};
 use aigov_ledger::policy::BudgetPolicy;
+use aigov_ledger::value_limits;
 
 use crate::Gateway;
-use crate::admission::{self, BudgetState};
+use crate::admission::{self, BudgetState, LimitedValue};
 use crate::error::GatewayError;
 use crate::route::{Metering, Operation};
 use crate::slices::{Claim, Figures, Reservation, Shortfall, Slices};
@@ -54,6 +55,46 @@ pub fn budget_states<'a>(
             resets: f.as_ref().map(|f| f.period_end.clone()),
             rate_share: f.as_ref().map_or(1.0, |f| f.rate_share),
             in_flight: f.as_ref().map_or(Usd::ZERO, |f| f.in_flight),
+            value: None,
+        })
+        .collect()
+}
+
+/// Each value the call carries of a key a budget limits per value (`spec.limitPerValue`),
+/// with that value's latest figures (its limit, nothing spent, until they arrive). A call
+/// without the key is held to the budget's own limit only.
+pub fn value_states<'a>(
+    slices: &Slices,
+    policies: &'a [Arc<BudgetPolicy>],
+    metadata: &aigov_api::request_metadata::RequestMetadata,
+) -> Vec<BudgetState<'a>> {
+    let values: Vec<(&'a BudgetPolicy, LimitedValue, Usd)> = policies
+        .iter()
+        .flat_map(|policy| {
+            policy.value_limits.iter().filter_map(|(key, limit)| {
+                let value = metadata.get(key)?;
+                let account = value_limits::value_key(&policy.key, key, value);
+                let limited = LimitedValue {
+                    key: key.clone(),
+                    value: value.clone(),
+                    account,
+                };
+                Some((policy.as_ref(), limited, *limit))
+            })
+        })
+        .collect();
+    let figures = slices.figures_of(values.iter().map(|(_, v, _)| v.account.as_str()));
+    values
+        .into_iter()
+        .zip(figures)
+        .map(|((policy, value, limit), f)| BudgetState {
+            policy,
+            spent: f.as_ref().map_or(Usd::ZERO, |f| f.spent),
+            limit: f.as_ref().map_or(limit, |f| f.limit),
+            resets: f.as_ref().map(|f| f.period_end.clone()),
+            rate_share: 1.0,
+            in_flight: f.as_ref().map_or(Usd::ZERO, |f| f.in_flight),
+            value: Some(value),
         })
         .collect()
 }
@@ -171,7 +212,7 @@ pub async fn reserve(
     let claims: Vec<Claim> = states
         .iter()
         .map(|s| Claim {
-            key: s.policy.key.clone(),
+            key: s.account().to_owned(),
             limit: s.limit,
             fail_open: s.policy.fail_mode == FailMode::Open,
         })
@@ -194,7 +235,7 @@ fn shortfall(slices: &Slices, states: &[BudgetState<'_>], key: &str, worst: Usd)
     let fresh: Vec<BudgetState<'_>> = states
         .iter()
         .map(|state| {
-            let figures = slices.figures(&state.policy.key);
+            let figures = slices.figures(state.account());
             BudgetState {
                 spent: figures.as_ref().map_or(state.spent, |f| f.spent),
                 limit: figures.as_ref().map_or(state.limit, |f| f.limit),
@@ -206,7 +247,7 @@ fn shortfall(slices: &Slices, states: &[BudgetState<'_>], key: &str, worst: Usd)
     let state = fresh
         .iter()
         .find(|s| s.limit.saturating_sub(s.spent) < worst)
-        .or_else(|| fresh.iter().find(|s| s.policy.key == key))
+        .or_else(|| fresh.iter().find(|s| s.account() == key))
         .expect("a shortfall names a claimed budget");
     GatewayError::Refused {
         refused: admission::shortfall(state, worst),

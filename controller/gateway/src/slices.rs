@@ -105,6 +105,12 @@ impl Slices {
         self.lock().book.figures(key)
     }
 
+    /// The latest figures of each of `keys`, under one lock.
+    pub fn figures_of<'k>(&self, keys: impl IntoIterator<Item = &'k str>) -> Vec<Option<Figures>> {
+        let state = self.lock();
+        keys.into_iter().map(|k| state.book.figures(k)).collect()
+    }
+
     /// Counts a call arriving for `keys` (the demand that splits soft-limit rates across
     /// replicas) and returns their figures, under one lock.
     pub fn arrive<'k>(&self, keys: impl IntoIterator<Item = &'k str>) -> Vec<Option<Figures>> {

@@ -48,12 +48,20 @@ impl Headroom {
     /// Takes `gateway`'s report of what calls in flight reserve on `budget`; true when that
     /// changed.
     pub fn set_reserved(&mut self, budget: &str, gateway: &str, reserved: Usd) -> bool {
+        if reserved.is_zero() && !self.budgets.contains_key(budget) {
+            return false;
+        }
         let entry = self.budgets.entry(budget.to_owned()).or_default();
         let before = if reserved.is_zero() {
             entry.reserved.remove(gateway)
         } else {
             entry.reserved.insert(gateway.to_owned(), reserved)
         };
+        // An entry with nothing in flight and no recall is forgotten: per-value accounts come
+        // and go by the thousand.
+        if entry.reserved.is_empty() && entry.recall.is_none() {
+            self.budgets.remove(budget);
+        }
         before.unwrap_or(Usd::ZERO) != reserved
     }
 

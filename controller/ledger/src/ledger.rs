@@ -33,6 +33,7 @@ use crate::headroom::{Advice, Headroom};
 use crate::outbox::{Outgoing, UsageOutbox};
 use crate::proto::{Refusal, UsageRecord};
 use crate::rates::RateShares;
+use crate::value_limits::{self, ValueLimits};
 
 /// `namespace/name` of an AIBudget.
 pub type BudgetKey = String;
@@ -90,6 +91,9 @@ pub struct Account {
     /// Spend and calls per value of each request-metadata key the budget declares
     /// (`spec.attribution.keys`; see [`crate::attribution`]).
     pub attribution: Attribution,
+    /// Spend and holdings per value of each key the budget limits per value
+    /// (`spec.limitPerValue`; see [`crate::value_limits`]).
+    pub values: ValueLimits,
     /// The dearest single call settled this period.
     pub largest_call: Usd,
     /// Set to the limit in force when a call was refused because what was left could not pay
@@ -130,6 +134,7 @@ impl Account {
             models: BTreeMap::new(),
             workloads: BTreeMap::new(),
             attribution: Attribution::default(),
+            values: ValueLimits::default(),
             largest_call: Usd::ZERO,
             refused_at_limit: None,
             applied: HashMap::new(),
@@ -196,6 +201,7 @@ impl Account {
         // ([`Account::declare_attribution`]).
         let keys: Vec<String> = status.attribution.iter().map(|k| k.key.clone()).collect();
         account.attribution = Attribution::restore(&keys, &status.attribution);
+        account.values = ValueLimits::restore(&status.value_ledger);
         account
     }
 
@@ -303,6 +309,13 @@ impl Account {
         }
     }
 
+    /// Takes the spec's per-value limits ([`ValueLimits::declare`]).
+    pub fn declare_value_limits(&mut self, limits: &[(String, Usd)]) {
+        if self.values.declare(limits) {
+            self.version += 1;
+        }
+    }
+
     /// Per declared key, the values that spent most this period (`status.attribution`).
     pub fn top_attribution(&self) -> Vec<aigov_api::budget::KeyAttribution> {
         self.attribution.top(attribution::SHOWN_VALUES)
@@ -348,7 +361,7 @@ impl Account {
         let workload = self.workloads.entry(workload_of(record)).or_default();
         workload.requests += 1;
         if record.refusal != Refusal::None as i32 {
-            if record.refusal != Refusal::ModelForbidden as i32 {
+            if !Refusal::is_policy(record.refusal) {
                 self.throttled += 1;
                 workload.throttled += 1;
             }
@@ -373,8 +386,7 @@ impl Account {
             entry.0 += cost;
             entry.1 += 1;
         }
-        let throttled =
-            ![Refusal::None as i32, Refusal::ModelForbidden as i32].contains(&record.refusal);
+        let throttled = record.refusal != Refusal::None as i32 && !Refusal::is_policy(record.refusal);
         let call = attribution::Call {
             cost: self.spent - before,
             throttled,
@@ -382,6 +394,9 @@ impl Account {
         // Bounded whatever a gateway sent, so no status grows past the stated limits.
         let metadata = aigov_api::request_metadata::bounded(&record.request_metadata);
         self.attribution.count(&metadata, call);
+        if !call.cost.is_zero() {
+            self.values.count(&record.request_metadata, call.cost);
+        }
         Some(Charge {
             budget: key.to_owned(),
             gateway: gateway.to_owned(),
@@ -434,6 +449,7 @@ impl Account {
         self.models.clear();
         self.workloads.clear();
         self.attribution.clear();
+        self.values.roll_over();
         self.largest_call = Usd::ZERO;
         self.refused_at_limit = None;
         self.seen.clear();
@@ -856,6 +872,12 @@ impl Ledger {
     /// reserve; true when either changed (the status shows both).
     pub fn set_held(&mut self, key: &str, gateway: &str, held: Usd, reserved: Usd) -> bool {
         let in_flight_changed = self.headroom.set_reserved(key, gateway, reserved);
+        if let Some(v) = value_limits::split(key) {
+            return match self.accounts.get_mut(v.budget) {
+                Some(account) => account.values.set_held(v.key, v.value, gateway, held),
+                None => false,
+            };
+        }
         match self.accounts.get_mut(key) {
             Some(account) => {
                 let held_changed = account.held.insert(gateway.to_owned(), held) != Some(held);
@@ -889,6 +911,19 @@ impl Ledger {
         if self.headroom.advice(key, gateway, now).give_back {
             return Usd::ZERO;
         }
+        if let Some(v) = value_limits::split(key) {
+            let Some(account) = self.accounts.get_mut(v.budget) else {
+                return Usd::ZERO;
+            };
+            let amount = wanted.min(account.values.grantable(v.key, v.value));
+            if !amount.is_zero() {
+                account.values.hold(v.key, v.value, gateway, amount);
+            }
+            if amount < wanted && account.values.others_hold(v.key, v.value, gateway) {
+                self.headroom.short(key, gateway, now);
+            }
+            return amount;
+        }
         let Some(account) = self.accounts.get_mut(key) else {
             return Usd::ZERO;
         };
@@ -911,9 +946,29 @@ impl Ledger {
     pub fn budgets_held_by(&self, gateway: &str) -> Vec<BudgetKey> {
         self.accounts
             .iter()
-            .filter(|(_, a)| a.held.get(gateway).is_some_and(|h| !h.is_zero()))
+            .filter(|(_, a)| {
+                a.held.get(gateway).is_some_and(|h| !h.is_zero())
+                    || !a.values.held_by(gateway).is_empty()
+            })
             .map(|(key, _)| key.clone())
             .collect()
+    }
+
+    /// The figures a gateway is told of an account: spend, limit and the period's end, for a
+    /// budget's own account or one of its values ([`value_limits::value_key`]).
+    pub fn figures(&self, key: &str) -> Option<(Usd, Usd, &Window)> {
+        match value_limits::split(key) {
+            Some(v) => {
+                let account = self.accounts.get(v.budget)?;
+                let limit = account.values.limit(v.key)?;
+                let spent = account.values.spent(v.key, v.value);
+                Some((spent, limit, &account.window))
+            }
+            None => {
+                let account = self.accounts.get(key)?;
+                Some((account.spent, account.limit, &account.window))
+            }
+        }
     }
 
     /// Forgets the holdings of a gateway that has not been heard from (its slices expired).
@@ -922,8 +977,10 @@ impl Ledger {
     pub fn expire_gateway(&mut self, gateway: &str) -> Vec<(BudgetKey, Usd)> {
         let mut changed = Vec::new();
         for (key, account) in self.accounts.iter_mut() {
-            if let Some(held) = account.held.remove(gateway).filter(|h| !h.is_zero()) {
-                changed.push((key.clone(), held));
+            let values = account.values.expire_gateway(gateway);
+            let own = account.held.remove(gateway).unwrap_or(Usd::ZERO);
+            if !own.is_zero() || !values.is_empty() {
+                changed.push((key.clone(), own));
             }
         }
         self.unacknowledged.remove(gateway);

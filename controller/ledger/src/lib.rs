@@ -16,5 +16,6 @@ pub mod proto;
 pub mod rates;
 pub mod record;
 pub mod slices;
+pub mod value_limits;
 
 pub use error::{Error, Result};

@@ -57,6 +57,11 @@ pub struct BudgetPolicy {
     pub soft_limit: Option<(u32, u32)>,
     /// What the gateway does while the controller is unreachable.
     pub fail_mode: FailMode,
+    /// `spec.limitPerValue`: each value of these request-metadata keys is limited to this much
+    /// ([`crate::value_limits`]).
+    pub value_limits: Vec<(String, Usd)>,
+    /// `spec.attribution.require`: request-metadata keys every call must carry.
+    pub required_keys: Vec<String>,
     period: Period,
     tz: TimeZone,
 }
@@ -110,11 +115,18 @@ impl BudgetPolicy {
                 .soft_limit_percent
                 .zip(enforcement.soft_limit_requests_per_minute),
             fail_mode: enforcement.fail_mode,
+            value_limits: spec.value_limits(),
+            required_keys: spec.required_keys().to_vec(),
             period: spec.period,
             tz: time_zone(&spec.time_zone)?,
             namespace,
             name,
         })
+    }
+
+    /// How long spend accumulates (`spec.period`).
+    pub fn period(&self) -> Period {
+        self.period
     }
 
     /// The period that contains `at`.

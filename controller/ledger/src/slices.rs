@@ -18,6 +18,7 @@ use aigov_api::Usd;
 use rust_decimal::Decimal;
 
 use crate::ledger::BudgetKey;
+use crate::value_limits;
 use crate::proto::{ExchangeRequest, ExchangeResponse, Holding, UsageRecord};
 
 /// A slice used within this long counts as in use: it is kept topped up to a full slice. One
@@ -80,9 +81,14 @@ impl Reservation {
         self.amounts.is_empty()
     }
 
-    /// The budgets this call is charged to.
+    /// The budgets this call is charged to (not the value accounts it reserved on: a value's
+    /// spend is counted from its budget's record, [`crate::value_limits`]).
     pub fn budgets(&self) -> Vec<BudgetKey> {
-        self.amounts.iter().map(|(k, _)| k.clone()).collect()
+        self.amounts
+            .iter()
+            .filter(|(k, _)| value_limits::split(k).is_none())
+            .map(|(k, _)| k.clone())
+            .collect()
     }
 
     /// Takes `more` into this reservation, budget by budget: a session that grows its
@@ -381,6 +387,14 @@ impl SliceBook {
             .iter_mut()
             .map(|(key, account)| holding(key, account, fraction, drop_free, leaving, now))
             .collect();
+        // A value account that holds nothing and has not been used lately is forgotten once
+        // its empty holding is reported here: values come and go by the thousand.
+        self.accounts.retain(|key, account| {
+            value_limits::split(key).is_none()
+                || !account.free.is_zero()
+                || !account.reserved.is_zero()
+                || now.saturating_duration_since(account.last_used) < RECENTLY_USED
+        });
         let records = self
             .pending
             .iter_mut()

@@ -258,8 +258,10 @@ impl Context {
         let mut ledger = self.shared.ledger();
         // The keys are spec, not spend: declaring them moves no figure a status must record
         // first, so the ledger's account takes them at once.
+        let value_limits = budget.spec.value_limits();
         if let Some(account) = ledger.account_mut(key) {
             account.declare_attribution(&keys);
+            account.declare_value_limits(&value_limits);
         }
         let replicas = Replicas {
             in_flight: ledger.in_flight(key),
@@ -276,6 +278,7 @@ impl Context {
                 let mut restored = Account::restore(window.clone(), limit, budget.status.as_ref())
                     .for_object(plan::object_uid(budget), plan::object_created(budget));
                 restored.declare_attribution(&keys);
+                restored.declare_value_limits(&value_limits);
                 Ledgered {
                     account: ledger.preview(key, restored.clone()),
                     unopened: Some(restored),
