@@ -72,7 +72,10 @@ impl BudgetState<'_> {
     fn its_limit(&self, limit: &str) -> String {
         match &self.value {
             None => format!("its {limit} limit"),
-            Some(_) => format!("its {limit} {} limit", period_adjective(self.policy.period())),
+            Some(_) => format!(
+                "its {limit} {} limit",
+                period_adjective(self.policy.period())
+            ),
         }
     }
 }
@@ -359,7 +362,9 @@ mod tests {
 
     #[test]
     fn a_value_at_its_limit_is_refused_naming_the_key_the_value_and_the_budget() {
-        let p = policy("  limit: '10.00'\n  period: Daily\n  limitPerValue: [{key: user, limit: '1.00'}]\n");
+        let p = policy(
+            "  limit: '10.00'\n  period: Daily\n  limitPerValue: [{key: user, limit: '1.00'}]\n",
+        );
         let refused = check_values(&[value_state(&p, "1.00", "1.00")]).unwrap_err();
         assert_eq!(refused.kind, Refusal::Exhausted);
         assert!(
@@ -372,14 +377,21 @@ mod tests {
         assert!(check_values(&[value_state(&p, "0.99", "1.00")]).is_ok());
         let short = shortfall(&value_state(&p, "0.99", "1.00"), usd("0.05"));
         assert_eq!(short.kind, Refusal::Exhausted);
-        assert!(short.message.contains("user u-123 in AIBudget team/b has $0.01 left"));
+        assert!(
+            short
+                .message
+                .contains("user u-123 in AIBudget team/b has $0.01 left")
+        );
     }
 
     #[test]
     fn a_call_without_a_required_key_is_refused_as_bedrock_refuses_bad_metadata() {
         let p = policy("  limit: '10.00'\n  attribution: {require: [user]}\n");
         let state = value_state(&p, "0", "10.00");
-        let states = [BudgetState { value: None, ..state }];
+        let states = [BudgetState {
+            value: None,
+            ..state
+        }];
         let without: aigov_api::request_metadata::RequestMetadata =
             [("feature".to_owned(), "x".to_owned())].into();
         let refused = require_keys(&states, Operation::Converse, Some(&without)).unwrap_err();

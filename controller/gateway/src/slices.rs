@@ -144,12 +144,16 @@ impl Slices {
             };
             let _ = tokio::time::timeout(within, self.exchanged(target)).await;
             let result = self.lock().book.reserve(claims, worst, Instant::now());
-            let recalling = match &result {
-                Err(Shortfall::Budget(key)) => self.figures(key).is_some_and(|f| f.recalling),
-                _ => false,
+            // A recall cannot help a call that can never fit in what is left: it is answered
+            // at once (the budget's, or the value's, 403).
+            let (recalling, never_fits) = match &result {
+                Err(Shortfall::Budget(key)) => self.figures(key).map_or((false, false), |f| {
+                    (f.recalling, f.limit.saturating_sub(f.spent) < worst)
+                }),
+                _ => (false, false),
             };
             let short = matches!(result, Err(Shortfall::Budget(_)));
-            let wait_more = waiting_for_first || recalling;
+            let wait_more = (waiting_for_first || recalling) && !never_fits;
             if !short || !wait_more || Instant::now() >= deadline {
                 return result;
             }

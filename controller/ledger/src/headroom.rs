@@ -3,7 +3,8 @@
 //! case; without help every replica answers 429 while, together, they hold enough. When a
 //! grant falls short of what a replica asked for, the controller recalls the budget from the
 //! other replicas for [`RECALL_FOR`]: with their next exchange they give back every free part
-//! (keeping what calls in flight reserve), and the replica that asked gets it on the one after.
+//! (keeping what calls in flight reserve), and the replica that asked gets it on the one after;
+//! the recall ends there, once that replica is granted all it asked for.
 //!
 //! The controller also learns what calls in flight reserve on every replica (the holdings
 //! report it), so a gateway can tell a call that cannot fit in what is left even counting
@@ -84,6 +85,19 @@ impl Headroom {
             .is_some_and(|(by, until)| by != gateway && now < *until);
         if !for_another {
             entry.recall = Some((gateway.to_owned(), now + RECALL_FOR));
+        }
+    }
+
+    /// `gateway` was granted all it asked for of `budget`: a recall made for it has done its
+    /// work and ends, so the other replicas may be granted again at once.
+    pub fn satisfied(&mut self, budget: &str, gateway: &str) {
+        if let Some(entry) = self.budgets.get_mut(budget)
+            && entry.recall.as_ref().is_some_and(|(by, _)| by == gateway)
+        {
+            entry.recall = None;
+            if entry.reserved.is_empty() {
+                self.budgets.remove(budget);
+            }
         }
     }
 

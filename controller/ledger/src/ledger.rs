@@ -386,7 +386,8 @@ impl Account {
             entry.0 += cost;
             entry.1 += 1;
         }
-        let throttled = record.refusal != Refusal::None as i32 && !Refusal::is_policy(record.refusal);
+        let throttled =
+            record.refusal != Refusal::None as i32 && !Refusal::is_policy(record.refusal);
         let call = attribution::Call {
             cost: self.spent - before,
             throttled,
@@ -921,6 +922,8 @@ impl Ledger {
             }
             if amount < wanted && account.values.others_hold(v.key, v.value, gateway) {
                 self.headroom.short(key, gateway, now);
+            } else if amount == wanted {
+                self.headroom.satisfied(key, gateway);
             }
             return amount;
         }
@@ -938,6 +941,8 @@ impl Ledger {
             .any(|(g, h)| g != gateway && !h.is_zero());
         if amount < wanted && others_hold {
             self.headroom.short(key, gateway, now);
+        } else if amount == wanted {
+            self.headroom.satisfied(key, gateway);
         }
         amount
     }

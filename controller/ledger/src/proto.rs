@@ -8,6 +8,10 @@ impl Refusal {
     /// Whether a refusal is the budget's policy (a model not allowed, a required metadata key
     /// missing) rather than its spend: such a call counts as a request, not as throttled.
     pub fn is_policy(refusal: i32) -> bool {
-        [Refusal::ModelForbidden as i32, Refusal::MetadataMissing as i32].contains(&refusal)
+        [
+            Refusal::ModelForbidden as i32,
+            Refusal::MetadataMissing as i32,
+        ]
+        .contains(&refusal)
     }
 }

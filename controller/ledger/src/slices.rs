@@ -18,8 +18,8 @@ use aigov_api::Usd;
 use rust_decimal::Decimal;
 
 use crate::ledger::BudgetKey;
-use crate::value_limits;
 use crate::proto::{ExchangeRequest, ExchangeResponse, Holding, UsageRecord};
+use crate::value_limits;
 
 /// A slice used within this long counts as in use: it is kept topped up to a full slice. One
 /// idle for longer is given back whole, so budget a replica no longer spends returns to the
@@ -147,6 +147,10 @@ struct SliceAccount {
     free: Usd,
     reserved: Usd,
     urgent: Usd,
+    /// What a short call asked for ([`SliceBook::ask_for`]) and has not yet reserved: kept
+    /// from the give-back, or the grant could go back before the call that waits for it
+    /// takes it (a call's worst case can be many slices of a small per-value limit).
+    asked: Usd,
     limit_hint: Usd,
     figures: Option<Figures>,
     last_used: Instant,
@@ -286,6 +290,7 @@ impl SliceBook {
         for claim in claims {
             let account = self.account(claim, now);
             account.last_used = now;
+            account.asked = Usd::ZERO;
             let backed = account.free >= worst;
             let amount = if backed { worst } else { Usd::ZERO };
             account.free = account.free - amount;
@@ -320,6 +325,7 @@ impl SliceBook {
         if let Some(account) = self.accounts.get_mut(key) {
             let need = worst.saturating_sub(account.free) + slice;
             account.urgent = account.urgent.max(need);
+            account.asked = account.asked.max(worst);
         }
     }
 
@@ -506,6 +512,7 @@ impl SliceBook {
                 free: Usd::ZERO,
                 reserved: Usd::ZERO,
                 urgent: Usd::ZERO,
+                asked: Usd::ZERO,
                 limit_hint: claim.limit,
                 figures: None,
                 last_used: now,
@@ -548,7 +555,11 @@ fn holding(
     if wanted.is_zero() && recently_used && account.free < slice.scaled(REFILL_BELOW) {
         wanted = slice.saturating_sub(account.free);
     }
-    let keep = if recently_used { slice } else { Usd::ZERO };
+    let keep = if recently_used {
+        slice + account.asked
+    } else {
+        Usd::ZERO
+    };
     if wanted.is_zero() && account.free > keep.scaled(GIVE_BACK_ABOVE) {
         // Give back what this replica does not need.
         account.free = keep;
@@ -825,6 +836,50 @@ mod tests {
             .unwrap();
         let request = book.exchange_request("g", now);
         assert_eq!(holding_of(&request, "ns/a").held, "5.00");
+    }
+
+    #[test]
+    fn a_grant_a_short_call_asked_for_is_not_given_back_before_the_call_takes_it() {
+        // A $0.01 per-value limit: a slice is $0.0005, a call's worst case $0.004.
+        let now = Instant::now();
+        let mut book = book();
+        let claims = [claim("ns/a\u{1f}user\u{1f}u-1", "0.01", false)];
+        assert!(book.reserve(&claims, usd("0.004"), now).is_err());
+        book.ask_for(&claims[0].key, usd("0.004"));
+        let request = book.exchange_request("g", now);
+        assert_eq!(holding_of(&request, &claims[0].key).wanted, "0.0045");
+        book.apply_response(answer(&[(&claims[0].key, "0.0045")], 0), now)
+            .unwrap();
+        // The exchange loop may go again before the waiting call takes the lock.
+        let request = book.exchange_request("g", now);
+        assert_eq!(holding_of(&request, &claims[0].key).held, "0.0045");
+        let reservation = book
+            .reserve(&claims, usd("0.004"), now)
+            .expect("the grant waited");
+        book.release(reservation);
+        // Once taken, surplus beyond twice a slice goes back as before.
+        let request = book.exchange_request("g", now);
+        assert_eq!(holding_of(&request, &claims[0].key).held, "0.0005");
+    }
+
+    #[test]
+    fn a_value_account_that_holds_nothing_is_forgotten_after_a_minute_idle() {
+        let now = Instant::now();
+        let mut book = book();
+        let value = "ns/a\u{1f}user\u{1f}u-1";
+        let claims = [claim(value, "0.01", false)];
+        assert!(book.reserve(&claims, usd("0.004"), now).is_err());
+        let later = now + RECENTLY_USED + Duration::from_secs(1);
+        book.apply_response(answer(&[], 0), later).unwrap();
+        let request = book.exchange_request("g", later);
+        assert_eq!(
+            holding_of(&request, value).held,
+            "0.00",
+            "reported empty once"
+        );
+        assert!(book.balance(value).is_none(), "then forgotten");
+        let request = book.exchange_request("g", later);
+        assert!(request.holdings.iter().all(|h| h.budget != value));
     }
 
     #[test]

@@ -414,7 +414,10 @@ mod tests {
         }
         assert_eq!(book.grantable("user", "new"), Usd::ZERO, "full of spenders");
         // One value's spend is forgotten only with the period; make one idle by hand.
-        book.values.get_mut(&("user".into(), "u-7".into())).unwrap().spent = Usd::ZERO;
+        book.values
+            .get_mut(&("user".into(), "u-7".into()))
+            .unwrap()
+            .spent = Usd::ZERO;
         assert_eq!(book.grantable("user", "new"), usd("1.00"));
         book.hold("user", "new", "gw-a", usd("0.5"));
         assert_eq!(book.len(), MAX_VALUES);
@@ -449,7 +452,10 @@ mod tests {
         assert_eq!(restored.spent("user", "someone-new"), usd("1.00"));
         let listed = ledger[0].spent.keys().next().unwrap();
         assert_eq!(restored.grantable("user", listed), usd("0.99"));
-        assert!(!restored.ledger()[0].complete, "stays closed until the period ends");
+        assert!(
+            !restored.ledger()[0].complete,
+            "stays closed until the period ends"
+        );
         restored.roll_over();
         assert_eq!(restored.grantable("user", "someone-new"), usd("1.00"));
     }

@@ -143,8 +143,24 @@ pub fn served_cost_with(
     ids: &std::collections::HashSet<String>,
     book: &aigov_api::pricing::PriceBook,
 ) -> (aigov_api::Usd, usize) {
-    let mut total = aigov_api::Usd::ZERO;
-    let mut count = 0;
+    let costs = served_costs_with(ids, book);
+    let total = costs.values().fold(aigov_api::Usd::ZERO, |a, b| a + *b);
+    (total, costs.len())
+}
+
+/// The exact catalog cost of each call the simulator served under these request IDs, from one
+/// read of its record.
+pub fn served_costs(
+    ids: &std::collections::HashSet<String>,
+) -> std::collections::HashMap<String, aigov_api::Usd> {
+    served_costs_with(ids, &cluster_price_book())
+}
+
+fn served_costs_with(
+    ids: &std::collections::HashSet<String>,
+    book: &aigov_api::pricing::PriceBook,
+) -> std::collections::HashMap<String, aigov_api::Usd> {
+    let mut costs = std::collections::HashMap::new();
     for s in served().into_iter().filter(|s| ids.contains(&s.request_id)) {
         let usage = aigov_api::pricing::Usage {
             input_tokens: s.input_tokens,
@@ -154,10 +170,7 @@ pub fn served_cost_with(
             cache_write_1h_tokens: 0,
         };
         let model = aigov_api::model::resolve(&s.model_id);
-        if !s.unit_cost.is_empty() {
-            total += aigov_api::Usd::parse(&s.unit_cost).expect("the simulator's unit cost");
-        }
-        total += book
+        let mut cost = book
             .cost(
                 &model,
                 &usage,
@@ -165,9 +178,12 @@ pub fn served_cost_with(
                 jiff::Timestamp::now(),
             )
             .amount;
-        count += 1;
+        if !s.unit_cost.is_empty() {
+            cost += aigov_api::Usd::parse(&s.unit_cost).expect("the simulator's unit cost");
+        }
+        costs.insert(s.request_id, cost);
     }
-    (total, count)
+    costs
 }
 
 /// A user message.
