@@ -151,6 +151,11 @@ struct SliceAccount {
     /// from the give-back, or the grant could go back before the call that waits for it
     /// takes it (a call's worst case can be many slices of a small per-value limit).
     asked: Usd,
+    /// A call claimed this account since its last holding was reported.
+    touched: bool,
+    /// What the last holding reported (held, reserved): a value account whose holding has not
+    /// changed and that no call touched is left out of the next exchange.
+    reported: Option<(String, String)>,
     limit_hint: Usd,
     figures: Option<Figures>,
     last_used: Instant,
@@ -388,10 +393,22 @@ impl SliceBook {
         let drop_free = expired || self.leaving;
         let fraction = self.config.slice_fraction;
         let leaving = self.leaving;
+        // Budgets are reported every exchange; a value account only when a call touched it or
+        // its holding changed (the ledger keeps what was last reported), so 100,000 values
+        // called once each are not 100,000 holdings every exchange.
         let holdings = self
             .accounts
             .iter_mut()
-            .map(|(key, account)| holding(key, account, fraction, drop_free, leaving, now))
+            .filter_map(|(key, account)| {
+                let holding = holding(key, account, fraction, drop_free, leaving, now);
+                let current = (holding.held.clone(), holding.reserved.clone());
+                let touched = std::mem::take(&mut account.touched);
+                let unchanged = account.reported.as_ref() == Some(&current);
+                let wants = Usd::parse(&holding.wanted).is_ok_and(|w| !w.is_zero());
+                let quiet = unchanged && !touched && !wants;
+                account.reported = Some(current);
+                (value_limits::split(key).is_none() || !quiet).then_some(holding)
+            })
             .collect();
         // A value account that holds nothing and has not been used lately is forgotten once
         // its empty holding is reported here: values come and go by the thousand.
@@ -506,6 +523,12 @@ impl SliceBook {
     }
 
     fn account(&mut self, claim: &Claim, now: Instant) -> &mut SliceAccount {
+        let account = self.open(claim, now);
+        account.touched = true;
+        account
+    }
+
+    fn open(&mut self, claim: &Claim, now: Instant) -> &mut SliceAccount {
         self.accounts
             .entry(claim.key.clone())
             .or_insert_with(|| SliceAccount {
@@ -513,6 +536,8 @@ impl SliceBook {
                 reserved: Usd::ZERO,
                 urgent: Usd::ZERO,
                 asked: Usd::ZERO,
+                touched: false,
+                reported: None,
                 limit_hint: claim.limit,
                 figures: None,
                 last_used: now,
@@ -880,6 +905,37 @@ mod tests {
         assert!(book.balance(value).is_none(), "then forgotten");
         let request = book.exchange_request("g", later);
         assert!(request.holdings.iter().all(|h| h.budget != value));
+    }
+
+    #[test]
+    fn a_value_account_is_reported_only_when_a_call_touched_it_or_its_holding_changed() {
+        let now = Instant::now();
+        let mut book = book();
+        let value = "ns/a\u{1f}user\u{1f}u-1";
+        let claims = [claim("ns/a", "1000", false), claim(value, "1000", false)];
+        book.apply_response(answer(&[], 0), now).unwrap();
+        assert_eq!(book.short_of(&claims, usd("1"), now).len(), 2);
+        book.ask_for(value, usd("1"));
+        book.ask_for("ns/a", usd("1"));
+        let reported = |book: &mut SliceBook| {
+            let request = book.exchange_request("g", now);
+            request.holdings.iter().any(|h| h.budget == value)
+        };
+        assert!(reported(&mut book), "asked for");
+        book.apply_response(answer(&[(value, "51"), ("ns/a", "51")], 0), now)
+            .unwrap();
+        assert!(reported(&mut book), "its holding changed");
+        assert!(!reported(&mut book), "nothing new: left out");
+        let request = book.exchange_request("g", now);
+        assert!(
+            request.holdings.iter().any(|h| h.budget == "ns/a"),
+            "budgets always"
+        );
+        let r = book.reserve(&claims, usd("1"), now).unwrap();
+        assert!(reported(&mut book), "a call touched it");
+        book.release(r);
+        assert!(reported(&mut book), "released: changed again");
+        assert!(!reported(&mut book));
     }
 
     #[test]

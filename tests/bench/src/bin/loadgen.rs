@@ -42,6 +42,33 @@ struct Cli {
     /// Seconds of warm-up at the same rate, not measured.
     #[arg(long, default_value_t = 2)]
     warmup: u64,
+    /// Tags each Converse call with request metadata `feature=bench` and one of this many
+    /// distinct `user` values in turn (0: no metadata).
+    #[arg(long, default_value_t = 0)]
+    users: u32,
+}
+
+/// The request bodies sent in turn: one, or one per distinct user.
+fn bodies(api: &str, users: u32) -> Vec<Bytes> {
+    let body = |user: Option<u32>| match api {
+        "openai" => serde_json::json!({"model": "haiku", "max_tokens": 16,
+            "messages": [{"role": "user", "content": "benchmark"}]}),
+        _ => {
+            let mut body = serde_json::json!({"messages": [{"role": "user", "content": [{"text": "benchmark"}]}],
+                "inferenceConfig": {"maxTokens": 16}});
+            if let Some(u) = user {
+                body["requestMetadata"] =
+                    serde_json::json!({"feature": "bench", "user": format!("u-{u:06}")});
+            }
+            body
+        }
+    };
+    match users {
+        0 => vec![Bytes::from(body(None).to_string())],
+        n => (0..n)
+            .map(|u| Bytes::from(body(Some(u)).to_string()))
+            .collect(),
+    }
 }
 
 #[tokio::main]
@@ -53,19 +80,11 @@ async fn main() -> anyhow::Result<()> {
     let client: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new())
         .pool_max_idle_per_host(4096)
         .build(connector);
-    let (path, body) = match cli.api.as_str() {
-        "openai" => (
-            "/chat/completions".to_owned(),
-            serde_json::json!({"model": "haiku", "max_tokens": 16,
-                "messages": [{"role": "user", "content": "benchmark"}]}),
-        ),
-        _ => (
-            "/model/anthropic.claude-3-haiku-20240307-v1%3A0/converse".to_owned(),
-            serde_json::json!({"messages": [{"role": "user", "content": [{"text": "benchmark"}]}],
-                "inferenceConfig": {"maxTokens": 16}}),
-        ),
+    let path = match cli.api.as_str() {
+        "openai" => "/chat/completions",
+        _ => "/model/anthropic.claude-3-haiku-20240307-v1%3A0/converse",
     };
-    let body = Bytes::from(body.to_string());
+    let bodies = Arc::new(bodies(&cli.api, cli.users));
     let uri: http::Uri = format!("{}{}", cli.url.trim_end_matches('/'), path).parse()?;
     let auth = if cli.api == "openai" {
         format!("Bearer {}", cli.key)
@@ -75,7 +94,8 @@ async fn main() -> anyhow::Result<()> {
     let auth = Arc::new(auth);
 
     let run = |seconds: u64| {
-        let (client, uri, body, auth) = (client.clone(), uri.clone(), body.clone(), auth.clone());
+        let (client, uri, bodies, auth) =
+            (client.clone(), uri.clone(), bodies.clone(), auth.clone());
         let rate = cli.rate;
         async move {
             let total = rate as u64 * seconds;
@@ -89,7 +109,7 @@ async fn main() -> anyhow::Result<()> {
                     .header("content-type", "application/json")
                     .header("authorization", auth.as_str())
                     .header("x-amz-date", "20260101T000000Z")
-                    .body(Full::new(body.clone()))
+                    .body(Full::new(bodies[i as usize % bodies.len()].clone()))
                     .expect("request");
                 let client = client.clone();
                 tasks.push(tokio::spawn(async move {
