@@ -168,6 +168,15 @@ echo
 echo "Who inside the workloads spent it: the calls' request metadata (Converse requestMetadata):"
 show kubectl aigov report -A --by feature
 echo
+echo "Limits per end user (spec.limitPerValue): each user of chat-api may spend \$2.00 a month:"
+"$AIGOV_MOTO_PYTHON" - "$(kubectl get aib -n team-chat chat-monthly -o json)" <<'PY'
+import json, sys
+for k in json.loads(sys.argv[1])["status"].get("valueLimits", []):
+    print(f"  {k['key']}: {k['values']} tracked this period, {k['atLimit']} at their ${k['limit']} limit")
+    for v in k.get("top", []):
+        print(f"    {v['value']:<10} ${v['spent']}")
+PY
+echo
 echo "What changed when chat-api moved from Sonnet to Haiku (usage records, this run):"
 show kubectl aigov compare -n team-chat --a "$started..$switched" --b "$switched..now"
 echo

@@ -56,6 +56,8 @@ for expected in \
     '^timestamp,namespace,budget,workload,pod,model,operation' \
     '^  dataset-analysis +\$4\.92 +100% +41' \
     'add up to \$4\.921599: .*they agree' \
+    '^  user: 3 tracked this period, 0 at their \$2\.00 limit' \
+    '^    user-1 +\$0\.[0-9]+' \
     'aigov_budget_spent_usd\{namespace="team-research",budget="research-daily"\} 4\.921599'; do
   grep -qE -- "$expected" "$demo" || { cat "$demo"; die "tests/demo.sh did not show: $expected"; }
 done
