@@ -20,7 +20,7 @@ use aigov_ledger::proto::ledger_server::{Ledger as LedgerApi, LedgerServer};
 use aigov_ledger::proto::{
     BudgetFigures, ExchangeRequest, ExchangeResponse, Grant, Holding, Refusal, UsageRecord,
 };
-use aigov_ledger::record::UsageEvent;
+use aigov_ledger::record::{UsageEvent, dimension_keys};
 use aigov_ledger::value_limits;
 use aigov_runtime::prices::Prices;
 
@@ -339,6 +339,10 @@ impl LedgerShared {
             workload: aigov_ledger::ledger::workload_of(record),
             operation: record.operation.clone(),
             metadata: record.request_metadata.clone(),
+            dimension_keys: ledger
+                .account(&charge.budget)
+                .map(|a| dimension_keys(a.attribution.keys(), &record.request_metadata))
+                .unwrap_or_default(),
         };
         ledger.stage_usage(Outgoing {
             gateway: charge.gateway.clone(),

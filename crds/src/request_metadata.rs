@@ -258,6 +258,20 @@ pub fn joined_within_limit(items: &[String]) -> String {
     out
 }
 
+/// Whether a metadata value can also be a CloudWatch metric dimension value, so that a usage
+/// record may make its key a dimension and an alarm may watch it. Bedrock allows more than
+/// CloudWatch does: an empty value, one of spaces only, and the whitespace control characters
+/// (tab, newline, ...), none of which CloudWatch takes ("at least one non-whitespace
+/// character", "ASCII control characters are not supported"; its own limit of 1,024
+/// characters is above Bedrock's [`MAX_VALUE_CHARS`]).
+pub fn is_dimension_value(value: &str) -> bool {
+    value.chars().count() <= MAX_VALUE_CHARS
+        && value
+            .chars()
+            .all(|c| allowed_char(c) && !c.is_ascii_control())
+        && value.chars().any(|c| c != ' ')
+}
+
 /// At most [`MAX_PAIRS`] pairs (the first by key), keys and values cut to their limits: what
 /// the controller keeps of a record's metadata, whatever a gateway sent, so no record or
 /// status can grow past these bounds.
@@ -283,6 +297,30 @@ mod tests {
 
     fn message(e: Error) -> String {
         e.to_string()
+    }
+
+    #[test]
+    fn a_dimension_value_is_a_bedrock_value_with_something_visible_and_no_control_character() {
+        for ok in [
+            "search",
+            "a b",
+            "u-1@example.com",
+            "x/y:z=1",
+            &"v".repeat(MAX_VALUE_CHARS),
+        ] {
+            assert!(is_dimension_value(ok), "{ok:?}");
+        }
+        for bad in [
+            "",
+            "   ",
+            "a\tb",
+            "line\n",
+            "caf\u{e9}",
+            "a;b",
+            &"v".repeat(MAX_VALUE_CHARS + 1),
+        ] {
+            assert!(!is_dimension_value(bad), "{bad:?}");
+        }
     }
 
     #[test]

@@ -116,6 +116,23 @@ resource "aigov_alarm" "research_spend" {
   alarm_actions = [aigov_alert_channel.finops.arn]
 }
 
+# One feature inside that budget: research-daily declares spec.attribution.keys [feature, user],
+# so the controller's usage records make each declared key a metric dimension (meta.feature).
+resource "aigov_alarm" "research_dataset_analysis_spend" {
+  name        = "team-research-dataset-analysis-hourly-spend"
+  description = "team-research's dataset-analysis feature spent more than $4 on Bedrock in an hour"
+  threshold   = 4
+  period      = 3600
+  preset {
+    metric    = "spend"
+    namespace = "team-research"
+    budget    = "research-daily"
+    key       = "feature"
+    value     = "dataset-analysis"
+  }
+  alarm_actions = [aigov_alert_channel.finops.arn]
+}
+
 # A negotiated price for Claude 3.5 Haiku, reviewed in a pull request like the rest.
 resource "aigov_pricing_override" "haiku" {
   name        = "haiku-negotiated"

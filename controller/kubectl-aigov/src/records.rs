@@ -163,6 +163,7 @@ pub(crate) mod tests {
             workload: workload.into(),
             operation: "Converse".into(),
             metadata: Default::default(),
+            dimension_keys: vec![],
         };
         from_emf(&document(&event).to_string()).unwrap()
     }

@@ -1,11 +1,19 @@
 //! The usage-record format: one settled call charged to one budget, as the controller writes it
 //! to CloudWatch Logs in Embedded Metric Format and as `kubectl aigov` reads it back. One writer
 //! ([`document`]) and one reader ([`UsageEvent::from_emf`]), so the two cannot drift apart.
-//! CloudWatch extracts `CostUSD` and token metrics per `Namespace`, `Budget`, `Model` and rolled
-//! up per `Namespace`, `Budget` (never the request ID, which stays a plain property).
+//! CloudWatch extracts `CostUSD` and token metrics per `Namespace`, `Budget`, `Model`, rolled
+//! up per `Namespace`, `Budget`, and per `Namespace`, `Budget`, `meta.KEY` for each key the
+//! budget declares in `spec.attribution.keys` (see [`dimension_keys`]); never the request ID,
+//! which stays a plain property, and never an undeclared key, whose values no one bounded.
+//!
+//! EMF's limits (the CloudWatch EMF specification and AWS's EMF client libraries): at most 30
+//! dimensions in one dimension set, dimension names of at most 250 characters, values of 1 to
+//! 1,024 ASCII characters with one that is not whitespace and no control character. A record
+//! here has at most 2 + [`aigov_api::budget::MAX_ATTRIBUTION_KEYS`] (5) = 7 dimension sets of
+//! at most 3 dimensions, names of at most 133 characters (`meta.` and a 128-character key).
 
 use aigov_api::Usd;
-use aigov_api::request_metadata::{RequestMetadata, bounded};
+use aigov_api::request_metadata::{RequestMetadata, STAMP_PREFIX, bounded, is_dimension_value};
 use serde_json::json;
 
 /// The CloudWatch metric namespace.
@@ -44,17 +52,54 @@ pub struct UsageEvent {
     pub operation: String,
     /// The caller's request metadata (the gateway's `aigov.` pairs excluded).
     pub metadata: RequestMetadata,
+    /// The metadata keys this record is a metric of, each in a dimension set
+    /// `[Namespace, Budget, meta.KEY]`: those of the budget's declared keys it carries
+    /// ([`dimension_keys`]), in the order the budget declares them.
+    pub dimension_keys: Vec<String>,
+}
+
+/// Which of a budget's declared attribution keys a record becomes a metric of: those it carries
+/// with a value CloudWatch takes as a dimension value. The platform team declares the keys (at
+/// most five), so the number of metrics they make is its choice; a key no budget declares stays
+/// a plain property, however many values callers invent for it.
+pub fn dimension_keys<'a>(
+    declared: impl IntoIterator<Item = &'a str>,
+    metadata: &RequestMetadata,
+) -> Vec<String> {
+    let kept = bounded(metadata);
+    let mut keys: Vec<String> = Vec::new();
+    for key in declared {
+        let usable = kept.get(key).is_some_and(|v| is_dimension_value(v));
+        if usable && !key.starts_with(STAMP_PREFIX) && !keys.iter().any(|k| k == key) {
+            keys.push(key.to_owned());
+        }
+    }
+    keys
 }
 
 /// The EMF document of one event.
 pub fn document(event: &UsageEvent) -> serde_json::Value {
     let cost: f64 = event.cost.as_decimal().try_into().unwrap_or_default();
+    let metadata = bounded(&event.metadata);
+    let mut dimensions = vec![
+        json!(["Namespace", "Budget", "Model"]),
+        json!(["Namespace", "Budget"]),
+    ];
+    // A set naming a property the record lacks (or one CloudWatch refuses as a value) would
+    // fail the record's metrics: only the keys it carries usably.
+    dimensions.extend(
+        event
+            .dimension_keys
+            .iter()
+            .filter(|k| metadata.get(*k).is_some_and(|v| is_dimension_value(v)))
+            .map(|k| json!(["Namespace", "Budget", format!("{METADATA_PREFIX}{k}")])),
+    );
     let mut doc = json!({
         "_aws": {
             "Timestamp": event.timestamp_ms,
             "CloudWatchMetrics": [{
                 "Namespace": METRIC_NAMESPACE,
-                "Dimensions": [["Namespace", "Budget", "Model"], ["Namespace", "Budget"]],
+                "Dimensions": dimensions,
                 "Metrics": [
                     {"Name": "CostUSD", "Unit": "None"},
                     {"Name": "InputTokens", "Unit": "Count"},
@@ -81,7 +126,7 @@ pub fn document(event: &UsageEvent) -> serde_json::Value {
         "Operation": event.operation,
     });
     if let Some(object) = doc.as_object_mut() {
-        for (key, value) in bounded(&event.metadata) {
+        for (key, value) in metadata {
             object.insert(format!("{METADATA_PREFIX}{key}"), value.into());
         }
     }
@@ -124,6 +169,18 @@ impl UsageEvent {
                     ))
                 })
                 .collect(),
+            dimension_keys: doc
+                .pointer("/_aws/CloudWatchMetrics/0/Dimensions")
+                .and_then(|d| d.as_array())
+                .into_iter()
+                .flatten()
+                .filter_map(|set| match set.as_array()?.as_slice() {
+                    [ns, budget, key] if ns == "Namespace" && budget == "Budget" => {
+                        Some(key.as_str()?.strip_prefix(METADATA_PREFIX)?.to_owned())
+                    }
+                    _ => None,
+                })
+                .collect(),
         })
     }
 }
@@ -149,6 +206,7 @@ mod tests {
                 .into_iter()
                 .map(|(k, v)| (k.to_owned(), v.to_owned()))
                 .collect(),
+            dimension_keys: vec!["feature".into()],
         };
         let doc = document(&event);
         assert_eq!(
@@ -200,6 +258,7 @@ mod tests {
             workload: "chat".into(),
             operation: "Converse".into(),
             metadata: Default::default(),
+            dimension_keys: vec![],
         });
         assert_eq!(
             doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
@@ -212,5 +271,102 @@ mod tests {
             (doc["Workload"].as_str(), doc["Pod"].as_str()),
             (Some("chat"), Some("team/p"))
         );
+    }
+
+    fn pairs(list: &[(&str, &str)]) -> RequestMetadata {
+        list.iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn a_declared_key_the_record_carries_becomes_a_dimension_set_and_an_undeclared_one_stays_a_property()
+     {
+        let metadata = pairs(&[
+            ("feature", "search"),
+            ("user", "   "),
+            ("tenant", ""),
+            ("job", "nightly"),
+        ]);
+        let keys = dimension_keys(
+            ["user", "feature", "region", "tenant", "feature"],
+            &metadata,
+        );
+        assert_eq!(
+            keys,
+            ["feature"],
+            "blank and empty values make no dimension"
+        );
+        let event = UsageEvent {
+            namespace: "team".into(),
+            budget: "chat".into(),
+            cost: Usd::parse("0.5").unwrap(),
+            metadata,
+            dimension_keys: keys,
+            ..Default::default()
+        };
+        let doc = document(&event);
+        assert_eq!(
+            doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([
+                ["Namespace", "Budget", "Model"],
+                ["Namespace", "Budget"],
+                ["Namespace", "Budget", "meta.feature"]
+            ])
+        );
+        assert_eq!(doc["meta.feature"], "search");
+        assert_eq!(doc["meta.job"], "nightly", "undeclared: a property only");
+        let back = UsageEvent::from_emf(&doc.to_string()).unwrap();
+        assert_eq!(back, event);
+    }
+
+    #[test]
+    fn a_record_never_names_a_dimension_it_does_not_carry() {
+        let doc = document(&UsageEvent {
+            cost: Usd::parse("1").unwrap(),
+            metadata: pairs(&[("feature", "a\tb")]),
+            dimension_keys: vec!["feature".into(), "user".into()],
+            ..Default::default()
+        });
+        assert_eq!(
+            doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["Namespace", "Budget", "Model"], ["Namespace", "Budget"]])
+        );
+    }
+
+    #[test]
+    fn a_budget_declaring_the_most_keys_stays_within_emfs_limits() {
+        let declared: Vec<String> = (0..aigov_api::budget::MAX_ATTRIBUTION_KEYS)
+            .map(|i| format!("{i}{}", "k".repeat(127)))
+            .collect();
+        let metadata: RequestMetadata = declared
+            .iter()
+            .map(|k| (k.clone(), "v".repeat(256)))
+            .collect();
+        let event = UsageEvent {
+            namespace: "team".into(),
+            budget: "chat".into(),
+            model: "m".into(),
+            cost: Usd::parse("1").unwrap(),
+            dimension_keys: dimension_keys(declared.iter().map(String::as_str), &metadata),
+            metadata,
+            ..Default::default()
+        };
+        let doc = document(&event);
+        let sets = doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"]
+            .as_array()
+            .unwrap()
+            .clone();
+        assert_eq!(sets.len(), 7);
+        for set in &sets {
+            let names = set.as_array().unwrap();
+            assert!(names.len() <= 30, "EMF: at most 30 dimensions in a set");
+            for name in names {
+                let name = name.as_str().unwrap();
+                assert!(name.len() <= 250, "EMF: dimension names of at most 250");
+                let value = doc[name].as_str().unwrap();
+                assert!((1..=1024).contains(&value.len()), "{name}");
+            }
+        }
     }
 }

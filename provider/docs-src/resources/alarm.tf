@@ -12,6 +12,22 @@ resource "aigov_alarm" "research_spend" {
   alarm_actions = [aigov_alert_channel.finops.arn]
 }
 
+# One value of an attribution key the budget declares (spec.attribution.keys: [feature, user]):
+# the controller makes each declared key a dimension (meta.feature) beside Namespace and Budget.
+resource "aigov_alarm" "search_spend" {
+  name      = "team-research-search-hourly-spend"
+  threshold = 10
+  period    = 3600
+  preset {
+    metric    = "spend"
+    namespace = "team-research"
+    budget    = "research-daily"
+    key       = "feature"
+    value     = "search"
+  }
+  alarm_actions = [aigov_alert_channel.finops.arn]
+}
+
 # Bedrock throttles one model (raw mode: any CloudWatch metric).
 resource "aigov_alarm" "sonnet_throttles" {
   name      = "bedrock-sonnet-throttles"

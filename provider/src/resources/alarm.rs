@@ -1,10 +1,17 @@
 //! `aigov_alarm`: a CloudWatch metric alarm on AI spend. Presets name the metrics aigov's
 //! controller publishes (EMF, namespace `AIGov`) and Bedrock's own (`AWS/Bedrock`); raw mode takes
 //! any metric. Actions point at alert channels.
+//!
+//! An aigov preset may watch one value of a request-metadata key the budget declares in
+//! `spec.attribution.keys` (`key = "feature"`, `value = "search"`): the controller's usage
+//! records make each declared key a dimension `meta.KEY` beside `Namespace` and `Budget`
+//! (`aigov_ledger::record`), never beside `Model`, so the preset takes `key` or `model`.
 
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
+use aigov_api::budget::ATTRIBUTION_KEY_REGEX;
+use aigov_api::request_metadata::{STAMP_PREFIX, is_dimension_value};
 use async_trait::async_trait;
 use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, MetricAlarm, Statistic, Tag};
 use regex::Regex;
@@ -60,6 +67,10 @@ pub const PRESETS: [(&str, &str, &str); 13] = [
     ),
 ];
 
+/// The prefix of the dimension a declared attribution key becomes in aigov's metrics
+/// (`aigov_ledger::record::METADATA_PREFIX`; the provider does not depend on the ledger crate).
+pub const KEY_DIMENSION_PREFIX: &str = "meta.";
+
 /// The tag that records which preset an alarm was written from, so that a read (and an import)
 /// gives back the mode the configuration used; hidden from `tags` and `tags_all`.
 pub const PRESET_TAG: &str = "aigov:preset";
@@ -75,6 +86,9 @@ const MISSING_DATA: [&str; 4] = ["breaching", "notBreaching", "ignore", "missing
 
 static NAME: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^[^\x00-\x1f]{1,255}$").expect("valid regex"));
+/// What an `AIBudget` accepts as an attribution key (the CRD's own rule).
+static ATTRIBUTION_KEY: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(ATTRIBUTION_KEY_REGEX).expect("valid regex"));
 
 /// The resource.
 pub struct Alarm;
@@ -112,7 +126,7 @@ impl Resource for Alarm {
                     max_items: 1,
                     key: &[],
                     block: Block {
-                        description: "A metric by name: aigov's (`spend`, `input_tokens`, `output_tokens`, `cache_read_tokens`, `cache_write_tokens`, `requests`, per `namespace` and `budget`, optionally per `model`) or Bedrock's (`bedrock_invocations`, `bedrock_throttles`, `bedrock_input_tokens`, `bedrock_output_tokens`, `bedrock_latency`, `bedrock_client_errors`, `bedrock_server_errors`, optionally per `model`).",
+                        description: "A metric by name: aigov's (`spend`, `input_tokens`, `output_tokens`, `cache_read_tokens`, `cache_write_tokens`, `requests`, per `namespace` and `budget`, optionally per `model` or per one value of a declared attribution `key`) or Bedrock's (`bedrock_invocations`, `bedrock_throttles`, `bedrock_input_tokens`, `bedrock_output_tokens`, `bedrock_latency`, `bedrock_client_errors`, `bedrock_server_errors`, optionally per `model`).",
                         attributes: vec![
                             Attribute::required("metric", Type::String, "The preset name."),
                             Attribute::optional(
@@ -129,6 +143,16 @@ impl Resource for Alarm {
                                 "model",
                                 Type::String,
                                 "Narrow to one model (the billing model ID).",
+                            ),
+                            Attribute::optional(
+                                "key",
+                                Type::String,
+                                "Narrow to one value of a request-metadata key the budget declares in `spec.attribution.keys`, e.g. `feature` (aigov presets; with `value`, not with `model`). The alarm watches dimension `meta.KEY`; an undeclared key has no metric.",
+                            ),
+                            Attribute::optional(
+                                "value",
+                                Type::String,
+                                "The value of `key` to watch, e.g. `search`: up to 256 of Bedrock's metadata characters (letters, digits, spaces and _ . : / = + @ $ # , -), not only spaces.",
                             ),
                         ],
                         blocks: vec![],
@@ -205,11 +229,17 @@ impl Resource for Alarm {
                             );
                         }
                     }
+                    validate_key(preset, name, &path, diags);
                 }
                 Some(_) => {
                     for field in ["namespace", "budget"] {
                         if !preset.get(field).is_null() {
                             diags.attr_error(&path.then(field), "Not applicable", format!("Bedrock's own metrics know no AIBudget; remove {field} from the {name} preset (or use an aigov preset such as spend)."));
+                        }
+                    }
+                    for field in ["key", "value"] {
+                        if !preset.get(field).is_null() {
+                            diags.attr_error(&path.then(field), "Not applicable", format!("Bedrock's own metrics know no request metadata; remove {field} from the {name} preset, or watch an aigov preset such as spend or requests, whose metrics are per declared attribution key."));
                         }
                     }
                 }
@@ -521,6 +551,47 @@ impl Alarm {
     }
 }
 
+/// An aigov preset's `key` and `value`: both or neither, not with `model` (the controller's
+/// per-key metrics are per namespace and budget only), the key one an `AIBudget` can declare,
+/// the value one Bedrock takes as request metadata and CloudWatch as a dimension value.
+fn validate_key(preset: &Value, name: &str, path: &Path, diags: &mut Diagnostics) {
+    let (key, value) = (preset.get("key"), preset.get("value"));
+    for (set, missing) in [(key, "value"), (value, "key")] {
+        if !set.is_null() && preset.get(missing).is_null() {
+            diags.attr_error(
+                &path.then(missing),
+                "Missing attribute",
+                format!("the {name} preset watches one value of one key: set both key and value (for example key = \"feature\" value = \"search\")."),
+            );
+        }
+    }
+    if !key.is_null() && !preset.get("model").is_null() {
+        diags.attr_error(
+            &path.then("key"),
+            "Conflicting attributes",
+            "aigov's per-key metrics are per namespace and budget, not per model: remove model or key.",
+        );
+    }
+    if let Some(k) = key.as_str()
+        && (!ATTRIBUTION_KEY.is_match(k) || k.starts_with(STAMP_PREFIX))
+    {
+        diags.attr_error(
+            &path.then("key"),
+            "Invalid attribution key",
+            format!("{k:?} is not a key an AIBudget can declare in spec.attribution.keys: use 1 to 128 of letters, digits and _ . : / = + @ $ # , - (no spaces), not under {STAMP_PREFIX}, e.g. feature."),
+        );
+    }
+    if let Some(v) = value.as_str()
+        && !is_dimension_value(v)
+    {
+        diags.attr_error(
+            &path.then("value"),
+            "Invalid attribution value",
+            format!("{v:?} cannot be a request-metadata value and a metric dimension: use 1 to 256 of letters, digits, spaces and _ . : / = + @ $ # , -, not only spaces, e.g. search."),
+        );
+    }
+}
+
 /// The CloudWatch metric a configuration watches: namespace, name, dimensions.
 fn metric_of(config: &Value) -> (String, String, BTreeMap<String, String>) {
     let preset = config.get("preset");
@@ -539,6 +610,11 @@ fn metric_of(config: &Value) -> (String, String, BTreeMap<String, String>) {
                 if let Some(v) = preset.get(attr).as_str() {
                     dimensions.insert(dimension.to_owned(), v.to_owned());
                 }
+            }
+            if let (Some(key), Some(value)) =
+                (preset.get("key").as_str(), preset.get("value").as_str())
+            {
+                dimensions.insert(format!("{KEY_DIMENSION_PREFIX}{key}"), value.to_owned());
             }
         } else if let Some(model) = preset.get("model").as_str() {
             dimensions.insert("ModelId".to_owned(), model.to_owned());
@@ -561,6 +637,54 @@ fn metric_of(config: &Value) -> (String, String, BTreeMap<String, String>) {
     )
 }
 
+/// The preset block an alarm reads back as: the one it was written from, when that preset still
+/// describes its metric exactly (its namespace and name, and dimensions a preset can set: for
+/// aigov's, `Namespace`, `Budget` and either `Model` or one `meta.KEY`); else None (raw mode).
+fn preset_of(
+    written_from: Option<&str>,
+    namespace: &str,
+    metric_name: &str,
+    dimensions: &BTreeMap<String, String>,
+) -> Option<Value> {
+    let (preset, ns, _) = PRESETS
+        .iter()
+        .find(|p| Some(p.0) == written_from && p.1 == namespace && p.2 == metric_name)?;
+    let get = |k: &str| Value::opt_string(dimensions.get(k).cloned());
+    if *ns != AIGOV_NAMESPACE {
+        if dimensions.keys().any(|k| k != "ModelId") {
+            return None;
+        }
+        return Some(Value::object([
+            ("metric", Value::string(*preset)),
+            ("namespace", Value::Null),
+            ("budget", Value::Null),
+            ("model", get("ModelId")),
+            ("key", Value::Null),
+            ("value", Value::Null),
+        ]));
+    }
+    let keyed: Vec<(&String, &String)> = dimensions
+        .iter()
+        .filter(|(k, _)| !["Namespace", "Budget", "Model"].contains(&k.as_str()))
+        .collect();
+    let (key, value) = match keyed.as_slice() {
+        [] => (Value::Null, Value::Null),
+        [(k, v)] if !dimensions.contains_key("Model") => (
+            Value::string(k.strip_prefix(KEY_DIMENSION_PREFIX)?),
+            Value::string(*v),
+        ),
+        _ => return None,
+    };
+    Some(Value::object([
+        ("metric", Value::string(*preset)),
+        ("namespace", get("Namespace")),
+        ("budget", get("Budget")),
+        ("model", get("Model")),
+        ("key", key),
+        ("value", value),
+    ]))
+}
+
 /// The state for an alarm: in preset mode when it was written from a preset that still describes
 /// its metric exactly, else in raw mode.
 fn alarm_state(
@@ -577,33 +701,7 @@ fn alarm_state(
         .iter()
         .filter_map(|d| Some((d.name.clone()?, d.value.clone()?)))
         .collect();
-    let preset = PRESETS
-        .iter()
-        .find(|p| Some(p.0) == written_from && p.1 == namespace && p.2 == metric_name)
-        .and_then(|(preset, ns, _)| {
-            let allowed: &[&str] = if *ns == AIGOV_NAMESPACE {
-                &["Namespace", "Budget", "Model"]
-            } else {
-                &["ModelId"]
-            };
-            if !dimensions.keys().all(|k| allowed.contains(&k.as_str())) {
-                return None;
-            }
-            let get = |k: &str| Value::opt_string(dimensions.get(k).cloned());
-            Some(Value::object([
-                ("metric", Value::string(*preset)),
-                ("namespace", get("Namespace")),
-                ("budget", get("Budget")),
-                (
-                    "model",
-                    if *ns == AIGOV_NAMESPACE {
-                        get("Model")
-                    } else {
-                        get("ModelId")
-                    },
-                ),
-            ]))
-        });
+    let preset = preset_of(written_from, &namespace, &metric_name, &dimensions);
     let metric = match &preset {
         Some(_) => Value::Null,
         None => Value::object([
@@ -683,4 +781,192 @@ fn cloudwatch_tags(tags: BTreeMap<String, String>) -> Vec<Tag> {
     tags.into_iter()
         .map(|(k, v)| Tag::builder().key(k).value(v).build())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::tfplugin6::attribute_path::step::Selector;
+
+    /// An alarm configuration with this preset block.
+    fn with_preset(preset: &[(&str, &str)]) -> Value {
+        let preset = preset.iter().map(|(k, v)| (*k, Value::string(*v)));
+        Value::object([
+            ("name", Value::string("a")),
+            ("threshold", Value::Number(Decimal::ONE)),
+            ("preset", Value::object(preset)),
+        ])
+    }
+
+    /// The errors validation reports: (the attribute underlined, summary and detail).
+    fn errors(config: &Value) -> Vec<(String, String)> {
+        let mut diags = Diagnostics::default();
+        Alarm.validate(config, &mut diags);
+        diags
+            .into_vec()
+            .into_iter()
+            .map(|d| {
+                let last = d.attribute.and_then(|p| p.steps.last().cloned());
+                let attr = match last.and_then(|s| s.selector) {
+                    Some(Selector::AttributeName(a)) => a,
+                    _ => String::new(),
+                };
+                (attr, format!("{}: {}", d.summary, d.detail))
+            })
+            .collect()
+    }
+
+    const PER_KEY: [(&str, &str); 5] = [
+        ("metric", "spend"),
+        ("namespace", "team-a"),
+        ("budget", "chat-daily"),
+        ("key", "feature"),
+        ("value", "search"),
+    ];
+
+    #[test]
+    fn an_aigov_preset_per_key_is_valid_and_watches_the_keys_dimension_beside_namespace_and_budget()
+    {
+        let config = with_preset(&PER_KEY);
+        let found = errors(&config);
+        assert!(found.is_empty(), "{found:?}");
+        let (namespace, metric, dimensions) = metric_of(&config);
+        assert_eq!((namespace.as_str(), metric.as_str()), ("AIGov", "CostUSD"));
+        assert_eq!(
+            dimensions.into_iter().collect::<Vec<_>>(),
+            [
+                ("Budget".to_owned(), "chat-daily".to_owned()),
+                ("Namespace".to_owned(), "team-a".to_owned()),
+                ("meta.feature".to_owned(), "search".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_per_key_alarm_reads_back_as_the_preset_it_was_written_from() {
+        for preset in [
+            &PER_KEY[..],
+            &PER_KEY[..3],
+            &[
+                ("metric", "requests"),
+                ("namespace", "n"),
+                ("budget", "b"),
+                ("model", "m"),
+            ][..],
+            &[("metric", "bedrock_latency"), ("model", "m")][..],
+        ] {
+            let config = with_preset(preset);
+            let (namespace, metric, dimensions) = metric_of(&config);
+            let name = config.get("preset").get("metric").as_str();
+            let read = preset_of(name, &namespace, &metric, &dimensions).expect("preset mode");
+            for field in ["metric", "namespace", "budget", "model", "key", "value"] {
+                assert_eq!(
+                    read.get(field),
+                    config.get("preset").get(field),
+                    "{field} of {preset:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn an_alarm_whose_dimensions_no_preset_can_set_reads_back_in_raw_mode() {
+        let dims = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        let base = [("Namespace", "n"), ("Budget", "b")];
+        for extra in [
+            &[("meta.feature", "search"), ("meta.user", "ann")][..],
+            &[("meta.feature", "search"), ("Model", "m")][..],
+            &[("Tenant", "t")][..],
+        ] {
+            let all = dims(&[&base[..], extra].concat());
+            assert_eq!(
+                preset_of(Some("spend"), "AIGov", "CostUSD", &all),
+                None,
+                "{extra:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_key_needs_its_value_and_a_value_its_key() {
+        let no_value = errors(&with_preset(&PER_KEY[..4]));
+        assert_eq!(no_value.len(), 1, "{no_value:?}");
+        assert_eq!(no_value[0].0, "value");
+        assert!(no_value[0].1.contains("set both key and value"));
+        let mut no_key = PER_KEY.to_vec();
+        no_key.remove(3);
+        let no_key = errors(&with_preset(&no_key));
+        assert_eq!(no_key.len(), 1, "{no_key:?}");
+        assert_eq!(no_key[0].0, "key");
+    }
+
+    #[test]
+    fn a_key_is_not_combined_with_a_model() {
+        let mut preset = PER_KEY.to_vec();
+        preset.push(("model", "anthropic.claude-3-5-haiku-20241022-v1:0"));
+        let found = errors(&with_preset(&preset));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].0, "key");
+        assert!(found[0].1.contains("remove model or key"), "{found:?}");
+    }
+
+    #[test]
+    fn keys_and_values_follow_the_attribution_and_request_metadata_rules() {
+        let long_key = "k".repeat(129);
+        let long_value = "v".repeat(257);
+        for (key, value, underlined) in [
+            ("tenant id", "t", "key"),
+            ("aigov.workload", "chat", "key"),
+            (long_key.as_str(), "v", "key"),
+            ("feature", "   ", "value"),
+            ("feature", "", "value"),
+            ("feature", "a\tb", "value"),
+            ("feature", "caf\u{e9}", "value"),
+            ("feature", long_value.as_str(), "value"),
+        ] {
+            let mut preset = PER_KEY[..3].to_vec();
+            preset.extend([("key", key), ("value", value)]);
+            let found = errors(&with_preset(&preset));
+            assert_eq!(found.len(), 1, "{key:?}={value:?}: {found:?}");
+            assert_eq!(found[0].0, underlined, "{key:?}={value:?}");
+        }
+        for (key, value) in [("tenant_id", "acme corp"), ("a:b/c=d+e@f$g#h,i-j", "x")] {
+            let mut preset = PER_KEY[..3].to_vec();
+            preset.extend([("key", key), ("value", value)]);
+            let found = errors(&with_preset(&preset));
+            assert!(found.is_empty(), "{key:?}={value:?}: {found:?}");
+        }
+    }
+
+    #[test]
+    fn a_bedrock_preset_refuses_a_key_and_says_which_presets_take_one() {
+        let found = errors(&with_preset(&[
+            ("metric", "bedrock_invocations"),
+            ("key", "feature"),
+            ("value", "search"),
+        ]));
+        let attrs: Vec<&str> = found.iter().map(|(a, _)| a.as_str()).collect();
+        assert_eq!(attrs, ["key", "value"], "{found:?}");
+        assert!(
+            found[0]
+                .1
+                .contains("remove key from the bedrock_invocations preset")
+        );
+        assert!(found[0].1.contains("aigov preset such as spend"));
+    }
+
+    #[test]
+    fn an_unknown_key_or_value_is_not_validated_before_apply() {
+        let mut config = with_preset(&PER_KEY);
+        if let Some(preset) = config.get_mut("preset") {
+            preset.set("value", Value::unknown());
+        }
+        let found = errors(&config);
+        assert!(found.is_empty(), "{found:?}");
+    }
 }

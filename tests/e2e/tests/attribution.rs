@@ -14,7 +14,7 @@ use aigov_api::Usd;
 use aigov_e2e::aigov::{Aigov, Options};
 use aigov_e2e::bedrock::{HAIKU, client_from, pod, pod_ip, served, served_cost, user};
 use aigov_e2e::budgets::{budget, wait_status};
-use aigov_e2e::{kubectl_aigov, local_env, log_group, namespace};
+use aigov_e2e::{aws_config, kubectl_aigov, local_env, log_group, namespace};
 use aws_sdk_bedrockruntime::operation::RequestId;
 use aws_sdk_bedrockruntime::primitives::Blob;
 use aws_sdk_bedrockruntime::types::InferenceConfiguration;
@@ -342,6 +342,49 @@ async fn request_metadata_reaches_bedrock_stamped_and_splits_spend_exactly_in_st
         csv.lines().any(|l| l.ends_with(&format!(",{e},,"))),
         "{csv}"
     );
+
+    // The records of the budget that declares [feature, user] are metrics per key; the other
+    // budget's records of the same calls are not.
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&aws_config().await);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut keyed: BTreeMap<(String, String), Value> = BTreeMap::new();
+    while keyed.len() < 10 && Instant::now() < deadline {
+        let raw = logs
+            .filter_log_events()
+            .log_group_name(&log_group)
+            .send()
+            .await
+            .expect("the usage records");
+        for message in raw.events().iter().filter_map(|e| e.message()) {
+            let doc: Value = serde_json::from_str(message).expect("EMF JSON");
+            let id = doc["RequestId"].as_str().unwrap_or_default().to_owned();
+            let budget = doc["Budget"].as_str().unwrap_or_default().to_owned();
+            let sets = doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"].clone();
+            keyed.insert((budget, id), sets);
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let plain = serde_json::json!([["Namespace", "Budget", "Model"], ["Namespace", "Budget"]]);
+    let with = |keys: &[&str]| {
+        let mut sets = plain.as_array().unwrap().clone();
+        sets.extend(
+            keys.iter()
+                .map(|k| serde_json::json!(["Namespace", "Budget", k])),
+        );
+        Value::Array(sets)
+    };
+    for (id, keys) in [
+        (&a, &["meta.feature", "meta.user"][..]),
+        (&b, &["meta.feature", "meta.user"]),
+        (&c, &["meta.feature", "meta.user"]),
+        (&d, &["meta.feature"]),
+        (&e, &[]),
+    ] {
+        let team = keyed.get(&("team".to_owned(), id.clone()));
+        assert_eq!(team, Some(&with(keys)), "{id} in team: {keyed:#?}");
+        let all = keyed.get(&("all".to_owned(), id.clone()));
+        assert_eq!(all, Some(&plain), "{id} in all declares no key");
+    }
 
     let report = cli_json(
         &log_group,

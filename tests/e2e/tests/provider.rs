@@ -2,6 +2,8 @@
 //! moto and the local kube-apiserver: every resource through its whole lifecycle, the data
 //! source, and bad configurations refused at plan time on the attribute.
 
+use std::collections::BTreeMap;
+
 use aigov_e2e::terraform::{Cli, Workspace, clis, provider_block};
 use aigov_e2e::{aws_config, block_on, kubectl, unique};
 use serde_json::Value;
@@ -387,6 +389,103 @@ fn alarm_lifecycle_with_the_real_cli() {
     });
 }
 
+/// The alarm CloudWatch (moto) holds under `name`: its namespace, metric name and dimensions.
+fn described_alarm(name: &str) -> (String, String, BTreeMap<String, String>) {
+    block_on(async {
+        let client = aws_sdk_cloudwatch::Client::new(&aws_config().await);
+        let out = client
+            .describe_alarms()
+            .alarm_names(name)
+            .send()
+            .await
+            .unwrap();
+        let alarm = out.metric_alarms().first().cloned().expect("the alarm");
+        let dimensions = alarm
+            .dimensions()
+            .iter()
+            .map(|d| (d.name().unwrap().to_owned(), d.value().unwrap().to_owned()))
+            .collect();
+        let namespace = alarm.namespace().unwrap_or_default().to_owned();
+        (
+            namespace,
+            alarm.metric_name().unwrap_or_default().to_owned(),
+            dimensions,
+        )
+    })
+}
+
+#[test]
+fn a_per_key_alarm_watches_the_declared_keys_dimension_plans_empty_and_imports_as_configured() {
+    for_each_cli(|cli| {
+        let name = unique("team-a-search-spend");
+        let config = |value: &str| {
+            format!(
+                r#"{}
+resource "aigov_alarm" "search" {{
+  name      = "{name}"
+  threshold = 10
+  period    = 3600
+  preset {{
+    metric    = "spend"
+    namespace = "team-a"
+    budget    = "chat-daily"
+    key       = "feature"
+    value     = "{value}"
+  }}
+}}"#,
+                provider_block("")
+            )
+        };
+        let address = "aigov_alarm.search";
+        let ws = Workspace::new(cli, &config("search"));
+        ws.apply();
+        ws.assert_no_changes("after create");
+        let dims = |value: &str| -> BTreeMap<String, String> {
+            [
+                ("Namespace", "team-a"),
+                ("Budget", "chat-daily"),
+                ("meta.feature", value),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
+        };
+        assert_eq!(
+            described_alarm(&name),
+            ("AIGov".to_owned(), "CostUSD".to_owned(), dims("search")),
+            "{}: the alarm watches CostUSD per namespace, budget and feature",
+            cli.name
+        );
+
+        ws.write(&config("dataset analysis"));
+        assert_eq!(
+            ws.plan_changes(),
+            [(address.to_owned(), vec!["update".to_owned()])],
+            "another value is an in-place update"
+        );
+        ws.apply();
+        ws.assert_no_changes("after update");
+        assert_eq!(described_alarm(&name).2, dims("dataset analysis"));
+
+        let applied = ws.state_of(address);
+        assert_eq!(applied["preset"]["key"], "feature", "{applied}");
+        assert_eq!(applied["preset"]["value"], "dataset analysis", "{applied}");
+        assert!(
+            applied["metric"].is_null(),
+            "preset mode, not raw: {applied}"
+        );
+        ws.ok(&["state", "rm", address]);
+        ws.ok(&["import", "-input=false", address, &name]);
+        assert_eq!(
+            ws.state_of(address),
+            applied,
+            "import reads back the preset with its key"
+        );
+        ws.assert_no_changes("after import");
+        ws.ok(&["destroy", "-auto-approve", "-input=false"]);
+    });
+}
+
 #[test]
 fn pricing_override_lifecycle_with_the_real_cli() {
     for_each_cli(|cli| {
@@ -630,6 +729,49 @@ const BAD: &[Bad] = &[
 }"#,
         underlined: "metric = \"dollars\"",
         says: "is not a preset",
+    },
+    Bad {
+        resource: r#"resource "aigov_alarm" "a" {
+  name = "a"
+  threshold = 1
+  preset {
+    metric = "bedrock_invocations"
+    key = "feature"
+    value = "search"
+  }
+}"#,
+        underlined: "key = \"feature\"",
+        says: "remove key from the bedrock_invocations preset",
+    },
+    Bad {
+        resource: r#"resource "aigov_alarm" "a" {
+  name = "a"
+  threshold = 1
+  preset {
+    metric = "spend"
+    namespace = "team"
+    budget = "b"
+    key = "feature"
+    value = "  "
+  }
+}"#,
+        underlined: "value = \"  \"",
+        says: "not only spaces",
+    },
+    Bad {
+        resource: r#"resource "aigov_alarm" "a" {
+  name = "a"
+  threshold = 1
+  preset {
+    metric = "spend"
+    namespace = "team"
+    budget = "b"
+    key = "tenant id"
+    value = "acme"
+  }
+}"#,
+        underlined: "key = \"tenant id\"",
+        says: "spec.attribution.keys",
     },
     Bad {
         resource: r#"resource "aigov_pricing_override" "p" {

@@ -121,6 +121,10 @@ fn the_example_configuration_applies_to_the_local_environment() {
                 &format!("\"team-research-hourly-spend-{suffix}\""),
             )
             .replace(
+                "\"team-research-dataset-analysis-hourly-spend\"",
+                &format!("\"team-research-dataset-analysis-hourly-spend-{suffix}\""),
+            )
+            .replace(
                 "\"haiku-negotiated\"",
                 &format!("\"haiku-negotiated-{suffix}\""),
             );
