@@ -29,6 +29,8 @@ log "cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 log "cargo build (the aigov-controller binary the end-to-end tests run)"
 cargo build --workspace --bins --quiet
+log "cargo build --target $AIGOV_ARM64_TARGET (the linux arm64 release artifacts the provider and krew tests package)"
+cargo build --target "$AIGOV_ARM64_TARGET" -p terraform-provider-aigov -p kubectl-aigov --bins --quiet
 log "cargo test"
 results="$AIGOV_RUN/cargo-test.log"
 cargo test --workspace --no-fail-fast 2>&1 | tee "$results"

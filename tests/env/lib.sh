@@ -27,6 +27,9 @@ HELM_VERSION=v3.22.0
 # krew, the kubectl plugin manager, from the Go module proxy (the plugin install test).
 KREW_VERSION=v0.4.3
 # Prometheus and promtool from Debian's package (the dashboard and rules tests).
+# Debian's cross compiler for the linux arm64 builds (the linker and aws-lc-sys/ring's C).
+GCC_AARCH64_DEB_VERSION=4:12.2.0-3
+AIGOV_ARM64_TARGET=aarch64-unknown-linux-gnu
 PROMETHEUS_DEB_VERSION=2.42.0+ds-5+deb12u1
 RECIPE=1
 

@@ -5,7 +5,8 @@
 # for JavaScript's Bedrock runtime client (from npm, in its own directory), and the OpenAI and
 # Anthropic Python SDKs (from PyPI, in a venv of their own) and the `openai` npm package, and
 # Prometheus with promtool (Debian's package, unpacked into the cache: nothing is installed),
-# and krew and Helm (from the Go module proxy).
+# and krew and Helm (from the Go module proxy), and Debian's gcc-aarch64-linux-gnu for the
+# linux arm64 release builds.
 # Idempotent: a tool whose binary is already in the cache is not rebuilt.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -95,6 +96,18 @@ install_buildah() {
     || die "could not install Debian's buildah $BUILDAH_DEB_VERSION"
 }
 
+install_cross_gcc() {
+  [[ "$(dpkg-query -W -f='${Version}' gcc-aarch64-linux-gnu 2>/dev/null)" == "$GCC_AARCH64_DEB_VERSION" ]] \
+    && command -v aarch64-linux-gnu-gcc >/dev/null && return
+  log "installing Debian's gcc-aarch64-linux-gnu $GCC_AARCH64_DEB_VERSION (apt) for the linux arm64 builds"
+  { apt-get install -y -qq "gcc-aarch64-linux-gnu=$GCC_AARCH64_DEB_VERSION" >/dev/null 2>&1 \
+    || { apt-get update -qq >/dev/null && apt-get install -y -qq "gcc-aarch64-linux-gnu=$GCC_AARCH64_DEB_VERSION" >/dev/null; }; } \
+    || die "could not install Debian's gcc-aarch64-linux-gnu $GCC_AARCH64_DEB_VERSION"
+  rustup target list --installed 2>/dev/null | grep -qx "$AIGOV_ARM64_TARGET" \
+    || rustup target add "$AIGOV_ARM64_TARGET" \
+    || die "the Rust target $AIGOV_ARM64_TARGET is not installed and rustup could not add it"
+}
+
 build_helm() {
   [[ -x "$HELM" ]] && return
   log "building Helm $HELM_VERSION from the Go module proxy (first run only, ~5 min)"
@@ -124,6 +137,7 @@ case "${1:-all}" in
   krew) build_krew ;;
   helm) build_helm ;;
   buildah) install_buildah ;;
-  all) install_moto; install_js_sdk; install_llm_sdks; install_openai_js; install_prometheus; install_buildah; build_etcd; build_kube; build_tofu; build_krew; build_helm ;;
-  *) die "usage: tools.sh [all|kube|etcd|tofu|moto|js-sdk|llm-sdks|prometheus|krew|helm|buildah]" ;;
+  cross) install_cross_gcc ;;
+  all) install_moto; install_js_sdk; install_llm_sdks; install_openai_js; install_prometheus; install_buildah; install_cross_gcc; build_etcd; build_kube; build_tofu; build_krew; build_helm ;;
+  *) die "usage: tools.sh [all|kube|etcd|tofu|moto|js-sdk|llm-sdks|prometheus|krew|helm|buildah|cross]" ;;
 esac

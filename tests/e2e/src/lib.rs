@@ -12,6 +12,7 @@ pub mod mantle;
 pub mod prometheus;
 pub mod promises;
 pub mod proxy;
+pub mod quickstart;
 pub mod speech;
 pub mod terraform;
 pub mod webhook;

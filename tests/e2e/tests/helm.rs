@@ -4,37 +4,42 @@
 //! (`controller/deploy/aigov.yaml`, for `kubectl apply` users); `helm install` into the local
 //! kube-apiserver creates every object; `helm upgrade` with changed values changes what they
 //! name and nothing else; `helm uninstall` removes the release and leaves the CRDs, as its
-//! notes say. The PrometheusRule renders the recommended rules file unchanged.
+//! notes say. The PrometheusRule renders the recommended rules file unchanged. The install is
+//! the quickstart's `helm install` (`docs/quickstart.md`) run as written, in a namespace and
+//! release of its own: its region and IRSA annotations land where they should.
 
 use aigov_e2e::succeeded as ok;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use aigov_e2e::{kubectl_ok, local_env, unique};
+use aigov_e2e::{kubectl_ok, local_env, quickstart, unique};
 
 fn chart() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../controller/deploy/chart/aigov")
 }
 
+fn helm_binary() -> PathBuf {
+    std::env::var("AIGOV_HELM")
+        .expect("AIGOV_HELM is not set: run tests/env/up.sh (tools.sh helm) and source env.sh")
+        .into()
+}
+
+/// Helm's environment: the local kube-apiserver and homes of its own.
+fn helm_env() -> Vec<(&'static str, std::ffi::OsString)> {
+    let tmp = std::env::temp_dir();
+    vec![
+        ("KUBECONFIG", local_env().kubeconfig.into_os_string()),
+        ("HELM_CACHE_HOME", tmp.join("aigov-helm/cache").into()),
+        ("HELM_CONFIG_HOME", tmp.join("aigov-helm/config").into()),
+        ("HELM_DATA_HOME", tmp.join("aigov-helm/data").into()),
+    ]
+}
+
 fn helm(args: &[&str]) -> Output {
-    let helm = std::env::var("AIGOV_HELM")
-        .expect("AIGOV_HELM is not set: run tests/env/up.sh (tools.sh helm) and source env.sh");
-    Command::new(helm)
+    Command::new(helm_binary())
         .args(args)
-        .env("KUBECONFIG", local_env().kubeconfig)
-        .env(
-            "HELM_CACHE_HOME",
-            std::env::temp_dir().join("aigov-helm/cache"),
-        )
-        .env(
-            "HELM_CONFIG_HOME",
-            std::env::temp_dir().join("aigov-helm/config"),
-        )
-        .env(
-            "HELM_DATA_HOME",
-            std::env::temp_dir().join("aigov-helm/data"),
-        )
+        .envs(helm_env())
         .output()
         .expect("helm runs")
 }
@@ -168,10 +173,28 @@ fn install_creates_every_object_upgrade_changes_only_what_changed_and_uninstall_
     let ns = unique("helm");
     let release = unique("rel");
     let chart = chart().display().to_string();
-    let base = ["--set", "controller.watchNamespace=nowhere"];
-    let mut install = vec!["install", &release, &chart, "-n", &ns, "--create-namespace"];
-    install.extend_from_slice(&base);
-    let notes = ok(helm(&install), "helm install");
+    // The quickstart's command, in the repository's root, as release `release` in `ns`.
+    let install = quickstart::command("helm install aigov controller/deploy/chart/aigov");
+    let install = install
+        .replacen(
+            "helm install aigov ",
+            &format!("helm install {release} "),
+            1,
+        )
+        .replace(" -n aigov-system ", &format!(" -n {ns} "));
+    assert!(
+        install.contains(&ns) && install.contains(&release),
+        "{install}"
+    );
+    let shims = std::env::temp_dir().join(unique("helm-shim"));
+    quickstart::shim(&shims, "helm", &helm_binary());
+    let env = helm_env();
+    let env: Vec<(&str, &std::ffi::OsStr)> = env.iter().map(|(k, v)| (*k, v.as_os_str())).collect();
+    let notes = ok(
+        quickstart::bash(&install, &quickstart::repo(), &[&shims], &env),
+        "the quickstart's helm install",
+    );
+    let _ = std::fs::remove_dir_all(&shims);
     assert!(notes.contains("`helm uninstall` leaves them"), "{notes}");
     for (kind, name) in [
         ("deployment", "aigov-controller"),
@@ -183,11 +206,25 @@ fn install_creates_every_object_upgrade_changes_only_what_changed_and_uninstall_
     ] {
         live(&ns, kind, name);
     }
+    for component in ["controller", "gateway"] {
+        let account = live(&ns, "serviceaccount", &format!("aigov-{component}"));
+        assert_eq!(
+            account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"],
+            format!("arn:aws:iam::123456789012:role/aigov-{component}"),
+            "{account}"
+        );
+    }
     let before = live(&ns, "deployment", "aigov-gateway");
+    let region = |d: &serde_json::Value| {
+        d["spec"]["template"]["spec"]["containers"][0]["env"]
+            .as_array()
+            .and_then(|e| e.iter().find(|v| v["name"] == "AWS_REGION").cloned())
+            .unwrap_or_default()
+    };
+    assert_eq!(region(&before)["value"], "eu-west-1", "{before}");
     let controller_before = live(&ns, "deployment", "aigov-controller");
 
-    let mut upgrade = vec!["upgrade", &release, &chart, "-n", &ns];
-    upgrade.extend_from_slice(&base);
+    let mut upgrade = vec!["upgrade", &release, &chart, "-n", &ns, "--reuse-values"];
     upgrade.extend_from_slice(&["--set", "gateway.replicas=3,gateway.sliceTtl=30s"]);
     ok(helm(&upgrade), "helm upgrade");
     let after = live(&ns, "deployment", "aigov-gateway");

@@ -5,8 +5,12 @@
 //! (a private index, as a platform team would host one; krew's own index needs the network);
 //! `krew info` reads it from the index; the real kubectl then runs `kubectl aigov version` from
 //! krew's path; `krew uninstall` removes it. Its shell completions are generated for bash, zsh
-//! and fish.
+//! and fish. The release holds linux arm64 too (cross-compiled with Debian's
+//! gcc-aarch64-linux-gnu): the manifest names its archive with its SHA-256, and the binary in it
+//! is an aarch64 ELF. The commands are the quickstart's (`docs/quickstart.md`), run as written
+//! (`kubectl krew` is krew on PATH as a kubectl plugin, as krew installs itself).
 
+use aigov_e2e::quickstart;
 use aigov_e2e::succeeded as ok;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -42,30 +46,81 @@ fn local_index(root: &Path, manifest: &Path) {
     }
 }
 
-/// Packages the built plugin for linux/amd64 into `dist`; the manifest's path.
-fn release(dist: &Path) -> PathBuf {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../controller/kubectl-aigov/krew/release.sh");
-    let binary = aigov_e2e::built_binary("kubectl-aigov");
-    let out = Command::new("bash")
-        .arg(script)
-        .args(["v0.1.0", &dist.display().to_string()])
-        .arg(format!("{}:linux/amd64", binary.display()))
-        .output()
-        .expect("bash runs");
-    PathBuf::from(ok(out, "release.sh").trim())
+/// Runs the quickstart's release command in `root` (its release builds standing for this
+/// build's): the manifest's path.
+fn release(root: &Path) -> PathBuf {
+    let command = quickstart::command("bash controller/kubectl-aigov/krew/release.sh");
+    let out = quickstart::bash(
+        &quickstart::with_built_paths(&command),
+        quickstart::workdir(root),
+        &[],
+        &[],
+    );
+    root.join(ok(out, "release.sh").trim())
+}
+
+/// The ELF header's machine (`e_machine`) of the file `path`: 62 is x86-64, 183 is AArch64.
+fn elf_machine(path: &Path) -> u16 {
+    let bytes = std::fs::read(path).expect("the binary");
+    assert_eq!(
+        &bytes[..4],
+        b"\x7fELF",
+        "{} is not an ELF file",
+        path.display()
+    );
+    u16::from_le_bytes([bytes[18], bytes[19]])
 }
 
 #[test]
 fn krew_installs_the_plugin_from_its_manifest_and_kubectl_runs_it_from_krews_path() {
     let root = std::env::temp_dir().join(aigov_e2e::unique("krew"));
+    std::fs::create_dir_all(&root).expect("scratch dir");
     let dist = root.join("dist");
-    let manifest = release(&dist);
+    let manifest = release(&root);
     let text = std::fs::read_to_string(&manifest).expect("the manifest");
     assert!(
         text.contains("kind: Plugin") && text.contains("name: aigov"),
         "{text}"
     );
+    // Both platforms' archives hold their machine's binary, named in the manifest with their
+    // digests.
+    let plugin: serde_yaml::Value = serde_yaml::from_str(&text).expect("yaml");
+    for (arch, machine) in [("amd64", 62), ("arm64", 183)] {
+        let archive = dist.join(format!("kubectl-aigov_v0.1.0_linux_{arch}.tar.gz"));
+        let sha = ok(
+            Command::new("sha256sum")
+                .arg(&archive)
+                .output()
+                .expect("sha256sum"),
+            "sha256sum",
+        );
+        let sha = sha.split_whitespace().next().expect("a digest");
+        let platform = plugin["spec"]["platforms"]
+            .as_sequence()
+            .expect("platforms")
+            .iter()
+            .find(|p| p["selector"]["matchLabels"]["arch"] == arch)
+            .unwrap_or_else(|| panic!("no linux/{arch} platform: {text}"));
+        assert_eq!(platform["selector"]["matchLabels"]["os"], "linux");
+        assert_eq!(platform["sha256"], sha, "linux/{arch}");
+        let unpacked = root.join(format!("unpacked-{arch}"));
+        std::fs::create_dir_all(&unpacked).expect("dir");
+        ok(
+            Command::new("tar")
+                .arg("-xzf")
+                .arg(&archive)
+                .arg("-C")
+                .arg(&unpacked)
+                .output()
+                .expect("tar runs"),
+            "tar",
+        );
+        assert_eq!(
+            elf_machine(&unpacked.join("kubectl-aigov")),
+            machine,
+            "{arch}"
+        );
+    }
     let archive = dist.join("kubectl-aigov_v0.1.0_linux_amd64.tar.gz");
     let krew_root = root.join("krew");
     local_index(&krew_root, &manifest);
@@ -76,13 +131,23 @@ fn krew_installs_the_plugin_from_its_manifest_and_kubectl_runs_it_from_krews_pat
             .output()
             .expect("krew runs")
     };
-    ok(
-        krew_cmd(&[
-            "install",
-            &format!("--manifest={}", manifest.display()),
-            &format!("--archive={}", archive.display()),
-        ]),
-        "krew install",
+    // The quickstart's `kubectl krew install`, in the directory `dist/` is in.
+    let shims = root.join("shims");
+    quickstart::shim(&shims, "kubectl-krew", &krew());
+    let on_path = |script: &str, what: &str| {
+        ok(
+            quickstart::bash(
+                script,
+                &root,
+                &[&krew_root.join("bin"), &shims],
+                &[("KREW_ROOT", krew_root.as_os_str())],
+            ),
+            what,
+        )
+    };
+    on_path(
+        &quickstart::command("kubectl krew install"),
+        "kubectl krew install",
     );
     let listed = ok(krew_cmd(&["list"]), "krew list");
     assert!(
@@ -108,12 +173,8 @@ fn krew_installs_the_plugin_from_its_manifest_and_kubectl_runs_it_from_krews_pat
         krew_root.join("bin").display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let version = ok(
-        Command::new("kubectl")
-            .args(["aigov", "version"])
-            .env("PATH", &path)
-            .output()
-            .expect("kubectl runs"),
+    let version = on_path(
+        &quickstart::command("kubectl aigov version"),
         "kubectl aigov version",
     );
     assert_eq!(
@@ -162,6 +223,23 @@ fn completions_are_generated_for_bash_zsh_and_fish_naming_every_subcommand() {
         bash.lines()
             .any(|l| l.trim().starts_with("complete -F") && l.trim().ends_with(" kubectl-aigov")),
         "completes the kubectl-aigov command:\n{bash}"
+    );
+    // The quickstart's line registers the completion in bash.
+    let line = quickstart::command("source <(kubectl-aigov completion bash)");
+    let registered = ok(
+        quickstart::bash(
+            &format!("{line}\ncomplete -p kubectl-aigov"),
+            &quickstart::repo(),
+            &[binary.parent().expect("target/debug")],
+            &[],
+        ),
+        "source <(kubectl-aigov completion bash)",
+    );
+    assert!(
+        registered.starts_with("complete ")
+            && registered.contains(" -F ")
+            && registered.trim().ends_with(" kubectl-aigov"),
+        "{registered}"
     );
     let bad = Command::new(&binary)
         .args(["completion", "tcsh"])

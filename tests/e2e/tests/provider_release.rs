@@ -5,14 +5,51 @@
 //! the CLIs trust) serves the mirror; `tofu init` and `terraform init` install
 //! `aigov/aigov` from it (the lock file records the archive's hash), then plan, apply and
 //! destroy a resource against moto; an archive that does not match the mirror's hash is refused.
+//! The release holds linux arm64 as well (cross-compiled with Debian's gcc-aarch64-linux-gnu):
+//! its zip is in SHA256SUMS and the mirror's listing, and the binary in it is an aarch64 ELF.
+//! The commands are the quickstart's (`docs/quickstart.md`), run as written.
 
 use aigov_e2e::succeeded as ok;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use aigov_e2e::quickstart;
 use aigov_e2e::terraform::{PROVIDER_VERSION, clis, provider_block};
-use aigov_e2e::{built_binary, unique};
+use aigov_e2e::unique;
+
+/// The ELF header's machine (`e_machine`) of `binary`: 62 is x86-64, 183 is AArch64.
+fn elf_machine(binary: &[u8]) -> u16 {
+    assert_eq!(&binary[..4], b"\x7fELF", "not an ELF file");
+    assert_eq!(binary[4], 2, "not a 64-bit ELF file");
+    assert_eq!(binary[5], 1, "not little-endian");
+    u16::from_le_bytes([binary[18], binary[19]])
+}
+
+/// The one file inside the provider zip `path`: its name and bytes (with Python's zipfile).
+fn unzip(path: &Path) -> (String, Vec<u8>) {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import sys, zipfile\n\
+             z = zipfile.ZipFile(sys.argv[1])\n\
+             [i] = z.infolist()\n\
+             sys.stdout.buffer.write(i.filename.encode() + b'\\n' + z.read(i))",
+        ])
+        .arg(path)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let newline = out.stdout.iter().position(|&b| b == b'\n').expect("a name");
+    (
+        String::from_utf8(out.stdout[..newline].to_vec()).expect("utf-8"),
+        out.stdout[newline + 1..].to_vec(),
+    )
+}
 
 /// A CA and a certificate for 127.0.0.1 signed by it, made with openssl in `dir`.
 fn certificates(dir: &Path) {
@@ -118,22 +155,56 @@ impl Drop for Https {
 fn tofu_and_terraform_install_the_released_provider_from_an_https_network_mirror() {
     let root = std::env::temp_dir().join(unique("provider-release"));
     let dist = root.join("dist");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../provider/release.sh");
-    let binary = built_binary("terraform-provider-aigov");
+    std::fs::create_dir_all(&root).expect("scratch dir");
+    // The quickstart's command, its release builds standing for this build's (both platforms).
+    let release = quickstart::with_built_paths(&quickstart::command("bash provider/release.sh"));
     ok(
-        Command::new("bash")
-            .arg(script)
-            .args([PROVIDER_VERSION, &dist.display().to_string()])
-            .arg(format!("{}:linux_amd64", binary.display()))
-            .output()
-            .expect("bash runs"),
+        quickstart::bash(&release, quickstart::workdir(&root), &[], &[]),
         "release.sh",
     );
-    let zip = format!("terraform-provider-aigov_{PROVIDER_VERSION}_linux_amd64.zip");
     let sums = std::fs::read_to_string(dist.join(format!(
         "terraform-provider-aigov_{PROVIDER_VERSION}_SHA256SUMS"
     )))
     .expect("SHA256SUMS");
+    for (platform, machine) in [("linux_amd64", 62), ("linux_arm64", 183)] {
+        let zip = format!("terraform-provider-aigov_{PROVIDER_VERSION}_{platform}.zip");
+        let sha = sums
+            .lines()
+            .find(|l| l.ends_with(&format!("  {zip}")))
+            .and_then(|l| l.split_whitespace().next())
+            .unwrap_or_else(|| panic!("SHA256SUMS lists {zip}: {sums}"));
+        let digest = ok(
+            Command::new("sha256sum")
+                .arg(dist.join(&zip))
+                .output()
+                .expect("sha256sum"),
+            "sha256sum",
+        );
+        assert!(digest.starts_with(sha), "{zip}: {digest} against {sha}");
+        let (name, binary) = unzip(&dist.join(&zip));
+        assert_eq!(
+            name,
+            format!("terraform-provider-aigov_v{PROVIDER_VERSION}")
+        );
+        assert_eq!(
+            elf_machine(&binary),
+            machine,
+            "{zip} holds the wrong machine"
+        );
+        for host in ["registry.terraform.io", "registry.opentofu.org"] {
+            let listing = std::fs::read_to_string(
+                dist.join(format!("mirror/{host}/aigov/aigov/{PROVIDER_VERSION}.json")),
+            )
+            .expect("VERSION.json");
+            let listing: serde_json::Value = serde_json::from_str(&listing).expect("json");
+            assert_eq!(
+                listing["archives"][platform]["hashes"][0],
+                format!("zh:{sha}"),
+                "{host}: {listing}"
+            );
+        }
+    }
+    let zip = format!("terraform-provider-aigov_{PROVIDER_VERSION}_linux_amd64.zip");
     let sha = sums
         .lines()
         .find(|l| l.ends_with(&zip))
@@ -153,12 +224,18 @@ fn tofu_and_terraform_install_the_released_provider_from_an_https_network_mirror
     std::fs::create_dir_all(&certs).expect("certs dir");
     certificates(&certs);
     let mirror = Https::start(&dist.join("mirror"), &certs);
+    // The quickstart's CLI configuration, pointing at this mirror.
     let tfrc = root.join("cli.tfrc");
+    let config = quickstart::block("hcl", "network_mirror");
+    assert!(
+        config.contains("https://mirror.example.internal/"),
+        "{config}"
+    );
     std::fs::write(
         &tfrc,
-        format!(
-            "provider_installation {{\n  network_mirror {{\n    url = \"https://127.0.0.1:{}/\"\n  }}\n}}\n",
-            mirror.port
+        config.replace(
+            "https://mirror.example.internal/",
+            &format!("https://127.0.0.1:{}/", mirror.port),
         ),
     )
     .expect("tfrc");
@@ -196,6 +273,17 @@ fn tofu_and_terraform_install_the_released_provider_from_an_https_network_mirror
             _ => lock.contains("\"h1:"),
         };
         assert!(recorded, "{}: {lock}", cli.name);
+        // This machine's platform is the one installed, from the amd64 archive.
+        let host = match cli.name {
+            "tofu" => "registry.opentofu.org",
+            _ => "registry.terraform.io",
+        };
+        let installed = dir.join(format!(
+            ".terraform/providers/{host}/aigov/aigov/{PROVIDER_VERSION}/linux_amd64/terraform-provider-aigov_v{PROVIDER_VERSION}"
+        ));
+        let binary = std::fs::read(&installed)
+            .unwrap_or_else(|e| panic!("{}: {}: {e}", cli.name, installed.display()));
+        assert_eq!(elf_machine(&binary), 62, "{}", cli.name);
         ok(
             run(&["plan", "-input=false"]),
             &format!("{} plan", cli.name),
