@@ -151,8 +151,12 @@ struct SliceAccount {
     /// from the give-back, or the grant could go back before the call that waits for it
     /// takes it (a call's worst case can be many slices of a small per-value limit).
     asked: Usd,
-    /// A call claimed this account since its last holding was reported.
+    /// A call claimed this account, or its balance changed, since it was last looked at for
+    /// an exchange: a value account that is not dirty is passed over without building its
+    /// holding (a replica may hold 100,000 of them).
     touched: bool,
+    /// A per-value account ([`value_limits::split`]), not a budget's own.
+    is_value: bool,
     /// What the last holding reported (held, reserved): a value account whose holding has not
     /// changed and that no call touched is left out of the next exchange.
     reported: Option<(String, String)>,
@@ -347,6 +351,7 @@ impl SliceBook {
     pub fn settle(&mut self, reservation: Reservation, cost: Usd, mut record: UsageRecord) {
         for (key, amount) in &reservation.amounts {
             if let Some(account) = self.accounts.get_mut(key) {
+                account.touched = true;
                 account.reserved = account.reserved.saturating_sub(*amount);
                 if !amount.is_zero() {
                     // Normally cost <= amount. Were the worst case ever wrong, the excess comes
@@ -364,6 +369,7 @@ impl SliceBook {
     pub fn release(&mut self, reservation: Reservation) {
         for (key, amount) in &reservation.amounts {
             if let Some(account) = self.accounts.get_mut(key) {
+                account.touched = true;
                 account.reserved = account.reserved.saturating_sub(*amount);
                 account.free += *amount;
             }
@@ -400,6 +406,11 @@ impl SliceBook {
             .accounts
             .iter_mut()
             .filter_map(|(key, account)| {
+                let idle = now.saturating_duration_since(account.last_used) >= RECENTLY_USED;
+                let due = account.touched || drop_free || (idle && !account.free.is_zero());
+                if account.is_value && !due {
+                    return None;
+                }
                 let holding = holding(key, account, fraction, drop_free, leaving, now);
                 let current = (holding.held.clone(), holding.reserved.clone());
                 let touched = std::mem::take(&mut account.touched);
@@ -412,8 +423,8 @@ impl SliceBook {
             .collect();
         // A value account that holds nothing and has not been used lately is forgotten once
         // its empty holding is reported here: values come and go by the thousand.
-        self.accounts.retain(|key, account| {
-            value_limits::split(key).is_none()
+        self.accounts.retain(|_, account| {
+            !account.is_value
                 || !account.free.is_zero()
                 || !account.reserved.is_zero()
                 || now.saturating_duration_since(account.last_used) < RECENTLY_USED
@@ -472,6 +483,7 @@ impl SliceBook {
                 Usd::parse(&grant.amount),
             ) {
                 account.free += amount;
+                account.touched = true;
             }
         }
         // A give-back asked for goes out with the next exchange, at once.
@@ -489,6 +501,7 @@ impl SliceBook {
                     1.0
                 };
                 account.give_back |= figures.give_back;
+                account.touched |= figures.give_back;
                 again |= figures.give_back;
                 account.figures = Some(Figures {
                     spent,
@@ -537,6 +550,7 @@ impl SliceBook {
                 urgent: Usd::ZERO,
                 asked: Usd::ZERO,
                 touched: false,
+                is_value: value_limits::split(&claim.key).is_some(),
                 reported: None,
                 limit_hint: claim.limit,
                 figures: None,

@@ -22,6 +22,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use imbl::HashMap as SharedMap;
+
 use aigov_api::Usd;
 use aigov_api::budget::{ValueLedger, ValueLimitStatus, ValueSpent};
 
@@ -89,8 +91,10 @@ impl Tracked {
 pub struct ValueLimits {
     /// Metadata key → each value's limit.
     limits: BTreeMap<String, Usd>,
-    /// (key, value) → its account.
-    values: HashMap<(String, String), Tracked>,
+    /// (key, value) → its account. A persistent map: the reconciler copies the budget's account
+    /// under the ledger's lock on every pass, and copying this one is O(1) however many values
+    /// it holds (changes after the copy share all but the paths they touch).
+    values: SharedMap<(String, String), Tracked>,
     /// Keys restored from a ledger that did not fit in the status.
     closed: BTreeSet<String>,
     /// A use counter (no clock needed: only the order matters).
@@ -215,10 +219,10 @@ impl ValueLimits {
 
     /// Starts the next period: spend is forgotten, holdings carry over.
     pub fn roll_over(&mut self) {
-        self.values.retain(|_, t| {
-            t.spent = Usd::ZERO;
-            !t.idle()
-        });
+        for (_, tracked) in self.values.iter_mut() {
+            tracked.spent = Usd::ZERO;
+        }
+        self.values.retain(|_, t| !t.idle());
         self.closed.clear();
     }
 
@@ -259,15 +263,23 @@ impl ValueLimits {
                     .filter(|((k, _), _)| k == key)
                     .map(|((_, v), t)| (v.as_str(), t.spent))
                     .collect();
+                let tracked = values.len() as u64;
                 let at_limit = values
                     .iter()
                     .filter(|(_, spent)| aigov_api::evaluation::reached(*spent, *limit, 100))
                     .count();
-                values.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+                let dearest_first =
+                    |a: &(&str, Usd), b: &(&str, Usd)| b.1.cmp(&a.1).then(a.0.cmp(b.0));
+                // The top ones only: O(n) to find them, however many values there are.
+                if values.len() > SHOWN_VALUES {
+                    values.select_nth_unstable_by(SHOWN_VALUES, dearest_first);
+                    values.truncate(SHOWN_VALUES);
+                }
+                values.sort_by(dearest_first);
                 ValueLimitStatus {
                     key: key.clone(),
                     limit: limit.to_api_string(),
-                    values: values.len() as u64,
+                    values: tracked,
                     at_limit: at_limit as u64,
                     top: values
                         .iter()
@@ -471,6 +483,20 @@ mod tests {
         assert_eq!((status[0].values, status[0].at_limit), (2, 1));
         assert_eq!(status[0].top[0].value, "a");
         assert_eq!(status[0].top[1].spent, "0.004");
+
+        for i in 0..25 {
+            book.count(
+                &meta(&[("user", &format!("v-{i:02}"))]),
+                usd(&format!("0.{:04}", i + 1)),
+            );
+        }
+        let status = book.status();
+        assert_eq!(
+            status[0].values, 27,
+            "every value tracked, not only those shown"
+        );
+        assert_eq!(status[0].top.len(), SHOWN_VALUES);
+        assert_eq!(status[0].top[2].value, "v-24");
     }
 
     #[test]
