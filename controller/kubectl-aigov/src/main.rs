@@ -427,11 +427,9 @@ async fn scope(t: &Target, budget: Option<String>) -> anyhow::Result<Scope> {
 /// The budget's last period and its current one up to now.
 fn budget_periods(budget: &AIBudget, now: Timestamp) -> anyhow::Result<(TimeRange, TimeRange)> {
     let tz = time_zone(&budget.spec.time_zone)?;
-    let current = budget.spec.period.window_at(now, &tz)?;
-    let last = budget
-        .spec
-        .period
-        .window_at(current.start - jiff::SignedDuration::from_secs(1), &tz)?;
+    let calendar = budget.spec.calendar();
+    let current = calendar.window_at(now, &tz)?;
+    let last = calendar.window_at(current.start - jiff::SignedDuration::from_secs(1), &tz)?;
     Ok((
         TimeRange::between(last.start, last.end, "the last period")?,
         TimeRange::between(
