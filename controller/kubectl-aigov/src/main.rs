@@ -314,6 +314,11 @@ async fn run_compare(
         ),
         (None, None, Some(name)) => {
             let (found, namespace) = budgets(t, Some(name)).await?;
+            if found[0].spec.period == aigov_api::period::Period::Credit {
+                bail!(
+                    "{name} is a Credit, which never resets: it has no last period to compare with; give both --a START..END and --b START..END"
+                );
+            }
             let (before, after) = budget_periods(&found[0], now)?;
             let scope = Scope {
                 namespace: Some(namespace.unwrap_or_default()),
