@@ -100,6 +100,8 @@ pub fn build(inputs: StatusInputs<'_>) -> StatusOutcome {
         period_start: Some(account.window.start.to_string()),
         period_end: Some(account.window.end.to_string()),
         effective_limit: Some(limit.to_api_string()),
+        rolled_over: (inputs.spec.rollover.is_some() || !account.rolled_over.is_zero())
+            .then(|| account.rolled_over.to_api_string()),
         spent: Some(spent.to_api_string()),
         reserved: Some(account.held_total().to_api_string()),
         holdings: holdings(account, inputs.replicas, inputs.now),

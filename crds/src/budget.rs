@@ -11,7 +11,7 @@ use kube::core::Rule;
 use serde::{Deserialize, Serialize};
 
 use crate::evaluation::{EnforcementAction, Phase};
-use crate::period::Period;
+use crate::period::{Calendar, Period, Rollover, WeekStart};
 
 /// A USD amount as the API accepts it: a plain decimal, up to 6 decimal places.
 pub const AMOUNT_REGEX: &str = r"^(0|[1-9][0-9]{0,11})(\.[0-9]{1,6})?$";
@@ -47,6 +47,9 @@ pub const MODEL_ID_REGEX: &str = r"^[A-Za-z0-9._:/-]+$";
 )]
 #[x_kube(validation = Rule::new("!has(self.escalation) || size(self.escalation) == 0 || has(self.alerts)").message("escalation steps need alerts to be configured: add spec.alerts (the first channel) before escalation steps").field_path(".escalation"))]
 #[x_kube(validation = Rule::new("!has(self.enforcement) || self.enforcement.action != 'Escalate' || (has(self.escalation) && size(self.escalation) > 0)").message("enforcement.action Escalate needs at least one step in spec.escalation").field_path(".escalation"))]
+#[x_kube(validation = Rule::new("!has(self.weekStart) || (has(self.period) && self.period == 'Weekly')").message("weekStart applies to a Weekly period only: remove it, or set period: Weekly").field_path(".weekStart"))]
+#[x_kube(validation = Rule::new("!has(self.fiscalYearStartMonth) || (has(self.period) && self.period in ['Quarterly', 'Yearly'])").message("fiscalYearStartMonth applies to Quarterly and Yearly periods only: remove it, or set period: Quarterly or Yearly").field_path(".fiscalYearStartMonth"))]
+#[x_kube(validation = Rule::new("!has(self.rollover) || !has(self.period) || self.period != 'Credit'").message("rollover carries unused budget into the next period, and a Credit never ends: remove spec.rollover, or choose a period that resets").field_path(".rollover"))]
 #[serde(rename_all = "camelCase")]
 pub struct AIBudgetSpec {
     /// The most this budget may spend per period, in USD, as a decimal string (`"250.00"`).
@@ -54,9 +57,28 @@ pub struct AIBudgetSpec {
     #[x_kube(validation = Rule::new("self.matches('[1-9]')").message("limit must be greater than zero, e.g. \"250.00\""))]
     pub limit: String,
 
-    /// How long spend accumulates before it starts again at zero.
+    /// How long spend accumulates before it starts again at zero: `Daily`, `Weekly`,
+    /// `Monthly`, `Quarterly`, `Yearly`, or `Credit`, a prepaid amount that never resets (raising
+    /// the limit tops it up).
     #[serde(default)]
     pub period: Period,
+
+    /// The day a `Weekly` period starts on, by its English name (default `Monday`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        description = "The day a `Weekly` period starts on, by its English name (default `Monday`), e.g. `Sunday`."
+    )]
+    pub week_start: Option<WeekStart>,
+
+    /// The month a fiscal year starts, from 1 (January, the default) to 12: a `Yearly` period
+    /// starts on the 1st of it, a `Quarterly` one on the 1st of it and every 3 months after.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 12").message("fiscalYearStartMonth is the month the fiscal year starts, from 1 (January) to 12 (December), e.g. 4 for a year from April"))]
+    pub fiscal_year_start_month: Option<u8>,
+
+    /// Carries what a period left unused into the next, at most `maxPercent` of the limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollover: Option<Rollover>,
 
     /// The IANA time zone in which periods start at local midnight (default `UTC`), by its
     /// name in the tz database: `Europe/Berlin`, `America/Argentina/Buenos_Aires`,
@@ -115,6 +137,18 @@ pub struct AIBudgetSpec {
 }
 
 impl AIBudgetSpec {
+    /// The period with its calendar (`weekStart`, `fiscalYearStartMonth`, their defaults).
+    pub fn calendar(&self) -> Calendar {
+        Calendar {
+            period: self.period,
+            week_start: self.week_start.unwrap_or_default(),
+            fiscal_year_start_month: self
+                .fiscal_year_start_month
+                .and_then(|m| i8::try_from(m).ok())
+                .unwrap_or(1),
+        }
+    }
+
     /// `limitPerValue` as (key, limit) pairs; a limit that does not parse (the API server
     /// refuses one) is left out rather than taken for zero.
     pub fn value_limits(&self) -> Vec<(String, crate::Usd)> {
@@ -440,9 +474,14 @@ pub struct AIBudgetStatus {
     /// The current period's end: when spend resets (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub period_end: Option<String>,
-    /// The limit in force: the spec's plus any extension (USD).
+    /// The limit in force: the spec's, plus what was carried into this period, plus any
+    /// extension (USD).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub effective_limit: Option<String>,
+    /// What `spec.rollover` carried into this period from the one before, part of
+    /// `effectiveLimit` (USD).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rolled_over: Option<String>,
     /// Settled spend this period (USD, exact).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spent: Option<String>,

@@ -110,8 +110,12 @@ pub fn phase(inputs: PhaseInputs<'_>) -> Phase {
 }
 
 /// End-of-period spend if the rate so far continues, to the micro-dollar; `None` while too
-/// little of the period has passed to say (under 5% of it and under an hour).
+/// little of the period has passed to say (under 5% of it and under an hour), and for a credit.
 pub fn forecast(spent: Usd, window: &Window, now: Timestamp) -> Option<Usd> {
+    // A credit has no end to forecast for: its spend only grows until the credit is used.
+    if window.never_ends() {
+        return None;
+    }
     let total = window.length_seconds();
     let elapsed = (now.as_second() - window.start.as_second()).clamp(0, total);
     let minimum = (total / 20).min(3600);
@@ -134,6 +138,15 @@ mod tests {
     }
     fn ts(s: &str) -> Timestamp {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_credit_is_never_forecast_because_it_has_no_end() {
+        let credit = Window::credit();
+        assert_eq!(
+            forecast(usd("5"), &credit, ts("2026-06-01T00:00:00Z")),
+            None
+        );
     }
 
     #[test]

@@ -86,6 +86,9 @@ fn period_adjective(period: aigov_api::period::Period) -> &'static str {
         Period::Daily => "daily",
         Period::Weekly => "weekly",
         Period::Monthly => "monthly",
+        Period::Quarterly => "quarterly",
+        Period::Yearly => "yearly",
+        Period::Credit => "prepaid",
     }
 }
 

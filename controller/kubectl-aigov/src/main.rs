@@ -314,6 +314,11 @@ async fn run_compare(
         ),
         (None, None, Some(name)) => {
             let (found, namespace) = budgets(t, Some(name)).await?;
+            if found[0].spec.period == aigov_api::period::Period::Credit {
+                bail!(
+                    "{name} is a Credit, which never resets: it has no last period to compare with; give both --a START..END and --b START..END"
+                );
+            }
             let (before, after) = budget_periods(&found[0], now)?;
             let scope = Scope {
                 namespace: Some(namespace.unwrap_or_default()),
@@ -427,11 +432,9 @@ async fn scope(t: &Target, budget: Option<String>) -> anyhow::Result<Scope> {
 /// The budget's last period and its current one up to now.
 fn budget_periods(budget: &AIBudget, now: Timestamp) -> anyhow::Result<(TimeRange, TimeRange)> {
     let tz = time_zone(&budget.spec.time_zone)?;
-    let current = budget.spec.period.window_at(now, &tz)?;
-    let last = budget
-        .spec
-        .period
-        .window_at(current.start - jiff::SignedDuration::from_secs(1), &tz)?;
+    let calendar = budget.spec.calendar();
+    let current = calendar.window_at(now, &tz)?;
+    let last = calendar.window_at(current.start - jiff::SignedDuration::from_secs(1), &tz)?;
     Ok((
         TimeRange::between(last.start, last.end, "the last period")?,
         TimeRange::between(

@@ -114,6 +114,9 @@ pub struct Account {
     doubts_seen: HashMap<String, u64>,
     /// Bedrock request IDs counted lately (see [`RecentRequests`]).
     seen: RecentRequests,
+    /// What `spec.rollover` carried into this period from the one before (part of `limit`),
+    /// kept apart so that status shows it and a restarted leader restores it.
+    pub rolled_over: Usd,
     /// Bumped on every change; the status writer compares it.
     pub version: u64,
 }
@@ -143,6 +146,7 @@ impl Account {
             restored: HashMap::new(),
             doubts_seen: HashMap::new(),
             seen: RecentRequests::default(),
+            rolled_over: Usd::ZERO,
             version: 1,
         };
         let Some(status) = status else {
@@ -164,6 +168,11 @@ impl Account {
         }
         account.spent = status
             .spent
+            .as_deref()
+            .and_then(|s| Usd::parse(s).ok())
+            .unwrap_or(Usd::ZERO);
+        account.rolled_over = status
+            .rolled_over
             .as_deref()
             .and_then(|s| Usd::parse(s).ok())
             .unwrap_or(Usd::ZERO);
@@ -439,10 +448,12 @@ impl Account {
         })
     }
 
-    /// Starts the next period at zero. Watermarks and holdings carry over.
-    pub fn roll_over(&mut self, window: Window, limit: Usd) {
+    /// Starts the next period at zero, with `limit` in force, of which `carried` is what
+    /// `spec.rollover` brought from the period that ended. Watermarks and holdings carry over.
+    pub fn roll_over(&mut self, window: Window, limit: Usd, carried: Usd) {
         self.window = window;
         self.limit = limit;
+        self.rolled_over = carried;
         self.spent = Usd::ZERO;
         self.tokens = TokenCounts::default();
         self.requests = 0;
@@ -553,6 +564,9 @@ pub struct RollOver {
     pub to: Window,
     /// The account's version the plan saw.
     pub version: u64,
+    /// What `spec.rollover` carries from `from` into `to`, computed from the account at
+    /// `version` (its exact spend and limit) and included in [`Transition::limit`].
+    pub carried: Usd,
 }
 
 /// What [`Ledger::commit`] did.
@@ -712,7 +726,7 @@ impl Ledger {
                 Some(r) if account.window == r.from => {
                     let unchanged = account.version == r.version;
                     if unchanged {
-                        account.roll_over(r.to.clone(), transition.limit);
+                        account.roll_over(r.to.clone(), transition.limit, r.carried);
                     }
                     unchanged
                 }
@@ -1439,7 +1453,7 @@ mod tests {
         let next = Period::Monthly
             .window_at(window().end, &time_zone("UTC").unwrap())
             .unwrap();
-        restored.roll_over(next, usd("10"));
+        restored.roll_over(next, usd("10"), Usd::ZERO);
         assert!(restored.top_attribution().is_empty());
         assert_eq!(restored.attribution.keys().collect::<Vec<_>>(), ["feature"]);
     }
@@ -1522,6 +1536,7 @@ mod tests {
                 from: snapshot.window.clone(),
                 to: next.clone(),
                 version: snapshot.version,
+                carried: Usd::ZERO,
             }),
             limit: usd("20"),
             persisted: snapshot.watermarks(),
@@ -1565,6 +1580,77 @@ mod tests {
             (next, Usd::ZERO, usd("20"))
         );
         assert_eq!(ledger.acknowledge("g1", false), 1);
+    }
+
+    #[test]
+    fn a_rollover_at_the_boundary_carries_the_unused_budget_capped_and_a_restart_keeps_it() {
+        let mut ledger = ledger_with(&["a/x"], "10");
+        ledger.apply(
+            "g1",
+            &record(1, "r1", &["a/x"], 800_000),
+            &PriceBook::default(),
+        );
+        let snapshot = ledger.account("a/x").unwrap().clone();
+        let next = Period::Monthly
+            .window_at(snapshot.window.end, &time_zone("UTC").unwrap())
+            .unwrap();
+        assert_eq!(
+            next.start, snapshot.window.end,
+            "the next period starts at the boundary"
+        );
+        // $9.00 unused of $10.00; at most 50% of the next $10.00 limit is carried.
+        let rule = aigov_api::period::Rollover { max_percent: 50 };
+        let carried = rule.carried(snapshot.limit, snapshot.spent, usd("10"));
+        assert_eq!(carried, usd("5"));
+        let committed = ledger.commit(
+            "a/x",
+            Transition {
+                open: None,
+                replaces: None,
+                roll_over: Some(RollOver {
+                    from: snapshot.window.clone(),
+                    to: next.clone(),
+                    version: snapshot.version,
+                    carried,
+                }),
+                limit: usd("10") + carried,
+                persisted: snapshot.watermarks(),
+            },
+        );
+        assert!(!committed.stale);
+        let account = ledger.account("a/x").unwrap();
+        assert_eq!(
+            (
+                account.window.clone(),
+                account.spent,
+                account.limit,
+                account.rolled_over
+            ),
+            (next.clone(), Usd::ZERO, usd("15"), usd("5"))
+        );
+        let status = AIBudgetStatus {
+            period_start: Some(next.start.to_string()),
+            period_end: Some(next.end.to_string()),
+            effective_limit: Some("15.00".into()),
+            rolled_over: Some("5.00".into()),
+            spent: Some("0".into()),
+            ..AIBudgetStatus::default()
+        };
+        let restored = Account::restore(next.clone(), usd("15"), Some(&status));
+        assert_eq!(
+            restored.rolled_over,
+            usd("5"),
+            "a new leader restores what was carried"
+        );
+        let later = Period::Monthly
+            .window_at(next.end, &time_zone("UTC").unwrap())
+            .unwrap();
+        let from_old_status = Account::restore(later, usd("10"), Some(&status));
+        assert_eq!(
+            from_old_status.rolled_over,
+            Usd::ZERO,
+            "only for its own period"
+        );
     }
 
     /// The instant the records of `record` were answered at (`occurred_at_ms`).

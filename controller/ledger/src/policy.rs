@@ -8,7 +8,7 @@ use aigov_api::budget::{FailMode, WorkloadSelector};
 use aigov_api::evaluation::EnforcementAction;
 use aigov_api::model::ResolvedModel;
 use aigov_api::pattern::ModelPattern;
-use aigov_api::period::{Period, Window, time_zone};
+use aigov_api::period::{Calendar, Period, Window, time_zone};
 use aigov_api::{AIBudget, Usd};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
@@ -62,7 +62,7 @@ pub struct BudgetPolicy {
     pub value_limits: Vec<(String, Usd)>,
     /// `spec.attribution.require`: request-metadata keys every call must carry.
     pub required_keys: Vec<String>,
-    period: Period,
+    calendar: Calendar,
     tz: TimeZone,
 }
 
@@ -117,7 +117,7 @@ impl BudgetPolicy {
             fail_mode: enforcement.fail_mode,
             value_limits: spec.value_limits(),
             required_keys: spec.required_keys().to_vec(),
-            period: spec.period,
+            calendar: spec.calendar(),
             tz: time_zone(&spec.time_zone)?,
             namespace,
             name,
@@ -126,12 +126,12 @@ impl BudgetPolicy {
 
     /// How long spend accumulates (`spec.period`).
     pub fn period(&self) -> Period {
-        self.period
+        self.calendar.period
     }
 
     /// The period that contains `at`.
     pub fn window_at(&self, at: Timestamp) -> Result<Window> {
-        Ok(self.period.window_at(at, &self.tz)?)
+        Ok(self.calendar.window_at(at, &self.tz)?)
     }
 
     /// True when the budget applies to `workload`: same namespace, one of the service

@@ -335,6 +335,9 @@ async fn plan_and_apply(budget: &AIBudget, key: &str, ctx: &Context) -> Result<a
     };
     let terms = plan::terms(budget, policy.limit, &window);
     let ledgered = ctx.ledgered(&policy.key, budget, &window, terms.limit);
+    // What rollover carries is read from the same snapshot the plan rolls over from.
+    let carried = plan::carried(budget, policy.limit, &window, &ledgered);
+    let terms = terms.carrying(carried);
     let recollection = ctx.recall(&policy.key, budget);
     let plan = plan::plan(&PlanInputs {
         budget,

@@ -37,8 +37,21 @@ pub struct Terms {
     pub extension: Option<ExtensionStatus>,
     /// The extension is new (not yet in status): an `ExtensionGranted` Event is due.
     pub extension_granted: bool,
-    /// The effective limit: spec plus extension.
+    /// The effective limit: spec plus extension, plus what was carried into the period.
     pub limit: Usd,
+    /// What `spec.rollover` carried into the period (part of `limit`).
+    pub rolled_over: Usd,
+}
+
+impl Terms {
+    /// These terms with `carried` brought into the period by `spec.rollover` ([`carried`]).
+    pub fn carrying(self, carried: Usd) -> Terms {
+        Terms {
+            limit: self.limit + carried,
+            rolled_over: carried,
+            ..self
+        }
+    }
 }
 
 /// The effective limit of `budget` in the period starting at `window`, given its spec limit.
@@ -57,7 +70,44 @@ pub fn terms(budget: &AIBudget, spec_limit: Usd, window: &Window) -> Terms {
         extension_granted: extension.is_some() && extension.as_ref() != previous,
         extension,
         limit: spec_limit + extra,
+        rolled_over: Usd::ZERO,
     }
+}
+
+/// What `spec.rollover` carries into the period `window` of a budget whose spec limit is
+/// `spec_limit`. The amount is fixed when the period begins, from the exact spend and limit
+/// of the period that ended, as the plan's snapshot of the account has them (the ledger
+/// commits the rollover only if the account has not moved since); while the period runs,
+/// it is the account's, which a new leader restores from `status.rolledOver`. So a change to
+/// `spec.rollover` applies from the next period on. Periods that passed with no leader
+/// running spent nothing, so each carried everything up to the cap.
+pub fn carried(budget: &AIBudget, spec_limit: Usd, window: &Window, ledgered: &Ledgered) -> Usd {
+    let account = &ledgered.account;
+    let ended = match &ledgered.unopened {
+        Some(restored) => {
+            let status = budget.status.as_ref();
+            match status.and_then(|s| status::status_window(s).map(|w| (s, w))) {
+                Some((status, old)) if old.end <= window.start => {
+                    let figure = |f: &Option<String>| f.as_deref().and_then(|v| Usd::parse(v).ok());
+                    let limit = figure(&status.effective_limit).unwrap_or(spec_limit);
+                    (old, limit, figure(&status.spent).unwrap_or(Usd::ZERO))
+                }
+                _ => return restored.rolled_over,
+            }
+        }
+        None if account.is_for_another_object(object_uid(budget)) => return Usd::ZERO,
+        None if account.window == *window => return account.rolled_over,
+        None => (account.window.clone(), account.limit, account.spent),
+    };
+    let Some(rule) = budget.spec.rollover else {
+        return Usd::ZERO;
+    };
+    let (old, limit, spent) = ended;
+    let carried = rule.carried(limit, spent, spec_limit);
+    if old.end < window.start {
+        return rule.carried(spec_limit + carried, Usd::ZERO, spec_limit);
+    }
+    carried
 }
 
 /// A budget's extension this period, from its annotation and what status recorded.
@@ -425,11 +475,17 @@ fn next_account(inputs: &PlanInputs<'_>) -> Next {
     if let Some(restored) = &inputs.ledgered.unopened {
         // A status from an earlier period: that period ended while no leader ran.
         let spec_limit = Usd::parse(&inputs.budget.spec.limit).unwrap_or(Usd::ZERO);
+        let carrying = |account: &Account| {
+            let mut account = account.clone();
+            account.limit = limit;
+            account.rolled_over = inputs.terms.rolled_over;
+            account
+        };
         return Next {
-            account: inputs.ledgered.account.clone(),
+            account: carrying(&inputs.ledgered.account),
             finished: previous.and_then(|p| status::ended_while_away(p, inputs.window, spec_limit)),
             transition: Transition {
-                open: Some(restored.clone()),
+                open: Some(carrying(restored)),
                 replaces: None,
                 roll_over: None,
                 limit,
@@ -450,8 +506,9 @@ fn next_account(inputs: &PlanInputs<'_>) -> Next {
             from: account.window.clone(),
             to: inputs.window.clone(),
             version: account.version,
+            carried: inputs.terms.rolled_over,
         });
-        account.roll_over(inputs.window.clone(), limit);
+        account.roll_over(inputs.window.clone(), limit, inputs.terms.rolled_over);
     }
     if account.limit != limit {
         account.limit = limit;
@@ -775,17 +832,19 @@ mod tests {
         fn plan(&self, now: &str) -> Plan {
             let policy = BudgetPolicy::from_budget(&self.budget).unwrap();
             let window = policy.window_at(at(now)).unwrap();
-            let terms = terms(&self.budget, policy.limit, &window);
+            let ledgered = Ledgered {
+                account: self.account.clone(),
+                unopened: None,
+                replicas: Replicas::default(),
+            };
+            let carried = carried(&self.budget, policy.limit, &window, &ledgered);
+            let terms = terms(&self.budget, policy.limit, &window).carrying(carried);
             plan(&PlanInputs {
                 budget: &self.budget,
                 key: "team/chat",
                 window: &window,
                 terms: &terms,
-                ledgered: &Ledgered {
-                    account: self.account.clone(),
-                    unopened: None,
-                    replicas: Replicas::default(),
-                },
+                ledgered: &ledgered,
                 now: at(now),
                 recollection: &self.recollection,
                 status_interval: Duration::from_secs(1),
@@ -1087,6 +1146,87 @@ mod tests {
         assert_eq!(plan.finished.as_ref().unwrap().spent, "7.00");
         assert_eq!(reasons(&plan), ["PeriodRolledOver"]);
         assert!(plan.transition.open.is_some() && plan.transition.roll_over.is_none());
+    }
+
+    const QUARTERLY_BERLIN: &str =
+        "limit: '10'\nperiod: Quarterly\ntimeZone: Europe/Berlin\nrollover: {maxPercent: 50}\n";
+
+    #[test]
+    fn a_quarterly_budget_in_berlin_rolls_over_at_local_midnight_carrying_the_capped_unused_amount()
+    {
+        // Q4 2026 in Berlin: 2026-10-01 00:00 CEST to 2027-01-01 00:00 CET (23:00 UTC).
+        let mut b = Budget::new(QUARTERLY_BERLIN, "2.5");
+        let before = b.plan("2026-12-31T22:59:59Z");
+        assert!(before.transition.roll_over.is_none());
+        assert_eq!(before.status.rolled_over.as_deref(), Some("0.00"));
+        let plan = b.plan("2026-12-31T23:00:00Z");
+        let roll_over = plan.transition.roll_over.clone().unwrap();
+        // $7.50 unused, capped at 50% of $10.00.
+        assert_eq!(
+            (roll_over.carried, plan.transition.limit),
+            (usd("5"), usd("15"))
+        );
+        assert_eq!(roll_over.to.start, at("2026-12-31T23:00:00Z"));
+        assert_eq!(
+            plan.status.period_start.as_deref(),
+            Some("2026-12-31T23:00:00Z")
+        );
+        assert_eq!(
+            plan.status.period_end.as_deref(),
+            Some("2027-03-31T22:00:00Z")
+        );
+        assert_eq!(plan.status.rolled_over.as_deref(), Some("5.00"));
+        assert_eq!(plan.status.effective_limit.as_deref(), Some("15.00"));
+        assert_eq!(plan.finished.as_ref().unwrap().spent, "2.50");
+
+        // The ledger commits it; later reconciles of the period keep the amount.
+        let mut ledger = aigov_ledger::ledger::Ledger::default();
+        ledger.insert("team/chat".into(), b.account.clone());
+        assert!(!ledger.commit("team/chat", plan.transition.clone()).stale);
+        b.account = ledger.account("team/chat").unwrap().clone();
+        b.budget.status = Some(plan.status.clone());
+        let later = b.plan("2027-02-01T00:00:00Z");
+        assert_eq!(later.status.rolled_over.as_deref(), Some("5.00"));
+        assert_eq!(later.transition.limit, usd("15"));
+    }
+
+    #[test]
+    fn a_new_leader_keeps_the_carried_amount_from_status_and_carries_from_a_period_that_ended_while_away()
+     {
+        let budget = {
+            let mut b = budget(QUARTERLY_BERLIN);
+            b.status = Some(AIBudgetStatus {
+                period_start: Some("2026-12-31T23:00:00Z".into()),
+                period_end: Some("2027-03-31T22:00:00Z".into()),
+                effective_limit: Some("15.00".into()),
+                rolled_over: Some("5.00".into()),
+                spent: Some("14.000001".into()),
+                ..AIBudgetStatus::default()
+            });
+            b
+        };
+        let unopened = |now: &str| {
+            let window = BudgetPolicy::from_budget(&budget)
+                .unwrap()
+                .window_at(at(now))
+                .unwrap();
+            let restored = Account::restore(window.clone(), usd("10"), budget.status.as_ref());
+            let ledgered = Ledgered {
+                account: restored.clone(),
+                unopened: Some(restored),
+                replicas: Replicas::default(),
+            };
+            carried(&budget, usd("10"), &window, &ledgered)
+        };
+        assert_eq!(
+            unopened("2027-03-01T00:00:00Z"),
+            usd("5"),
+            "the same quarter"
+        );
+        // Q1 ended while no leader ran: $15.00 in force, $14.000001 spent.
+        assert_eq!(unopened("2027-04-02T00:00:00Z"), usd("0.999999"));
+        // Two quarters later: the one between spent nothing and carries the cap.
+        assert_eq!(unopened("2027-07-02T00:00:00Z"), usd("5"));
     }
 
     /// The budget "team/chat" deleted with $42.00 spent (its account, of the object "old",

@@ -53,6 +53,14 @@ fn spec_problem(spec: &AIBudgetSpec) -> Option<String> {
     if let Err(e) = Usd::parse(&spec.limit) {
         return Some(format!("spec.limit: {e}"));
     }
+    if let Some(month) = spec
+        .fiscal_year_start_month
+        .filter(|m| !(1..=12).contains(m))
+    {
+        return Some(format!(
+            "spec.fiscalYearStartMonth: {month} is not a month (use 1 for January to 12 for December)"
+        ));
+    }
     let rules = spec.models.clone().unwrap_or_default();
     let downgrade = spec
         .enforcement
