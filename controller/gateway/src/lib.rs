@@ -48,12 +48,13 @@ use http_body::Body;
 use http_body_util::BodyExt;
 use http_body_util::combinators::BoxBody;
 
+use aigov_api::request_metadata::RequestMetadata;
 use aigov_ledger::clock::Clock;
 use aigov_ledger::policy::{BudgetPolicy, Workload};
 use aigov_ledger::proto::UsageRecord;
 use aigov_runtime::prices::Prices;
 
-use crate::admission::{Admitted, Refused};
+use crate::admission::{Admitted, BudgetState, Refused};
 use crate::cluster::ClusterView;
 use crate::error::GatewayError;
 use crate::forward::Upstream;
@@ -205,6 +206,30 @@ impl Gateway {
         }
     }
 
+    /// Step 4, admission: the keys the budgets require, their model rules, downgrade and
+    /// limits, each limited value the call carries, the soft limits' rates. Returns what to
+    /// call and the states to reserve on (the budgets', then the values').
+    fn admit<'p>(
+        &self,
+        call: &mut CallTrace,
+        route: &Route,
+        budgets: (&'p [Arc<BudgetPolicy>], &[Option<Figures>]),
+        metadata: Option<&RequestMetadata>,
+    ) -> Result<(Vec<BudgetState<'p>>, Admitted), GatewayError> {
+        let (policies, figures) = budgets;
+        let mut states = reserve::budget_states(policies, figures);
+        admission::require_keys(&states, route.operation, metadata)
+            .map_err(GatewayError::refused)?;
+        let admitted = admission::decide(&states, route.operation, &route.model)
+            .map_err(GatewayError::refused)?;
+        call.admitted(&admitted);
+        let values = reserve::value_states(&self.slices, policies, &call.metadata);
+        admission::check_values(&values).map_err(GatewayError::refused)?;
+        ratelimit::check_soft_limits(&self.limiter, &states, Instant::now())?;
+        states.extend(values);
+        Ok((states, admitted))
+    }
+
     /// The request path, step by step; `call` learns what each step found.
     async fn serve<B>(
         self: &Arc<Self>,
@@ -245,16 +270,8 @@ impl Gateway {
                 .pass_through(request, workload.as_deref(), &policies)
                 .await;
         }
-        let mut states = reserve::budget_states(&policies, &figures);
-        admission::require_keys(&states, route.operation, metadata.as_ref())
-            .map_err(GatewayError::refused)?;
-        let admitted = admission::decide(&states, route.operation, &route.model)
-            .map_err(GatewayError::refused)?;
-        call.admitted(&admitted);
-        let values = reserve::value_states(&self.slices, &policies, &call.metadata);
-        admission::check_values(&values).map_err(GatewayError::refused)?;
-        ratelimit::check_soft_limits(&self.limiter, &states, Instant::now())?;
-        states.extend(values);
+        let (states, admitted) =
+            self.admit(call, &route, (&policies, &figures), metadata.as_ref())?;
         let worst = self
             .worst_case(
                 route.operation,
