@@ -201,21 +201,32 @@ fn time_zone_rule() -> Rule {
         .message(kube::core::Message::Expression(message.to_owned()))
 }
 
-/// The schema of `selector.podSelector`: Kubernetes' `LabelSelector`, with the rules the API
-/// server applies to its own selectors (label keys and values, the four operators, values only
-/// with In and NotIn) and bounds that keep the CEL rules' cost within the API server's limits.
+/// The schema of `selector.podSelector` (see [`label_selector_schema`]).
 fn pod_selector_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    label_selector_schema("pods", "a pod")
+}
+
+/// The schema of a `namespaceSelector` (see [`label_selector_schema`]).
+pub(crate) fn namespace_selector_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    label_selector_schema("namespaces", "a namespace")
+}
+
+/// Kubernetes' `LabelSelector` over `what` (plural; `one` names one of them), with the rules
+/// the API server applies to its own selectors (label keys and values, the four operators,
+/// values only with In and NotIn) and bounds that keep the CEL rules' cost within the API
+/// server's limits.
+fn label_selector_schema(what: &str, one: &str) -> schemars::Schema {
     use crate::labels::{LABEL_KEY_REGEX, LABEL_KEY_RULES, LABEL_VALUE_REGEX, MAX_LABEL_KEY_LEN};
     let key_ok = |k: &str| format!("{k}.matches('{LABEL_KEY_REGEX}') && {k}.indexOf('/') <= 253");
     let value =
         serde_json::json!({"type": "string", "maxLength": 63, "pattern": LABEL_VALUE_REGEX});
     let schema = serde_json::json!({
-        "description": "A label selector over pods; absent means any.",
+        "description": format!("A label selector over {what}; absent means any."),
         "type": "object",
         "nullable": true,
         "properties": {
             "matchLabels": {
-                "description": "Label key and value pairs a pod must all have.",
+                "description": format!("Label key and value pairs {one} must all have."),
                 "type": "object",
                 "maxProperties": 64,
                 "additionalProperties": value,
@@ -227,7 +238,7 @@ fn pod_selector_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
                 }],
             },
             "matchExpressions": {
-                "description": "Requirements a pod must all meet: key, operator (In, NotIn, Exists, DoesNotExist) and values (one or more for In and NotIn, none for Exists and DoesNotExist).",
+                "description": format!("Requirements {one} must all meet: key, operator (In, NotIn, Exists, DoesNotExist) and values (one or more for In and NotIn, none for Exists and DoesNotExist)."),
                 "type": "array",
                 "maxItems": 32,
                 "items": {
@@ -261,7 +272,7 @@ fn pod_selector_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
             },
         },
     });
-    schemars::Schema::try_from(schema).expect("the pod selector schema is an object")
+    schemars::Schema::try_from(schema).expect("a label selector schema is an object")
 }
 
 fn default_thresholds() -> Vec<u32> {
@@ -520,6 +531,10 @@ pub struct AIBudgetStatus {
     /// The workloads that spent most this period, most first (see `WorkloadSpend`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub top_workloads: Vec<WorkloadSpend>,
+    /// A `ClusterAIBudget`'s namespaces that spent most this period, most first (absent on an
+    /// `AIBudget`, whose workloads all run in its namespace).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub top_namespaces: Vec<NamespaceSpend>,
     /// Per key of `spec.attribution.keys`, the values that spent most this period (see
     /// `KeyAttribution`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -735,6 +750,21 @@ pub struct ModelSpend {
 pub struct WorkloadSpend {
     /// The workload's name (in the budget's namespace).
     pub workload: String,
+    /// USD.
+    pub spent: String,
+    /// Requests (refused ones included).
+    pub requests: u64,
+    /// Requests refused or rate-limited.
+    #[serde(default)]
+    pub throttled_requests: u64,
+}
+
+/// One namespace's share of a `ClusterAIBudget`'s spend this period.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NamespaceSpend {
+    /// The namespace.
+    pub namespace: String,
     /// USD.
     pub spent: String,
     /// Requests (refused ones included).

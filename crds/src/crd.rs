@@ -3,7 +3,7 @@
 
 use kube::CustomResourceExt;
 
-use crate::{AIBudget, AIModelPrice};
+use crate::{AIBudget, AIBudgetTemplate, AIModelPrice, ClusterAIBudget};
 
 /// Where the generated YAML is committed, relative to this crate: `yaml/` (for `kubectl apply`)
 /// and the Helm chart's `crds/` (Helm installs CRDs from there).
@@ -20,16 +20,24 @@ pub fn yaml_files() -> Vec<(&'static str, String)> {
     vec![
         ("aigov.dev_aibudgets.yaml", render(AIBudget::crd())),
         ("aigov.dev_aimodelprices.yaml", render(AIModelPrice::crd())),
+        (
+            "aigov.dev_clusteraibudgets.yaml",
+            render(ClusterAIBudget::crd()),
+        ),
+        (
+            "aigov.dev_aibudgettemplates.yaml",
+            render(AIBudgetTemplate::crd()),
+        ),
     ]
 }
 
-/// schemars writes `uint32`/`uint64` formats, which the API server warns about; Kubernetes
-/// knows `int32` and `int64` (the `minimum: 0` schemars also writes keeps them unsigned).
+/// schemars writes `uint8`…`uint64` formats, which the API server warns about (`unrecognized
+/// format`); Kubernetes knows `int32` and `int64` (the `minimum: 0` schemars also writes keeps them unsigned).
 fn use_kubernetes_integer_formats(value: &mut serde_json::Value) {
     match value {
         serde_json::Value::Object(map) => {
             if let Some(serde_json::Value::String(format)) = map.get_mut("format")
-                && (format == "uint32" || format == "uint64")
+                && matches!(format.as_str(), "uint8" | "uint16" | "uint32" | "uint64")
             {
                 *format = "int64".to_owned();
             }
@@ -115,5 +123,33 @@ mod tests {
     fn the_price_crd_is_cluster_scoped() {
         let crd = serde_json::to_value(AIModelPrice::crd()).unwrap();
         assert_eq!(crd["spec"]["scope"], "Cluster");
+    }
+
+    #[test]
+    fn the_organisation_kinds_are_cluster_scoped_and_carry_every_rule_of_the_budget_spec() {
+        let budget = serde_json::to_value(AIBudget::crd()).unwrap();
+        let spec_of = |crd: &serde_json::Value| {
+            crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"].clone()
+        };
+        let rules = |schema: &serde_json::Value| schema["x-kubernetes-validations"].clone();
+        let cluster = serde_json::to_value(ClusterAIBudget::crd()).unwrap();
+        assert_eq!(cluster["spec"]["scope"], "Cluster");
+        assert_eq!(cluster["spec"]["names"]["shortNames"][0], "caib");
+        assert!(spec_of(&cluster)["properties"]["namespaceSelector"].is_object());
+        assert_eq!(rules(&spec_of(&cluster)), rules(&spec_of(&budget)));
+        assert_eq!(
+            spec_of(&cluster)["properties"]["limit"],
+            spec_of(&budget)["properties"]["limit"]
+        );
+        let template = serde_json::to_value(AIBudgetTemplate::crd()).unwrap();
+        assert_eq!(template["spec"]["scope"], "Cluster");
+        let stamped = &spec_of(&template)["properties"]["budget"]["properties"]["spec"];
+        assert_eq!(rules(stamped), rules(&spec_of(&budget)));
+        for (name, yaml) in yaml_files() {
+            assert!(
+                !yaml.contains("format: uint"),
+                "{name} has a format the API server warns about"
+            );
+        }
     }
 }
