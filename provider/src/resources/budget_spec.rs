@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
 use aigov_api::budget::{
-    AIBudgetSpec, ATTRIBUTION_KEY_REGEX, AMOUNT_REGEX, Alerts, Attribution, DURATION_REGEX,
+    AIBudgetSpec, AMOUNT_REGEX, ATTRIBUTION_KEY_REGEX, Alerts, Attribution, DURATION_REGEX,
     DowngradeRule, Enforcement, EscalationStep, MAX_ATTRIBUTION_KEYS, MODEL_ID_REGEX, ModelRules,
     SNS_TOPIC_ARN_REGEX, SecretKeyRef, ValueLimit, WorkloadSelector,
 };
@@ -42,7 +42,14 @@ static ATTRIBUTION_KEY: LazyLock<Regex> = LazyLock::new(|| regex(ATTRIBUTION_KEY
 static SECRET_KEY: LazyLock<Regex> = LazyLock::new(|| regex(r"^[-._a-zA-Z0-9]{1,253}$"));
 
 /// The periods, as the API spells them.
-pub const PERIODS: [&str; 6] = ["Daily", "Weekly", "Monthly", "Quarterly", "Yearly", "Credit"];
+pub const PERIODS: [&str; 6] = [
+    "Daily",
+    "Weekly",
+    "Monthly",
+    "Quarterly",
+    "Yearly",
+    "Credit",
+];
 const WEEK_STARTS: [&str; 7] = [
     "Monday",
     "Tuesday",
@@ -464,10 +471,8 @@ pub fn validate_selector(block: &Value, path: &Path, diags: &mut Diagnostics) {
             }]),
         };
         if let Some(problem) = labels::selector_problem(&one, &field) {
-            let problem = problem.replace(
-                ".matchExpressions[0]",
-                &format!(".match_expressions[{i}]"),
-            );
+            let problem =
+                problem.replace(".matchExpressions[0]", &format!(".match_expressions[{i}]"));
             let at = path.then("match_expressions").index(i);
             let attr = if problem.contains("].key ") {
                 "key"
@@ -506,7 +511,12 @@ pub fn validate_spec(config: &Value, diags: &mut Diagnostics) {
 
     let period = config.get("period").as_str();
     validate::one_of(config.get("period"), &PERIODS, &at("period"), diags);
-    validate::one_of(config.get("week_start"), &WEEK_STARTS, &at("week_start"), diags);
+    validate::one_of(
+        config.get("week_start"),
+        &WEEK_STARTS,
+        &at("week_start"),
+        diags,
+    );
     if !config.get("week_start").is_null() && period.is_some_and(|p| p != "Weekly") {
         diags.attr_error(
             &at("week_start"),
@@ -592,7 +602,12 @@ fn validate_enforcement(config: &Value, diags: &mut Diagnostics) {
     let at = Path::attr("enforcement");
     let e = config.get("enforcement");
     validate::one_of(e.get("action"), &ACTIONS, &at.then("action"), diags);
-    validate::one_of(e.get("fail_mode"), &FAIL_MODES, &at.then("fail_mode"), diags);
+    validate::one_of(
+        e.get("fail_mode"),
+        &FAIL_MODES,
+        &at.then("fail_mode"),
+        diags,
+    );
     let percent = e.get("soft_limit_percent");
     let rate = e.get("soft_limit_requests_per_minute");
     validate_count(percent, 1, 99, &at.then("soft_limit_percent"), diags);
@@ -679,7 +694,9 @@ fn validate_channel(block: &Value, path: &Path, what: &str, diags: &mut Diagnost
         diags.attr_error(
             path,
             "No channel",
-            format!("{what} needs a channel: set sns_topic_arn, a webhook_secret_ref block, or both."),
+            format!(
+                "{what} needs a channel: set sns_topic_arn, a webhook_secret_ref block, or both."
+            ),
         );
     }
 }
@@ -728,7 +745,9 @@ fn validate_attribution_keys(value: &Value, max: usize, path: &Path, diags: &mut
     for (i, k) in keys.iter().enumerate() {
         let Some(s) = k.as_str() else { continue };
         let problem = if !ATTRIBUTION_KEY.is_match(s) {
-            Some(format!("{s:?} is not a request-metadata key: letters, digits and _ . : / = + @ $ # , - only (no spaces), at most 128, such as user or tenant_id."))
+            Some(format!(
+                "{s:?} is not a request-metadata key: letters, digits and _ . : / = + @ $ # , - only (no spaces), at most 128, such as user or tenant_id."
+            ))
         } else if s.starts_with("aigov.") {
             Some(format!(
                 "{s:?}: keys under aigov. are the gateway's own pairs; name a key your callers set, such as user."
@@ -868,7 +887,12 @@ pub fn to_spec(v: &Value) -> AIBudgetSpec {
             allow: strings_of(models.get("allow")),
             deny: strings_of(models.get("deny")),
         }),
-        thresholds: v.get("thresholds").items().iter().filter_map(u32_of).collect(),
+        thresholds: v
+            .get("thresholds")
+            .items()
+            .iter()
+            .filter_map(u32_of)
+            .collect(),
         enforcement: (!enforcement.is_null()).then(|| Enforcement {
             action: enum_from(enforcement.get("action")),
             soft_limit_percent: u32_of(enforcement.get("soft_limit_percent")),
@@ -1065,7 +1089,10 @@ pub fn spec_state(spec: &AIBudgetSpec, known: &Value) -> Vec<(&'static str, Valu
             spec.alerts.as_ref().map_or(Value::Null, |a| {
                 Value::object([
                     ("sns_topic_arn", Value::opt_string(a.sns_topic_arn.clone())),
-                    ("webhook_secret_ref", secret_ref_state(&a.webhook_secret_ref)),
+                    (
+                        "webhook_secret_ref",
+                        secret_ref_state(&a.webhook_secret_ref),
+                    ),
                     ("cooldown", Value::string(&a.cooldown)),
                 ])
             }),
@@ -1079,7 +1106,10 @@ pub fn spec_state(spec: &AIBudgetSpec, known: &Value) -> Vec<(&'static str, Valu
                         Value::object([
                             ("after", Value::string(&s.after)),
                             ("sns_topic_arn", Value::opt_string(s.sns_topic_arn.clone())),
-                            ("webhook_secret_ref", secret_ref_state(&s.webhook_secret_ref)),
+                            (
+                                "webhook_secret_ref",
+                                secret_ref_state(&s.webhook_secret_ref),
+                            ),
                         ])
                     })
                     .collect(),
@@ -1089,7 +1119,10 @@ pub fn spec_state(spec: &AIBudgetSpec, known: &Value) -> Vec<(&'static str, Valu
             "attribution",
             spec.attribution.as_ref().map_or(Value::Null, |a| {
                 Value::object([
-                    ("keys", strings_state(&a.keys, known_attribution.get("keys"))),
+                    (
+                        "keys",
+                        strings_state(&a.keys, known_attribution.get("keys")),
+                    ),
                     (
                         "require",
                         strings_state(&a.require, known_attribution.get("require")),
@@ -1253,7 +1286,11 @@ mod tests {
         let mut d = Diagnostics::default();
         validate_selector(&selector, &Path::attr("namespace_selector"), &mut d);
         assert_eq!(d.0.len(), 2, "{:?}", d.0);
-        assert!(d.0[0].detail.contains("not a label key"), "{}", d.0[0].detail);
+        assert!(
+            d.0[0].detail.contains("not a label key"),
+            "{}",
+            d.0[0].detail
+        );
         assert!(
             d.0[1]
                 .detail

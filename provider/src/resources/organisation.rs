@@ -281,10 +281,7 @@ impl Kind for ClusterAIBudget {
                     known.get("namespace_selector"),
                 ),
             ),
-            (
-                "phase",
-                Value::opt_string(phase.map(|p| format!("{p:?}"))),
-            ),
+            ("phase", Value::opt_string(phase.map(|p| format!("{p:?}")))),
             ("spent", amount(&spent)),
             ("percent_used", amount(&percent_used)),
             ("period_end", Value::opt_string(period_end)),
@@ -355,7 +352,10 @@ impl Kind for AIBudgetTemplate {
                     "the label {TEMPLATE_LABEL} is the controller's own: remove it from budget_labels."
                 ))
             } else if !labels::is_label_key(k) {
-                Some(format!("{k:?} is not a label key: {}.", labels::LABEL_KEY_RULES))
+                Some(format!(
+                    "{k:?} is not a label key: {}.",
+                    labels::LABEL_KEY_RULES
+                ))
             } else {
                 v.as_str()
                     .filter(|v| !labels::is_label_value(v))
@@ -393,7 +393,10 @@ impl Kind for AIBudgetTemplate {
             ("budget_name", Value::string(&budget.name)),
             (
                 "budget_labels",
-                unset_if_empty(known.get("budget_labels"), Value::string_map(&budget.labels)),
+                unset_if_empty(
+                    known.get("budget_labels"),
+                    Value::string_map(&budget.labels),
+                ),
             ),
             ("budgets", count(|s| s.budgets)),
             ("overridden_count", count(|s| s.overridden_count)),
