@@ -509,7 +509,11 @@ pub fn validate_spec(config: &Value, diags: &mut Diagnostics) {
     let at = Path::attr;
     validate_amount(config.get("limit"), &at("limit"), diags);
 
-    let period = config.get("period").as_str();
+    // An unset period is the default, Monthly (unknown: not checked).
+    let period = match config.get("period") {
+        Value::Null => Some("Monthly"),
+        p => p.as_str(),
+    };
     validate::one_of(config.get("period"), &PERIODS, &at("period"), diags);
     validate::one_of(
         config.get("week_start"),
