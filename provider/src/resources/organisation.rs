@@ -5,7 +5,6 @@
 //! requests. One resource implementation serves both kinds; the budget spec they share is
 //! `budget_spec`'s.
 
-use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::marker::PhantomData;
 
@@ -418,7 +417,7 @@ fn template_spec(planned: &Value) -> AIBudgetTemplateSpec {
             labels: planned
                 .get("budget_labels")
                 .to_string_map()
-                .unwrap_or_else(BTreeMap::new),
+                .unwrap_or_default(),
             spec: to_spec(planned),
         },
     }
