@@ -16,8 +16,10 @@ use crate::value::Value;
 pub mod alarm;
 pub mod alert_channel;
 pub mod budget;
+pub mod budget_spec;
 pub mod log_group;
 pub mod model_price;
+pub mod organisation;
 pub mod pricing_override;
 
 /// One managed resource type.
@@ -80,6 +82,8 @@ pub fn all() -> Vec<Box<dyn Resource>> {
         Box::new(log_group::LogGroup),
         Box::new(alarm::Alarm),
         Box::new(pricing_override::PricingOverride),
+        Box::new(organisation::ClusterBudget::default()),
+        Box::new(organisation::Template::default()),
     ]
 }
 

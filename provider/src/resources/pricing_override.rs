@@ -1,14 +1,11 @@
 //! `aigov_pricing_override`: an `AIModelPrice` in the cluster, so a negotiated or new price is
 //! reviewed in a pull request like the rest of the cost policy.
 
-use std::sync::LazyLock;
-
 use aigov_api::model_price::{AIModelPrice, AIModelPriceSpec};
 use aigov_api::pattern::ModelPattern;
 use async_trait::async_trait;
 use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
-use regex::Regex;
 use rust_decimal::Decimal;
 
 use super::Resource;
@@ -21,11 +18,6 @@ use crate::value::Value;
 
 /// The field manager the provider's writes are recorded under.
 pub const FIELD_MANAGER: &str = "terraform-provider-aigov";
-
-static NAME: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-        .expect("valid regex")
-});
 
 /// The price attributes: HCL name, CRD field, required.
 const PRICES: [(&str, &str, bool); 5] = [
@@ -96,7 +88,7 @@ impl Resource for PricingOverride {
     fn validate(&self, config: &Value, diags: &mut Diagnostics) {
         validate::name(
             config.get("name"),
-            &NAME,
+            &validate::KUBE_NAME,
             "use lower-case letters, digits, - and . (a Kubernetes object name), at most 253 characters",
             &Path::attr("name"),
             diags,
@@ -228,7 +220,7 @@ impl Resource for PricingOverride {
     }
 
     async fn import(&self, _clients: &Clients, id: &str) -> Result<Value, String> {
-        if !NAME.is_match(id) {
+        if !validate::KUBE_NAME.is_match(id) {
             return Err(format!(
                 "import a pricing override by its AIModelPrice name; {id:?} is not a Kubernetes object name"
             ));

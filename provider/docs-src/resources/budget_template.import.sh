@@ -1,0 +1,1 @@
+terraform import aigov_budget_template.team_default team-default

@@ -1,0 +1,1 @@
+terraform import aigov_cluster_budget.production production-bedrock
