@@ -59,12 +59,12 @@ impl BudgetState<'_> {
             .map_or(&self.policy.key, |v| v.account.as_str())
     }
 
-    /// Who has a limit, as a refusal names it: `AIBudget ns/name`, or `user u-1 in AIBudget
-    /// ns/name` for a value.
+    /// Who has a limit, as a refusal names it, with its level: `AIBudget ns/name`,
+    /// `ClusterAIBudget name`, or `user u-1 in AIBudget ns/name` for a value.
     fn subject(&self) -> String {
         match &self.value {
-            None => format!("AIBudget {}", self.policy.key),
-            Some(v) => format!("{} {} in AIBudget {}", v.key, v.value, self.policy.key),
+            None => self.policy.describe(),
+            Some(v) => format!("{} {} in {}", v.key, v.value, self.policy.describe()),
         }
     }
 
@@ -111,9 +111,9 @@ pub fn require_keys(
                     budget: state.policy.key.clone(),
                     message: format!(
                         "1 validation error detected: Value at 'requestMetadata' failed to satisfy constraint: \
-                         AIBudget {} requires the key '{key}' (spec.attribution.require); \
+                         {} requires the key '{key}' (spec.attribution.require); \
                          add it to requestMetadata (or the X-Amzn-Bedrock-Request-Metadata header)",
-                        state.policy.key
+                        state.policy.describe()
                     ),
                 });
             }
@@ -238,8 +238,9 @@ fn check_models(states: &[BudgetState<'_>], model: &ResolvedModel) -> Result<(),
             kind: Refusal::ModelForbidden,
             budget: state.policy.key.clone(),
             message: format!(
-                "model {} is not allowed by AIBudget {} ({why})",
-                model.requested, state.policy.key
+                "model {} is not allowed by {} ({why})",
+                model.requested,
+                state.policy.describe()
             ),
         });
     }

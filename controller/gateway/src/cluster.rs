@@ -1,14 +1,15 @@
-//! What the gateway knows of the cluster, kept current by watches: pods by IP (identity) and
-//! AIBudgets by namespace (admission). Reads are lock-and-clone of an `Arc`, so the data path
+//! What the gateway knows of the cluster, kept current by watches: pods by IP (identity),
+//! AIBudgets by namespace, and ClusterAIBudgets by the namespaces they cover, which needs the
+//! namespaces' labels (admission). Reads are lock-and-clone of an `Arc`, so the data path
 //! never waits on the API server.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
-use aigov_api::AIBudget;
-use k8s_openapi::api::core::v1::Pod;
+use aigov_api::{AIBudget, ClusterAIBudget};
+use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::{Api, Client, ResourceExt};
 
 use aigov_ledger::policy::{BudgetPolicy, Workload};
@@ -27,13 +28,33 @@ struct BudgetIndex {
     compiled: HashMap<String, (Option<i64>, Arc<BudgetPolicy>)>,
 }
 
+/// Namespaces' labels, the ClusterAIBudgets compiled, and which of them cover each namespace
+/// (what requests read; rebuilt for one namespace when its labels change, for all when a
+/// cluster budget changes, which is rare).
+#[derive(Default)]
+struct ClusterBudgetIndex {
+    namespaces: HashMap<String, BTreeMap<String, String>>,
+    compiled: HashMap<String, (Option<i64>, Arc<BudgetPolicy>)>,
+    by_namespace: HashMap<String, Arc<Vec<Arc<BudgetPolicy>>>>,
+}
+
 /// The pod and budget caches.
 #[derive(Clone, Default)]
 pub struct ClusterView {
     pods: Arc<RwLock<PodIndex>>,
     budgets: Arc<RwLock<BudgetIndex>>,
-    pods_synced: Arc<AtomicBool>,
-    budgets_synced: Arc<AtomicBool>,
+    cluster_budgets: Arc<RwLock<ClusterBudgetIndex>>,
+    /// Whether each watch (pods, AIBudgets, namespaces, ClusterAIBudgets) listed everything.
+    synced: Arc<[AtomicBool; 4]>,
+}
+
+/// The watches [`ClusterView::synced`] waits for, by their place in `synced`.
+#[derive(Clone, Copy)]
+enum Watched {
+    Pods = 0,
+    Budgets = 1,
+    Namespaces = 2,
+    ClusterBudgets = 3,
 }
 
 impl ClusterView {
@@ -42,25 +63,49 @@ impl ClusterView {
         read(&self.pods).by_ip.get(&ip).cloned()
     }
 
-    /// Every budget that selects `workload`.
+    /// Every budget that selects `workload`: its namespace's AIBudgets, then the
+    /// ClusterAIBudgets that cover its namespace, each by its own selector.
     pub fn budgets_for(&self, workload: &Workload) -> Vec<Arc<BudgetPolicy>> {
-        let list = read(&self.budgets)
+        let namespaced = read(&self.budgets)
             .by_namespace
             .get(&workload.namespace)
             .cloned();
-        list.map(|list| {
-            list.iter()
-                .filter(|b| b.selects(workload))
-                .cloned()
-                .collect()
-        })
-        .unwrap_or_default()
+        let cluster = read(&self.cluster_budgets)
+            .by_namespace
+            .get(&workload.namespace)
+            .cloned();
+        [namespaced, cluster]
+            .into_iter()
+            .flatten()
+            .flat_map(|list| {
+                list.iter()
+                    .filter(|b| b.selects(workload))
+                    .cloned()
+                    .collect::<Vec<_>>()
+            })
+            .collect()
     }
 
-    /// True once both caches hold a full list (until then the gateway answers every call with
-    /// a retryable 503 and is not ready).
+    /// True once every cache holds a full list (until then the gateway answers every call
+    /// with a retryable 503 and is not ready: a call judged without the ClusterAIBudgets
+    /// could pass a cap).
     pub fn synced(&self) -> bool {
-        self.pods_synced.load(Ordering::Acquire) && self.budgets_synced.load(Ordering::Acquire)
+        self.synced.iter().all(|s| s.load(Ordering::Acquire))
+    }
+
+    fn mark_synced(&self, watched: Watched) {
+        self.synced[watched as usize].store(true, Ordering::Release);
+    }
+
+    /// A view whose caches all listed nothing (tests of the layers above).
+    #[cfg(test)]
+    pub fn synced_empty() -> ClusterView {
+        let view = ClusterView::default();
+        view.set_pods(&[]);
+        view.set_budgets(&[]);
+        view.set_namespaces(&[]);
+        view.set_cluster_budgets(&[]);
+        view
     }
 
     /// Replaces every pod (a relist, after which the pod cache counts as synced; tests may
@@ -70,7 +115,7 @@ impl ClusterView {
         for pod in pods {
             self.apply_pod(pod);
         }
-        self.pods_synced.store(true, Ordering::Release);
+        self.mark_synced(Watched::Pods);
     }
 
     /// Adds or updates one pod.
@@ -100,7 +145,7 @@ impl ClusterView {
         for budget in budgets {
             self.apply_budget(budget);
         }
-        self.budgets_synced.store(true, Ordering::Release);
+        self.mark_synced(Watched::Budgets);
     }
 
     /// Adds or updates one budget; a change that leaves the spec's generation alone (a status
@@ -108,11 +153,7 @@ impl ClusterView {
     pub fn apply_budget(&self, budget: &AIBudget) {
         let key = object_key(budget);
         let generation = budget.metadata.generation;
-        if read(&self.budgets)
-            .compiled
-            .get(&key)
-            .is_some_and(|(g, _)| generation.is_some() && *g == generation)
-        {
+        if is_compiled(&read(&self.budgets).compiled, &key, generation) {
             return;
         }
         match BudgetPolicy::from_budget(budget) {
@@ -137,14 +178,83 @@ impl ClusterView {
         }
     }
 
-    /// Watches pods and AIBudgets (in `namespace`, else all) until the process ends.
+    /// Replaces every namespace's labels (a relist).
+    pub fn set_namespaces(&self, namespaces: &[Namespace]) {
+        let mut index = write(&self.cluster_budgets);
+        index.namespaces = namespaces
+            .iter()
+            .map(|n| (n.name_any(), n.labels().clone()))
+            .collect();
+        index.rebuild_all();
+        drop(index);
+        self.mark_synced(Watched::Namespaces);
+    }
+
+    /// Adds or updates one namespace's labels.
+    pub fn apply_namespace(&self, namespace: &Namespace) {
+        let name = namespace.name_any();
+        let mut index = write(&self.cluster_budgets);
+        if index.namespaces.get(&name) == Some(namespace.labels()) {
+            return;
+        }
+        index.namespaces.insert(name.clone(), namespace.labels().clone());
+        index.rebuild_namespace(&name);
+    }
+
+    /// Forgets one namespace.
+    pub fn delete_namespace(&self, namespace: &Namespace) {
+        let name = namespace.name_any();
+        let mut index = write(&self.cluster_budgets);
+        index.namespaces.remove(&name);
+        index.by_namespace.remove(&name);
+    }
+
+    /// Replaces every ClusterAIBudget (a relist).
+    pub fn set_cluster_budgets(&self, budgets: &[ClusterAIBudget]) {
+        write(&self.cluster_budgets).compiled.clear();
+        for budget in budgets {
+            self.apply_cluster_budget(budget);
+        }
+        write(&self.cluster_budgets).rebuild_all();
+        self.mark_synced(Watched::ClusterBudgets);
+    }
+
+    /// Adds or updates one ClusterAIBudget; a change that leaves its generation alone
+    /// compiles nothing.
+    pub fn apply_cluster_budget(&self, budget: &ClusterAIBudget) {
+        let name = budget.name_any();
+        let generation = budget.metadata.generation;
+        if is_compiled(&read(&self.cluster_budgets).compiled, &name, generation) {
+            return;
+        }
+        match BudgetPolicy::from_cluster_budget(budget) {
+            Ok(policy) => {
+                let mut index = write(&self.cluster_budgets);
+                index.compiled.insert(name, (generation, Arc::new(policy)));
+                index.rebuild_all();
+            }
+            Err(e) => tracing::warn!(budget = name, error = %e, "ClusterAIBudget ignored"),
+        }
+    }
+
+    /// Forgets one ClusterAIBudget.
+    pub fn delete_cluster_budget(&self, budget: &ClusterAIBudget) {
+        let mut index = write(&self.cluster_budgets);
+        if index.compiled.remove(&budget.name_any()).is_some() {
+            index.rebuild_all();
+        }
+    }
+
+    /// Watches pods and AIBudgets (in `namespace`, else all), and namespaces and
+    /// ClusterAIBudgets (always all: a cap covers namespaces whatever this gateway watches),
+    /// until the process ends.
     pub async fn watch(self, client: Client, namespace: Option<String>) {
         let (pod_api, budget_api) = match &namespace {
             Some(ns) => (
                 Api::namespaced(client.clone(), ns),
-                Api::namespaced(client, ns),
+                Api::namespaced(client.clone(), ns),
             ),
-            None => (Api::all(client.clone()), Api::all(client)),
+            None => (Api::all(client.clone()), Api::all(client.clone())),
         };
         let pods = {
             let (apply, delete, reset) = (self.clone(), self.clone(), self.clone());
@@ -164,8 +274,68 @@ impl ClusterView {
                 move |all| reset.set_budgets(all),
             )
         };
-        tokio::join!(pods, budgets);
+        let namespaces = {
+            let (apply, delete, reset) = (self.clone(), self.clone(), self.clone());
+            aigov_runtime::watch::follow::<Namespace>(
+                Api::all(client.clone()),
+                move |n| apply.apply_namespace(n),
+                move |n| delete.delete_namespace(n),
+                move |all| reset.set_namespaces(all),
+            )
+        };
+        let cluster_budgets = {
+            let (apply, delete, reset) = (self.clone(), self.clone(), self.clone());
+            aigov_runtime::watch::follow::<ClusterAIBudget>(
+                Api::all(client),
+                move |b| apply.apply_cluster_budget(b),
+                move |b| delete.delete_cluster_budget(b),
+                move |all| reset.set_cluster_budgets(all),
+            )
+        };
+        tokio::join!(pods, budgets, namespaces, cluster_budgets);
     }
+}
+
+impl ClusterBudgetIndex {
+    /// Which cluster budgets cover `namespace` now.
+    fn rebuild_namespace(&mut self, namespace: &str) {
+        let Some(labels) = self.namespaces.get(namespace) else {
+            self.by_namespace.remove(namespace);
+            return;
+        };
+        let mut list: Vec<Arc<BudgetPolicy>> = self
+            .compiled
+            .values()
+            .filter(|(_, p)| p.covers_namespace(labels))
+            .map(|(_, p)| p.clone())
+            .collect();
+        list.sort_by(|a, b| a.key.cmp(&b.key));
+        if list.is_empty() {
+            self.by_namespace.remove(namespace);
+        } else {
+            self.by_namespace
+                .insert(namespace.to_owned(), Arc::new(list));
+        }
+    }
+
+    fn rebuild_all(&mut self) {
+        let names: Vec<String> = self.namespaces.keys().cloned().collect();
+        self.by_namespace.clear();
+        for name in names {
+            self.rebuild_namespace(&name);
+        }
+    }
+}
+
+/// Whether `compiled` holds `key` compiled at `generation` already.
+fn is_compiled(
+    compiled: &HashMap<String, (Option<i64>, Arc<BudgetPolicy>)>,
+    key: &str,
+    generation: Option<i64>,
+) -> bool {
+    compiled
+        .get(key)
+        .is_some_and(|(g, _)| generation.is_some() && *g == generation)
 }
 
 impl BudgetIndex {
@@ -292,6 +462,60 @@ mod tests {
             named(serde_json::json!({"name": "notebook-0"})),
             "notebook-0"
         );
+    }
+
+    fn labelled_namespace(name: &str, labels: serde_json::Value) -> Namespace {
+        serde_json::from_value(serde_json::json!({"metadata": {"name": name, "labels": labels}}))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_workload_is_held_to_its_namespace_s_budgets_and_the_cluster_budgets_covering_it() {
+        let view = ClusterView::synced_empty();
+        view.set_namespaces(&[
+            labelled_namespace("alpha", serde_json::json!({"unit": "research"})),
+            labelled_namespace("beta", serde_json::json!({})),
+        ]);
+        let budget: AIBudget = serde_yaml::from_str(
+            "apiVersion: aigov.dev/v1alpha1\nkind: AIBudget\nmetadata: {name: team, namespace: alpha, generation: 1}\nspec: {limit: '0.50'}\n",
+        )
+        .unwrap();
+        let cap: ClusterAIBudget = serde_yaml::from_str(
+            "apiVersion: aigov.dev/v1alpha1\nkind: ClusterAIBudget\nmetadata: {name: research, generation: 1}\nspec: {limit: '1.00', namespaceSelector: {matchLabels: {unit: research}}}\n",
+        )
+        .unwrap();
+        view.apply_budget(&budget);
+        view.apply_cluster_budget(&cap);
+        let keys = |ns: &str| {
+            let workload = Workload {
+                namespace: ns.into(),
+                ..Workload::default()
+            };
+            let budgets = view.budgets_for(&workload);
+            budgets.iter().map(|b| b.key.clone()).collect::<Vec<_>>()
+        };
+        assert_eq!(keys("alpha"), ["alpha/team", "/research"]);
+        assert!(keys("beta").is_empty());
+        // beta joins research: its calls are capped from the label on.
+        view.apply_namespace(&labelled_namespace(
+            "beta",
+            serde_json::json!({"unit": "research"}),
+        ));
+        assert_eq!(keys("beta"), ["/research"]);
+        view.delete_cluster_budget(&cap);
+        assert_eq!(keys("alpha"), ["alpha/team"]);
+        assert!(keys("beta").is_empty());
+    }
+
+    #[test]
+    fn the_view_is_not_synced_until_every_watch_listed_everything() {
+        let view = ClusterView::default();
+        view.set_pods(&[]);
+        view.set_budgets(&[]);
+        view.set_namespaces(&[]);
+        assert!(!view.synced(), "ClusterAIBudgets not listed yet");
+        view.set_cluster_budgets(&[]);
+        assert!(view.synced());
     }
 
     #[test]

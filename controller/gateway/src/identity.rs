@@ -98,14 +98,6 @@ mod tests {
         }
     }
 
-    /// A view that has listed the cluster and found nothing.
-    fn synced_empty() -> ClusterView {
-        let cluster = ClusterView::default();
-        cluster.set_pods(&[]);
-        cluster.set_budgets(&[]);
-        cluster
-    }
-
     #[test]
     fn before_the_caches_synced_every_caller_is_asked_to_retry_even_under_forward() {
         let cluster = ClusterView::default();
@@ -125,6 +117,8 @@ mod tests {
             "the budgets are not listed yet"
         );
         cluster.set_budgets(&[]);
+        cluster.set_namespaces(&[]);
+        cluster.set_cluster_budgets(&[]);
         assert!(matches!(
             identify(&cluster, peer, UnknownCallers::Refuse),
             Err(GatewayError::UnknownCaller(_))
@@ -133,7 +127,7 @@ mod tests {
 
     #[test]
     fn an_address_of_no_pod_is_refused_unless_unknown_callers_are_forwarded() {
-        let cluster = synced_empty();
+        let cluster = ClusterView::synced_empty();
         let peer: IpAddr = "10.1.2.3".parse().unwrap();
         assert!(matches!(
             identify(&cluster, peer, UnknownCallers::Refuse),

@@ -626,9 +626,7 @@ mod tests {
     /// A gateway with no pods, no budgets, no controller, and a Bedrock nobody listens at.
     fn gateway(unknown_callers: UnknownCallers) -> (Arc<Gateway>, Registry) {
         // Listed, and nothing found: every caller is unknown.
-        let cluster = ClusterView::default();
-        cluster.set_pods(&[]);
-        cluster.set_budgets(&[]);
+        let cluster = ClusterView::synced_empty();
         gateway_seeing(unknown_callers, cluster)
     }
 

@@ -67,8 +67,8 @@ pub fn check_soft_limits(
                 kind: Refusal::Throttled,
                 budget: state.policy.key.clone(),
                 message: format!(
-                    "AIBudget {} is past its soft limit ({spent} of {limit}): at most {rpm} requests per minute",
-                    state.policy.key,
+                    "{} is past its soft limit ({spent} of {limit}): at most {rpm} requests per minute",
+                    state.policy.describe(),
                 ),
             };
             return Err(GatewayError::Refused {

@@ -307,9 +307,7 @@ mod tests {
     /// A gateway with no pods, no budgets and no controller: every call is refused, which is
     /// all a listener test needs (an answer).
     fn gateway() -> Arc<Gateway> {
-        let cluster = crate::cluster::ClusterView::default();
-        cluster.set_pods(&[]);
-        cluster.set_budgets(&[]);
+        let cluster = crate::cluster::ClusterView::synced_empty();
         crate::testing::gateway(crate::UnknownCallers::Refuse, cluster).0
     }
 

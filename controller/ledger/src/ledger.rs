@@ -35,8 +35,7 @@ use crate::proto::{Refusal, UsageRecord};
 use crate::rates::RateShares;
 use crate::value_limits::{self, ValueLimits};
 
-/// `namespace/name` of an AIBudget.
-pub type BudgetKey = String;
+pub use crate::key::BudgetKey;
 
 /// How many models a status lists in `topModels`.
 pub const TOP_MODELS: usize = 10;

@@ -9,6 +9,7 @@ pub mod attribution;
 pub mod clock;
 pub mod error;
 pub mod headroom;
+pub mod key;
 pub mod ledger;
 pub mod outbox;
 pub mod policy;

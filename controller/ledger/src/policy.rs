@@ -9,13 +9,14 @@ use aigov_api::evaluation::EnforcementAction;
 use aigov_api::model::ResolvedModel;
 use aigov_api::pattern::ModelPattern;
 use aigov_api::period::{Calendar, Period, Window, time_zone};
-use aigov_api::{AIBudget, Usd};
+use aigov_api::budget::AIBudgetSpec;
+use aigov_api::{AIBudget, ClusterAIBudget, Usd};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
 use crate::error::{Error, Result};
-use crate::ledger::BudgetKey;
+use crate::key::{self, BudgetKey, Level};
 
 /// The percent of the limit from which `Downgrade` rewrites models when the budget sets no
 /// `softLimitPercent`.
@@ -36,13 +37,23 @@ pub struct Workload {
     pub workload: String,
 }
 
-/// An AIBudget ready for per-request decisions.
+/// Where a budget's workloads are.
+#[derive(Clone, Debug)]
+enum Scope {
+    /// An AIBudget's: its namespace.
+    Namespace(String),
+    /// A ClusterAIBudget's: the namespaces this selector matches (empty: all).
+    Cluster(LabelSelector),
+}
+
+/// An AIBudget or a ClusterAIBudget ready for per-request decisions.
 #[derive(Clone, Debug)]
 pub struct BudgetPolicy {
-    /// `namespace/name`.
+    /// Its account key ([`crate::key`]).
     pub key: BudgetKey,
-    /// The budget's namespace.
+    /// The budget's namespace (empty for a ClusterAIBudget).
     pub namespace: String,
+    scope: Scope,
     /// The budget's name.
     pub name: String,
     /// The spec's limit (an extension arrives with the controller's figures).
@@ -90,7 +101,40 @@ impl BudgetPolicy {
             .name
             .clone()
             .ok_or_else(|| Error::Missing("AIBudget".into(), "name"))?;
-        let spec = &budget.spec;
+        let key = key::namespaced(&namespace, &name);
+        Self::compile(key, Scope::Namespace(namespace), name, &budget.spec)
+    }
+
+    /// Compiles a ClusterAIBudget (already validated by the API server).
+    pub fn from_cluster_budget(budget: &ClusterAIBudget) -> Result<BudgetPolicy> {
+        let name = budget
+            .metadata
+            .name
+            .clone()
+            .ok_or_else(|| Error::Missing("ClusterAIBudget".into(), "name"))?;
+        Self::from_cluster_spec(
+            name,
+            &budget.spec.budget,
+            budget.spec.namespace_selector.clone(),
+        )
+    }
+
+    /// Compiles the ClusterAIBudget `name` from its parts.
+    pub fn from_cluster_spec(
+        name: String,
+        spec: &AIBudgetSpec,
+        namespace_selector: Option<LabelSelector>,
+    ) -> Result<BudgetPolicy> {
+        let scope = Scope::Cluster(namespace_selector.unwrap_or_default());
+        Self::compile(key::cluster(&name), scope, name, spec)
+    }
+
+    fn compile(
+        key: BudgetKey,
+        scope: Scope,
+        name: String,
+        spec: &AIBudgetSpec,
+    ) -> Result<BudgetPolicy> {
         let patterns = |list: &[String]| -> Result<Vec<ModelPattern>> {
             list.iter()
                 .map(|p| ModelPattern::parse(p).map_err(Error::from))
@@ -104,7 +148,12 @@ impl BudgetPolicy {
             .map(|r| Ok((ModelPattern::parse(&r.from)?, r.to.clone())))
             .collect::<Result<Vec<_>>>()?;
         Ok(BudgetPolicy {
-            key: format!("{namespace}/{name}"),
+            key,
+            namespace: match &scope {
+                Scope::Namespace(namespace) => namespace.clone(),
+                Scope::Cluster(_) => String::new(),
+            },
+            scope,
             limit: Usd::parse(&spec.limit)?,
             selector: spec.selector.clone().unwrap_or_default(),
             allow: patterns(&rules.allow)?,
@@ -119,9 +168,30 @@ impl BudgetPolicy {
             required_keys: spec.required_keys().to_vec(),
             calendar: spec.calendar(),
             tz: time_zone(&spec.time_zone)?,
-            namespace,
             name,
         })
+    }
+
+    /// The level this budget enforces at.
+    pub fn level(&self) -> Level {
+        match self.scope {
+            Scope::Namespace(_) => Level::Namespace,
+            Scope::Cluster(_) => Level::Cluster,
+        }
+    }
+
+    /// How people are told of this budget: `AIBudget team/chat`, `ClusterAIBudget research`.
+    pub fn describe(&self) -> String {
+        key::describe(&self.key)
+    }
+
+    /// True when this ClusterAIBudget covers a namespace with `labels` (an AIBudget covers
+    /// only its own namespace, which [`BudgetPolicy::selects`] checks).
+    pub fn covers_namespace(&self, labels: &BTreeMap<String, String>) -> bool {
+        match &self.scope {
+            Scope::Namespace(_) => false,
+            Scope::Cluster(selector) => label_selector_matches(selector, labels),
+        }
     }
 
     /// How long spend accumulates (`spec.period`).
@@ -134,10 +204,16 @@ impl BudgetPolicy {
         Ok(self.calendar.window_at(at, &self.tz)?)
     }
 
-    /// True when the budget applies to `workload`: same namespace, one of the service
-    /// accounts (if any are listed), and the pod selector (if set).
+    /// True when the budget applies to `workload`: its namespace (an AIBudget's own; a
+    /// ClusterAIBudget's namespaces are matched by the caller, who knows their labels: see
+    /// [`BudgetPolicy::covers_namespace`]), one of the service accounts (if any are listed),
+    /// and the pod selector (if set).
     pub fn selects(&self, workload: &Workload) -> bool {
-        workload.namespace == self.namespace
+        let namespace = match &self.scope {
+            Scope::Namespace(namespace) => *namespace == workload.namespace,
+            Scope::Cluster(_) => true,
+        };
+        namespace
             && (self.selector.service_accounts.is_empty()
                 || self
                     .selector
@@ -244,6 +320,33 @@ mod tests {
             ..workload("default", &[])
         };
         assert!(!b.selects(&other));
+    }
+
+    #[test]
+    fn a_cluster_budget_covers_the_namespaces_its_selector_matches_and_selects_within_them() {
+        let cap: ClusterAIBudget = serde_yaml::from_str(
+            "apiVersion: aigov.dev/v1alpha1\nkind: ClusterAIBudget\nmetadata: {name: research}\nspec:\n  limit: '1.00'\n  namespaceSelector: {matchLabels: {unit: research}}\n  selector: {serviceAccounts: [chat]}\n",
+        )
+        .unwrap();
+        let cap = BudgetPolicy::from_cluster_budget(&cap).unwrap();
+        assert_eq!((cap.key.as_str(), cap.level()), ("/research", Level::Cluster));
+        assert_eq!(cap.describe(), "ClusterAIBudget research");
+        let research: BTreeMap<_, _> = [("unit".to_owned(), "research".to_owned())].into();
+        assert!(cap.covers_namespace(&research));
+        assert!(!cap.covers_namespace(&BTreeMap::new()));
+        let elsewhere = Workload {
+            namespace: "elsewhere".into(),
+            ..workload("chat", &[])
+        };
+        assert!(cap.selects(&elsewhere));
+        assert!(!cap.selects(&workload("other", &[])));
+        let every: ClusterAIBudget = serde_yaml::from_str(
+            "apiVersion: aigov.dev/v1alpha1\nkind: ClusterAIBudget\nmetadata: {name: all}\nspec: {limit: '5'}\n",
+        )
+        .unwrap();
+        let every = BudgetPolicy::from_cluster_budget(&every).unwrap();
+        assert!(every.covers_namespace(&BTreeMap::new()));
+        assert!(!budget(&format!("{HEAD}spec: {{limit: '10'}}")).covers_namespace(&research));
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use aigov_api::Usd;
 use aigov_api::budget::{ExtensionStatus, PeriodSummary};
+use aigov_ledger::key;
 use aigov_ledger::ledger::Account;
 
 use super::validity::{INVALID_SPEC, Unevaluable};
@@ -142,8 +143,8 @@ pub fn extension_granted(extension: &ExtensionStatus, limit: Usd, figures: &str)
 
 /// `ThresholdCrossed` (action `Threshold<n>`) and its alert, urgent from 100%.
 pub fn threshold_crossed(notices: &mut Notices, to: &Alerting, threshold: u32, figures: &str) {
-    let key = &to.key;
-    let message = format!("AIBudget {key}: {threshold}% threshold crossed: {figures}");
+    let budget = key::describe(&to.key);
+    let message = format!("{budget}: {threshold}% threshold crossed: {figures}");
     notices.event(EventNotice {
         warning: false,
         reason: "ThresholdCrossed",
@@ -155,7 +156,7 @@ pub fn threshold_crossed(notices: &mut Notices, to: &Alerting, threshold: u32, f
         &to.channels,
         (&format!("threshold{threshold}"), ""),
         threshold >= 100,
-        format!("AIBudget {key} at {threshold}%"),
+        format!("{budget} at {threshold}%"),
         message,
     );
 }
@@ -169,13 +170,13 @@ pub fn exhausted(
     thresholds: &[u32],
     figures: &str,
 ) {
-    let key = &to.key;
+    let budget = key::describe(&to.key);
     let at_limit = account.at_limit();
     let message = if at_limit {
-        format!("AIBudget {key} reached its limit: {figures}; calls are refused until then")
+        format!("{budget} reached its limit: {figures}; calls are refused until then")
     } else {
         format!(
-            "AIBudget {key} is exhausted: {figures}; less than its dearest call ({}) is left, so calls that do not fit are refused until then",
+            "{budget} is exhausted: {figures}; less than its dearest call ({}) is left, so calls that do not fit are refused until then",
             account.largest_call.display()
         )
     };
@@ -188,7 +189,7 @@ pub fn exhausted(
             &to.channels,
             ("exhausted", &format!(" limit {limit}")),
             true,
-            format!("AIBudget {key} exhausted"),
+            format!("{budget} exhausted"),
             message,
         );
     }
@@ -206,11 +207,14 @@ pub struct Step<'a> {
 
 /// `Escalated` and its alert, saying how to acknowledge.
 pub fn escalated(notices: &mut Notices, to: &Alerting, step: Step<'_>, name: &str, figures: &str) {
-    let key = &to.key;
-    let namespace = key.split_once('/').map_or("", |(ns, _)| ns);
+    let budget = key::describe(&to.key);
+    let object = match key::parts(&to.key) {
+        (Some(namespace), _) => format!("aib -n {namespace} {name}"),
+        (None, _) => format!("caib {name}"),
+    };
     let message = format!(
-        "AIBudget {key} has been at its limit for {} without acknowledgement (escalation step {}): {figures}. \
-         Acknowledge with: kubectl annotate aib -n {namespace} {name} {ACKNOWLEDGED_ANNOTATION}=<your name>",
+        "{budget} has been at its limit for {} without acknowledgement (escalation step {}): {figures}. \
+         Acknowledge with: kubectl annotate {object} {ACKNOWLEDGED_ANNOTATION}=<your name>",
         step.after,
         step.index + 1
     );
@@ -220,7 +224,7 @@ pub fn escalated(notices: &mut Notices, to: &Alerting, step: Step<'_>, name: &st
         &step.channels,
         (&format!("escalation{}", step.index + 1), ""),
         true,
-        format!("ESCALATION: AIBudget {key} exhausted"),
+        format!("ESCALATION: {budget} exhausted"),
         message,
     );
 }
@@ -268,7 +272,8 @@ pub fn not_ready(key: &str, why: &Unevaluable) -> EventNotice {
         true,
         why.reason,
         format!(
-            "AIBudget {key} cannot be evaluated: {}; {meanwhile}",
+            "{} cannot be evaluated: {}; {meanwhile}",
+            key::describe(key),
             why.message
         ),
     )

@@ -8,6 +8,7 @@ use aigov_api::period::Window;
 use aigov_api::{AIBudget, AIBudgetSpec, Usd};
 use aigov_ledger::policy::BudgetPolicy;
 use jiff::Timestamp;
+use kube::ResourceExt;
 
 /// The `Ready` reason of a budget whose spec the controller cannot use.
 pub const INVALID_SPEC: &str = "InvalidSpec";
@@ -32,8 +33,13 @@ pub fn evaluate(budget: &AIBudget, now: Timestamp) -> Result<(BudgetPolicy, Wind
     if let Some(problem) = spec_problem(&budget.spec) {
         return Err(invalid(problem));
     }
-    let policy = BudgetPolicy::from_budget(budget)
-        .map_err(|e| invalid(format!("the spec cannot be compiled: {e}")))?;
+    // A ClusterAIBudget is reconciled as the AIBudget it carries, without a namespace
+    // ([`super::cluster_view`]); which namespaces it covers is the gateways' business.
+    let policy = match budget.metadata.namespace {
+        Some(_) => BudgetPolicy::from_budget(budget),
+        None => BudgetPolicy::from_cluster_spec(budget.name_any(), &budget.spec, None),
+    }
+    .map_err(|e| invalid(format!("the spec cannot be compiled: {e}")))?;
     let window = policy.window_at(now).map_err(|e| Unevaluable {
         reason: EVALUATION_FAILED,
         // No instant in the message: it would change the status on every reconcile.

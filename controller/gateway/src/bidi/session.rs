@@ -452,11 +452,11 @@ fn ending(
             return (
                 "validationException",
                 format!(
-                    "AIBudget {} cannot cover this session any longer: it has spent {spent} of \
+                    "{} cannot cover this session any longer: it has spent {spent} of \
                      its {limit} limit this period and this session has used {} more; the \
                      aigov gateway ended the session, which is charged what it used. The \
                      budget resets {resets}.",
-                    state.policy.key,
+                    state.policy.describe(),
                     used.display()
                 ),
             );
