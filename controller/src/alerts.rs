@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use aigov_api::budget::{AlertChannel, AlertOutbox, AlertSecretRef, SecretKeyRef};
 use aigov_ledger::clock::Clock;
+use aigov_ledger::key;
 use aigov_ledger::ledger::BudgetKey;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -37,7 +38,8 @@ use crate::outbox::{self, Batch, Delivered, Failed, Outcomes, Retry};
 pub enum Channel {
     /// An SNS topic ARN.
     Sns(String),
-    /// A webhook URL in a Secret of the budget's namespace.
+    /// A webhook URL in a Secret of the budget's namespace (a ClusterAIBudget's: the
+    /// controller's own, where the platform team keeps its Secrets).
     Webhook {
         /// The Secret's namespace.
         namespace: String,
@@ -146,6 +148,8 @@ struct Inner {
     changed: mpsc::UnboundedSender<BudgetKey>,
     wake: Notify,
     stopping: AtomicBool,
+    /// Where a ClusterAIBudget's webhook Secrets are read from.
+    own_namespace: String,
 }
 
 impl Inner {
@@ -174,6 +178,9 @@ pub struct AlerterParts {
     pub metrics: Arc<Metrics>,
     /// Where to ask for a reconcile of a budget whose deliveries have news.
     pub changed: mpsc::UnboundedSender<BudgetKey>,
+    /// The controller's namespace: a ClusterAIBudget has none, so its webhook Secrets live
+    /// here.
+    pub own_namespace: String,
 }
 
 impl Alerter {
@@ -187,6 +194,7 @@ impl Alerter {
             changed: parts.changed,
             wake: Notify::new(),
             stopping: AtomicBool::new(false),
+            own_namespace: parts.own_namespace,
         });
         tokio::spawn(deliver(inner.clone(), parts.sns, parts.kube));
         Alerter { inner }
@@ -335,8 +343,8 @@ fn take_due(inner: &Inner) -> Vec<(BudgetKey, String, Batch)> {
         let Some(view) = view.outbox else { continue };
         for batch in outbox::due(&view, t.cooldown, now, &t.busy) {
             t.busy.push(outbox::channel_key(&batch.channel));
-            let namespace = key.split_once('/').map_or("", |(ns, _)| ns).to_owned();
-            out.push((key.clone(), namespace, batch));
+            let namespace = key::parts(key).0.unwrap_or(&inner.own_namespace);
+            out.push((key.clone(), namespace.to_owned(), batch));
         }
     }
     out

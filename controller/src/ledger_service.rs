@@ -321,7 +321,7 @@ impl LedgerShared {
         if self.emf.is_none() || charge.cost.is_zero() {
             return;
         }
-        let (namespace, budget) = charge.budget.split_once('/').unwrap_or_default();
+        let (namespace, budget) = aigov_ledger::key::dimensions(&charge.budget);
         let event = UsageEvent {
             timestamp_ms: record.occurred_at_ms,
             namespace: namespace.to_owned(),

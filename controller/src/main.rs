@@ -232,6 +232,7 @@ fn alerter(
         clock: clock.clone(),
         metrics,
         changed: shared.changed.clone(),
+        own_namespace: args.namespace.clone(),
     })
 }
 

@@ -114,8 +114,7 @@ pub fn build(inputs: StatusInputs<'_>) -> StatusOutcome {
         throttled_requests: account.throttled,
         top_models: account.top_models(),
         top_workloads: account.top_workloads(),
-        // A ClusterAIBudget's only: an AIBudget's workloads all run in its namespace.
-        top_namespaces: Vec::new(),
+        top_namespaces: account.top_namespaces(),
         attribution: account.top_attribution(),
         value_limits: account.values.status(),
         conditions,

@@ -197,7 +197,9 @@ impl ClusterView {
         if index.namespaces.get(&name) == Some(namespace.labels()) {
             return;
         }
-        index.namespaces.insert(name.clone(), namespace.labels().clone());
+        index
+            .namespaces
+            .insert(name.clone(), namespace.labels().clone());
         index.rebuild_namespace(&name);
     }
 
@@ -245,9 +247,10 @@ impl ClusterView {
         }
     }
 
-    /// Watches pods and AIBudgets (in `namespace`, else all), and namespaces and
-    /// ClusterAIBudgets (always all: a cap covers namespaces whatever this gateway watches),
-    /// until the process ends.
+    /// Watches pods and AIBudgets (in `namespace`, else all) until the process ends, and, when
+    /// every namespace is watched, namespaces and ClusterAIBudgets. A gateway scoped to one
+    /// namespace (`--watch-namespace`) enforces no ClusterAIBudget, as its controller
+    /// reconciles none: a cap over namespaces needs a cluster-wide install.
     pub async fn watch(self, client: Client, namespace: Option<String>) {
         let (pod_api, budget_api) = match &namespace {
             Some(ns) => (
@@ -274,6 +277,20 @@ impl ClusterView {
                 move |all| reset.set_budgets(all),
             )
         };
+        match namespace {
+            Some(_) => {
+                self.set_namespaces(&[]);
+                self.set_cluster_budgets(&[]);
+                tokio::join!(pods, budgets);
+            }
+            None => {
+                tokio::join!(pods, budgets, self.watch_cluster_budgets(client));
+            }
+        }
+    }
+
+    /// Watches namespaces (their labels) and ClusterAIBudgets until the process ends.
+    async fn watch_cluster_budgets(&self, client: Client) {
         let namespaces = {
             let (apply, delete, reset) = (self.clone(), self.clone(), self.clone());
             aigov_runtime::watch::follow::<Namespace>(
@@ -292,7 +309,7 @@ impl ClusterView {
                 move |all| reset.set_cluster_budgets(all),
             )
         };
-        tokio::join!(pods, budgets, namespaces, cluster_budgets);
+        tokio::join!(namespaces, cluster_budgets);
     }
 }
 

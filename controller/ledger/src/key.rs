@@ -56,6 +56,16 @@ pub fn level(key: &str) -> Level {
     }
 }
 
+/// The `Namespace` a ClusterAIBudget's usage records carry in CloudWatch (a dimension
+/// value cannot be empty, and no namespace can be named this).
+pub const CLUSTER_DIMENSION: &str = "(cluster)";
+
+/// The `Namespace` and `Budget` dimensions of a budget's usage records in CloudWatch.
+pub fn dimensions(key: &str) -> (&str, &str) {
+    let (namespace, name) = parts(key);
+    (namespace.unwrap_or(CLUSTER_DIMENSION), name)
+}
+
 /// How people are told of a budget: `AIBudget team/chat`, `ClusterAIBudget research`.
 pub fn describe(key: &str) -> String {
     let name = match parts(key) {
@@ -79,5 +89,7 @@ mod tests {
         assert_eq!(parts(&cap), (None, "research"));
         assert_eq!(level(&cap), Level::Cluster);
         assert_eq!(describe(&cap), "ClusterAIBudget research");
+        assert_eq!(dimensions(&budget), ("team", "chat"));
+        assert_eq!(dimensions(&cap), ("(cluster)", "research"));
     }
 }

@@ -21,7 +21,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Instant;
 
-use aigov_api::budget::{LedgerWatermark, ModelSpend, TokenCounts, WorkloadSpend};
+use aigov_api::budget::{LedgerWatermark, ModelSpend, NamespaceSpend, TokenCounts, WorkloadSpend};
 use aigov_api::model::resolve;
 use aigov_api::period::Window;
 use aigov_api::pricing::{InvocationMode, PriceBook, Usage};
@@ -30,6 +30,7 @@ use jiff::Timestamp;
 
 use crate::attribution::{self, Attribution};
 use crate::headroom::{Advice, Headroom};
+use crate::key;
 use crate::outbox::{Outgoing, UsageOutbox};
 use crate::proto::{Refusal, UsageRecord};
 use crate::rates::RateShares;
@@ -51,6 +52,42 @@ pub struct WorkloadTally {
     pub requests: u64,
     /// Calls refused with a throttle or an exhausted budget.
     pub throttled: u64,
+}
+
+/// How many namespaces a ClusterAIBudget's status lists in `topNamespaces`.
+pub const TOP_NAMESPACES: usize = 10;
+
+impl WorkloadTally {
+    /// A tally as a status wrote it (`None`: a spend that is not an amount).
+    fn parse(spent: &str, requests: u64, throttled: u64) -> Option<WorkloadTally> {
+        let spent = Usd::parse(spent).ok()?;
+        Some(WorkloadTally {
+            spent,
+            requests,
+            throttled,
+        })
+    }
+
+    /// Counts one call: `cost` when served, a refusal when `throttled`.
+    fn count(&mut self, cost: Option<Usd>, throttled: bool) {
+        self.requests += 1;
+        self.throttled += u64::from(throttled);
+        self.spent += cost.unwrap_or(Usd::ZERO);
+    }
+}
+
+/// The `n` tallies with most spend (then most refusals), dearest first, ties by name.
+fn dearest(
+    tallies: &BTreeMap<String, WorkloadTally>,
+    n: usize,
+) -> impl Iterator<Item = (&String, &WorkloadTally)> {
+    let mut sorted: Vec<_> = tallies.iter().collect();
+    sorted.sort_by(|a, b| {
+        (b.1.spent, b.1.throttled)
+            .cmp(&(a.1.spent, a.1.throttled))
+            .then(a.0.cmp(b.0))
+    });
+    sorted.into_iter().take(n)
 }
 
 /// How long before a re-created budget's `creationTimestamp` a record must have been answered
@@ -87,6 +124,9 @@ pub struct Account {
     pub models: BTreeMap<String, (Usd, u64)>,
     /// Spend and calls per workload (see `WorkloadSpend`).
     pub workloads: BTreeMap<String, WorkloadTally>,
+    /// A ClusterAIBudget's only: spend and calls per namespace its workloads ran in (an
+    /// AIBudget's all run in one).
+    pub namespaces: BTreeMap<String, WorkloadTally>,
     /// Spend and calls per value of each request-metadata key the budget declares
     /// (`spec.attribution.keys`; see [`crate::attribution`]).
     pub attribution: Attribution,
@@ -135,6 +175,7 @@ impl Account {
             throttled: 0,
             models: BTreeMap::new(),
             workloads: BTreeMap::new(),
+            namespaces: BTreeMap::new(),
             attribution: Attribution::default(),
             values: ValueLimits::default(),
             largest_call: Usd::ZERO,
@@ -196,13 +237,13 @@ impl Account {
             }
         }
         for w in &status.top_workloads {
-            if let Ok(spent) = Usd::parse(&w.spent) {
-                let tally = WorkloadTally {
-                    spent,
-                    requests: w.requests,
-                    throttled: w.throttled_requests,
-                };
+            if let Some(tally) = WorkloadTally::parse(&w.spent, w.requests, w.throttled_requests) {
                 account.workloads.insert(w.workload.clone(), tally);
+            }
+        }
+        for n in &status.top_namespaces {
+            if let Some(tally) = WorkloadTally::parse(&n.spent, n.requests, n.throttled_requests) {
+                account.namespaces.insert(n.namespace.clone(), tally);
             }
         }
         // The keys the status lists; the reconciler then declares the spec's
@@ -291,17 +332,21 @@ impl Account {
 
     /// The workloads with most spend (then most refusals), dearest first.
     pub fn top_workloads(&self) -> Vec<WorkloadSpend> {
-        let mut workloads: Vec<_> = self.workloads.iter().collect();
-        workloads.sort_by(|a, b| {
-            (b.1.spent, b.1.throttled)
-                .cmp(&(a.1.spent, a.1.throttled))
-                .then(a.0.cmp(b.0))
-        });
-        workloads
-            .into_iter()
-            .take(TOP_WORKLOADS)
+        dearest(&self.workloads, TOP_WORKLOADS)
             .map(|(workload, tally)| WorkloadSpend {
                 workload: workload.clone(),
+                spent: tally.spent.to_api_string(),
+                requests: tally.requests,
+                throttled_requests: tally.throttled,
+            })
+            .collect()
+    }
+
+    /// A ClusterAIBudget's namespaces with most spend (then most refusals), dearest first.
+    pub fn top_namespaces(&self) -> Vec<NamespaceSpend> {
+        dearest(&self.namespaces, TOP_NAMESPACES)
+            .map(|(namespace, tally)| NamespaceSpend {
+                namespace: namespace.clone(),
                 spent: tally.spent.to_api_string(),
                 requests: tally.requests,
                 throttled_requests: tally.throttled,
@@ -343,6 +388,53 @@ impl Account {
         marks
     }
 
+    /// Counts a served call's cost and tokens into spend and its model.
+    fn settle(&mut self, record: &UsageRecord, cost: Usd) {
+        let usage = usage_of(record);
+        self.largest_call = self.largest_call.max(cost);
+        self.spent += cost;
+        self.tokens.input += usage.input_tokens;
+        self.tokens.output += usage.output_tokens;
+        self.tokens.cache_read += usage.cache_read_tokens;
+        self.tokens.cache_write += usage.cache_write_tokens + usage.cache_write_1h_tokens;
+        let entry = self
+            .models
+            .entry(record.model.clone())
+            .or_insert((Usd::ZERO, 0));
+        entry.0 += cost;
+        entry.1 += 1;
+    }
+
+    /// Counts a call to its workload and, for a ClusterAIBudget (whose workloads run in many
+    /// namespaces, so are named `namespace/workload`), to its namespace.
+    fn tally_caller(
+        &mut self,
+        key: &str,
+        record: &UsageRecord,
+        cost: Option<Usd>,
+        throttled: bool,
+    ) {
+        let workload = workload_of(record);
+        if key::level(key) == key::Level::Namespace {
+            self.workloads
+                .entry(workload)
+                .or_default()
+                .count(cost, throttled);
+            return;
+        }
+        let namespace = match record.pod_namespace.as_str() {
+            "" => "unknown",
+            namespace => namespace,
+        };
+        let qualified = format!("{namespace}/{workload}");
+        self.workloads
+            .entry(qualified)
+            .or_default()
+            .count(cost, throttled);
+        let tally = self.namespaces.entry(namespace.to_owned()).or_default();
+        tally.count(cost, throttled);
+    }
+
     /// Counts `record` (costing `cost`) into this account, unless this account already counted
     /// it (by sequence from `gateway`, or by Bedrock request ID). Returns the change to spend.
     fn charge(
@@ -365,37 +457,20 @@ impl Account {
             return None;
         }
         let before = self.spent;
+        let served = record.refusal == Refusal::None as i32;
+        let throttled = !served && !Refusal::is_policy(record.refusal);
         self.requests += 1;
-        let workload = self.workloads.entry(workload_of(record)).or_default();
-        workload.requests += 1;
-        if record.refusal != Refusal::None as i32 {
-            if !Refusal::is_policy(record.refusal) {
-                self.throttled += 1;
-                workload.throttled += 1;
-            }
-            if record.refusal == Refusal::Exhausted as i32
-                && self.limit.saturating_sub(self.spent) < self.largest_call
-            {
-                self.refused_at_limit = Some(self.limit);
-            }
-        } else {
-            let usage = usage_of(record);
-            self.largest_call = self.largest_call.max(cost);
-            workload.spent += cost;
-            self.spent += cost;
-            self.tokens.input += usage.input_tokens;
-            self.tokens.output += usage.output_tokens;
-            self.tokens.cache_read += usage.cache_read_tokens;
-            self.tokens.cache_write += usage.cache_write_tokens + usage.cache_write_1h_tokens;
-            let entry = self
-                .models
-                .entry(record.model.clone())
-                .or_insert((Usd::ZERO, 0));
-            entry.0 += cost;
-            entry.1 += 1;
+        self.throttled += u64::from(throttled);
+        if record.refusal == Refusal::Exhausted as i32
+            && self.limit.saturating_sub(self.spent) < self.largest_call
+        {
+            self.refused_at_limit = Some(self.limit);
         }
-        let throttled =
-            record.refusal != Refusal::None as i32 && !Refusal::is_policy(record.refusal);
+        let settled = served.then_some(cost);
+        if served {
+            self.settle(record, cost);
+        }
+        self.tally_caller(key, record, settled, throttled);
         let call = attribution::Call {
             cost: self.spent - before,
             throttled,
@@ -459,6 +534,7 @@ impl Account {
         self.throttled = 0;
         self.models.clear();
         self.workloads.clear();
+        self.namespaces.clear();
         self.attribution.clear();
         self.values.roll_over();
         self.largest_call = Usd::ZERO;
@@ -1392,6 +1468,55 @@ mod tests {
         };
         let restored = Account::restore(window(), usd("10"), Some(&status));
         assert_eq!(restored.top_workloads(), top);
+    }
+
+    #[test]
+    fn a_cluster_budget_tallies_namespaces_and_names_workloads_with_theirs() {
+        let mut ledger = ledger_with(&["/org", "a/x"], "10");
+        let prices = PriceBook::default();
+        let from = |seq: u64, namespace: &str, workload: &str, output: u64| {
+            let mut r = record(seq, &format!("r{seq}"), &["/org", "a/x"], output);
+            r.pod_namespace = namespace.into();
+            r.workload = workload.into();
+            r
+        };
+        ledger.apply("g", &from(1, "a", "chat", 800_000), &prices);
+        ledger.apply("g", &from(2, "b", "chat", 400_000), &prices);
+        let mut refused = from(3, "b", "batch", 0);
+        refused.refusal = Refusal::Exhausted as i32;
+        ledger.apply("g", &refused, &prices);
+        let org = ledger.account("/org").unwrap();
+        let namespaces: Vec<_> = org
+            .top_namespaces()
+            .into_iter()
+            .map(|n| (n.namespace, n.spent, n.requests, n.throttled_requests))
+            .collect();
+        assert_eq!(
+            namespaces,
+            [
+                ("a".into(), "1.00".into(), 1, 0),
+                ("b".into(), "0.50".into(), 2, 1)
+            ]
+        );
+        let workloads: Vec<_> = org
+            .top_workloads()
+            .into_iter()
+            .map(|w| w.workload)
+            .collect();
+        assert_eq!(workloads, ["a/chat", "b/chat", "b/batch"]);
+        // The namespaced budget neither qualifies its workloads nor tallies namespaces.
+        let team = ledger.account("a/x").unwrap();
+        assert!(team.top_namespaces().is_empty());
+        assert!(team.workloads.contains_key("chat"));
+
+        let status = AIBudgetStatus {
+            period_start: Some(window().start.to_string()),
+            spent: Some("1.50".into()),
+            top_namespaces: org.top_namespaces(),
+            ..Default::default()
+        };
+        let restored = Account::restore(window(), usd("10"), Some(&status));
+        assert_eq!(restored.top_namespaces(), org.top_namespaces());
     }
 
     #[test]

@@ -4,12 +4,12 @@
 
 use std::collections::BTreeMap;
 
+use aigov_api::budget::AIBudgetSpec;
 use aigov_api::budget::{FailMode, WorkloadSelector};
 use aigov_api::evaluation::EnforcementAction;
 use aigov_api::model::ResolvedModel;
 use aigov_api::pattern::ModelPattern;
 use aigov_api::period::{Calendar, Period, Window, time_zone};
-use aigov_api::budget::AIBudgetSpec;
 use aigov_api::{AIBudget, ClusterAIBudget, Usd};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
@@ -329,7 +329,10 @@ mod tests {
         )
         .unwrap();
         let cap = BudgetPolicy::from_cluster_budget(&cap).unwrap();
-        assert_eq!((cap.key.as_str(), cap.level()), ("/research", Level::Cluster));
+        assert_eq!(
+            (cap.key.as_str(), cap.level()),
+            ("/research", Level::Cluster)
+        );
         assert_eq!(cap.describe(), "ClusterAIBudget research");
         let research: BTreeMap<_, _> = [("unit".to_owned(), "research".to_owned())].into();
         assert!(cap.covers_namespace(&research));

@@ -11,16 +11,16 @@
 
 use std::time::{Duration, Instant};
 
-use aigov_api::AIBudget;
-use aigov_api::AIBudgetStatus;
+use aigov_api::{AIBudget, AIBudgetStatus, ClusterAIBudget};
+use aigov_ledger::key;
 use aigov_ledger::ledger::Committed;
 use aigov_runtime::events::publish_action;
 use kube::api::{Patch, PatchParams};
-use kube::{Api, Resource, ResourceExt};
+use kube::{Api, ResourceExt};
 
 use super::notices::EventNotice;
 use super::plan::{MIN_REQUEUE, NotReadyPlan, Plan, Write};
-use super::{Context, FIELD_MANAGER};
+use super::{Context, FIELD_MANAGER, cluster};
 use crate::error::{Error, Result};
 
 /// What applying a plan did.
@@ -34,7 +34,7 @@ pub struct Applied {
 
 /// Carries out `plan` for the budget `key`.
 pub async fn apply(ctx: &Context, budget: &AIBudget, key: &str, plan: Plan) -> Result<Applied> {
-    let (namespace, name) = key.split_once('/').unwrap_or(("", key));
+    let (namespace, _) = key.split_once('/').unwrap_or(("", key));
     let mut transition = plan.transition;
     // A new object under the old name is a new budget: what was remembered of the old one
     // (its refusals awaiting an Event, its rollover, its price notes) is not told about it.
@@ -43,7 +43,7 @@ pub async fn apply(ctx: &Context, budget: &AIBudget, key: &str, plan: Plan) -> R
         ctx.forget(&[key.to_owned()]);
     }
     if plan.write == Write::Now {
-        patch_status(ctx, namespace, name, &plan.status).await?;
+        patch_status(ctx, key, &plan.status).await?;
         transition.persisted = plan.status.ledger.clone();
         ctx.shared.metrics.status_written();
         ctx.remember(key, |m| m.last_write = Some(Instant::now()));
@@ -97,12 +97,11 @@ pub async fn apply_not_ready(
     key: &str,
     plan: NotReadyPlan,
 ) -> Result<Applied> {
-    let (namespace, name) = key.split_once('/').unwrap_or(("", key));
     if plan.write == Write::Now {
         if let Some(ready) = plan.status.conditions.first() {
             tracing::warn!(reason = %ready.reason, message = %ready.message, "budget not ready");
         }
-        patch_status(ctx, namespace, name, &plan.status).await?;
+        patch_status(ctx, key, &plan.status).await?;
         ctx.shared.metrics.status_written();
         ctx.remember(key, |m| m.last_write = Some(Instant::now()));
     }
@@ -115,7 +114,7 @@ pub async fn apply_not_ready(
 
 /// Publishes the Events on the budget, in order.
 async fn publish(ctx: &Context, budget: &AIBudget, events: &[EventNotice]) {
-    let regarding = budget.object_ref(&());
+    let regarding = cluster::regarding(budget);
     for event in events {
         publish_action(
             &ctx.recorder,
@@ -129,17 +128,12 @@ async fn publish(ctx: &Context, budget: &AIBudget, events: &[EventNotice]) {
     }
 }
 
-/// Writes the status with server-side apply.
-async fn patch_status(
-    ctx: &Context,
-    namespace: &str,
-    name: &str,
-    status: &AIBudgetStatus,
-) -> Result<()> {
-    let api: Api<AIBudget> = Api::namespaced(ctx.client.clone(), namespace);
+/// Writes the status of the budget `key` names (an AIBudget or a ClusterAIBudget) with
+/// server-side apply.
+async fn patch_status(ctx: &Context, key: &str, status: &AIBudgetStatus) -> Result<()> {
     let patch = serde_json::json!({
         "apiVersion": "aigov.dev/v1alpha1",
-        "kind": "AIBudget",
+        "kind": key::level(key).kind(),
         "status": status,
     });
     if !ctx.shared.leads() {
@@ -147,7 +141,19 @@ async fn patch_status(
     }
     let params = PatchParams::apply(FIELD_MANAGER).force();
     let patch = Patch::Apply(&patch);
-    let write = api.patch_status(name, &params, &patch);
+    let client = ctx.client.clone();
+    let write = async {
+        match key::parts(key) {
+            (Some(namespace), name) => Api::<AIBudget>::namespaced(client, namespace)
+                .patch_status(name, &params, &patch)
+                .await
+                .map(drop),
+            (None, name) => Api::<ClusterAIBudget>::all(client)
+                .patch_status(name, &params, &patch)
+                .await
+                .map(drop),
+        }
+    };
     tokio::time::timeout(STATUS_WRITE_TIMEOUT, write)
         .await
         .map_err(|_| Error::Timeout("status write"))??;

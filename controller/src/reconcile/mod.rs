@@ -32,13 +32,14 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use aigov_api::AIBudget;
 use aigov_api::period::Window;
+use aigov_api::{AIBudget, ClusterAIBudget};
 use futures::StreamExt;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::Recorder;
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 use tracing::Instrument;
@@ -48,9 +49,12 @@ use crate::error::{Error, Result};
 use crate::ledger_service::LedgerShared;
 use crate::status::Replicas;
 use aigov_ledger::clock::Clock;
+use aigov_ledger::key::{self, Level};
 use aigov_ledger::ledger::{Account, BudgetKey};
+use tokio::sync::mpsc::UnboundedReceiver;
 
 pub mod apply;
+pub mod cluster;
 pub mod notices;
 pub mod plan;
 #[cfg(test)]
@@ -291,15 +295,28 @@ impl Context {
 
 /// Reconciles one AIBudget, in a span naming it (see the module's doc).
 pub async fn reconcile(budget: Arc<AIBudget>, ctx: Arc<Context>) -> Result<Action> {
-    let key = format!(
-        "{}/{}",
-        budget.namespace().unwrap_or_default(),
-        budget.name_any()
-    );
+    let key = key::namespaced(&budget.namespace().unwrap_or_default(), &budget.name_any());
+    reconcile_in_span(&budget, None, key, &ctx).await
+}
+
+/// Reconciles one ClusterAIBudget, as the AIBudget it carries ([`cluster::view`]).
+pub async fn reconcile_cluster(cap: Arc<ClusterAIBudget>, ctx: Arc<Context>) -> Result<Action> {
+    let view = cluster::view(&cap);
+    let key = key::cluster(&cap.name_any());
+    reconcile_in_span(&view, cap.spec.namespace_selector.as_ref(), key, &ctx).await
+}
+
+/// Reconciles `budget` (`namespaces`: a ClusterAIBudget's selector) in a span naming `key`.
+async fn reconcile_in_span(
+    budget: &AIBudget,
+    namespaces: Option<&LabelSelector>,
+    key: BudgetKey,
+    ctx: &Context,
+) -> Result<Action> {
     let span = tracing::info_span!("reconcile", budget = %key, outcome = tracing::field::Empty);
     async move {
         let started = Instant::now();
-        let result = plan_and_apply(&budget, &key, &ctx).await;
+        let result = plan_and_apply(budget, namespaces, &key, ctx).await;
         let span = tracing::Span::current();
         match &result {
             Ok(applied) => {
@@ -324,9 +341,14 @@ pub async fn reconcile(budget: Arc<AIBudget>, ctx: Arc<Context>) -> Result<Actio
 
 /// Gathers the inputs, plans, applies. A budget that cannot be evaluated is planned too: its
 /// `Ready` condition and a Warning Event say why (never only a log line and a retry).
-async fn plan_and_apply(budget: &AIBudget, key: &str, ctx: &Context) -> Result<apply::Applied> {
+async fn plan_and_apply(
+    budget: &AIBudget,
+    namespaces: Option<&LabelSelector>,
+    key: &str,
+    ctx: &Context,
+) -> Result<apply::Applied> {
     let now = ctx.clock.now();
-    let (policy, window) = match validity::evaluate(budget, now) {
+    let (policy, window) = match validity::evaluate(budget, namespaces, now) {
         Ok(evaluated) => evaluated,
         Err(why) => {
             let plan = plan::plan_not_ready(budget, key, &why, now);
@@ -353,67 +375,127 @@ async fn plan_and_apply(budget: &AIBudget, key: &str, ctx: &Context) -> Result<a
     apply::apply(ctx, budget, &policy.key, plan).await
 }
 
-fn error_policy(budget: Arc<AIBudget>, error: &Error, _ctx: Arc<Context>) -> Action {
+fn error_policy<K: ResourceExt>(budget: Arc<K>, error: &Error, _ctx: Arc<Context>) -> Action {
     tracing::warn!(budget = budget.name_any(), %error, "reconcile failed");
     Action::requeue(Duration::from_secs(2))
 }
 
-/// Runs the reconciler until the process ends; `changed` names budgets whose ledger account
-/// moved. Also expires silent gateways' slices every few seconds.
+/// Runs the reconcilers until the process ends: of AIBudgets (in `namespace`, else all) and,
+/// when every namespace is watched, of ClusterAIBudgets (a cap over namespaces needs a
+/// cluster-wide install, as the gateways enforce it only then). `changed` names budgets whose
+/// ledger account moved. Also expires silent gateways' slices every few seconds.
 pub async fn run(
     ctx: Arc<Context>,
-    changed: tokio::sync::mpsc::UnboundedReceiver<BudgetKey>,
+    mut changed: tokio::sync::mpsc::UnboundedReceiver<BudgetKey>,
     namespace: Option<String>,
 ) {
-    let api: Api<AIBudget> = match &namespace {
-        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
-        None => Api::all(ctx.client.clone()),
-    };
-    let triggers = futures::stream::unfold(changed, |mut receiver| async move {
+    let (budgets_changed, budget_triggers) = tokio::sync::mpsc::unbounded_channel();
+    let (caps_changed, cap_triggers) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(key) = changed.recv().await {
+            let _ = match key::level(&key) {
+                Level::Namespace => budgets_changed.send(key),
+                Level::Cluster => caps_changed.send(key),
+            };
+        }
+    });
+    let budgets = controller_for(
+        match &namespace {
+            Some(ns) => Api::namespaced(ctx.client.clone(), ns),
+            None => Api::all(ctx.client.clone()),
+        },
+        budget_triggers,
+    );
+    let caps = namespace
+        .is_none()
+        .then(|| controller_for(Api::all(ctx.client.clone()), cap_triggers));
+    tokio::spawn(housekeep(
+        ctx.clone(),
+        budgets.store(),
+        caps.as_ref().map(|c| c.store()),
+    ));
+    let budgets = budgets.run(reconcile, error_policy, ctx.clone());
+    let budgets = budgets.for_each(|_| futures::future::ready(()));
+    match caps {
+        Some(caps) => {
+            let caps = caps.run(reconcile_cluster, error_policy, ctx);
+            let caps = caps.for_each(|_| futures::future::ready(()));
+            tokio::join!(budgets, caps);
+        }
+        None => budgets.await,
+    }
+}
+
+/// A controller of `K` over `api`, reconciling again the objects `triggers` names by key.
+fn controller_for<K>(api: Api<K>, triggers: UnboundedReceiver<BudgetKey>) -> Controller<K>
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let triggers = futures::stream::unfold(triggers, |mut receiver| async move {
         let key = receiver.recv().await?;
-        let (namespace, name) = key.split_once('/').unwrap_or(("", &key));
-        Some((ObjectRef::<AIBudget>::new(name).within(namespace), receiver))
+        Some((object_of::<K>(&key), receiver))
     });
     // The controller's own cache of budgets, without managedFields (a third of each object).
     let (store, writer) = kube::runtime::reflector::store();
-    let budgets = watcher::watcher(api, watcher::Config::default().any_semantic())
+    let objects = watcher::watcher(api, watcher::Config::default().any_semantic())
         .default_backoff()
-        .modify(|budget: &mut AIBudget| budget.managed_fields_mut().clear())
+        .modify(|budget: &mut K| budget.managed_fields_mut().clear())
         .reflect(writer)
         .touched_objects();
     // Bounded concurrency: 10,000 budgets at start-up must not mean 10,000 requests in flight
     // (each with its own connection and buffers).
-    let controller = Controller::for_stream(budgets, store)
+    Controller::for_stream(objects, store)
         .with_config(
             kube::runtime::controller::Config::default().concurrency(RECONCILE_CONCURRENCY),
         )
-        .reconcile_on(triggers);
-    let store = controller.store();
-    let shared = ctx.shared.clone();
-    let forgetter = ctx.clone();
-    tokio::spawn(async move {
-        let mut ticks = 0u64;
-        loop {
-            tokio::time::sleep(Duration::from_secs(2)).await;
-            forgetter.watch_gateways();
-            ticks += 1;
-            // Deleted budgets are rare: look for them every 30 seconds, off the async workers.
-            if ticks.is_multiple_of(15) && store.wait_until_ready().await.is_ok() {
-                let (store, shared) = (store.clone(), shared.clone());
-                let gone = tokio::task::spawn_blocking(move || {
-                    shared.forget_deleted(|key| {
-                        let (namespace, name) = key.split_once('/').unwrap_or(("", key));
-                        store.get(&ObjectRef::new(name).within(namespace)).is_some()
-                    })
-                })
-                .await
-                .unwrap_or_default();
-                forgetter.forget(&gone);
-            }
+        .reconcile_on(triggers)
+}
+
+/// The object a budget key names.
+fn object_of<K: kube::Resource<DynamicType = ()>>(key: &str) -> ObjectRef<K> {
+    match key::parts(key) {
+        (Some(namespace), name) => ObjectRef::new(name).within(namespace),
+        (None, name) => ObjectRef::new(name),
+    }
+}
+
+/// Every 2 seconds, expires silent gateways; every 30, forgets the accounts of budgets that
+/// no longer exist (rare: looked for off the async workers).
+async fn housekeep(
+    ctx: Arc<Context>,
+    budgets: Store<AIBudget>,
+    caps: Option<Store<ClusterAIBudget>>,
+) {
+    let mut ticks = 0u64;
+    loop {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        ctx.watch_gateways();
+        ticks += 1;
+        if !ticks.is_multiple_of(15) || budgets.wait_until_ready().await.is_err() {
+            continue;
         }
-    });
-    controller
-        .run(reconcile, error_policy, ctx)
-        .for_each(|_| futures::future::ready(()))
-        .await;
+        if let Some(caps) = &caps
+            && caps.wait_until_ready().await.is_err()
+        {
+            continue;
+        }
+        let (shared, budgets, caps) = (ctx.shared.clone(), budgets.clone(), caps.clone());
+        let gone = tokio::task::spawn_blocking(move || {
+            shared.forget_deleted(|key| match key::level(key) {
+                Level::Namespace => budgets.get(&object_of(key)).is_some(),
+                Level::Cluster => caps
+                    .as_ref()
+                    .is_some_and(|c| c.get(&object_of(key)).is_some()),
+            })
+        })
+        .await
+        .unwrap_or_default();
+        ctx.forget(&gone);
+    }
 }

@@ -217,6 +217,7 @@ fn context_with_alerts(api: &MockApi, clock: &TestClock) -> Arc<Context> {
         clock: clock.clock(),
         metrics: plain.shared.metrics.clone(),
         changed: plain.shared.changed.clone(),
+        own_namespace: "aigov-system".into(),
     });
     let recorder = aigov_runtime::events::recorder(plain.client.clone(), "test");
     Context::new(

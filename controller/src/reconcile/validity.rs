@@ -8,6 +8,7 @@ use aigov_api::period::Window;
 use aigov_api::{AIBudget, AIBudgetSpec, Usd};
 use aigov_ledger::policy::BudgetPolicy;
 use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::ResourceExt;
 
 /// The `Ready` reason of a budget whose spec the controller cannot use.
@@ -25,7 +26,15 @@ pub struct Unevaluable {
 }
 
 /// Compiles the budget and finds the period `now` falls in, or says why it cannot.
-pub fn evaluate(budget: &AIBudget, now: Timestamp) -> Result<(BudgetPolicy, Window), Unevaluable> {
+///
+/// A ClusterAIBudget is evaluated as the AIBudget it carries, without a namespace
+/// ([`super::cluster::view`]), with the namespaces it selects (`namespaces`); which of them
+/// its calls come from is the gateways' business.
+pub fn evaluate(
+    budget: &AIBudget,
+    namespaces: Option<&LabelSelector>,
+    now: Timestamp,
+) -> Result<(BudgetPolicy, Window), Unevaluable> {
     let invalid = |message| Unevaluable {
         reason: INVALID_SPEC,
         message,
@@ -33,11 +42,11 @@ pub fn evaluate(budget: &AIBudget, now: Timestamp) -> Result<(BudgetPolicy, Wind
     if let Some(problem) = spec_problem(&budget.spec) {
         return Err(invalid(problem));
     }
-    // A ClusterAIBudget is reconciled as the AIBudget it carries, without a namespace
-    // ([`super::cluster_view`]); which namespaces it covers is the gateways' business.
     let policy = match budget.metadata.namespace {
         Some(_) => BudgetPolicy::from_budget(budget),
-        None => BudgetPolicy::from_cluster_spec(budget.name_any(), &budget.spec, None),
+        None => {
+            BudgetPolicy::from_cluster_spec(budget.name_any(), &budget.spec, namespaces.cloned())
+        }
     }
     .map_err(|e| invalid(format!("the spec cannot be compiled: {e}")))?;
     let window = policy.window_at(now).map_err(|e| Unevaluable {
@@ -100,7 +109,7 @@ mod tests {
     }
 
     fn why(spec: &str, now: &str) -> Unevaluable {
-        evaluate(&budget(spec), now.parse().unwrap()).unwrap_err()
+        evaluate(&budget(spec), None, now.parse().unwrap()).unwrap_err()
     }
 
     const NOW: &str = "2026-11-15T00:00:00Z";
@@ -160,6 +169,7 @@ mod tests {
         assert!(
             evaluate(
                 &budget("limit: '10'\nperiod: Daily\n"),
+                None,
                 "9999-12-20T00:00:00Z".parse().unwrap()
             )
             .is_ok()
@@ -169,7 +179,7 @@ mod tests {
     #[test]
     fn a_valid_budget_evaluates() {
         let spec = "limit: '10'\ntimeZone: America/Argentina/Buenos_Aires\nselector:\n  podSelector:\n    matchLabels: {app.kubernetes.io/name: chat}\n    matchExpressions:\n    - {key: tier, operator: Exists}\n";
-        let (policy, window) = evaluate(&budget(spec), NOW.parse().unwrap()).unwrap();
+        let (policy, window) = evaluate(&budget(spec), None, NOW.parse().unwrap()).unwrap();
         assert_eq!(policy.key, "team/chat");
         assert!(window.contains(NOW.parse().unwrap()));
     }
