@@ -7,6 +7,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use aigov_bedrock_sim::server::Served;
 use aws_sdk_bedrockruntime::config::retry::RetryConfig;
+use aws_sdk_bedrockruntime::operation::RequestId as _;
+use aws_sdk_bedrockruntime::primitives::Blob;
+use aws_sdk_bedrockruntime::types::InferenceConfiguration;
 
 use crate::{kubectl_ok, local_env};
 
@@ -217,4 +220,88 @@ pub async fn converse(
         .send()
         .await?;
     Ok(out.request_id().unwrap_or_default().to_owned())
+}
+
+/// One bedrock-runtime call to `model` of kind `n % 4` (Converse, ConverseStream, InvokeModel,
+/// InvokeModelWithResponseStream), asking for `output` tokens; `Ok(Some(id))` when Bedrock answered, `Ok(None)` when
+/// refused for good (403: the budget cannot take it), `Err` on anything else.
+pub async fn runtime_call(
+    client: &aws_sdk_bedrockruntime::Client,
+    model: &str,
+    n: usize,
+    output: u32,
+) -> Result<Option<String>, String> {
+    let text = format!("call {n} [sim:output_tokens={output}]");
+    let max_tokens = 1000;
+    let refused = |e: &aws_sdk_bedrockruntime::Error| {
+        matches!(e, aws_sdk_bedrockruntime::Error::AccessDeniedException(_))
+    };
+    let claude_body =
+        serde_json::json!({"anthropic_version": "bedrock-2023-05-31", "max_tokens": max_tokens,
+        "messages": [{"role": "user", "content": text}]})
+        .to_string();
+    let result: Result<String, aws_sdk_bedrockruntime::Error> = match n % 4 {
+        0 => client
+            .converse()
+            .model_id(model)
+            .messages(user(&text))
+            .inference_config(
+                InferenceConfiguration::builder()
+                    .max_tokens(max_tokens)
+                    .build(),
+            )
+            .send()
+            .await
+            .map(|o| o.request_id().unwrap_or_default().to_owned())
+            .map_err(Into::into),
+        1 => match client
+            .converse_stream()
+            .model_id(model)
+            .messages(user(&text))
+            .inference_config(
+                InferenceConfiguration::builder()
+                    .max_tokens(max_tokens)
+                    .build(),
+            )
+            .send()
+            .await
+        {
+            Ok(mut out) => {
+                let id = out.request_id().unwrap_or_default().to_owned();
+                while let Some(_event) = out.stream.recv().await.map_err(|e| format!("{e:?}"))? {}
+                Ok(id)
+            }
+            Err(e) => Err(e.into()),
+        },
+        2 => client
+            .invoke_model()
+            .model_id(model)
+            .content_type("application/json")
+            .body(Blob::new(claude_body))
+            .send()
+            .await
+            .map(|o| o.request_id().unwrap_or_default().to_owned())
+            .map_err(Into::into),
+        _ => match client
+            .invoke_model_with_response_stream()
+            .model_id(model)
+            .content_type("application/json")
+            .body(Blob::new(claude_body))
+            .send()
+            .await
+        {
+            Ok(mut out) => {
+                let id = out.request_id().unwrap_or_default().to_owned();
+                while let Some(_event) = out.body.recv().await.map_err(|e| format!("{e:?}"))? {}
+                Ok(id)
+            }
+            Err(e) => Err(e.into()),
+        },
+    };
+    match result {
+        Ok(id) => Ok(Some(id)),
+        Err(e) if refused(&e) => Ok(None),
+        Err(aws_sdk_bedrockruntime::Error::ThrottlingException(_)) => Err("throttled".into()),
+        Err(e) => Err(format!("{e:?}")),
+    }
 }

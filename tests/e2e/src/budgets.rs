@@ -16,7 +16,20 @@ pub fn budget(ns: &str, name: &str, spec: &str) {
 
 /// The budget's status as JSON.
 pub fn status(ns: &str, name: &str) -> serde_json::Value {
-    let out = kubectl_ok(&["get", "aib", "-n", ns, name, "-o", "json"], None);
+    status_of(&["aib", "-n", ns, name])
+}
+
+/// The ClusterAIBudget's status as JSON.
+pub fn cluster_status(name: &str) -> serde_json::Value {
+    status_of(&["caib", name])
+}
+
+/// The status of the object `kubectl get OBJECT...` names.
+fn status_of(object: &[&str]) -> serde_json::Value {
+    let mut args = vec!["get"];
+    args.extend_from_slice(object);
+    args.extend_from_slice(&["-o", "json"]);
+    let out = kubectl_ok(&args, None);
     serde_json::from_str::<serde_json::Value>(&out).expect("json")["status"].clone()
 }
 
@@ -27,15 +40,33 @@ pub fn wait_status(
     within: Duration,
     done: impl Fn(&serde_json::Value) -> bool,
 ) -> serde_json::Value {
+    wait_for(&format!("{ns}/{name}"), || status(ns, name), within, done)
+}
+
+/// Polls the ClusterAIBudget's status until `done` holds, or panics with the last status.
+pub fn wait_cluster_status(
+    name: &str,
+    within: Duration,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    wait_for(name, || cluster_status(name), within, done)
+}
+
+fn wait_for(
+    what: &str,
+    read: impl Fn() -> serde_json::Value,
+    within: Duration,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
     let deadline = Instant::now() + within;
     loop {
-        let s = status(ns, name);
+        let s = read();
         if done(&s) {
             return s;
         }
         assert!(
             Instant::now() < deadline,
-            "status of {ns}/{name} never got there: {s:#}"
+            "status of {what} never got there: {s:#}"
         );
         std::thread::sleep(Duration::from_millis(200));
     }

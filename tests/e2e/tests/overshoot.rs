@@ -12,12 +12,10 @@ use std::time::{Duration, Instant};
 
 use aigov_api::Usd;
 use aigov_e2e::aigov::Aigov;
-use aigov_e2e::bedrock::{client_from, served, served_cost, user, worker_pods};
+use aigov_e2e::bedrock::{client_from, runtime_call, served, served_cost, worker_pods};
 use aigov_e2e::budgets::wait_status;
 use aigov_e2e::{budgets::budget, mantle, namespace};
 use aws_sdk_bedrockruntime::operation::RequestId;
-use aws_sdk_bedrockruntime::primitives::Blob;
-use aws_sdk_bedrockruntime::types::InferenceConfiguration;
 
 /// A profile ID no other test calls, so the simulator's record of this test is exact.
 const MODEL: &str = "apac.anthropic.claude-3-5-sonnet-20240620-v1:0";
@@ -85,7 +83,7 @@ async fn speech_sessions(
     Ok(ids)
 }
 
-/// One ApplyGuardrail call with `chars` characters of text; the same answers as [`call`].
+/// One ApplyGuardrail call with `chars` characters of text; the same answers as [`runtime_call`].
 async fn guardrail_call(
     client: &aws_sdk_bedrockruntime::Client,
     chars: usize,
@@ -115,7 +113,7 @@ async fn guardrail_call(
     }
 }
 
-/// One mantle call of kind `kind` (4, 5, 6); the same answers as [`call`].
+/// One mantle call of kind `kind` (4, 5, 6); the same answers as [`runtime_call`].
 async fn mantle_call(
     client: &hyper_util::client::legacy::Client<
         hyper_util::client::legacy::connect::HttpConnector,
@@ -137,88 +135,6 @@ async fn mantle_call(
         mantle::Answer::Refused(403, _) => Ok(None),
         mantle::Answer::Refused(429, _) => Err("throttled".into()),
         mantle::Answer::Refused(status, body) => Err(format!("{call:?}: {status} {body}")),
-    }
-}
-
-/// One runtime call of kind `n % 4`; `Ok(Some(id))` when Bedrock answered, `Ok(None)` when
-/// refused for good (403: the budget cannot take it), `Err` on anything else.
-async fn call(
-    client: &aws_sdk_bedrockruntime::Client,
-    n: usize,
-    output: u32,
-) -> Result<Option<String>, String> {
-    let text = format!("call {n} [sim:output_tokens={output}]");
-    let max_tokens = 1000;
-    let refused = |e: &aws_sdk_bedrockruntime::Error| {
-        matches!(e, aws_sdk_bedrockruntime::Error::AccessDeniedException(_))
-    };
-    let claude_body =
-        serde_json::json!({"anthropic_version": "bedrock-2023-05-31", "max_tokens": max_tokens,
-        "messages": [{"role": "user", "content": text}]})
-        .to_string();
-    let result: Result<String, aws_sdk_bedrockruntime::Error> = match n % 4 {
-        0 => client
-            .converse()
-            .model_id(MODEL)
-            .messages(user(&text))
-            .inference_config(
-                InferenceConfiguration::builder()
-                    .max_tokens(max_tokens)
-                    .build(),
-            )
-            .send()
-            .await
-            .map(|o| o.request_id().unwrap_or_default().to_owned())
-            .map_err(Into::into),
-        1 => match client
-            .converse_stream()
-            .model_id(MODEL)
-            .messages(user(&text))
-            .inference_config(
-                InferenceConfiguration::builder()
-                    .max_tokens(max_tokens)
-                    .build(),
-            )
-            .send()
-            .await
-        {
-            Ok(mut out) => {
-                let id = out.request_id().unwrap_or_default().to_owned();
-                while let Some(_event) = out.stream.recv().await.map_err(|e| format!("{e:?}"))? {}
-                Ok(id)
-            }
-            Err(e) => Err(e.into()),
-        },
-        2 => client
-            .invoke_model()
-            .model_id(MODEL)
-            .content_type("application/json")
-            .body(Blob::new(claude_body))
-            .send()
-            .await
-            .map(|o| o.request_id().unwrap_or_default().to_owned())
-            .map_err(Into::into),
-        _ => match client
-            .invoke_model_with_response_stream()
-            .model_id(MODEL)
-            .content_type("application/json")
-            .body(Blob::new(claude_body))
-            .send()
-            .await
-        {
-            Ok(mut out) => {
-                let id = out.request_id().unwrap_or_default().to_owned();
-                while let Some(_event) = out.body.recv().await.map_err(|e| format!("{e:?}"))? {}
-                Ok(id)
-            }
-            Err(e) => Err(e.into()),
-        },
-    };
-    match result {
-        Ok(id) => Ok(Some(id)),
-        Err(e) if refused(&e) => Ok(None),
-        Err(aws_sdk_bedrockruntime::Error::ThrottlingException(_)) => Err("throttled".into()),
-        Err(e) => Err(format!("{e:?}")),
     }
 }
 
@@ -247,7 +163,7 @@ async fn two_gateways_and_64_clients_never_overshoot_a_one_dollar_budget() {
                 let answer = match n % KINDS {
                     7 => guardrail_call(&client, 50 * output as usize).await,
                     kind @ 4.. => mantle_call(&wire, &gateway, kind, n, output).await,
-                    _ => call(&client, n, output).await,
+                    _ => runtime_call(&client, MODEL, n, output).await,
                 };
                 match answer {
                     Ok(Some(id)) => {
