@@ -32,7 +32,7 @@ WORKLOAD_BIN="$CARGO_TARGET_DIR/debug/chat"
 ln -sfn "$CARGO_TARGET_DIR/debug/kubectl-aigov" "$AIGOV_RUN/bin/kubectl-aigov"
 echo "    kubectl-aigov installed in $AIGOV_RUN/bin (on PATH after: source $AIGOV_RUN/env.sh)"
 
-step "3/9 Installing the CRDs (AIBudget, AIModelPrice)"
+step "3/9 Installing the CRDs (AIBudget, ClusterAIBudget, AIBudgetTemplate, AIModelPrice)"
 kubectl apply -f crds/yaml/ | indent
 kubectl wait --for condition=established --timeout=30s crd/aibudgets.aigov.dev crd/aimodelprices.aigov.dev >/dev/null
 
@@ -62,7 +62,7 @@ tofu -chdir="$workdir" apply -auto-approve -input=false -no-color >"$AIGOV_RUN/l
   || { cat "$AIGOV_RUN/logs/tofu-apply.log"; die "tofu apply failed"; }
 grep -E ': (Creation|Modifications|Destruction) complete|^Apply complete|^No changes|^[a-z_]+ = "' "$AIGOV_RUN/logs/tofu-apply.log" | indent
 
-step "5/9 The teams' budgets with kubectl (examples/budgets/) and a negotiated price (examples/prices/)"
+step "5/9 The teams' budgets, the engineering-wide cap over them (examples/budgets/) and a negotiated price (examples/prices/)"
 kubectl create namespace aigov-system --dry-run=client -o yaml | kubectl apply -f - >/dev/null
 kubectl apply -f examples/budgets/ -f examples/prices/ | indent
 
@@ -142,6 +142,10 @@ sleep 3
 step "9/9 What people look at"
 echo
 show kubectl get aib -A
+echo
+echo "The engineering-wide cap (a ClusterAIBudget over both teams' namespaces): every call above counted once here too:"
+show kubectl get caib
+show kubectl describe caib engineering | sed -n '/^  Top Namespaces:/,/^  Top Workloads:/p'
 echo
 show kubectl describe aib -n team-research research-daily | sed -n '/^Status:/,$p'
 echo

@@ -42,6 +42,8 @@ demo="$AIGOV_RUN/demo.log"
 bash tests/demo.sh >"$demo" 2>&1 || { cat "$demo"; die "tests/demo.sh failed"; }
 for expected in \
     'team-research +research-daily +5\.00 +4\.921599 +98\.4 +Throttled' \
+    '^engineering +300\.00 +[45]\.[0-9]+ +1\.[0-9]+ +Active' \
+    'Namespace: +team-research' \
     'refused \(AccessDeniedException\): AIBudget team-research/research-daily' \
     'not allowed by AIBudget team-chat/chat-monthly' \
     'Normal +ThresholdCrossed .*research-daily: 50% threshold crossed' \
