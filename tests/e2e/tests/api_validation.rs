@@ -268,3 +268,90 @@ fn kubectl_explain_says_the_soft_limit_rate_is_for_the_budget_as_a_whole_across_
     }
     assert!(!text.contains("per workload"), "{out}");
 }
+
+/// Refused ClusterAIBudget specs: the spec, the field the error must name, and phrases of the
+/// message. The kind flattens every AIBudget field beside `namespaceSelector`, so the API
+/// server must apply the same rules there.
+const REFUSED_CLUSTER: &[(&str, &str, &[&str])] = &[
+    (
+        r#"{limit: "10", namespaceSelector: {matchLabels: {"bad key!": prod}}}"#,
+        "spec.namespaceSelector.matchLabels",
+        &["every matchLabels key must be a label key"],
+    ),
+    (
+        r#"{limit: "10", namespaceSelector: {matchExpressions: [{key: "bad key!", operator: Exists}]}}"#,
+        "spec.namespaceSelector.matchExpressions[0].key",
+        &["a label key is an optional DNS subdomain prefix"],
+    ),
+    (
+        r#"{limit: "10", namespaceSelector: {matchExpressions: [{key: tier, operator: In}]}}"#,
+        "spec.namespaceSelector.matchExpressions[0].values",
+        &["operator In needs at least one value"],
+    ),
+    (
+        r#"{limit: "10", namespaceSelector: {matchLabels: {tier: "bad value!"}}}"#,
+        "spec.namespaceSelector.matchLabels.tier",
+        &["should match"],
+    ),
+    (
+        r#"{limit: "-5"}"#,
+        "spec.limit",
+        &[r#""-5""#, "should match"],
+    ),
+    (r#"{limit: "lots"}"#, "spec.limit", &[r#""lots""#]),
+    (
+        r#"{limit: "0"}"#,
+        "spec.limit",
+        &["limit must be greater than zero"],
+    ),
+    (
+        r#"{limit: "10", timeZone: Mars/Olympus_Mons}"#,
+        "spec.timeZone",
+        &["Mars/Olympus_Mons is not an IANA time zone name"],
+    ),
+    (
+        r#"{limit: "10", timeZone: Local}"#,
+        "spec.timeZone",
+        &["timeZone Local is not accepted"],
+    ),
+    (
+        r#"{limit: "10", weekStart: Sunday}"#,
+        "spec.weekStart",
+        &["weekStart applies to a Weekly period only"],
+    ),
+];
+
+#[test]
+fn cluster_budgets_with_bad_selectors_limits_or_zones_are_refused_naming_the_field() {
+    let prefix = unique("bad-caib");
+    let mut failures = Vec::new();
+    for (i, (spec, field, says)) in REFUSED_CLUSTER.iter().enumerate() {
+        let manifest = format!(
+            "apiVersion: aigov.dev/v1alpha1\nkind: ClusterAIBudget\nmetadata: {{name: {prefix}-{i}}}\nspec: {spec}\n"
+        );
+        let out = kubectl(&["apply", "-f", "-"], Some(&manifest));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if out.status.success() {
+            failures.push(format!("#{i} {spec} was accepted"));
+        } else if !stderr.contains(&format!("{field}:")) || !says.iter().all(|s| stderr.contains(s))
+        {
+            failures.push(format!(
+                "#{i} {spec}: expected `{field}` and {says:?} in: {stderr}"
+            ));
+        }
+    }
+    let left = kubectl_ok(&["get", "caib", "-o", "name"], None);
+    let created: Vec<&str> = left.lines().filter(|l| l.contains(&prefix)).collect();
+    assert!(
+        created.is_empty(),
+        "cluster budgets were created: {created:?}"
+    );
+    assert!(failures.is_empty(), "misjudged:\n{}", failures.join("\n"));
+
+    // The same selector shapes that are refused above are accepted when well formed.
+    let good = format!(
+        "apiVersion: aigov.dev/v1alpha1\nkind: ClusterAIBudget\nmetadata: {{name: {prefix}-good}}\nspec: {{limit: \"10\", timeZone: Europe/Berlin, namespaceSelector: {{matchLabels: {{aigov.dev/tier: prod}}, matchExpressions: [{{key: team, operator: In, values: [a]}}]}}}}\n"
+    );
+    kubectl_ok(&["apply", "-f", "-"], Some(&good));
+    kubectl_ok(&["delete", "caib", &format!("{prefix}-good")], None);
+}
