@@ -44,6 +44,8 @@ for expected in \
     'team-research +research-daily +5\.00 +4\.921599 +98\.4 +Throttled' \
     '^engineering +300\.00 +[45]\.[0-9]+ +1\.[0-9]+ +Active' \
     'Namespace: +team-research' \
+    '^\(cluster\) +engineering +Active' \
+    '└ research-daily \(Throttled\) +\$4\.92 of \$5\.00' \
     'refused \(AccessDeniedException\): AIBudget team-research/research-daily' \
     'not allowed by AIBudget team-chat/chat-monthly' \
     'Normal +ThresholdCrossed .*research-daily: 50% threshold crossed' \

@@ -147,6 +147,21 @@ pub struct TemplateConflict {
     pub kept_by: String,
 }
 
+impl ClusterAIBudget {
+    /// The AIBudget this cap is governed as: its metadata (no namespace), its budget spec and
+    /// its status. The controller reconciles a cap as this and reports show it as this; which
+    /// namespaces it covers is `spec.namespaceSelector`'s business alone.
+    pub fn as_budget(&self) -> crate::AIBudget {
+        let mut metadata = self.metadata.clone();
+        metadata.namespace = None;
+        crate::AIBudget {
+            metadata,
+            spec: self.spec.budget.clone(),
+            status: self.status.clone(),
+        }
+    }
+}
+
 /// The limit a [`BUDGET_LIMIT_ANNOTATION`] sets, or why it sets none (said in the template's
 /// status, and the template's own limit applies).
 pub fn annotated_limit(text: &str) -> Result<Usd, String> {

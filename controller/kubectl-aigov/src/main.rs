@@ -10,8 +10,8 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use aigov_api::AIBudget;
 use aigov_api::period::time_zone;
+use aigov_api::{AIBudget, ClusterAIBudget};
 use anyhow::{Context as _, bail};
 use clap::{Args, CommandFactory as _, Parser, Subcommand, ValueEnum};
 use jiff::Timestamp;
@@ -172,7 +172,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => run_report_by(t, style, now, budget.as_deref(), &ByKey::parse(key)?).await?,
         Command::Report { budget, by: None } => {
             let (budgets, _) = budgets(t, budget.as_deref()).await?;
-            let reports = report::reports(&budgets);
+            // Caps span namespaces: shown over all of them, not for one budget.
+            let caps = match (t.all_namespaces, budget) {
+                (true, None) => cluster_budgets(t).await?,
+                _ => Vec::new(),
+            };
+            let reports = report::reports(&budgets, &caps);
             match t.output {
                 Output::Json => print_json(&reports),
                 _ => print(&report::render(&reports, style)),
@@ -411,6 +416,16 @@ async fn budgets(
     }
     let namespace = namespace.or_else(|| budgets.first().and_then(|b| b.namespace()));
     Ok((budgets, namespace))
+}
+
+/// Every ClusterAIBudget.
+async fn cluster_budgets(t: &Target) -> anyhow::Result<Vec<ClusterAIBudget>> {
+    let (client, _) = cluster(t).await?;
+    let caps = Api::<ClusterAIBudget>::all(client)
+        .list(&ListParams::default())
+        .await
+        .context("listing ClusterAIBudgets (are the aigov CRDs installed?)")?;
+    Ok(caps.items)
 }
 
 /// Which records to look at: a namespace (none with -A) and maybe a budget. The namespace

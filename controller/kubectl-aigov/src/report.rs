@@ -1,4 +1,5 @@
-//! `kubectl aigov report`: per namespace and budget, where spend stands (spent, limit,
+//! `kubectl aigov report`: per namespace and budget (and, with `-A`, per ClusterAIBudget,
+//! the namespaces it covers and their budgets beneath it), where spend stands (spent, limit,
 //! forecast, throttles), who and what spent it (top models and workloads), and how it compares
 //! with the last period. Everything comes from AIBudget status, so it matches `kubectl get aib`.
 //!
@@ -8,7 +9,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use aigov_api::{AIBudget, Usd};
+use aigov_api::{AIBudget, ClusterAIBudget, Usd};
 use kube::ResourceExt;
 use serde::Serialize;
 
@@ -20,7 +21,9 @@ use crate::table::{self, Style, TableBuilder};
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BudgetReport {
-    /// The budget's namespace.
+    /// `AIBudget` or `ClusterAIBudget`.
+    pub kind: &'static str,
+    /// The budget's namespace (empty for a ClusterAIBudget).
     pub namespace: String,
     /// The budget's name.
     pub budget: String,
@@ -49,8 +52,11 @@ pub struct BudgetReport {
     pub change_percent: Option<String>,
     /// Models by spend this period.
     pub top_models: Vec<Share>,
-    /// Workloads by spend this period.
+    /// Workloads by spend this period (a ClusterAIBudget's are `namespace/workload`).
     pub top_workloads: Vec<Share>,
+    /// A ClusterAIBudget's namespaces by spend this period.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub top_namespaces: Vec<Share>,
 }
 
 /// The last finished period.
@@ -107,6 +113,11 @@ impl BudgetReport {
             table::percent_change(last.spent, forecast.unwrap_or(spent)).map(|p| p.to_string())
         });
         BudgetReport {
+            kind: if budget.namespace().is_some() {
+                "AIBudget"
+            } else {
+                "ClusterAIBudget"
+            },
             namespace: budget.namespace().unwrap_or_default(),
             budget: budget.name_any(),
             phase: status
@@ -143,13 +154,25 @@ impl BudgetReport {
                     throttled_requests: Some(w.throttled_requests),
                 })
                 .collect(),
+            top_namespaces: status
+                .top_namespaces
+                .iter()
+                .map(|n| Share {
+                    name: n.namespace.clone(),
+                    spent: amount(Some(&n.spent)),
+                    requests: n.requests,
+                    throttled_requests: Some(n.throttled_requests),
+                })
+                .collect(),
         }
     }
 }
 
-/// Reports sorted by namespace, then budget.
-pub fn reports(budgets: &[AIBudget]) -> Vec<BudgetReport> {
-    let mut reports: Vec<_> = budgets.iter().map(BudgetReport::of).collect();
+/// Reports sorted by namespace, then budget: ClusterAIBudgets (as the AIBudget each carries,
+/// [`aigov_api::ClusterAIBudget::as_budget`]) first.
+pub fn reports(budgets: &[AIBudget], caps: &[ClusterAIBudget]) -> Vec<BudgetReport> {
+    let caps = caps.iter().map(|c| BudgetReport::of(&c.as_budget()));
+    let mut reports: Vec<_> = budgets.iter().map(BudgetReport::of).chain(caps).collect();
     reports.sort_by(|a, b| (&a.namespace, &a.budget).cmp(&(&b.namespace, &b.budget)));
     reports
 }
@@ -184,7 +207,7 @@ pub fn render(reports: &[BudgetReport], style: Style) -> String {
             .as_ref()
             .map(|l| table::percent_change(l.spent, projected));
         summary.cells(vec![
-            r.namespace.as_str().into(),
+            namespace_cell(r).into(),
             r.budget.as_str().into(),
             table::phase_cell(&r.phase, style),
             table::money(r.spent).into(),
@@ -212,18 +235,62 @@ pub fn render(reports: &[BudgetReport], style: Style) -> String {
     }
     let mut out = summary.render();
     out.push_str("\nFORECAST: spend at the period's end at this period's rate. CHANGE: forecast (or spend so far) against the last period.\n");
-    for r in reports
-        .iter()
-        .filter(|r| !r.top_models.is_empty() || !r.top_workloads.is_empty())
-    {
+    for r in reports.iter().filter(|r| {
+        !r.top_models.is_empty() || !r.top_workloads.is_empty() || !r.top_namespaces.is_empty()
+    }) {
         out.push('\n');
-        out.push_str(&style.title(&format!("{}/{}", r.namespace, r.budget)));
+        let title = match r.kind {
+            "AIBudget" => format!("{}/{}", r.namespace, r.budget),
+            kind => format!("{kind} {}", r.budget),
+        };
+        out.push_str(&style.title(&title));
         out.push('\n');
         out.push_str(&shares("MODEL", &r.top_models, r.spent, style));
+        if !r.top_namespaces.is_empty() {
+            out.push('\n');
+            out.push_str(&namespace_tree(r, reports, style));
+        }
         out.push('\n');
         out.push_str(&shares("WORKLOAD", &r.top_workloads, r.spent, style));
     }
     out
+}
+
+/// `(cluster)` for a ClusterAIBudget, else the namespace.
+fn namespace_cell(r: &BudgetReport) -> &str {
+    match r.kind {
+        "AIBudget" => &r.namespace,
+        _ => "(cluster)",
+    }
+}
+
+/// A ClusterAIBudget's namespaces by spend, each followed by the AIBudgets in it the report
+/// holds (`└ name  spent of limit`): the tree from the cap to the teams' budgets.
+fn namespace_tree(cap: &BudgetReport, reports: &[BudgetReport], style: Style) -> String {
+    let headers = ["NAMESPACE", "SPENT", "SHARE", "REQUESTS", "THROTTLED"];
+    let mut t = TableBuilder::new(style, &headers).numeric(&[1, 2, 3, 4]);
+    for n in &cap.top_namespaces {
+        t.row(vec![
+            format!("  {}", n.name),
+            table::money(n.spent),
+            table::share(n.spent, cap.spent),
+            table::count(n.requests),
+            table::count(n.throttled_requests.unwrap_or(0)),
+        ]);
+        let within = reports
+            .iter()
+            .filter(|b| b.kind == "AIBudget" && b.namespace == n.name);
+        for b in within {
+            t.row(vec![
+                format!("    └ {} ({})", b.budget, b.phase),
+                format!("{} of {}", table::money(b.spent), table::money(b.limit)),
+                String::new(),
+                table::count(b.requests),
+                table::count(b.throttled_requests),
+            ]);
+        }
+    }
+    t.render()
 }
 
 fn shares(kind: &str, rows: &[Share], total: Usd, style: Style) -> String {
@@ -498,7 +565,7 @@ status:
 
     #[test]
     fn the_rendered_report_shows_phase_amounts_change_and_breakdowns() {
-        let text = render(&reports(&[budget()]), Style::plain());
+        let text = render(&reports(&[budget()], &[]), Style::plain());
         let row = text.lines().nth(1).unwrap();
         for expected in [
             "team-research",
@@ -522,5 +589,45 @@ status:
                 .any(|l| l.starts_with("  notebook") && l.contains("100%") && l.ends_with('2')),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_cluster_budget_comes_first_with_its_namespaces_and_their_budgets_beneath() {
+        let cap: ClusterAIBudget = serde_yaml::from_str(
+            r#"
+apiVersion: aigov.dev/v1alpha1
+kind: ClusterAIBudget
+metadata: {name: engineering}
+spec: {limit: "300.00", namespaceSelector: {matchLabels: {org: engineering}}}
+status:
+  spent: "5.4968"
+  topNamespaces:
+  - {namespace: team-research, spent: "4.9968", requests: 42, throttledRequests: 2}
+  - {namespace: team-chat, spent: "0.50", requests: 9}
+"#,
+        )
+        .unwrap();
+        let all = reports(&[budget()], &[cap]);
+        assert_eq!(all[0].kind, "ClusterAIBudget");
+        let text = render(&all, Style::plain());
+        let first = text.lines().nth(1).unwrap();
+        assert!(
+            first.starts_with("(cluster)") && first.contains("engineering"),
+            "{text}"
+        );
+        assert!(text.contains("ClusterAIBudget engineering"), "{text}");
+        let lines: Vec<&str> = text.lines().collect();
+        let research = lines
+            .iter()
+            .position(|l| l.starts_with("  team-research"))
+            .unwrap();
+        assert!(lines[research].contains("91%"), "{}", lines[research]);
+        assert!(
+            lines[research + 1].contains("└ research-daily (Throttled)")
+                && lines[research + 1].contains("$5.00 of $5.00"),
+            "{text}"
+        );
+        let json = serde_json::to_value(&all[0]).unwrap();
+        assert_eq!(json["topNamespaces"][1]["name"], "team-chat");
     }
 }

@@ -11,16 +11,9 @@ use aigov_api::{AIBudget, ClusterAIBudget};
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::{Resource, ResourceExt};
 
-/// The AIBudget a ClusterAIBudget is reconciled as: its metadata (no namespace), its budget
-/// spec and its status.
+/// The AIBudget a ClusterAIBudget is reconciled as ([`ClusterAIBudget::as_budget`]).
 pub fn view(cap: &ClusterAIBudget) -> AIBudget {
-    let mut metadata = cap.metadata.clone();
-    metadata.namespace = None;
-    AIBudget {
-        metadata,
-        spec: cap.spec.budget.clone(),
-        status: cap.status.clone(),
-    }
+    cap.as_budget()
 }
 
 /// What a budget's Events regard: the AIBudget, or, for a [`view`], its ClusterAIBudget
