@@ -120,11 +120,27 @@ impl Aigov {
         gateways: usize,
         controller_flags: &[String],
     ) -> (Aigov, Vec<Aigov>) {
+        Self::deployment(namespace, gateways, controller_flags, true)
+    }
+
+    /// As [`Aigov::controller_and_gateways`], but every process watches every namespace (a
+    /// cluster-wide install, which ClusterAIBudgets need); `namespace` only holds the Lease.
+    pub fn cluster_wide(namespace: &str, gateways: usize) -> (Aigov, Vec<Aigov>) {
+        Self::deployment(namespace, gateways, &[], false)
+    }
+
+    fn deployment(
+        namespace: &str,
+        gateways: usize,
+        controller_flags: &[String],
+        scoped: bool,
+    ) -> (Aigov, Vec<Aigov>) {
         let mut extra = vec!["--settle".to_owned(), "500ms".to_owned()];
         extra.extend_from_slice(controller_flags);
         let controller = Options {
             role: "controller",
             extra,
+            scoped,
             ..Options::all(namespace)
         };
         let controller = Aigov::start(controller, false);
@@ -133,6 +149,7 @@ impl Aigov {
                 let gateway = Options {
                     role: "gateway",
                     controller_endpoints: vec![controller.ledger.clone()],
+                    scoped,
                     ..Options::all(namespace)
                 };
                 Aigov::start(gateway, true)

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aigov_api::Usd;
-use aigov_e2e::aigov::{Aigov, Options};
+use aigov_e2e::aigov::Aigov;
 use aigov_e2e::bedrock::{client_from, runtime_call, served, served_cost, worker_pods};
 use aigov_e2e::budgets::{budget, events, status, wait_cluster_status, wait_status};
 use aigov_e2e::{kubectl_ok, namespace, unique};
@@ -24,29 +24,6 @@ const MODEL: &str = "apac.anthropic.claude-3-5-sonnet-20240620-v1:0";
 const CLIENTS: usize = 64;
 const NAMESPACES: usize = 3;
 const PODS_PER_NAMESPACE: usize = 3;
-
-/// A controller and `gateways` gateway replicas watching every namespace.
-fn cluster_wide(anchor: &str, gateways: usize) -> (Aigov, Vec<Aigov>) {
-    let controller = Options {
-        role: "controller",
-        scoped: false,
-        extra: vec!["--settle".into(), "500ms".into()],
-        ..Options::all(anchor)
-    };
-    let controller = Aigov::start(controller, false);
-    let replicas = (0..gateways)
-        .map(|_| {
-            let gateway = Options {
-                role: "gateway",
-                scoped: false,
-                controller_endpoints: vec![controller.ledger.clone()],
-                ..Options::all(anchor)
-            };
-            Aigov::start(gateway, true)
-        })
-        .collect();
-    (controller, replicas)
-}
 
 /// Applies the ClusterAIBudget `name` over the namespaces labelled `org=<org>`.
 fn cluster_budget(name: &str, org: &str, limit: &str) {
@@ -115,7 +92,7 @@ async fn a_cluster_budget_over_three_namespaces_is_never_overshot_and_charged_ex
         );
     }
     cluster_budget(&cap, &org, "1.00");
-    let (_controller, gateways) = cluster_wide(&namespaces[0], 2);
+    let (_controller, gateways) = Aigov::cluster_wide(&namespaces[0], 2);
     wait_cluster_status(&cap, Duration::from_secs(30), |s| s["phase"] == "Active");
     let served_before: HashSet<String> = served().into_iter().map(|s| s.request_id).collect();
 
