@@ -1,4 +1,4 @@
-//! aigov-controller: the AIBudget reconciler, the usage ledger's gRPC service, alerts, Events,
+//! aigov-controller: the AIBudget reconciler, the AIBudgetTemplate controller, the usage ledger's gRPC service, alerts, Events,
 //! EMF usage records and leader election. The pure ledger it serves is `aigov-ledger`; the
 //! gateway it grants slices to is `aigov-gateway`.
 #![forbid(unsafe_code)]
@@ -12,5 +12,6 @@ pub mod metrics;
 pub mod outbox;
 pub mod reconcile;
 pub mod status;
+pub mod templates;
 
 pub use error::{Error, Result};

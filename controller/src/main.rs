@@ -1,6 +1,6 @@
-//! `aigov-controller`: the AIBudget reconciler and usage ledger (leader-elected), and with
-//! `--role all` the metering gateway too, in one process (they still talk gRPC, as separate
-//! processes would; the demo runs it so). Stops gracefully on SIGTERM or SIGINT: stops leading
+//! `aigov-controller`: the AIBudget reconciler, the AIBudgetTemplate controller and the usage
+//! ledger (leader-elected), and with `--role all` the metering gateway too, in one process
+//! (they still talk gRPC, as separate processes would; the demo runs it so). Stops gracefully on SIGTERM or SIGINT: stops leading
 //! (no grant), flushes usage records, waits for alert deliveries in flight to be recorded in
 //! status (pending alerts stay there for the next leader), releases the Lease so a standby
 //! leads at once, and (with `--role all`) stops the gateway as `aigov-gateway` does.
@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use aigov_controller::ledger_service::{LedgerService, LedgerShared};
 use aigov_controller::metrics::Metrics;
-use aigov_controller::{alerts, emf, leader, outbox, reconcile};
+use aigov_controller::{alerts, emf, leader, outbox, reconcile, templates};
 use aigov_gateway::app::{self as gateway_app, GatewayArgs};
 use aigov_runtime::cli::{CommonArgs, duration, prepare_process};
 use aigov_runtime::events;
@@ -278,6 +278,16 @@ impl Leadership {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         });
+        // Templates span namespaces: only a controller that watches them all keeps them.
+        let templates = self.watch_namespace.is_none().then(|| {
+            let leads = shared.clone();
+            tokio::spawn(templates::run(
+                ctx.client.clone(),
+                ctx.recorder.clone(),
+                ctx.clock.clone(),
+                Box::new(move || leads.leads()),
+            ))
+        });
         let run = reconcile::run(ctx, changed, self.watch_namespace);
         let run = tokio::spawn(run);
         self.elector
@@ -287,6 +297,9 @@ impl Leadership {
         follow.abort();
         self.leading.set(false);
         run.abort();
+        if let Some(templates) = templates {
+            templates.abort();
+        }
         anyhow::bail!("lost the leader lease (or could not renew it in time)")
     }
 }
