@@ -174,17 +174,18 @@ pub fn plan(template: &AIBudgetTemplate, world: &World<'_>) -> Plan {
     let name = template.spec.budget.name.as_str();
     let mut claimed = BTreeSet::new();
     for ns in world.namespaces.iter().filter(|ns| selects(template, ns)) {
+        // A budget made by hand holds its name against every template, the oldest included.
+        let existing = find(world, &ns.name, name);
+        if existing.is_some_and(|b| stamped_by(b).is_none()) {
+            plan.conflicts.push(conflict(ns, A_PERSON));
+            continue;
+        }
         let keeper = keeper(world, ns, name);
         if let Some(other) = keeper.filter(|k| k.name_any() != template.name_any()) {
             plan.conflicts.push(conflict(
                 ns,
                 &format!("AIBudgetTemplate {}", other.name_any()),
             ));
-            continue;
-        }
-        let existing = find(world, &ns.name, name);
-        if existing.is_some_and(|b| stamped_by(b).is_none()) {
-            plan.conflicts.push(conflict(ns, A_PERSON));
             continue;
         }
         claimed.insert(ns.name.clone());
