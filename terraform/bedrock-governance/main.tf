@@ -1,5 +1,6 @@
 # Bedrock governance for one AWS account and cluster: where alerts go, where usage records land,
-# the account-level backstop budget, per-team spend alarms, and negotiated prices.
+# the account-level backstop budget, per-team spend alarms, negotiated prices, cluster-wide
+# budgets over selected namespaces, and budget templates stamped into selected namespaces.
 
 locals {
   subscriptions = concat(
@@ -90,4 +91,33 @@ resource "aigov_pricing_override" "negotiated" {
   cache_read  = each.value.cache_read
   cache_write = each.value.cache_write
   description = "Negotiated price managed by the ${var.name} bedrock-governance module."
+}
+
+resource "aigov_cluster_budget" "this" {
+  for_each = var.cluster_budgets
+  name     = "${var.name}-${each.key}"
+  limit    = each.value.limit
+  period   = each.value.period
+
+  dynamic "namespace_selector" {
+    for_each = each.value.namespace_selector == null ? [] : [each.value.namespace_selector]
+    content {
+      match_labels = namespace_selector.value.match_labels
+    }
+  }
+}
+
+resource "aigov_budget_template" "this" {
+  for_each    = var.budget_templates
+  name        = "${var.name}-${each.key}"
+  budget_name = each.value.budget_name
+  limit       = each.value.limit
+  period      = each.value.period
+
+  dynamic "namespace_selector" {
+    for_each = each.value.namespace_selector == null ? [] : [each.value.namespace_selector]
+    content {
+      match_labels = namespace_selector.value.match_labels
+    }
+  }
 }

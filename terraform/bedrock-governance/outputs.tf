@@ -20,3 +20,13 @@ output "alarm_arns" {
     { (aigov_alarm.bedrock_throttles.name) = aigov_alarm.bedrock_throttles.arn },
   )
 }
+
+output "cluster_budget_names" {
+  description = "The ClusterAIBudget objects, by cluster_budgets key."
+  value       = { for k, b in aigov_cluster_budget.this : k => b.name }
+}
+
+output "budget_template_names" {
+  description = "The AIBudgetTemplate objects, by budget_templates key."
+  value       = { for k, t in aigov_budget_template.this : k => t.name }
+}

@@ -1,5 +1,5 @@
 variable "name" {
-  description = "Prefix for every object the module creates (topic, log group, budget, alarms)."
+  description = "Prefix for every object the module creates (topic, log group, budget, alarms, prices, cluster budgets, budget templates)."
   type        = string
 }
 
@@ -59,6 +59,76 @@ variable "team_budgets" {
     hourly_limit_usd = number
   }))
   default = {}
+}
+
+variable "cluster_budgets" {
+  description = "Cluster-wide budgets (ClusterAIBudget objects, named NAME-KEY): a USD limit per period over every namespace whose labels match namespace_selector.match_labels (no namespace_selector: every namespace), enforced together with the AIBudgets inside them."
+  type = map(object({
+    limit  = number
+    period = optional(string, "Monthly")
+    namespace_selector = optional(object({
+      match_labels = map(string)
+    }))
+  }))
+  default = {}
+
+  validation {
+    condition     = alltrue([for k in keys(var.cluster_budgets) : can(regex("^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", k))])
+    error_message = "cluster_budgets keys become part of Kubernetes object names (NAME-KEY): use lower-case letters, digits and '-', starting and ending with a letter or digit."
+  }
+
+  validation {
+    condition     = alltrue([for b in values(var.cluster_budgets) : b.limit > 0])
+    error_message = "Every cluster_budgets limit must be greater than zero (USD per period, up to 6 decimal places)."
+  }
+
+  validation {
+    condition     = alltrue([for b in values(var.cluster_budgets) : contains(["Daily", "Weekly", "Monthly", "Quarterly", "Yearly", "Credit"], b.period)])
+    error_message = "Every cluster_budgets period must be one of Daily, Weekly, Monthly, Quarterly, Yearly or Credit."
+  }
+
+  validation {
+    condition     = alltrue([for b in values(var.cluster_budgets) : b.namespace_selector == null ? true : length(b.namespace_selector.match_labels) > 0])
+    error_message = "A cluster_budgets namespace_selector needs at least one match_labels pair; leave namespace_selector out to cover every namespace."
+  }
+}
+
+variable "budget_templates" {
+  description = "Budget templates (AIBudgetTemplate objects, named NAME-KEY): the controller keeps an AIBudget budget_name with this limit and period in every namespace whose labels match namespace_selector.match_labels (no namespace_selector: every namespace)."
+  type = map(object({
+    budget_name = string
+    limit       = number
+    period      = optional(string, "Monthly")
+    namespace_selector = optional(object({
+      match_labels = map(string)
+    }))
+  }))
+  default = {}
+
+  validation {
+    condition     = alltrue([for k in keys(var.budget_templates) : can(regex("^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", k))])
+    error_message = "budget_templates keys become part of Kubernetes object names (NAME-KEY): use lower-case letters, digits and '-', starting and ending with a letter or digit."
+  }
+
+  validation {
+    condition     = alltrue([for t in values(var.budget_templates) : can(regex("^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$", t.budget_name)) && length(t.budget_name) <= 253])
+    error_message = "Every budget_templates budget_name is the name of the AIBudget stamped into each namespace: a DNS subdomain (lower-case letters, digits, '-' and '.', at most 253 characters), such as \"team-default\"."
+  }
+
+  validation {
+    condition     = alltrue([for t in values(var.budget_templates) : t.limit > 0])
+    error_message = "Every budget_templates limit must be greater than zero (USD per period, up to 6 decimal places)."
+  }
+
+  validation {
+    condition     = alltrue([for t in values(var.budget_templates) : contains(["Daily", "Weekly", "Monthly", "Quarterly", "Yearly", "Credit"], t.period)])
+    error_message = "Every budget_templates period must be one of Daily, Weekly, Monthly, Quarterly, Yearly or Credit."
+  }
+
+  validation {
+    condition     = alltrue([for t in values(var.budget_templates) : t.namespace_selector == null ? true : length(t.namespace_selector.match_labels) > 0])
+    error_message = "A budget_templates namespace_selector needs at least one match_labels pair; leave namespace_selector out to stamp the AIBudget into every namespace."
+  }
 }
 
 variable "pricing_overrides" {

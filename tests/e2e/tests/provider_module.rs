@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use aigov_e2e::terraform::{Workspace, clis, provider_block};
-use aigov_e2e::{aws_config, block_on, kubectl, local_env, unique};
+use aigov_e2e::{aws_config, block_on, kubectl, kubectl_ok, local_env, unique};
 use serde_json::Value;
 
 fn repo() -> PathBuf {
@@ -32,6 +32,14 @@ module "governance" {{
   pricing_overrides = {{
     haiku = {{ model = "anthropic.claude-3-haiku*", input = 0.225, output = 1.125, cache_read = 0.03 }}
   }}
+  # Selectors on a label only this run's (absent) namespaces would carry, so that neither object
+  # governs namespaces other tests use.
+  cluster_budgets = {{
+    prod = {{ limit = 5000, period = "Weekly", namespace_selector = {{ match_labels = {{ "aigov.dev/e2e-tier" = "{name}" }} }} }}
+  }}
+  budget_templates = {{
+    teams = {{ budget_name = "team-default", limit = 250.5, namespace_selector = {{ match_labels = {{ "aigov.dev/e2e-team" = "{name}" }} }} }}
+  }}
   tags = {{ team = "platform" }}
 }}
 output "governance" {{ value = module.governance }}
@@ -49,6 +57,16 @@ output "governance" {{ value = module.governance }}
         assert!(topic.ends_with(&format!(":{name}-alerts")), "{governance}");
         assert_eq!(governance["alarm_arns"].as_object().unwrap().len(), 3);
         let budget_name = format!("{name}-bedrock-monthly");
+        let cluster_budget = format!("{name}-prod");
+        let template = format!("{name}-teams");
+        assert_eq!(
+            governance["cluster_budget_names"]["prod"], cluster_budget,
+            "{governance}"
+        );
+        assert_eq!(
+            governance["budget_template_names"]["teams"], template,
+            "{governance}"
+        );
 
         let config_aws = block_on(aws_config());
         let budgets = aws_sdk_budgets::Client::new(&config_aws);
@@ -82,6 +100,33 @@ output "governance" {{ value = module.governance }}
         );
         assert_eq!(String::from_utf8_lossy(&price.stdout), "0.03");
 
+        let caib: Value = serde_json::from_str(&kubectl_ok(
+            &["get", "caib", &cluster_budget, "-o", "json"],
+            None,
+        ))
+        .unwrap();
+        assert_eq!(caib["spec"]["limit"], "5000.00", "{caib}");
+        assert_eq!(caib["spec"]["period"], "Weekly", "{caib}");
+        assert_eq!(
+            caib["spec"]["namespaceSelector"]["matchLabels"],
+            serde_json::json!({ "aigov.dev/e2e-tier": name }),
+            "{caib}"
+        );
+        let aibt: Value =
+            serde_json::from_str(&kubectl_ok(&["get", "aibt", &template, "-o", "json"], None))
+                .unwrap();
+        assert_eq!(aibt["spec"]["budget"]["name"], "team-default", "{aibt}");
+        assert_eq!(aibt["spec"]["budget"]["spec"]["limit"], "250.50", "{aibt}");
+        assert_eq!(
+            aibt["spec"]["budget"]["spec"]["period"], "Monthly",
+            "{aibt}"
+        );
+        assert_eq!(
+            aibt["spec"]["namespaceSelector"]["matchLabels"],
+            serde_json::json!({ "aigov.dev/e2e-team": name }),
+            "{aibt}"
+        );
+
         ws.ok(&["destroy", "-auto-approve", "-input=false"]);
         let gone = block_on(
             budgets
@@ -98,6 +143,18 @@ output "governance" {{ value = module.governance }}
         );
         let price = kubectl(&["get", "aimodelprice", &format!("{name}-haiku")], None);
         assert!(!price.status.success(), "the AIModelPrice was left behind");
+        let caib = kubectl(&["get", "caib", &cluster_budget], None);
+        assert!(
+            !caib.status.success() && String::from_utf8_lossy(&caib.stderr).contains("NotFound"),
+            "the ClusterAIBudget was left behind: {}",
+            String::from_utf8_lossy(&caib.stderr)
+        );
+        let aibt = kubectl(&["get", "aibt", &template], None);
+        assert!(
+            !aibt.status.success() && String::from_utf8_lossy(&aibt.stderr).contains("NotFound"),
+            "the AIBudgetTemplate was left behind: {}",
+            String::from_utf8_lossy(&aibt.stderr)
+        );
     }
 }
 
