@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 pub struct CallRecord {
     /// When Bedrock answered (RFC 3339, milliseconds).
     pub timestamp: Timestamp,
-    /// The budget's namespace (also the calling pod's).
+    /// The budget's namespace (`(cluster)` for a ClusterAIBudget's; see
+    /// [`CallRecord::caller_namespace`]).
     pub namespace: String,
     /// The budget charged.
     pub budget: String,
@@ -42,6 +43,17 @@ pub struct CallRecord {
     /// The caller's request metadata (Converse `requestMetadata`, the InvokeModel header).
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
+}
+
+impl CallRecord {
+    /// The calling pod's namespace: the budget's for an AIBudget's record, the pod's own for a
+    /// ClusterAIBudget's (whose records carry `Namespace=(cluster)`).
+    pub fn caller_namespace(&self) -> &str {
+        match self.pod.split_once('/') {
+            Some((namespace, _)) if !namespace.is_empty() => namespace,
+            _ => &self.namespace,
+        }
+    }
 }
 
 /// A request-metadata key reports group calls by (`--by`): any key, declared by a budget or

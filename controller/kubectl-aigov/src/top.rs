@@ -104,7 +104,8 @@ fn rates_of(
         .filter(|r| window.contains(r.timestamp) && scope.admits(r))
     {
         let acc = by_workload
-            .entry((r.namespace.clone(), of(r)))
+            // By the caller's namespace: a cap's records of a call are the same call.
+            .entry((r.caller_namespace().to_owned(), of(r)))
             .or_insert_with(|| Acc {
                 spent: Usd::ZERO,
                 requests: 0,
@@ -255,8 +256,14 @@ mod tests {
                 "old",
             ),
         ];
+        // The same call charged to a ClusterAIBudget: its record says `(cluster)`, its pod `t/`.
+        let mut cap = records[1].clone();
+        cap.namespace = "(cluster)".into();
+        cap.budget = "org".into();
+        let mut records = records.to_vec();
+        records.push(cap);
         let rates = rates(&records, &Scope::default(), &window);
-        assert_eq!(rates.len(), 2);
+        assert_eq!(rates.len(), 2, "{rates:?}");
         assert_eq!(rates[0].of.name(), "chat");
         let json = serde_json::to_value(&rates[0]).unwrap();
         assert_eq!(
@@ -267,7 +274,7 @@ mod tests {
         // $0.40 in 6 minutes is $4.00 an hour.
         assert_eq!(rates[0].usd_per_hour, Usd::parse("4.00").unwrap());
         assert_eq!(rates[0].top_model, "sonnet");
-        assert_eq!(rates[0].budgets, ["daily", "monthly"]);
+        assert_eq!(rates[0].budgets, ["daily", "monthly", "org"]);
         assert_eq!(rates[1].requests, 1);
         let text = render(&rates, &window, Style::plain());
         assert!(
