@@ -428,8 +428,9 @@ pub fn condition(
     make_condition(conditions, type_, status, reason, message, generation, now)
 }
 
-/// A condition whose `lastTransitionTime` moves only when its status does.
-fn make_condition(
+/// A condition whose `lastTransitionTime` moves only when its status does (any kind's
+/// conditions: the AIBudgetTemplate controller's too).
+pub fn make_condition(
     previous: &[Condition],
     type_: &str,
     status: bool,

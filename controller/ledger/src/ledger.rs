@@ -231,27 +231,33 @@ impl Account {
         }
         account.requests = status.requests;
         account.throttled = status.throttled_requests;
+        account.restore_breakdowns(status);
+        account
+    }
+
+    /// Takes this period's breakdowns from `status`: by model, workload, namespace, request
+    /// metadata and limited value.
+    fn restore_breakdowns(&mut self, status: &AIBudgetStatus) {
         for m in &status.top_models {
             if let Ok(spent) = Usd::parse(&m.spent) {
-                account.models.insert(m.model.clone(), (spent, m.requests));
+                self.models.insert(m.model.clone(), (spent, m.requests));
             }
         }
         for w in &status.top_workloads {
             if let Some(tally) = WorkloadTally::parse(&w.spent, w.requests, w.throttled_requests) {
-                account.workloads.insert(w.workload.clone(), tally);
+                self.workloads.insert(w.workload.clone(), tally);
             }
         }
         for n in &status.top_namespaces {
             if let Some(tally) = WorkloadTally::parse(&n.spent, n.requests, n.throttled_requests) {
-                account.namespaces.insert(n.namespace.clone(), tally);
+                self.namespaces.insert(n.namespace.clone(), tally);
             }
         }
         // The keys the status lists; the reconciler then declares the spec's
         // ([`Account::declare_attribution`]).
         let keys: Vec<String> = status.attribution.iter().map(|k| k.key.clone()).collect();
-        account.attribution = Attribution::restore(&keys, &status.attribution);
-        account.values = ValueLimits::restore(&status.value_ledger);
-        account
+        self.attribution = Attribution::restore(&keys, &status.attribution);
+        self.values = ValueLimits::restore(&status.value_ledger);
     }
 
     /// This account, for the AIBudget object `uid` created at `created`: records answered

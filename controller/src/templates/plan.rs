@@ -18,7 +18,7 @@ use aigov_api::organisation::{
 };
 use aigov_api::{AIBudget, AIBudgetSpec};
 use jiff::Timestamp;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, OwnerReference, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::core::{Selector, SelectorExt};
 use kube::{Resource, ResourceExt};
 
@@ -338,25 +338,17 @@ pub fn status(
 ) -> AIBudgetTemplateStatus {
     let previous = template.status.as_ref();
     let generation = template.meta().generation;
+    let previous_conditions = previous.map_or(&[][..], |p| p.conditions.as_slice());
     let condition = |type_: &str, ok: bool, reason: &str, message: String| {
-        let status = if ok { "True" } else { "False" }.to_owned();
-        let since = previous
-            .and_then(|p| {
-                p.conditions
-                    .iter()
-                    .find(|c| c.type_ == type_ && c.status == status)
-            })
-            .map_or(Time(aigov_ledger::clock::k8s_timestamp(now)), |c| {
-                c.last_transition_time.clone()
-            });
-        Condition {
-            type_: type_.to_owned(),
-            status,
-            reason: reason.to_owned(),
+        crate::status::make_condition(
+            previous_conditions,
+            type_,
+            ok,
+            reason,
             message,
-            observed_generation: generation,
-            last_transition_time: since,
-        }
+            generation,
+            now,
+        )
     };
     let name = &template.spec.budget.name;
     let ready = match (&plan.selector_error, failures.first()) {
