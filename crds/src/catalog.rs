@@ -72,6 +72,18 @@ impl LongContext {
     }
 }
 
+/// What a model's Priority and Flex service tiers cost next to its Standard rates, as far as a
+/// source says: `None` where none was found, and then pricing assumes (and flags) the safe
+/// side, a premium for Priority and no discount for Flex, so that a budget is never
+/// under-counted by a discount nobody checked.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TierRates {
+    /// Percent Priority adds to every Standard rate.
+    pub priority_premium_percent: Option<u32>,
+    /// Percent Flex takes off every Standard rate.
+    pub flex_discount_percent: Option<u32>,
+}
+
 /// One model in the catalog.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CatalogEntry {
@@ -93,6 +105,8 @@ pub struct CatalogEntry {
     pub context_window: u32,
     /// Rates for prompts past 200K tokens, for the models that have them.
     pub long_context: Option<LongContext>,
+    /// What the Priority and Flex service tiers cost next to Standard, where a source gives it.
+    pub service_tiers: TierRates,
     /// The date this price took effect on the source page.
     pub since: &'static str,
 }
@@ -219,7 +233,7 @@ const ROWS: &[Row] = &[
     Row { id: "qwen.qwen3-coder-30b-a3b-v1:0", name: "Qwen3 Coder 30B A3B", family: OpenAiChat, input: "0.15", output: "0.60", cache_read: None, cache_write_5m: None, cache_write_1h: None, regional_premium_percent: None, max_output_tokens: 65_536, context_window: 256_000, since: "2025-09-18" },
     Row { id: "qwen.qwen3-235b-a22b-2507-v1:0", name: "Qwen3 235B A22B 2507", family: OpenAiChat, input: "0.22", output: "0.88", cache_read: None, cache_write_5m: None, cache_write_1h: None, regional_premium_percent: None, max_output_tokens: 81_920, context_window: 256_000, since: "2025-09-18" },
     Row { id: "qwen.qwen3-coder-480b-a35b-v1:0", name: "Qwen3 Coder 480B A35B", family: OpenAiChat, input: "0.22", output: "1.80", cache_read: None, cache_write_5m: None, cache_write_1h: None, regional_premium_percent: None, max_output_tokens: 65_536, context_window: 256_000, since: "2025-09-18" },
-    // DeepSeek-V3.2: $0.62 / $1.85 as read from the AWS Price List API
+    // DeepSeek-V3.2: $0.62 / $1.85 (and Flex at half) as read from the AWS Price List API
     // (`aws pricing get-products --service-code AmazonBedrock`, us-east-1, 2026-10-03) and
     // quoted in a public Bedrock proxy; pi-ai's data agrees. The 163,840-token window is the
     // one Bedrock's own ValidationException states ("maximum context length is 163840
@@ -255,6 +269,41 @@ const LONG_CONTEXT: &[(&str, u64, [&str; 5])] = &[
     ("anthropic.claude-sonnet-4-20250514-v1:0", 200_000, ["6", "22.50", "0.60", "7.50", "12"]),
     ("anthropic.claude-sonnet-4-5-20250929-v1:0", 200_000, ["6", "22.50", "0.60", "7.50", "12"]),
 ];
+
+/// Service-tier rates by model: (model, Priority premium %, Flex discount %).
+///
+/// Flex at exactly half the Standard rates for every token kind: read from the AWS Price List
+/// API (`aws pricing get-products --service-code AmazonBedrock`, us-east-1, 2026-10-03) for
+/// gpt-oss-120b ($0.075 / $0.30), Qwen3 235B A22B 2507 ($0.11 / $0.44) and DeepSeek-V3.2
+/// ($0.31 / $0.925), as quoted in a public Bedrock proxy's price table. The other models AWS
+/// launched the tiers with (gpt-oss-20b, DeepSeek-V3.1, the other Qwen3 models, Nova Pro;
+/// https://aws.amazon.com/about-aws/whats-new/2025/11/amazon-bedrock-priority-flex-inference-service-tiers)
+/// likely follow the same ratio, but no figure for them was read, so none is claimed.
+/// Priority has no per-model figure here: AWS says only "Standard rate + premium"
+/// (https://aws.amazon.com/bedrock/service-tiers), and a summary of the Price List gives
+/// "roughly 1.75x"; pricing applies [`ASSUMED_PRIORITY_PREMIUM_PERCENT`] and flags it.
+#[rustfmt::skip]
+const SERVICE_TIERS: &[(&str, Option<u32>, Option<u32>)] = &[
+    ("openai.gpt-oss-120b-1:0", None, Some(50)),
+    ("qwen.qwen3-235b-a22b-2507-v1:0", None, Some(50)),
+    ("deepseek.v3.2", None, Some(50)),
+];
+
+/// The Priority premium assumed where a model has no sourced figure: 75%, from a summary of
+/// the AWS Price List ("Priority ... roughly 1.75x the on-demand token price",
+/// api-evangelist/amazon-nova plans, read from the Price List 2026-09-01). UNVERIFIED as an
+/// exact per-model figure; erring high keeps a Priority call from being under-reserved.
+pub const ASSUMED_PRIORITY_PREMIUM_PERCENT: u32 = 75;
+
+fn service_tiers(id: &str) -> TierRates {
+    SERVICE_TIERS
+        .iter()
+        .find(|(model, _, _)| *model == id)
+        .map_or_else(TierRates::default, |(_, priority, flex)| TierRates {
+            priority_premium_percent: *priority,
+            flex_discount_percent: *flex,
+        })
+}
 
 /// The context window of a model with long-context rates.
 pub const LONG_CONTEXT_WINDOW: u32 = 1_000_000;
@@ -298,6 +347,7 @@ static CATALOG: LazyLock<Vec<CatalogEntry>> = LazyLock::new(|| {
                 None => row.context_window,
             },
             long_context: long_context(row.id),
+            service_tiers: service_tiers(row.id),
             since: row.since,
         })
         .collect()
@@ -676,10 +726,28 @@ mod tests {
     }
 
     #[test]
-    fn deepseek_v3_2_matches_the_aws_price_list_read_2026_10_03() {
-        // us-east-1 Price List, read 2026-10-03: Standard $0.62 / $1.85.
+    fn deepseek_v3_2_and_flex_rates_match_the_aws_price_list_read_2026_10_03() {
+        // us-east-1 Price List, read 2026-10-03: Standard $0.62 / $1.85, Flex $0.31 / $0.925;
+        // gpt-oss-120b Flex $0.075 / $0.30; Qwen3 235B A22B 2507 Flex $0.11 / $0.44.
         assert_rates("deepseek.v3.2", ["0.62", "1.85"], [None, None, None]);
         assert_eq!(lookup("deepseek.v3.2").unwrap().context_window, 163_840);
+        for (id, flex) in [
+            ("deepseek.v3.2", ["0.31", "0.925"]),
+            ("openai.gpt-oss-120b-1:0", ["0.075", "0.30"]),
+            ("qwen.qwen3-235b-a22b-2507-v1:0", ["0.11", "0.44"]),
+        ] {
+            let e = lookup(id).unwrap();
+            assert_eq!(e.service_tiers.flex_discount_percent, Some(50), "{id}");
+            assert_eq!(e.service_tiers.priority_premium_percent, None, "{id}");
+            let half = e.prices.scaled(Decimal::new(5, 1));
+            let usd = |s: &str| Usd::parse(s).unwrap();
+            assert_eq!([half.input, half.output], flex.map(usd), "{id}");
+        }
+        assert_eq!(
+            lookup("amazon.nova-pro-v1:0").unwrap().service_tiers,
+            TierRates::default(),
+            "no Flex figure was read for Nova Pro"
+        );
     }
 
     #[test]

@@ -37,6 +37,12 @@ pub enum Error {
     /// answers, naming the key (see [`crate::request_metadata`]).
     #[error("{0}")]
     InvalidRequestMetadata(String),
+    /// A service tier Bedrock does not know, as sent in Converse's `serviceTier.type` or
+    /// InvokeModel's `X-Amzn-Bedrock-Service-Tier` header; priced as nothing rather than guessed.
+    #[error(
+        "unknown service tier {0:?} in serviceTier.type / X-Amzn-Bedrock-Service-Tier (Bedrock accepts \"default\", \"priority\", \"flex\" or \"reserved\")"
+    )]
+    UnknownServiceTier(String),
     /// Date arithmetic left the range jiff supports (years -9999..=9999).
     #[error("time out of range: {0}")]
     TimeOutOfRange(String),

@@ -1,11 +1,15 @@
 //! Pricing a request: the catalog, `AIModelPrice` overrides (most specific wins), the regional
-//! premium, the batch discount, and a fallback for models nobody priced (flagged, never free).
+//! premium, the service tier, the batch discount, and a fallback for models nobody priced
+//! (flagged, never free).
+
+use std::str::FromStr;
 
 use jiff::Timestamp;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::{LongContext, TokenPrices};
+use crate::Error;
+use crate::catalog::{ASSUMED_PRIORITY_PREMIUM_PERCENT, CatalogEntry, LongContext, TokenPrices};
 use crate::model::{ResolvedModel, Routing};
 use crate::money::Usd;
 use crate::pattern::ModelPattern;
@@ -52,6 +56,87 @@ pub enum InvocationMode {
     Batch,
 }
 
+/// The service tier a request asked Bedrock for, which sets its per-token rates: Converse's
+/// `serviceTier.type` field, InvokeModel's `X-Amzn-Bedrock-Service-Tier` header (values
+/// `priority | default | flex | reserved`, per Bedrock's `ServiceTier` API reference). A
+/// request that names none is served, and priced, at Standard.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum ServiceTier {
+    /// `default` on the wire, or no tier named: the on-demand rates.
+    #[default]
+    Standard,
+    /// `priority`: served ahead of the other tiers, at a premium over Standard.
+    Priority,
+    /// `flex`: served behind the other tiers, at a discount from Standard.
+    Flex,
+    /// `reserved`: capacity bought per tokens-per-minute by the month. Its overflow is served
+    /// at Standard and the reservation is not per-token, so a reserved call is priced at
+    /// Standard (flagged): an over-count, never a free call.
+    Reserved,
+}
+
+impl ServiceTier {
+    /// The tier of a request whose tier field or header is `value` (`None`: not sent).
+    pub fn from_request(value: Option<&str>) -> Result<ServiceTier, Error> {
+        value.map_or(Ok(ServiceTier::Standard), str::parse)
+    }
+
+    /// The value Bedrock reads on the wire for this tier.
+    pub fn as_wire(self) -> &'static str {
+        match self {
+            ServiceTier::Standard => "default",
+            ServiceTier::Priority => "priority",
+            ServiceTier::Flex => "flex",
+            ServiceTier::Reserved => "reserved",
+        }
+    }
+
+    /// The factor this tier scales a model's Standard rates by (`None`: unchanged) and the
+    /// flags that say so. Where the catalog has no sourced figure the safe side is taken:
+    /// Priority at the assumed premium, Flex at Standard, both flagged as assumed.
+    fn factor(self, entry: Option<&CatalogEntry>) -> (Option<Decimal>, Vec<PriceFlag>) {
+        let rates = entry.map(|e| e.service_tiers).unwrap_or_default();
+        let percent = |p: u32| Decimal::new(i64::from(p), 2);
+        match (
+            self,
+            rates.priority_premium_percent,
+            rates.flex_discount_percent,
+        ) {
+            (ServiceTier::Standard, _, _) => (None, Vec::new()),
+            (ServiceTier::Reserved, _, _) => (None, vec![PriceFlag::ReservedAtStandard]),
+            (ServiceTier::Priority, Some(p), _) => (
+                Some(Decimal::ONE + percent(p)),
+                vec![PriceFlag::PriorityPremium],
+            ),
+            (ServiceTier::Priority, None, _) => (
+                Some(Decimal::ONE + percent(ASSUMED_PRIORITY_PREMIUM_PERCENT)),
+                vec![PriceFlag::PriorityPremium, PriceFlag::TierRateAssumed],
+            ),
+            (ServiceTier::Flex, _, Some(p)) => (
+                Some(Decimal::ONE - percent(p)),
+                vec![PriceFlag::FlexDiscount],
+            ),
+            (ServiceTier::Flex, _, None) => (None, vec![PriceFlag::TierRateAssumed]),
+        }
+    }
+}
+
+impl FromStr for ServiceTier {
+    type Err = Error;
+
+    /// Bedrock's own spelling only (`default`, not `standard`; lower case): a value Bedrock
+    /// would refuse is refused here, naming the field, rather than priced as a guess.
+    fn from_str(value: &str) -> Result<Self, Error> {
+        match value {
+            "default" => Ok(ServiceTier::Standard),
+            "priority" => Ok(ServiceTier::Priority),
+            "flex" => Ok(ServiceTier::Flex),
+            "reserved" => Ok(ServiceTier::Reserved),
+            other => Err(Error::UnknownServiceTier(other.to_owned())),
+        }
+    }
+}
+
 /// A price a person set: an `AIModelPrice`, or the provider's `aigov_pricing_override`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PriceOverride {
@@ -93,6 +178,15 @@ pub enum PriceFlag {
     CacheRateAssumed,
     /// The regional-endpoint premium was added.
     RegionalPremium,
+    /// The Priority service tier's premium was added.
+    PriorityPremium,
+    /// The Flex service tier's discount was taken off.
+    FlexDiscount,
+    /// The model has no sourced rate for the tier asked for: Priority was priced at the
+    /// assumed premium, Flex at the Standard rates.
+    TierRateAssumed,
+    /// A `reserved` call, priced at the Standard rates its overflow is billed at.
+    ReservedAtStandard,
 }
 
 /// The price that applies to one request, and why.
@@ -109,6 +203,8 @@ pub struct EffectivePrice {
     /// The rates of a long prompt (premium included), for the catalog models that have them;
     /// an `AIModelPrice` prices every token at its own rates.
     pub long_context: Option<LongContext>,
+    /// The service tier these rates are for (its premium or discount included).
+    pub service_tier: ServiceTier,
 }
 
 impl EffectivePrice {
@@ -196,35 +292,75 @@ impl PriceBook {
             .map(|(_, o)| o)
     }
 
-    /// The effective price of `model` at `at`.
+    /// The effective price of `model` at `at` at the Standard tier (what a request that names
+    /// no service tier is billed at).
     pub fn price(&self, model: &ResolvedModel, at: Timestamp) -> EffectivePrice {
+        self.price_in(model, ServiceTier::Standard, at)
+    }
+
+    /// The effective price of `model` at `at` in `tier`: the Standard price (override,
+    /// catalog or fallback, regional premium included) scaled by the tier's premium or
+    /// discount, long-context rates too. An `AIModelPrice` states Standard rates, so the tier
+    /// scales it the same way, with the catalog entry's tier figures.
+    pub fn price_in(
+        &self,
+        model: &ResolvedModel,
+        tier: ServiceTier,
+        at: Timestamp,
+    ) -> EffectivePrice {
+        let mut price = self.standard_price(model, at);
+        let (factor, flags) = tier.factor(model.catalog);
+        if let Some(factor) = factor {
+            price.prices = price.prices.scaled(factor);
+            if let Some(long) = price.long_context.as_mut() {
+                long.prices = long.prices.scaled(factor);
+            }
+        }
+        price.flags.extend(flags);
+        price.service_tier = tier;
+        price
+    }
+
+    /// The override's rates, its missing cache rates taken from the catalog entry.
+    fn override_price(
+        o: &PriceOverride,
+        catalog: Option<&CatalogEntry>,
+        max_output_tokens: u32,
+    ) -> EffectivePrice {
+        let inherited = catalog.map(|e| &e.prices);
+        let prices = TokenPrices {
+            input: o.prices.input,
+            output: o.prices.output,
+            cache_read: o.prices.cache_read.or(inherited.and_then(|p| p.cache_read)),
+            cache_write_5m: o
+                .prices
+                .cache_write_5m
+                .or(inherited.and_then(|p| p.cache_write_5m)),
+            cache_write_1h: o
+                .prices
+                .cache_write_1h
+                .or(inherited.and_then(|p| p.cache_write_1h)),
+        };
+        EffectivePrice {
+            prices,
+            source: PriceSource::Override {
+                name: o.name.clone(),
+            },
+            flags: Vec::new(),
+            max_output_tokens,
+            long_context: None,
+            service_tier: ServiceTier::Standard,
+        }
+    }
+
+    /// The Standard-tier price of `model` at `at`: an override, else the catalog (regional
+    /// premium included), else the flagged fallback.
+    fn standard_price(&self, model: &ResolvedModel, at: Timestamp) -> EffectivePrice {
         let catalog = model.catalog;
         let max_output_tokens =
             catalog.map_or(self.fallback_max_output_tokens, |e| e.max_output_tokens);
         if let Some(o) = self.matching_override(model, at) {
-            let inherited = catalog.map(|e| &e.prices);
-            let prices = TokenPrices {
-                input: o.prices.input,
-                output: o.prices.output,
-                cache_read: o.prices.cache_read.or(inherited.and_then(|p| p.cache_read)),
-                cache_write_5m: o
-                    .prices
-                    .cache_write_5m
-                    .or(inherited.and_then(|p| p.cache_write_5m)),
-                cache_write_1h: o
-                    .prices
-                    .cache_write_1h
-                    .or(inherited.and_then(|p| p.cache_write_1h)),
-            };
-            return EffectivePrice {
-                prices,
-                source: PriceSource::Override {
-                    name: o.name.clone(),
-                },
-                flags: Vec::new(),
-                max_output_tokens,
-                long_context: None,
-            };
+            return Self::override_price(o, catalog, max_output_tokens);
         }
         match catalog {
             Some(entry) => {
@@ -246,6 +382,7 @@ impl PriceBook {
                         above: long.above,
                         prices: scale(&long.prices),
                     }),
+                    service_tier: ServiceTier::Standard,
                 }
             }
             None => EffectivePrice {
@@ -254,11 +391,12 @@ impl PriceBook {
                 flags: vec![PriceFlag::UnknownModel],
                 max_output_tokens,
                 long_context: None,
+                service_tier: ServiceTier::Standard,
             },
         }
     }
 
-    /// The exact cost of `usage` on `model` at `at`.
+    /// The exact cost of `usage` on `model` at `at` at the Standard tier.
     pub fn cost(
         &self,
         model: &ResolvedModel,
@@ -266,7 +404,20 @@ impl PriceBook {
         mode: InvocationMode,
         at: Timestamp,
     ) -> Cost {
-        let mut price = self.price(model, at);
+        self.cost_in(model, usage, mode, ServiceTier::Standard, at)
+    }
+
+    /// The exact cost of `usage` on `model` at `at`, served in `tier` (the tier Bedrock reports
+    /// having served, where it reports one: that is the one it bills).
+    pub fn cost_in(
+        &self,
+        model: &ResolvedModel,
+        usage: &Usage,
+        mode: InvocationMode,
+        tier: ServiceTier,
+        at: Timestamp,
+    ) -> Cost {
+        let mut price = self.price_in(model, tier, at);
         let input_tokens = usage
             .input_tokens
             .saturating_add(usage.cache_read_tokens)
@@ -472,6 +623,157 @@ mod tests {
             cost("anthropic.claude-3-haiku-20240307-v1:0", haiku),
             usd("0.0625")
         );
+    }
+
+    #[test]
+    fn service_tiers_parse_bedrocks_wire_values_and_an_unknown_one_names_the_field() {
+        assert_eq!(ServiceTier::from_request(None), Ok(ServiceTier::Standard));
+        for (wire, tier) in [
+            ("default", ServiceTier::Standard),
+            ("priority", ServiceTier::Priority),
+            ("flex", ServiceTier::Flex),
+            ("reserved", ServiceTier::Reserved),
+        ] {
+            assert_eq!(ServiceTier::from_request(Some(wire)), Ok(tier));
+            assert_eq!(tier.as_wire(), wire);
+        }
+        // Bedrock's spelling only: not "standard", not "Priority".
+        for wrong in ["standard", "Priority", ""] {
+            let err = ServiceTier::from_request(Some(wrong)).unwrap_err();
+            assert_eq!(err, Error::UnknownServiceTier(wrong.into()));
+            let text = err.to_string();
+            assert!(text.contains("serviceTier.type"), "{text}");
+            assert!(text.contains("X-Amzn-Bedrock-Service-Tier"), "{text}");
+        }
+    }
+
+    fn tier_cost(id: &str, usage: Usage, tier: ServiceTier) -> Cost {
+        PriceBook::default().cost_in(
+            &resolve(id),
+            &usage,
+            InvocationMode::OnDemand,
+            tier,
+            at(NOW),
+        )
+    }
+
+    #[test]
+    fn flex_is_half_price_where_the_price_list_says_so() {
+        // DeepSeek-V3.2: 10,000 in at $0.31 = 0.0031; 2,000 out at $0.925 = 0.00185.
+        let usage = Usage {
+            input_tokens: 10_000,
+            output_tokens: 2_000,
+            ..Usage::default()
+        };
+        let standard = tier_cost("deepseek.v3.2", usage, ServiceTier::Standard);
+        let flex = tier_cost("deepseek.v3.2", usage, ServiceTier::Flex);
+        assert_eq!(standard.amount, usd("0.0099"));
+        assert_eq!(flex.amount, usd("0.00495"));
+        assert_eq!(flex.price.flags, vec![PriceFlag::FlexDiscount]);
+        assert_eq!(flex.price.service_tier, ServiceTier::Flex);
+        assert_eq!(flex.price.prices.input, usd("0.31"));
+    }
+
+    #[test]
+    fn flex_without_a_sourced_discount_is_priced_at_standard_and_flagged() {
+        // Nova Pro: AWS offers Flex for it, but no figure was read: 1M in at $0.80.
+        let usage = Usage {
+            input_tokens: 1_000_000,
+            ..Usage::default()
+        };
+        let flex = tier_cost("amazon.nova-pro-v1:0", usage, ServiceTier::Flex);
+        assert_eq!(flex.amount, usd("0.80"));
+        assert_eq!(flex.price.flags, vec![PriceFlag::TierRateAssumed]);
+    }
+
+    #[test]
+    fn priority_adds_the_assumed_75_percent_and_says_it_is_assumed() {
+        // gpt-oss-120b: 1M in at $0.15 + 1M out at $0.60 = 0.75 Standard; x 1.75 = 1.3125.
+        let usage = Usage {
+            input_tokens: 1_000_000,
+            output_tokens: 1_000_000,
+            ..Usage::default()
+        };
+        let priority = tier_cost("openai.gpt-oss-120b-1:0", usage, ServiceTier::Priority);
+        assert_eq!(priority.amount, usd("1.3125"));
+        assert_eq!(priority.price.prices.input, usd("0.2625"));
+        assert_eq!(priority.price.prices.output, usd("1.05"));
+        assert_eq!(
+            priority.price.flags,
+            vec![PriceFlag::PriorityPremium, PriceFlag::TierRateAssumed]
+        );
+    }
+
+    #[test]
+    fn priority_stacks_on_the_regional_premium_and_the_long_context_rates() {
+        // Sonnet 4.5 in region, 100,000 in at $3 + 10,000 out at $15 = 0.45; x 1.10 = 0.495;
+        // x 1.75 = 0.86625.
+        let short = Usage {
+            input_tokens: 100_000,
+            output_tokens: 10_000,
+            ..Usage::default()
+        };
+        let id = "anthropic.claude-sonnet-4-5-20250929-v1:0";
+        let cost = tier_cost(id, short, ServiceTier::Priority);
+        assert_eq!(cost.amount, usd("0.86625"));
+        assert!(cost.price.flags.contains(&PriceFlag::RegionalPremium));
+        // Global, 250,000 in at the long-context $6 = 1.5 + 1,000 out at $22.50 = 0.0225:
+        // 1.5225; x 1.75 = 2.664375.
+        let long = Usage {
+            input_tokens: 250_000,
+            output_tokens: 1_000,
+            ..Usage::default()
+        };
+        let global = format!("global.{id}");
+        assert_eq!(
+            tier_cost(&global, long, ServiceTier::Priority).amount,
+            usd("2.664375")
+        );
+    }
+
+    #[test]
+    fn reserved_is_priced_at_standard_and_an_override_is_scaled_by_the_tier() {
+        let usage = Usage {
+            input_tokens: 1_000_000,
+            ..Usage::default()
+        };
+        let reserved = tier_cost("openai.gpt-oss-120b-1:0", usage, ServiceTier::Reserved);
+        assert_eq!(reserved.amount, usd("0.15"));
+        assert_eq!(reserved.price.flags, vec![PriceFlag::ReservedAtStandard]);
+        // An AIModelPrice of $2 input states Standard; Flex halves it with the catalog's 50%.
+        let book = PriceBook::new(
+            vec![over("deal", "openai.gpt-oss-120b-1:0", "2", None)],
+            PriceBook::default().price(&resolve("x"), at(NOW)).prices,
+            1,
+        );
+        let model = resolve("openai.gpt-oss-120b-1:0");
+        let flex = book.cost_in(
+            &model,
+            &usage,
+            InvocationMode::OnDemand,
+            ServiceTier::Flex,
+            at(NOW),
+        );
+        assert_eq!(flex.amount, usd("1"));
+        assert_eq!(
+            book.price(&model, at(NOW)).service_tier,
+            ServiceTier::Standard
+        );
+    }
+
+    #[test]
+    fn claude_4_6_prices_a_500k_prompt_at_its_base_rate_as_no_long_context_rate_was_sourced() {
+        // Opus 4.6 global: 500,000 in at $5 = 2.5 + 1,000 out at $25 = 0.025; regional +10%.
+        let usage = Usage {
+            input_tokens: 500_000,
+            output_tokens: 1_000,
+            ..Usage::default()
+        };
+        let cost = |id: &str| tier_cost(id, usage, ServiceTier::Standard).amount;
+        assert_eq!(cost("global.anthropic.claude-opus-4-6-v1"), usd("2.525"));
+        assert_eq!(cost("us.anthropic.claude-opus-4-6-v1"), usd("2.7775"));
+        // Sonnet 5 global: 500,000 at $2 = 1 + 1,000 at $10 = 0.01.
+        assert_eq!(cost("global.anthropic.claude-sonnet-5"), usd("1.01"));
     }
 
     #[test]
