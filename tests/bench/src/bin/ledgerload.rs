@@ -1,7 +1,9 @@
 //! The controller benchmarks' usage stream: stands in for `--gateways` metering gateways and
 //! sends usage records to the ledger over its real gRPC API at a steady rate, spread over the
-//! `load-<n>/b-<m>` budgets. Prints one JSON line: records accepted per second, exchange
-//! latency, and every budget's expected spend (to check statuses against).
+//! `load-<n>/b-<m>` budgets (and, with `--cluster-budgets C`, the ClusterAIBudget `cap-<n % C>`
+//! covering namespace `load-<n>`, as a gateway charges a call to every level that selects it).
+//! Prints one JSON line: records accepted per second, exchange latency, and every budget's
+//! expected spend (to check statuses against; a cap's key is `/cap-<c>`).
 #![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
@@ -10,6 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use aigov_ledger::key;
 use aigov_ledger::proto::ledger_client::LedgerClient;
 use aigov_ledger::proto::{ExchangeRequest, UsageRecord};
 use clap::Parser;
@@ -27,6 +30,10 @@ struct Cli {
     /// Budgets `b-0..M` per namespace.
     #[arg(long)]
     per_namespace: usize,
+    /// ClusterAIBudgets `cap-0..C`: `cap-c` covers every namespace `load-n` with `n % C == c`,
+    /// so each record is charged to its namespace's budget and to one cap. 0: no caps.
+    #[arg(long, default_value_t = 0)]
+    cluster_budgets: usize,
     /// Usage records per second in all.
     #[arg(long)]
     rate: usize,
@@ -61,6 +68,7 @@ struct Plan {
     per_exchange: usize,
     namespaces: usize,
     per_namespace: usize,
+    cluster_budgets: usize,
     uuid_request_ids: bool,
     clock: CallClock,
     /// Records the ledger accepted (their exchange answered OK), across gateways.
@@ -106,6 +114,7 @@ async fn main() -> anyhow::Result<()> {
         per_exchange: (cli.rate / TICKS_PER_SECOND / cli.gateways).max(1),
         namespaces: cli.namespaces,
         per_namespace: cli.per_namespace,
+        cluster_budgets: cli.cluster_budgets,
         uuid_request_ids: cli.uuid_request_ids,
         clock: CallClock::new(cli.call_time_scale),
         accepted: AtomicU64::new(0),
@@ -157,6 +166,25 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+impl Plan {
+    /// The keys a call of budget number `b` is charged to: its AIBudget's and, with caps, the
+    /// cap covering its namespace.
+    fn keys(&self, b: usize) -> Vec<String> {
+        let namespace = b / self.per_namespace;
+        let mut keys = vec![key::namespaced(
+            &format!("load-{namespace}"),
+            &format!("b-{}", b % self.per_namespace),
+        )];
+        if self.cluster_budgets > 0 {
+            keys.push(key::cluster(&format!(
+                "cap-{}",
+                namespace % self.cluster_budgets
+            )));
+        }
+        keys
+    }
+}
+
 /// One simulated gateway: an exchange of `per_exchange` records every tick for `seconds`.
 async fn gateway(g: usize, mut client: LedgerClient<Channel>, plan: Arc<Plan>) -> Sent {
     let gateway = format!("bench-gateway-{g}-{}", std::process::id());
@@ -171,15 +199,13 @@ async fn gateway(g: usize, mut client: LedgerClient<Channel>, plan: Arc<Plan>) -
         for i in 0..plan.per_exchange {
             sequence += 1;
             let b = (sequence as usize * 7919 + g * 104_729 + i) % budgets;
-            let key = format!(
-                "load-{}/b-{}",
-                b / plan.per_namespace,
-                b % plan.per_namespace
-            );
+            let keys = plan.keys(b);
             let (input, output) = (100 + (sequence % 50), 200 + (sequence % 300));
-            let e = sent.entry(key.clone()).or_default();
-            e.0 += input;
-            e.1 += output;
+            for key in &keys {
+                let e = sent.entry(key.clone()).or_default();
+                e.0 += input;
+                e.1 += output;
+            }
             let request_id = if plan.uuid_request_ids {
                 uuid_shaped(g, sequence)
             } else {
@@ -188,7 +214,7 @@ async fn gateway(g: usize, mut client: LedgerClient<Channel>, plan: Arc<Plan>) -
             records.push(UsageRecord {
                 sequence,
                 request_id,
-                budgets: vec![key],
+                budgets: keys,
                 model: "anthropic.claude-3-haiku-20240307-v1:0".into(),
                 input_tokens: input,
                 output_tokens: output,
