@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use aigov_api::Usd;
 use aigov_e2e::aigov::Aigov;
 use aigov_e2e::bedrock::{client_from, runtime_call, served, served_cost, worker_pods};
-use aigov_e2e::budgets::{budget, events, status, wait_cluster_status, wait_status};
+use aigov_e2e::budgets::{budget, events, status, wait_cluster_status, wait_event, wait_status};
 use aigov_e2e::{kubectl_ok, namespace, unique};
 
 /// A profile ID no other test calls, so the simulator's record of this test is exact.
@@ -162,7 +162,7 @@ async fn a_cluster_budget_over_three_namespaces_is_never_overshot_and_charged_ex
 
 /// A further call from the namespace that spent least (its own budget has at least
 /// $0.50 - $1.00/3 left, more than any one call costs) is refused by the exhausted cap, in
-/// words naming the ClusterAIBudget; the cap is `Throttled` and says so in an Event.
+/// words naming the ClusterAIBudget, as does the Warning Event on the pod; the cap is `Throttled` and says so in an Event.
 async fn assert_refusals_name_the_cap(cap: &str, pods: &[(String, IpAddr)], gateways: &[Aigov]) {
     let (ns, ip) = pods
         .iter()
@@ -180,6 +180,24 @@ async fn assert_refusals_name_the_cap(cap: &str, pods: &[(String, IpAddr)], gate
     assert!(
         message.contains(&format!("ClusterAIBudget {cap}")),
         "a call from {ns} refused by the cap names it: {message}"
+    );
+    let pod = kubectl_ok(
+        &[
+            "get",
+            "pods",
+            "-n",
+            ns,
+            "-o",
+            &format!("jsonpath={{.items[?(@.status.podIP==\"{ip}\")].metadata.name}}"),
+        ],
+        None,
+    );
+    // The refused pod's Warning names the cap too (`kubectl describe pod` shows why).
+    wait_event(
+        ns,
+        &pod,
+        "BudgetExhausted",
+        &format!("ClusterAIBudget {cap}"),
     );
     let s = wait_cluster_status(cap, Duration::from_secs(30), |s| s["phase"] == "Throttled");
     assert!(s["throttledRequests"].as_u64().unwrap_or(0) > 0, "{s:#}");
