@@ -264,15 +264,26 @@ fn namespace_cell(r: &BudgetReport) -> &str {
     }
 }
 
-/// A ClusterAIBudget's namespaces by spend, each followed by the AIBudgets in it the report
-/// holds (`└ name  spent of limit`): the tree from the cap to the teams' budgets.
+/// The tree from a ClusterAIBudget to the teams' budgets: the cap (`name (phase)  spent of
+/// limit`, forecast), its namespaces by spend, each followed by the AIBudgets in it the report
+/// holds (`└ name (phase)  spent of limit`, forecast). Each level's forecast is its own
+/// status's; a namespace is no budget, so has none.
 fn namespace_tree(cap: &BudgetReport, reports: &[BudgetReport], style: Style) -> String {
-    let headers = ["NAMESPACE", "SPENT", "SHARE", "REQUESTS", "THROTTLED"];
-    let mut t = TableBuilder::new(style, &headers).numeric(&[1, 2, 3, 4]);
+    let headers = [
+        "LEVEL",
+        "SPENT",
+        "FORECAST",
+        "SHARE",
+        "REQUESTS",
+        "THROTTLED",
+    ];
+    let mut t = TableBuilder::new(style, &headers).numeric(&[1, 2, 3, 4, 5]);
+    t.row(budget_row(cap, ""));
     for n in &cap.top_namespaces {
         t.row(vec![
             format!("  {}", n.name),
             table::money(n.spent),
+            "–".to_owned(),
             table::share(n.spent, cap.spent),
             table::count(n.requests),
             table::count(n.throttled_requests.unwrap_or(0)),
@@ -281,16 +292,22 @@ fn namespace_tree(cap: &BudgetReport, reports: &[BudgetReport], style: Style) ->
             .iter()
             .filter(|b| b.kind == "AIBudget" && b.namespace == n.name);
         for b in within {
-            t.row(vec![
-                format!("    └ {} ({})", b.budget, b.phase),
-                format!("{} of {}", table::money(b.spent), table::money(b.limit)),
-                String::new(),
-                table::count(b.requests),
-                table::count(b.throttled_requests),
-            ]);
+            t.row(budget_row(b, "    └ "));
         }
     }
     t.render()
+}
+
+/// One budget's row in [`namespace_tree`], its name after `indent`.
+fn budget_row(b: &BudgetReport, indent: &str) -> Vec<String> {
+    vec![
+        format!("{indent}{} ({})", b.budget, b.phase),
+        format!("{} of {}", table::money(b.spent), table::money(b.limit)),
+        b.forecast.map_or("–".to_owned(), table::money),
+        String::new(),
+        table::count(b.requests),
+        table::count(b.throttled_requests),
+    ]
 }
 
 fn shares(kind: &str, rows: &[Share], total: Usd, style: Style) -> String {
@@ -624,8 +641,17 @@ status:
         assert!(lines[research].contains("91%"), "{}", lines[research]);
         assert!(
             lines[research + 1].contains("└ research-daily (Throttled)")
-                && lines[research + 1].contains("$5.00 of $5.00"),
-            "{text}"
+                && lines[research + 1].contains("$5.00 of $5.00")
+                && lines[research + 1].contains("$6.00"),
+            "each budget in the tree has its forecast: {text}"
+        );
+        let top = lines
+            .iter()
+            .find(|l| l.starts_with("engineering ("))
+            .unwrap();
+        assert!(
+            top.contains("$5.50 of $300.00"),
+            "the cap heads its tree: {text}"
         );
         let json = serde_json::to_value(&all[0]).unwrap();
         assert_eq!(json["topNamespaces"][1]["name"], "team-chat");
