@@ -102,6 +102,9 @@ pub enum GatewayError {
     /// ValidationException, word for word.
     #[error("{0}")]
     InvalidMetadata(aigov_api::Error),
+    /// A service tier Bedrock does not know: its ValidationException, naming the field.
+    #[error("{0}")]
+    InvalidServiceTier(aigov_api::Error),
     /// An AIBudget refused: model rules, exhaustion, the soft limit's rate, or no headroom
     /// for the worst case.
     #[error("{}", refused.message)]
@@ -157,8 +160,14 @@ impl GatewayError {
         match self {
             UnknownOperation => "UnknownOperationException",
             Unpriced { .. } => "AccessDeniedException",
-            BadModelId(_) | BodyTooLarge(_) | BodyUnreadable(_) | BodyTimeout(_)
-            | BodyNotAnObject | BodyNotJson(_) | InvalidMetadata(_) => "ValidationException",
+            BadModelId(_)
+            | BodyTooLarge(_)
+            | BodyUnreadable(_)
+            | BodyTimeout(_)
+            | BodyNotAnObject
+            | BodyNotJson(_)
+            | InvalidMetadata(_)
+            | InvalidServiceTier(_) => "ValidationException",
             MissingAuthentication => "MissingAuthenticationTokenException",
             BadAuthorization => "IncompleteSignatureException",
             UnknownCaller(_) => "AccessDeniedException",
@@ -182,8 +191,14 @@ impl GatewayError {
         match self {
             UnknownOperation => "unknown_operation",
             Unpriced { .. } => "unmetered",
-            BadModelId(_) | BodyTooLarge(_) | BodyUnreadable(_) | BodyTimeout(_)
-            | BodyNotAnObject | BodyNotJson(_) | InvalidMetadata(_) => "invalid",
+            BadModelId(_)
+            | BodyTooLarge(_)
+            | BodyUnreadable(_)
+            | BodyTimeout(_)
+            | BodyNotAnObject
+            | BodyNotJson(_)
+            | InvalidMetadata(_)
+            | InvalidServiceTier(_) => "invalid",
             MissingAuthentication | BadAuthorization => "unauthenticated",
             NotReady => "not_ready",
             UnknownCaller(_) => "unknown_caller",

@@ -35,6 +35,7 @@ pub mod server;
 pub mod settle;
 pub mod slices;
 pub mod sse;
+pub mod tier;
 pub mod trace;
 
 use std::net::IpAddr;
@@ -257,6 +258,7 @@ impl Gateway {
         call.routed(&route);
         let metadata = metadata::read(route.operation, &parts.headers, &json)?;
         call.metadata = metadata::callers(metadata.as_ref());
+        call.service_tier = tier::read(route.operation, &parts.headers, &json)?;
         let (policies, figures) = self.budgets(workload.as_deref());
         call.budgets = policies.clone();
         if route.operation.metering() == Metering::Free {
@@ -274,7 +276,7 @@ impl Gateway {
             self.admit(call, &route, (&policies, &figures), metadata.as_ref())?;
         let worst = self
             .worst_case(
-                route.operation,
+                (route.operation, call.service_tier),
                 &admitted.model,
                 (&parts.headers, &body),
                 &json,
@@ -335,6 +337,7 @@ impl Gateway {
         let workload = call.workload.as_deref();
         let mut record = usage_record(route, admitted, workload);
         record.request_metadata = call.metadata.clone();
+        record.service_tier = tier::on_record(call.service_tier);
         let Some(workload) = workload else {
             let out = metadata::Forwarded {
                 body,

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use aigov_api::Usd;
 use aigov_api::budget::FailMode;
 use aigov_api::model::resolve;
+use aigov_api::pricing::ServiceTier;
 use aigov_api::usage::{input_token_bound, output_token_bound, worst_case_cost};
 use aigov_api::{mantle, units};
 use aigov_ledger::policy::BudgetPolicy;
@@ -104,7 +105,7 @@ impl Gateway {
     /// for a call billed per unit of a model the gateway has no price for.
     pub(crate) fn worst_case(
         &self,
-        operation: Operation,
+        (operation, tier): (Operation, ServiceTier),
         model: &str,
         request: (&http::HeaderMap, &[u8]),
         json: &serde_json::Value,
@@ -118,20 +119,23 @@ impl Gateway {
                 let seconds = asked.unwrap_or(rate.max_seconds).min(rate.max_seconds);
                 Some(unit_worst_case(units::async_cost(rate, seconds)))
             }
-            _ => Some(self.token_worst_case(operation, model, (headers, body), json)),
+            _ => Some(self.token_worst_case((operation, tier), model, (headers, body), json)),
         }
     }
 
     fn token_worst_case(
         &self,
-        operation: Operation,
+        (operation, tier): (Operation, ServiceTier),
         model: &str,
         request: (&http::HeaderMap, &[u8]),
         json: &serde_json::Value,
     ) -> WorstCase {
         let (headers, body) = request;
         let billed = resolve(model);
-        let price = self.prices.current().price(&billed, self.clock.now());
+        let price = self
+            .prices
+            .current()
+            .price_in(&billed, tier, self.clock.now());
         let context = billed
             .catalog
             .map_or(self.config.fallback_context_window, |e| e.context_window);

@@ -30,6 +30,7 @@ use std::time::Duration;
 use aigov_api::Usd;
 use aigov_api::model::resolve;
 use aigov_api::pricing::{InvocationMode, Usage};
+use aigov_ledger::ledger::service_tier;
 use aigov_ledger::proto::UsageRecord;
 use bytes::Bytes;
 use http::{Response, StatusCode};
@@ -220,7 +221,13 @@ impl Settlement {
         let token_cost = gateway
             .prices
             .current()
-            .cost(&resolve(&self.model), &usage, InvocationMode::OnDemand, now)
+            .cost_in(
+                &resolve(&self.model),
+                &usage,
+                InvocationMode::OnDemand,
+                service_tier(&self.record),
+                now,
+            )
             .amount;
         let cost = token_cost + unit_cost.unwrap_or(Usd::ZERO);
         let mut record = std::mem::take(&mut self.record);

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aigov_api::Usd;
+use aigov_api::pricing::ServiceTier;
 use aigov_api::request_metadata::RequestMetadata;
 use aigov_ledger::policy::{BudgetPolicy, Workload};
 use http::StatusCode;
@@ -52,6 +53,8 @@ pub struct CallTrace {
     pub added: Option<Duration>,
     /// The caller's request metadata (its own pairs), once read.
     pub metadata: RequestMetadata,
+    /// The service tier the call asks for, once read.
+    pub service_tier: ServiceTier,
 }
 
 impl CallTrace {
@@ -68,6 +71,7 @@ impl CallTrace {
             budgets: Vec::new(),
             added: None,
             metadata: RequestMetadata::new(),
+            service_tier: ServiceTier::Standard,
         }
     }
 

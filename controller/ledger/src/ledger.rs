@@ -24,7 +24,7 @@ use std::time::Instant;
 use aigov_api::budget::{LedgerWatermark, ModelSpend, NamespaceSpend, TokenCounts, WorkloadSpend};
 use aigov_api::model::resolve;
 use aigov_api::period::Window;
-use aigov_api::pricing::{InvocationMode, PriceBook, Usage};
+use aigov_api::pricing::{InvocationMode, PriceBook, PriceSource, ServiceTier, Usage};
 use aigov_api::{AIBudgetStatus, Usd};
 use jiff::Timestamp;
 
@@ -495,6 +495,7 @@ impl Account {
             after: self.spent,
             cost: self.spent - before,
             in_doubt: false,
+            unknown_model: false,
         })
     }
 
@@ -525,6 +526,7 @@ impl Account {
             after: self.spent,
             cost: if charged { cost } else { Usd::ZERO },
             in_doubt: true,
+            unknown_model: false,
         })
     }
 
@@ -681,6 +683,9 @@ pub struct Charge {
     /// restored with) and this leader has not seen it before: counted no more, but its usage
     /// record may not have been written ([`crate::outbox`]).
     pub in_doubt: bool,
+    /// Neither the catalog nor an `AIModelPrice` prices the record's model: the fallback did
+    /// (the dearest catalog rates), which the budget's owners should hear about.
+    pub unknown_model: bool,
 }
 
 /// The workload a record is reported under: the gateway's name for it, else the pod's (records
@@ -696,6 +701,15 @@ pub fn workload_of(record: &UsageRecord) -> String {
 /// When Bedrock answered the call a record reports (now, when the record says nothing usable).
 fn occurred_at(record: &UsageRecord) -> Timestamp {
     Timestamp::from_millisecond(record.occurred_at_ms).unwrap_or_else(|_| Timestamp::now())
+}
+
+/// The service tier a record's call asked for, which its tokens are priced at: empty is
+/// Standard (and so is a value no gateway sends, rather than a refused record).
+pub fn service_tier(record: &UsageRecord) -> ServiceTier {
+    match record.service_tier.as_str() {
+        "" => ServiceTier::Standard,
+        tier => tier.parse().unwrap_or_default(),
+    }
 }
 
 /// The tokens a record reports, as the price book counts them.
@@ -870,22 +884,26 @@ impl Ledger {
     ) -> Vec<Charge> {
         let mut charges = Vec::new();
         let at = occurred_at(record);
-        let cost = if record.refusal != Refusal::None as i32 {
-            Usd::ZERO
-        } else {
-            prices
-                .cost(
-                    &resolve(&record.model),
-                    &usage_of(record),
-                    InvocationMode::OnDemand,
-                    at,
-                )
-                .amount
-                + unit_cost(record)
-        };
+        let priced = (record.refusal == Refusal::None as i32).then(|| {
+            prices.cost_in(
+                &resolve(&record.model),
+                &usage_of(record),
+                InvocationMode::OnDemand,
+                service_tier(record),
+                at,
+            )
+        });
+        let unknown_model = priced
+            .as_ref()
+            .is_some_and(|c| c.price.source == PriceSource::Fallback);
+        let cost = priced.map_or(Usd::ZERO, |c| c.amount + unit_cost(record));
         for key in &record.budgets {
             match self.accounts.get_mut(key) {
-                Some(account) => charges.extend(account.count(key, gateway, record, cost)),
+                Some(account) => charges.extend(
+                    account
+                        .count(key, gateway, record, cost)
+                        .map(|c| Charge { unknown_model, ..c }),
+                ),
                 None => self.park(key, gateway, record, cost),
             }
         }
