@@ -35,6 +35,9 @@ pub struct Notable {
     pub last_downgrade: Option<(String, String)>,
     /// The last refusal's pod.
     pub last_pod: Option<String>,
+    /// Models this budget paid the fallback price for for the first time (in this leader's
+    /// memory): nothing prices them, so they are charged the dearest catalog rates.
+    pub unknown_models: Vec<String>,
 }
 
 impl Notable {
@@ -48,11 +51,16 @@ impl Notable {
         if fresh.last_pod.is_some() {
             self.last_pod = fresh.last_pod;
         }
+        for model in fresh.unknown_models {
+            if !self.unknown_models.contains(&model) {
+                self.unknown_models.push(model);
+            }
+        }
     }
 
     /// True when there is nothing to tell.
     pub fn is_empty(&self) -> bool {
-        self.refused == 0 && self.downgraded == 0
+        self.refused == 0 && self.downgraded == 0 && self.unknown_models.is_empty()
     }
 }
 
@@ -117,6 +125,8 @@ pub struct LedgerShared {
     /// When each gateway was last heard from ([`Contact`]).
     seen: Mutex<HashMap<String, Contact>>,
     notable: Mutex<HashMap<BudgetKey, Notable>>,
+    /// `(budget, model)` pairs already told to pay the fallback price.
+    unknown_models_announced: Mutex<HashSet<(BudgetKey, String)>>,
     /// Budgets whose account changed; the reconciler writes their status.
     pub changed: mpsc::UnboundedSender<BudgetKey>,
     /// Metrics.
@@ -146,6 +156,7 @@ impl LedgerShared {
             settle,
             seen: Mutex::default(),
             notable: Mutex::default(),
+            unknown_models_announced: Mutex::default(),
             changed,
             metrics,
             clock,
@@ -370,6 +381,20 @@ impl LedgerShared {
         !emf.overdue()
     }
 
+    /// Notes, the first time (in this leader's memory), that `budget` paid the fallback
+    /// price for `model`, for the reconciler's `UnknownModelPriced` Event.
+    fn note_unknown_model(&self, budget: &str, model: &str) {
+        let mut announced = self
+            .unknown_models_announced
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if announced.insert((budget.to_owned(), model.to_owned())) {
+            let mut notable = self.notable.lock().unwrap_or_else(|e| e.into_inner());
+            let n = notable.entry(budget.to_owned()).or_default();
+            n.unknown_models.push(model.to_owned());
+        }
+    }
+
     /// Notes a refusal or a downgrade for the reconciler's Events on every budget `record`
     /// names, and marks those budgets changed.
     fn note(&self, record: &UsageRecord, changed: &mut HashSet<BudgetKey>) {
@@ -418,6 +443,9 @@ impl LedgerShared {
         }
         for record in &request.records {
             for charge in ledger.apply(gateway, record, &prices) {
+                if charge.unknown_model && !charge.in_doubt {
+                    self.note_unknown_model(&charge.budget, &record.model);
+                }
                 self.publish(&mut ledger, &charge, record);
                 changed.insert(charge.budget);
             }

@@ -12,6 +12,7 @@ pub mod cloudwatch;
 pub mod compare;
 pub mod error;
 pub mod export;
+pub mod prices;
 pub mod range;
 pub mod records;
 pub mod report;

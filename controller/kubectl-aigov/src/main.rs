@@ -11,7 +11,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use aigov_api::period::time_zone;
-use aigov_api::{AIBudget, ClusterAIBudget};
+use aigov_api::pricing::ServiceTier;
+use aigov_api::{AIBudget, AIModelPrice, ClusterAIBudget};
 use anyhow::{Context as _, bail};
 use clap::{Args, CommandFactory as _, Parser, Subcommand, ValueEnum};
 use jiff::Timestamp;
@@ -21,7 +22,7 @@ use kube::{Api, ResourceExt};
 use kubectl_aigov::range::{self, TimeRange};
 use kubectl_aigov::records::{ByKey, CallRecord, Scope};
 use kubectl_aigov::table::Style;
-use kubectl_aigov::{cloudwatch, compare, export, report, top};
+use kubectl_aigov::{cloudwatch, compare, export, prices, report, top};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -132,6 +133,16 @@ enum Command {
         #[arg(long, default_value = "now", allow_hyphen_values = true)]
         to: String,
     },
+    /// The price aigov charges for a model ID, inference profile or ARN, and where it comes
+    /// from (the catalog, an AIModelPrice, or the fallback for a model nothing prices);
+    /// without MODEL, the catalog and the cluster's AIModelPrices.
+    Prices {
+        /// A model reference as a client sends it (e.g. us.anthropic.claude-sonnet-4-5-20250929-v1:0).
+        model: Option<String>,
+        /// The service tier, as Bedrock spells it: default (Standard), priority, flex, reserved.
+        #[arg(long, default_value = "default")]
+        service_tier: String,
+    },
     /// The plugin's version (and, with -o json, the AIBudget API version it reads).
     Version,
     /// A shell completion script for `kubectl-aigov` (the plugin's own name on PATH):
@@ -165,6 +176,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let mut out = std::io::stdout();
             let mut command = Cli::command().bin_name("kubectl-aigov");
             clap_complete::generate(*shell, &mut command, "kubectl-aigov", &mut out);
+        }
+        Command::Prices {
+            model,
+            service_tier,
+        } => {
+            let tier = service_tier.parse::<ServiceTier>().map_err(|e| {
+                anyhow::anyhow!("--service-tier: {e} (default, priority, flex or reserved)")
+            })?;
+            run_prices(t, style, (now, tier), model.as_deref()).await?
         }
         Command::Report {
             budget,
@@ -212,6 +232,37 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 _ => print(&export::csv(&rows)?),
             }
         }
+    }
+    Ok(())
+}
+
+/// `prices`: one model's effective price, or the catalog and the cluster's AIModelPrices.
+async fn run_prices(
+    t: &Target,
+    style: Style,
+    (now, tier): (Timestamp, ServiceTier),
+    model: Option<&str>,
+) -> anyhow::Result<()> {
+    let (client, _) = cluster(t).await?;
+    let listed = Api::<AIModelPrice>::all(client)
+        .list(&ListParams::default())
+        .await
+        .context("listing AIModelPrices (are the aigov CRDs installed?)")?
+        .items;
+    let (book, ignored) = prices::book(&listed);
+    match (model, t.output) {
+        (Some(model), Output::Json) => print_json(&prices::price_of(&book, model, tier, now)),
+        (Some(model), _) => print(&prices::render_one(
+            &prices::price_of(&book, model, tier, now),
+            style,
+        )),
+        (None, Output::Json) => print_json(
+            &aigov_api::catalog::entries()
+                .iter()
+                .map(|e| prices::price_of(&book, e.model_id, tier, now))
+                .collect::<Vec<_>>(),
+        ),
+        (None, _) => print(&prices::render_all(&listed, &ignored, style)),
     }
     Ok(())
 }

@@ -229,7 +229,8 @@ pub fn escalated(notices: &mut Notices, to: &Alerting, step: Step<'_>, name: &st
     );
 }
 
-/// `Throttled` and `Downgraded`, for what gateways reported since the last of them.
+/// `Throttled`, `UnknownModelPriced` and `Downgraded`, for what gateways reported since the
+/// last of them.
 pub fn refusals(n: &Notable, figures: &str) -> Vec<EventNotice> {
     let mut events = Vec::new();
     if n.refused > 0 {
@@ -243,6 +244,18 @@ pub fn refusals(n: &Notable, figures: &str) -> Vec<EventNotice> {
                     .as_deref()
                     .map(|p| format!(", the last from pod {p}"))
                     .unwrap_or_default()
+            ),
+        ));
+    }
+    if !n.unknown_models.is_empty() {
+        events.push(EventNotice::new(
+            true,
+            "UnknownModelPriced",
+            format!(
+                "no catalog entry or AIModelPrice prices {}: charged at the fallback (Claude \
+                 Opus 4's rates, the dearest) until an AIModelPrice names it (see: kubectl \
+                 aigov prices MODEL); {figures}",
+                n.unknown_models.join(", ")
             ),
         ));
     }
@@ -511,13 +524,14 @@ mod tests {
     }
 
     #[test]
-    fn refusals_and_downgrades_are_told_with_the_last_pod_and_models() {
+    fn refusals_unknown_models_and_downgrades_are_told_with_the_last_pod_and_models() {
         let events = refusals(
             &Notable {
                 refused: 3,
                 downgraded: 2,
                 last_downgrade: Some(("big".into(), "small".into())),
                 last_pod: Some("team/chat-1".into()),
+                unknown_models: vec!["acme.frontier-9-v1:0".into()],
             },
             "spent $1.00 of $10.00 (10.0%); resets at 2026-12-01T00:00:00Z",
         );
@@ -528,6 +542,10 @@ mod tests {
                 (
                     "Throttled",
                     "3 call(s) refused (throttled or over the limit), the last from pod team/chat-1; spent $1.00 of $10.00 (10.0%); resets at 2026-12-01T00:00:00Z"
+                ),
+                (
+                    "UnknownModelPriced",
+                    "no catalog entry or AIModelPrice prices acme.frontier-9-v1:0: charged at the fallback (Claude Opus 4's rates, the dearest) until an AIModelPrice names it (see: kubectl aigov prices MODEL); spent $1.00 of $10.00 (10.0%); resets at 2026-12-01T00:00:00Z"
                 ),
                 (
                     "Downgraded",
