@@ -147,6 +147,16 @@ echo "The engineering-wide cap (a ClusterAIBudget over both teams' namespaces): 
 show kubectl get caib
 show kubectl describe caib engineering | sed -n '/^  Top Namespaces:/,/^  Top Workloads:/p'
 echo
+echo "A new team: label its namespace for the standard template (examples/budgets/template.yaml),"
+echo "with its own limit in an annotation, and the controller stamps its budget within seconds:"
+kubectl create namespace team-ml --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+kubectl annotate namespace team-ml aigov.dev/budget-limit=400.00 --overwrite >/dev/null
+show kubectl label namespace team-ml aigov.dev/budget-template=standard --overwrite
+for _ in $(seq 1 50); do kubectl get aib -n team-ml team-monthly >/dev/null 2>&1 && break; sleep 0.2; done
+kubectl wait --for=jsonpath='{.status.overriddenCount}'=1 aibt/team-standard --timeout=20s >/dev/null || true
+show kubectl get aib -n team-ml
+show kubectl get aibt
+echo
 show kubectl describe aib -n team-research research-daily | sed -n '/^Status:/,$p'
 echo
 echo "Alerts delivered to the aigov-finops SNS topic (read from the SQS queue subscribed to it):"
@@ -197,6 +207,11 @@ else
   echo "The usage records of research-daily this period add up to \$$export_total but its status says \$$status_spent (they DISAGREE)."
 fi
 echo
+echo "The price chat-api paid for Claude 3.5 Haiku, and where it comes from (the Terraform override), and"
+echo "what a model nothing prices would cost before anyone calls it:"
+show kubectl aigov prices anthropic.claude-3-5-haiku-20241022-v1:0 | indent
+show kubectl aigov prices arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/new-team-app | sed -n '1,3p' | indent
+echo
 echo "Prometheus (excerpt):"
 curl -fsS "http://127.0.0.1:$METRICS_PORT/metrics" | grep -E '^aigov_(budget_spent_usd|budget_limit_usd|refused_requests_total)\{' | indent
 
@@ -207,6 +222,7 @@ aigov keeps running with the environment. Explore further:
   kubectl aigov report -n team-chat                # one namespace; -o json for scripts
   kubectl aigov top -A --watch                     # live spend rate by workload
   kubectl aigov export -A --from -1h -o json       # usage records (CSV by default)
+  kubectl aigov prices MODEL --service-tier flex   # any model's price and where it comes from
   kubectl describe aib -n team-chat chat-monthly
   kubectl annotate aib -n team-research research-daily aigov.dev/extension="2.00 deadline"   # a temporary extension
   kubectl get events.events.k8s.io -A

@@ -45,6 +45,11 @@ for expected in \
     '^engineering +300\.00 +[45]\.[0-9]+ +1\.[0-9]+ +Active' \
     'Namespace: +team-research' \
     '^\(cluster\) +engineering +Active' \
+    '^team-monthly +400\.00 ' \
+    'Priced by: +AIModelPrice ' \
+    'Priced by: +the FALLBACK' \
+    '^team-standard +team-monthly +250\.00 +1 +1 ' \
+    '^engineering \(Active\) +\$[45]\.[0-9]+ of \$300\.00' \
     '└ research-daily \(Throttled\) +\$4\.92 of \$5\.00' \
     'refused \(AccessDeniedException\): AIBudget team-research/research-daily' \
     'not allowed by AIBudget team-chat/chat-monthly' \
