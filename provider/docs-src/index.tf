@@ -40,6 +40,7 @@ provider "aigov" {
 
 # Against emulators or VPC endpoints, override endpoints per service:
 # endpoints {
+#   bedrock    = "http://127.0.0.1:15000"
 #   budgets    = "http://127.0.0.1:15000"
 #   cloudwatch = "http://127.0.0.1:15000"
 #   logs       = "http://127.0.0.1:15000"

@@ -20,7 +20,7 @@ use crate::validate::{self, Kind};
 use crate::value::Value;
 
 /// The AWS services whose endpoint can be overridden, as named in `endpoints { }`.
-pub const ENDPOINT_SERVICES: [&str; 5] = ["budgets", "cloudwatch", "logs", "sns", "sts"];
+pub const ENDPOINT_SERVICES: [&str; 6] = ["bedrock", "budgets", "cloudwatch", "logs", "sns", "sts"];
 
 /// The timeout attributes, in seconds.
 const TIMEOUTS: [&str; 3] = [
@@ -217,6 +217,8 @@ pub fn validate(config: &Value, diags: &mut Diagnostics) {
 
 /// The clients and settings every resource uses, built once per provider configuration.
 pub struct Clients {
+    /// Amazon Bedrock's control plane (model invocation logging).
+    pub bedrock: aws_sdk_bedrock::Client,
     /// AWS Budgets.
     pub budgets: aws_sdk_budgets::Client,
     /// SNS.
@@ -227,6 +229,7 @@ pub struct Clients {
     pub cloudwatch: aws_sdk_cloudwatch::Client,
     sts: aws_sdk_sts::Client,
     targets: BTreeMap<&'static str, AwsTarget>,
+    region: Option<String>,
     partition: &'static str,
     configured_account: Option<String>,
     account: OnceCell<String>,
@@ -298,6 +301,7 @@ impl Clients {
         let default_tags = config.get("default_tags").get("tags").to_string_map();
         let kubernetes = config.get("kubernetes");
         Ok(Clients {
+            bedrock: client!(aws_sdk_bedrock, "bedrock"),
             budgets: client!(aws_sdk_budgets, "budgets"),
             sns: client!(aws_sdk_sns, "sns"),
             logs: client!(aws_sdk_cloudwatchlogs, "logs"),
@@ -305,6 +309,7 @@ impl Clients {
             sts: client!(aws_sdk_sts, "sts"),
             targets,
             partition: partition(region.as_deref().unwrap_or("us-east-1")),
+            region,
             configured_account: config.get("account_id").as_str().map(str::to_owned),
             account: OnceCell::new(),
             default_tags,
@@ -342,6 +347,11 @@ impl Clients {
         self.targets
             .get(service)
             .unwrap_or_else(|| &self.targets["sts"])
+    }
+
+    /// The provider's region (configured or from the standard chain); `None` when neither sets one.
+    pub fn region(&self) -> Option<&str> {
+        self.region.as_deref()
     }
 
     /// The AWS partition the provider's region belongs to (`aws` when no region is set).

@@ -27,6 +27,14 @@ static KMS_KEY: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^(arn:aws(-[a-z]+)*:kms:[a-z]{2}(-[a-z]+)+-\d:\d{12}:(key|alias)/[A-Za-z0-9/_-]+|alias/[A-Za-z0-9/_-]+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$")
         .expect("valid regex")
 });
+static IAM_ROLE_ARN: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^arn:aws(-[a-z]+)*:iam::\d{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$")
+        .expect("valid regex")
+});
+// S3's rules for general purpose buckets: 3 to 63 lower-case letters, digits, dots and hyphens,
+// starting and ending with a letter or digit.
+static S3_BUCKET: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$").expect("valid regex"));
 /// A Kubernetes object name (a DNS subdomain).
 pub static KUBE_NAME: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -46,6 +54,10 @@ pub enum Kind {
     LambdaArn,
     /// A KMS key ID, key ARN or alias.
     KmsKey,
+    /// An IAM role ARN.
+    IamRoleArn,
+    /// An S3 bucket name.
+    S3Bucket,
     /// An e-mail address.
     Email,
     /// An `https://` URL.
@@ -63,6 +75,8 @@ impl Kind {
             Kind::SqsQueueArn => SQS_QUEUE_ARN.is_match(s),
             Kind::LambdaArn => LAMBDA_ARN.is_match(s),
             Kind::KmsKey => KMS_KEY.is_match(s),
+            Kind::IamRoleArn => IAM_ROLE_ARN.is_match(s),
+            Kind::S3Bucket => S3_BUCKET.is_match(s) && !s.contains(".."),
             Kind::Email => EMAIL.is_match(s),
             Kind::HttpsUrl => s.starts_with("https://") && s.len() > "https://".len(),
             Kind::Url => {
@@ -85,6 +99,12 @@ impl Kind {
                 "a Lambda function ARN such as arn:aws:lambda:us-east-1:123456789012:function:notify"
             }
             Kind::KmsKey => "a KMS key ID, key ARN, alias ARN or alias/NAME",
+            Kind::IamRoleArn => {
+                "an IAM role ARN such as arn:aws:iam::123456789012:role/bedrock-invocation-logging"
+            }
+            Kind::S3Bucket => {
+                "an S3 bucket name: 3 to 63 lower-case letters, digits, dots and hyphens, starting and ending with a letter or digit"
+            }
             Kind::Email => "an e-mail address such as finops@example.com",
             Kind::HttpsUrl => "an https:// URL",
             Kind::Url => "an http:// or https:// URL",
@@ -265,6 +285,11 @@ mod tests {
         assert!(!Kind::SnsTopicArn.accepts("arn:aws:sns:us-east-1:12345:alerts"));
         assert!(Kind::LambdaArn.accepts("arn:aws:lambda:eu-west-1:123456789012:function:f"));
         assert!(Kind::KmsKey.accepts("alias/aigov"));
+        assert!(Kind::IamRoleArn.accepts("arn:aws:iam::123456789012:role/service/bedrock-logs"));
+        assert!(!Kind::IamRoleArn.accepts("arn:aws:iam::123456789012:user/bedrock-logs"));
+        assert!(!Kind::IamRoleArn.accepts("bedrock-logs"));
+        assert!(Kind::S3Bucket.accepts("aigov-invocation-logs"));
+        assert!(!Kind::S3Bucket.accepts("Aigov_Logs"));
     }
 
     #[test]

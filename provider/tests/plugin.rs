@@ -239,6 +239,7 @@ async fn debug_mode_prints_a_reattach_value_and_serves_the_schema() {
             "aigov_budget",
             "aigov_budget_template",
             "aigov_cluster_budget",
+            "aigov_invocation_logging",
             "aigov_log_group",
             "aigov_pricing_override"
         ]

@@ -1,6 +1,7 @@
 # Bedrock governance for one AWS account and cluster: where alerts go, where usage records land,
 # the account-level backstop budget, per-team spend alarms, negotiated prices, cluster-wide
-# budgets over selected namespaces, and budget templates stamped into selected namespaces.
+# budgets over selected namespaces, budget templates stamped into selected namespaces, and Bedrock
+# model invocation logging.
 
 locals {
   subscriptions = concat(
@@ -118,6 +119,33 @@ resource "aigov_budget_template" "this" {
     for_each = each.value.namespace_selector == null ? [] : [each.value.namespace_selector]
     content {
       match_labels = namespace_selector.value.match_labels
+    }
+  }
+}
+
+# Bedrock model invocation logging (the prompts, completions and token counts of every call in
+# this account and region) into a log group of its own, when var.invocation_logging is set.
+resource "aigov_log_group" "invocations" {
+  count             = var.invocation_logging == null ? 0 : 1
+  name              = "/aigov/${var.name}/bedrock-invocations"
+  retention_in_days = var.invocation_logging.retention_days
+  tags              = var.tags
+}
+
+resource "aigov_invocation_logging" "this" {
+  count                           = var.invocation_logging == null ? 0 : 1
+  log_group_name                  = aigov_log_group.invocations[0].name
+  role_arn                        = var.invocation_logging.role_arn
+  text_data_delivery_enabled      = var.invocation_logging.text_data
+  image_data_delivery_enabled     = var.invocation_logging.image_data
+  embedding_data_delivery_enabled = var.invocation_logging.embedding_data
+  video_data_delivery_enabled     = var.invocation_logging.video_data
+
+  dynamic "large_data_delivery_s3" {
+    for_each = var.invocation_logging.large_data_s3_bucket == null ? [] : [var.invocation_logging]
+    content {
+      bucket_name = large_data_delivery_s3.value.large_data_s3_bucket
+      key_prefix  = large_data_delivery_s3.value.large_data_s3_prefix
     }
   }
 }

@@ -30,3 +30,13 @@ output "budget_template_names" {
   description = "The AIBudgetTemplate objects, by budget_templates key."
   value       = { for k, t in aigov_budget_template.this : k => t.name }
 }
+
+output "invocation_log_group" {
+  description = "The log group Bedrock's model invocation logs go to; null when invocation_logging is null."
+  value       = one(aigov_log_group.invocations[*].name)
+}
+
+output "invocation_logging_region" {
+  description = "The region whose Bedrock invocation logging the module configures (the ID of aigov_invocation_logging); null when invocation_logging is null."
+  value       = one(aigov_invocation_logging.this[*].id)
+}

@@ -1,5 +1,5 @@
 variable "name" {
-  description = "Prefix for every object the module creates (topic, log group, budget, alarms, prices, cluster budgets, budget templates)."
+  description = "Prefix for every object the module creates (topic, log groups, budget, alarms, prices, cluster budgets, budget templates)."
   type        = string
 }
 
@@ -141,6 +141,31 @@ variable "pricing_overrides" {
     cache_write = optional(number)
   }))
   default = {}
+}
+
+variable "invocation_logging" {
+  description = "Bedrock model invocation logging for the provider's account and region into a log group /aigov/NAME/bedrock-invocations, written by the IAM role role_arn (trusting bedrock.amazonaws.com); null (the default) leaves invocation logging alone. Bedrock keeps one configuration per account and region: set this in one module instance per region."
+  type = object({
+    role_arn             = string
+    retention_days       = optional(number, 30)
+    text_data            = optional(bool, true)
+    image_data           = optional(bool, false)
+    embedding_data       = optional(bool, false)
+    video_data           = optional(bool, false)
+    large_data_s3_bucket = optional(string)
+    large_data_s3_prefix = optional(string)
+  })
+  default = null
+
+  validation {
+    condition     = var.invocation_logging == null ? true : can(regex("^arn:aws(-[a-z]+)*:iam::[0-9]{12}:role/", var.invocation_logging.role_arn))
+    error_message = "invocation_logging.role_arn must be an IAM role ARN such as arn:aws:iam::123456789012:role/bedrock-invocation-logging."
+  }
+
+  validation {
+    condition     = var.invocation_logging == null ? true : (var.invocation_logging.large_data_s3_prefix == null || var.invocation_logging.large_data_s3_bucket != null)
+    error_message = "invocation_logging.large_data_s3_prefix needs large_data_s3_bucket: the prefix is of objects in that bucket."
+  }
 }
 
 variable "tags" {

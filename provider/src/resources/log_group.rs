@@ -25,7 +25,8 @@ pub const RETENTION_DAYS: [i64; 22] = [
     3288, 3653,
 ];
 
-static NAME: LazyLock<Regex> =
+/// CloudWatch Logs' rule for a log group name (also checked where another resource names one).
+pub static NAME: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^[.\-_/#A-Za-z0-9]{1,512}$").expect("valid regex"));
 
 /// The resource.

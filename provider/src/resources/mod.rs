@@ -17,6 +17,7 @@ pub mod alarm;
 pub mod alert_channel;
 pub mod budget;
 pub mod budget_spec;
+pub mod invocation_logging;
 pub mod log_group;
 pub mod model_price;
 pub mod organisation;
@@ -80,6 +81,7 @@ pub fn all() -> Vec<Box<dyn Resource>> {
         Box::new(budget::BudgetResource),
         Box::new(alert_channel::AlertChannel),
         Box::new(log_group::LogGroup),
+        Box::new(invocation_logging::InvocationLogging),
         Box::new(alarm::Alarm),
         Box::new(pricing_override::PricingOverride),
         Box::new(organisation::ClusterBudget::default()),

@@ -92,6 +92,7 @@ pub fn provider_block(extra: &str) -> String {
 provider "aigov" {{
   region = "us-east-1"
   endpoints {{
+    bedrock    = "{moto}"
     budgets    = "{moto}"
     cloudwatch = "{moto}"
     logs       = "{moto}"

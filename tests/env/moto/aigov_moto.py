@@ -10,6 +10,9 @@
   botocore) speak: each CBOR request is translated to the awsJson 1.0 protocol moto already
   serves, and the JSON answer back to CBOR, guided by botocore's model of the operation so
   that timestamps and blobs take their CBOR forms.
+* Bedrock: DeleteModelInvocationLoggingConfiguration removes the configuration and
+  GetModelInvocationLoggingConfiguration then answers `{}`, as AWS does (moto kept an empty
+  `loggingConfig` after a delete, and answered `"loggingConfig": null` before any Put).
 * SNS: a failed http/https delivery (an unreachable webhook) no longer fails Publish with a 500;
   as in AWS, delivery is separate from publishing, so the other subscriptions still receive it.
 
@@ -28,6 +31,8 @@ from typing import Any, Callable, Iterable
 
 import botocore.session
 import cbor2
+from moto.bedrock.models import BedrockBackend
+from moto.bedrock.responses import BedrockResponse
 from moto.budgets.exceptions import NotFoundException
 from moto.budgets.models import Budget, Notification
 from moto.budgets.responses import BudgetsResponse
@@ -203,6 +208,21 @@ def disassociate_kms_key(self: LogsResponse) -> str:
 
 for _fn in (associate_kms_key, disassociate_kms_key):
     setattr(LogsResponse, _fn.__name__, _fn)
+
+# --------------------------------------------------------------------------- Bedrock
+
+
+def delete_model_invocation_logging_configuration(self: BedrockBackend) -> None:
+    self.model_invocation_logging_configuration = None
+
+
+def get_model_invocation_logging_configuration(self: BedrockResponse) -> str:
+    config = self.bedrock_backend.get_model_invocation_logging_configuration()
+    return json.dumps({"loggingConfig": config} if config else {})
+
+
+BedrockBackend.delete_model_invocation_logging_configuration = delete_model_invocation_logging_configuration
+BedrockResponse.get_model_invocation_logging_configuration = get_model_invocation_logging_configuration
 
 # --------------------------------------------------------------------------- SNS
 
