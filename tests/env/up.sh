@@ -106,9 +106,11 @@ wait_for moto 60 curl -sf "http://127.0.0.1:$MOTO_PORT/moto-api/data.json"
 log "building the Bedrock simulator"
 claim_target_dir
 cargo build --quiet --manifest-path "$AIGOV_REPO/Cargo.toml" -p aigov-bedrock-sim
-# The simulator checks the signatures of the keys the tests and the demo sign with.
+# The simulator checks the signatures of the keys the tests and the demo sign with, and writes
+# Bedrock's model invocation logs through moto (started above) as its logging configuration says.
 start bedrock-sim "$CARGO_TARGET_DIR/debug/aigov-bedrock-sim" --listen "127.0.0.1:$BEDROCK_SIM_PORT" \
-  --sigv4-secret testing=testing --sigv4-secret aigov-gateway=gateway-secret
+  --sigv4-secret testing=testing --sigv4-secret aigov-gateway=gateway-secret \
+  --aws-endpoint "http://127.0.0.1:$MOTO_PORT"
 wait_for bedrock-sim 30 curl -sf "http://127.0.0.1:$BEDROCK_SIM_PORT/_sim/health"
 
 cat >"$AIGOV_RUN/env.sh" <<ENV

@@ -14,12 +14,16 @@
 //! tokens, queued errors) or by directives in the prompt text, e.g. `[sim:output_tokens=50]`,
 //! `[sim:error=ThrottlingException]`, `[sim:latency_ms=200]`, `[sim:truncate]`. Every request it
 //! served is listed at `GET /_sim/requests`, so tests can check that each was charged once.
+//!
+//! With `--aws-endpoint` (moto), it also writes Bedrock's model invocation logs to CloudWatch
+//! Logs as the account's logging configuration says ([`invocation_logs`]).
 #![forbid(unsafe_code)]
 
 pub mod bidi;
 pub mod directives;
 pub mod errors;
 pub mod families;
+pub mod invocation_logs;
 pub mod mantle;
 pub mod prompt;
 pub mod runtime_ops;

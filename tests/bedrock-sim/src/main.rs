@@ -20,6 +20,14 @@ struct Cli {
     /// `ACCESS_KEY=SECRET` whose SigV4 signatures are checked (repeatable).
     #[arg(long = "sigv4-secret", value_parser = key_secret)]
     sigv4_secrets: Vec<(String, String)>,
+    /// AWS endpoint (moto) to write Bedrock's model invocation logs through: the account's
+    /// logging configuration is read there, callers are identified with its STS, and records go
+    /// to its CloudWatch Logs. Without it, nothing is logged.
+    #[arg(long)]
+    aws_endpoint: Option<String>,
+    /// Region of the simulated Bedrock, for the invocation logs.
+    #[arg(long, default_value = "us-east-1")]
+    aws_region: String,
 }
 
 fn key_secret(text: &str) -> Result<(String, String), String> {
@@ -46,10 +54,18 @@ async fn main() -> anyhow::Result<()> {
         default_output_tokens: cli.default_output_tokens,
         ..aigov_bedrock_sim::Config::default()
     };
-    let handle = aigov_bedrock_sim::server::serve_verifying(
+    let invocation_logs = match &cli.aws_endpoint {
+        Some(endpoint) => Some(
+            aigov_bedrock_sim::invocation_logs::InvocationLogs::start(endpoint, &cli.aws_region)
+                .await,
+        ),
+        None => None,
+    };
+    let handle = aigov_bedrock_sim::server::serve_with(
         listener,
         config,
         cli.sigv4_secrets.into_iter().collect(),
+        invocation_logs,
     )
     .await?;
     eprintln!("aigov-bedrock-sim listening on http://{}", handle.addr);

@@ -144,6 +144,8 @@ pub struct Simulator {
     responses: Mutex<std::collections::HashMap<String, crate::mantle::Stored>>,
     jobs: Mutex<Vec<crate::runtime_ops::Job>>,
     next_id: AtomicU64,
+    /// Where served calls go for Bedrock's model invocation logs, when enabled.
+    invocation_logs: Option<crate::invocation_logs::InvocationLogs>,
 }
 
 /// A running simulator.
@@ -165,10 +167,22 @@ pub async fn serve_verifying(
     config: Config,
     sigv4_secrets: std::collections::HashMap<String, String>,
 ) -> std::io::Result<Handle> {
+    serve_with(listener, config, sigv4_secrets, None).await
+}
+
+/// Like `serve_verifying`, also writing Bedrock's model invocation logs through
+/// `invocation_logs` (see [`crate::invocation_logs`]).
+pub async fn serve_with(
+    listener: TcpListener,
+    config: Config,
+    sigv4_secrets: std::collections::HashMap<String, String>,
+    invocation_logs: Option<crate::invocation_logs::InvocationLogs>,
+) -> std::io::Result<Handle> {
     let addr = listener.local_addr()?;
     let simulator = Arc::new(Simulator {
         config: Mutex::new(config),
         sigv4_secrets,
+        invocation_logs,
         ..Simulator::default()
     });
     let shared = simulator.clone();
@@ -279,6 +293,20 @@ impl Simulator {
     }
 
     pub(crate) fn record_served(&self, served: Served) {
+        self.record(served);
+    }
+
+    /// Records a runtime call and queues it for the invocation logs (which keep only what
+    /// Bedrock would log).
+    fn record_invocation(&self, served: Served, input: Option<Value>, output: Option<Value>) {
+        if let Some(logs) = &self.invocation_logs {
+            logs.submit(crate::invocation_logs::Invocation {
+                served: served.clone(),
+                at: jiff::Timestamp::now(),
+                input_body: input,
+                output_body: output,
+            });
+        }
         self.record(served);
     }
 
@@ -595,11 +623,13 @@ impl Simulator {
         };
         if !operation.streams() {
             served.usage_delivered = true;
-            self.record(served);
-            return full(match operation {
+            let response = match operation {
                 Operation::Converse => converse_response(&request_id, &outcome, trace),
                 _ => invoke_response(&invoked),
-            });
+            };
+            let output = serde_json::from_slice(response.body()).ok();
+            self.record_invocation(served, Some(json), output);
+            return full(response);
         }
         let events = match operation {
             Operation::ConverseStream => converse_stream_events(&outcome, trace),
@@ -611,6 +641,7 @@ impl Simulator {
             events,
             &directives,
             directives.chunk_delay_ms.unwrap_or(config.chunk_delay_ms),
+            json,
         )
     }
 
@@ -659,6 +690,7 @@ impl Simulator {
         mut events: Vec<Bytes>,
         d: &Directives,
         delay_ms: u64,
+        input: Value,
     ) -> Response<Body> {
         // The usage-bearing event is the last one; truncation drops it, a stream error replaces
         // the second half of the stream with an exception event.
@@ -691,7 +723,7 @@ impl Simulator {
             if !delivered_all {
                 served.usage_delivered = false;
             }
-            sim.record(served);
+            sim.record_invocation(served, Some(input), None);
         });
         let mut builder = Response::builder()
             .status(StatusCode::OK)
