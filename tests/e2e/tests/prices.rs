@@ -45,7 +45,7 @@ async fn a_model_nothing_prices_is_shown_before_it_costs_and_announced_when_a_bu
         "{before:#}"
     );
     assert_eq!(
-        before["rates"]["output"], "75",
+        before["rates"]["output"], "75.00",
         "Claude Opus 4's rates: {before:#}"
     );
 

@@ -213,83 +213,95 @@ fn the_example_configuration_applies_to_the_local_environment() {
 }
 
 /// The module's organisation inputs are checked before anything is planned: each bad value
-/// fails `plan` with the rule it broke and the variable it is in, and nothing is created.
+/// fails `plan` with the rule it broke and the variable it is in, and nothing is created. One
+/// plan per bad value: Terraform reports only a variable's first failing rule.
 #[test]
 fn the_module_refuses_bad_cluster_budgets_and_templates_naming_the_variable_and_the_rule() {
     let module = repo().join("terraform/bedrock-governance");
-    let config = format!(
-        r#"{provider}
-module "governance" {{
-  source            = "{module}"
-  name              = "badorg"
-  monthly_limit_usd = 100
-  cluster_budgets = {{
-    Prod = {{ limit = 0, period = "Fortnightly", namespace_selector = {{ match_labels = {{}} }} }}
-  }}
-  budget_templates = {{
-    "teams!" = {{ budget_name = "Team_Default", limit = -1, period = "Biweekly", namespace_selector = {{ match_labels = {{}} }} }}
-  }}
-}}
-"#,
-        provider = provider_block("  account_id = \"123456789012\"\n"),
-        module = module.display()
-    );
-    let rules = [
+    let selector = r#"namespace_selector = { match_labels = { team = "a" } }"#;
+    let cases = [
         (
             "cluster_budgets",
+            format!(r#"Prod = {{ limit = 10, {selector} }}"#),
             "cluster_budgets keys become part of Kubernetes object names",
         ),
         (
             "cluster_budgets",
+            format!(r#"prod = {{ limit = 0, {selector} }}"#),
             "Every cluster_budgets limit must be greater than zero",
         ),
         (
             "cluster_budgets",
+            format!(r#"prod = {{ limit = 10, period = "Fortnightly", {selector} }}"#),
             "Every cluster_budgets period must be one of Daily, Weekly",
         ),
         (
             "cluster_budgets",
+            r#"prod = { limit = 10, namespace_selector = { match_labels = {} } }"#.to_owned(),
             "A cluster_budgets namespace_selector needs at least one match_labels pair",
         ),
         (
             "budget_templates",
+            format!(r#""teams!" = {{ budget_name = "team", limit = 10, {selector} }}"#),
             "budget_templates keys become part of Kubernetes object names",
         ),
         (
             "budget_templates",
+            format!(r#"teams = {{ budget_name = "Team_Default", limit = 10, {selector} }}"#),
             "Every budget_templates budget_name is the name of the AIBudget",
         ),
         (
             "budget_templates",
+            format!(r#"teams = {{ budget_name = "team", limit = -1, {selector} }}"#),
             "Every budget_templates limit must be greater than zero",
         ),
         (
             "budget_templates",
+            format!(r#"teams = {{ budget_name = "team", limit = 10, period = "Biweekly", {selector} }}"#),
             "Every budget_templates period must be one of Daily, Weekly",
         ),
         (
             "budget_templates",
+            r#"teams = { budget_name = "team", limit = 10, namespace_selector = { match_labels = {} } }"#
+                .to_owned(),
             "A budget_templates namespace_selector needs at least one match_labels pair",
         ),
     ];
+    let config = |variable: &str, value: &str| {
+        format!(
+            r#"{provider}
+module "governance" {{
+  source            = "{module}"
+  name              = "badorg"
+  monthly_limit_usd = 100
+  {variable} = {{
+    {value}
+  }}
+}}
+"#,
+            provider = provider_block("  account_id = \"123456789012\"\n"),
+            module = module.display()
+        )
+    };
     for cli in clis() {
-        let ws = Workspace::new(&cli, &config);
-        let said = ws.fails(&["plan", "-input=false"]);
-        // Diagnostics are boxed and wrapped: compare words, not lines.
-        let words = said
-            .replace('│', " ")
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ");
-        for (variable, rule) in rules {
+        let ws = Workspace::new(&cli, &config("cluster_budgets", ""));
+        for (variable, value, rule) in &cases {
+            ws.write(&config(variable, value));
+            let said = ws.fails(&["plan", "-input=false"]);
+            // Diagnostics are boxed and wrapped: compare words, not lines.
+            let words = said
+                .replace('│', " ")
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
             assert!(
                 words.contains(rule) && words.contains(&format!("var.{variable}")),
-                "{}: no diagnostic for var.{variable} saying {rule:?}:\n{said}",
+                "{}: {value}: no diagnostic for var.{variable} saying {rule:?}:\n{said}",
                 cli.name
             );
         }
         assert!(
-            kubectl(&["get", "caib", "badorg-Prod"], None).status.code() != Some(0),
+            kubectl(&["get", "caib", "badorg-prod"], None).status.code() != Some(0),
             "{}: nothing was created",
             cli.name
         );
