@@ -210,7 +210,7 @@ echo
 echo "The price chat-api paid for Claude 3.5 Haiku, and where it comes from (the Terraform override), and"
 echo "what a model nothing prices would cost before anyone calls it:"
 show kubectl aigov prices anthropic.claude-3-5-haiku-20241022-v1:0 | indent
-show kubectl aigov prices arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/new-team-app | sed -n '1,3p' | indent
+show kubectl aigov prices arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/new-team-app | sed -n '1,4p' | indent
 echo
 echo "Prometheus (excerpt):"
 curl -fsS "http://127.0.0.1:$METRICS_PORT/metrics" | grep -E '^aigov_(budget_spent_usd|budget_limit_usd|refused_requests_total)\{' | indent
