@@ -185,7 +185,14 @@ async fn a_gateway_that_cannot_list_the_cluster_yet_answers_a_retryable_503_and_
     proxy.freeze();
     let gateway = gateway(&ns, &controller, Some(kubeconfig_via(proxy.addr())));
     wait_accepting(address(&gateway.gateway), Duration::from_secs(30));
-    let readyz = gateway.get("/readyz");
+    // The metrics listener (which serves /readyz) may bind a moment after the gateway's on a
+    // loaded machine: wait for it to answer at all before reading what it says.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut readyz = gateway.get("/readyz");
+    while readyz.is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        readyz = gateway.get("/readyz");
+    }
     assert!(
         readyz.as_ref().is_some_and(|(status, _)| *status == 503),
         "not ready before its caches synced: {readyz:?}"
