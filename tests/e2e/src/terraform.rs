@@ -227,6 +227,31 @@ impl Workspace {
         said
     }
 
+    /// `validate -json` must report an error whose text contains `says` on a snippet that
+    /// contains `underlined` (the attribute's line), or the test fails showing what it got.
+    pub fn assert_refused_on(&self, underlined: &str, says: &str) {
+        let out = self.run(&["validate", "-json"]);
+        let report: Value = serde_json::from_slice(&out.stdout).expect("validate -json");
+        let diagnostics = report["diagnostics"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let found = diagnostics.iter().any(|d| {
+            d["severity"] == "error"
+                && format!("{}{}", d["summary"], d["detail"]).contains(says)
+                && d["snippet"]["code"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains(underlined)
+        });
+        assert!(
+            found,
+            "{}: expected an error on `{underlined}` saying {says:?}; got {}",
+            self.cli.name,
+            serde_json::to_string_pretty(&diagnostics).unwrap()
+        );
+    }
+
     /// `apply -auto-approve`.
     pub fn apply(&self) -> String {
         self.ok(&["apply", "-auto-approve", "-input=false"])

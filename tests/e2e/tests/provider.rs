@@ -823,28 +823,7 @@ fn bad_configurations_are_refused_at_plan_time_on_the_attribute() {
         let ws = Workspace::new(cli, &provider_block(""));
         for bad in BAD {
             ws.write(&format!("{}\n{}", provider_block(""), bad.resource));
-            let out = ws.run(&["validate", "-json"]);
-            let report: Value = serde_json::from_slice(&out.stdout).expect("validate -json");
-            let diagnostics = report["diagnostics"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
-            let found = diagnostics.iter().any(|d| {
-                d["severity"] == "error"
-                    && format!("{}{}", d["summary"], d["detail"]).contains(bad.says)
-                    && d["snippet"]["code"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .contains(bad.underlined)
-            });
-            assert!(
-                found,
-                "{}: expected an error on `{}` saying {:?}; got {}",
-                cli.name,
-                bad.underlined,
-                bad.says,
-                serde_json::to_string_pretty(&diagnostics).unwrap()
-            );
+            ws.assert_refused_on(bad.underlined, bad.says);
         }
         // The same budget is valid: the failures above come from the bad values alone.
         ws.write(&format!(

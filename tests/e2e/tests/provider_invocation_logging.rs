@@ -307,26 +307,7 @@ fn bad_invocation_logging_values_are_refused_at_plan_time_on_the_attribute() {
         let ws = Workspace::new(&cli, &provider_block(""));
         for (resource, underlined, says) in BAD {
             ws.write(&format!("{}\n{resource}", provider_block("")));
-            let out = ws.run(&["validate", "-json"]);
-            let report: Value = serde_json::from_slice(&out.stdout).expect("validate -json");
-            let diagnostics = report["diagnostics"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
-            let found = diagnostics.iter().any(|d| {
-                d["severity"] == "error"
-                    && format!("{}{}", d["summary"], d["detail"]).contains(says)
-                    && d["snippet"]["code"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .contains(underlined)
-            });
-            assert!(
-                found,
-                "{}: expected an error on `{underlined}` saying {says:?}; got {}",
-                cli.name,
-                serde_json::to_string_pretty(&diagnostics).unwrap()
-            );
+            ws.assert_refused_on(underlined, says);
         }
         // The same resource with good values is valid: the failures come from the bad values.
         ws.write(&format!(

@@ -5,7 +5,6 @@
 
 use aigov_e2e::terraform::{Cli, Workspace, clis, provider_block};
 use aigov_e2e::{kubectl, kubectl_ok, unique};
-use serde_json::Value;
 
 /// One kind's lifecycle: the configuration created, the same changed in place, and what the
 /// change must have written (a JSONPath into the object and its value).
@@ -316,26 +315,7 @@ fn bad_organisation_budgets_are_refused_at_plan_time_on_the_attribute() {
         let ws = Workspace::new(&cli, &provider_block(""));
         for (resource, underlined, says) in BAD {
             ws.write(&config(resource));
-            let out = ws.run(&["validate", "-json"]);
-            let report: Value = serde_json::from_slice(&out.stdout).expect("validate -json");
-            let diagnostics = report["diagnostics"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
-            let found = diagnostics.iter().any(|d| {
-                d["severity"] == "error"
-                    && format!("{}{}", d["summary"], d["detail"]).contains(says)
-                    && d["snippet"]["code"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .contains(underlined)
-            });
-            assert!(
-                found,
-                "{}: expected an error on `{underlined}` saying {says:?}; got {}",
-                cli.name,
-                serde_json::to_string_pretty(&diagnostics).unwrap()
-            );
+            ws.assert_refused_on(underlined, says);
         }
     }
 }
