@@ -48,7 +48,7 @@ for expected in \
     '^team-monthly +400\.00 ' \
     'Priced by: +AIModelPrice ' \
     'Priced by: +the FALLBACK' \
-    '^team-standard +team-monthly +250\.00 +1 +1 ' \
+    '^team-standard +team-monthly +250\.00 +[1-9][0-9]* +[1-9][0-9]* ' \
     '^engineering \(Active\) +\$[45]\.[0-9]+ of \$300\.00' \
     '└ research-daily \(Throttled\) +\$4\.92 of \$5\.00' \
     'refused \(AccessDeniedException\): AIBudget team-research/research-daily' \
