@@ -274,17 +274,12 @@ impl Gateway {
         }
         let (states, admitted) =
             self.admit(call, &route, (&policies, &figures), metadata.as_ref())?;
-        let worst = self
-            .worst_case(
-                (route.operation, call.service_tier),
-                &admitted.model,
-                (&parts.headers, &body),
-                &json,
-            )
-            .ok_or_else(|| GatewayError::Unpriced {
-                operation: route.operation.name(),
-                model: admitted.model.clone(),
-            })?;
+        let worst = self.priced_worst_case(
+            (route.operation, call.service_tier),
+            &admitted.model,
+            (&parts.headers, &body),
+            &json,
+        )?;
         let reservation = reserve::reserve(&self.slices, &states, worst.cost).await?;
 
         let operation = route.operation;

@@ -123,6 +123,21 @@ impl Gateway {
         }
     }
 
+    /// [`Gateway::worst_case`], or the refusal of a call the gateway has no price for.
+    pub(crate) fn priced_worst_case(
+        &self,
+        (operation, tier): (Operation, ServiceTier),
+        model: &str,
+        request: (&http::HeaderMap, &[u8]),
+        json: &serde_json::Value,
+    ) -> Result<WorstCase, GatewayError> {
+        self.worst_case((operation, tier), model, request, json)
+            .ok_or_else(|| GatewayError::Unpriced {
+                operation: operation.name(),
+                model: model.to_owned(),
+            })
+    }
+
     fn token_worst_case(
         &self,
         (operation, tier): (Operation, ServiceTier),
