@@ -8,13 +8,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use aigov_api::Usd;
+use jiff::Timestamp;
 use tokio::sync::mpsc;
 use tonic::{Request, Response, Status};
 
 use crate::emf::EmfWriter;
 use crate::metrics::Metrics;
 use aigov_ledger::clock::Clock;
-use aigov_ledger::ledger::{BudgetKey, Charge, Ledger};
+use aigov_ledger::ledger::{BudgetKey, Charge, Ledger, RECOVERY_GATEWAY};
 use aigov_ledger::outbox::Outgoing;
 use aigov_ledger::proto::ledger_server::{Ledger as LedgerApi, LedgerServer};
 use aigov_ledger::proto::{
@@ -75,7 +76,23 @@ pub const SILENT_AFTER: Duration = Duration::from_secs(3);
 #[derive(Clone, Copy, Debug)]
 struct Contact {
     last: Instant,
+    /// `last` on the wall clock, which Bedrock's invocation logs are timed by.
+    last_wall: Timestamp,
     told_silent: bool,
+}
+
+/// How far the controller has charged calls from Bedrock's invocation logs
+/// (`crate::second_source`). While it runs, a silent gateway's holdings stay held past
+/// `--gateway-expiry` until the logs have been read beyond the gateway's last contact: the
+/// calls it made and never reported are charged first, so the holdings they were reserved
+/// from cannot be granted again meanwhile and spend stays within the limit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Recovery {
+    /// Not reading the logs: holdings return at the expiry (calls never reported are lost).
+    #[default]
+    Off,
+    /// Every call logged before this is charged.
+    Through(Timestamp),
 }
 
 /// What a silent gateway's expiry returned to one budget.
@@ -127,6 +144,7 @@ pub struct LedgerShared {
     notable: Mutex<HashMap<BudgetKey, Notable>>,
     /// `(budget, model)` pairs already told to pay the fallback price.
     unknown_models_announced: Mutex<HashSet<(BudgetKey, String)>>,
+    recovery: Mutex<Recovery>,
     /// Budgets whose account changed; the reconciler writes their status.
     pub changed: mpsc::UnboundedSender<BudgetKey>,
     /// Metrics.
@@ -157,6 +175,7 @@ impl LedgerShared {
             seen: Mutex::default(),
             notable: Mutex::default(),
             unknown_models_announced: Mutex::default(),
+            recovery: Mutex::default(),
             changed,
             metrics,
             clock,
@@ -229,8 +248,13 @@ impl LedgerShared {
                     fell_silent.push(gateway.clone());
                 }
             }
+            let recovery = self.recovery();
             let stale: Vec<(String, Duration)> = seen
                 .iter()
+                .filter(|(_, c)| match recovery {
+                    Recovery::Off => true,
+                    Recovery::Through(t) => t > c.last_wall,
+                })
                 .map(|(g, c)| (g.clone(), now.duration_since(c.last)))
                 .filter(|(_, silent_for)| *silent_for > expiry)
                 .collect();
@@ -262,6 +286,28 @@ impl LedgerShared {
         returned
     }
 
+    /// How far calls are charged from Bedrock's invocation logs ([`Recovery`]).
+    pub fn recovery(&self) -> Recovery {
+        *self.recovery.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The invocation logs are read, and every call logged before `through` is charged.
+    pub fn recovered_through(&self, through: Timestamp) {
+        *self.recovery.lock().unwrap_or_else(|e| e.into_inner()) = Recovery::Through(through);
+    }
+
+    /// Charges calls recovered from Bedrock's invocation logs, as [`RECOVERY_GATEWAY`]
+    /// (sequences increasing, see `crate::second_source`); returns the sequence through which
+    /// they are persisted in status.
+    pub fn recover(&self, records: Vec<UsageRecord>) -> Result<u64, Status> {
+        let request = ExchangeRequest {
+            gateway_id: RECOVERY_GATEWAY.to_owned(),
+            records,
+            ..Default::default()
+        };
+        self.exchange(request).map(|r| r.acknowledged_through)
+    }
+
     /// The gateways unheard from for longer than [`SILENT_AFTER`] at `now`, with how long.
     pub fn silent_gateways(&self, now: Instant) -> HashMap<String, Duration> {
         self.seen
@@ -276,8 +322,12 @@ impl LedgerShared {
     /// Notes that `gateway` was heard from; true when it had been shown as silent (its
     /// budgets' status is to show it is back).
     fn heard_from(&self, gateway: &str) -> bool {
+        if gateway == RECOVERY_GATEWAY {
+            return false; // the controller's own pseudo-gateway holds nothing and never falls silent
+        }
         let contact = Contact {
             last: Instant::now(),
+            last_wall: Timestamp::now(),
             told_silent: false,
         };
         self.seen
@@ -350,6 +400,7 @@ impl LedgerShared {
             workload: aigov_ledger::ledger::workload_of(record),
             operation: record.operation.clone(),
             metadata: record.request_metadata.clone(),
+            recovered: charge.gateway == RECOVERY_GATEWAY,
             dimension_keys: ledger
                 .account(&charge.budget)
                 .map(|a| dimension_keys(a.attribution.keys(), &record.request_metadata))

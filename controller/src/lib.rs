@@ -11,6 +11,7 @@ pub mod ledger_service;
 pub mod metrics;
 pub mod outbox;
 pub mod reconcile;
+pub mod second_source;
 pub mod status;
 pub mod templates;
 

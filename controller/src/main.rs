@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use aigov_controller::ledger_service::{LedgerService, LedgerShared};
 use aigov_controller::metrics::Metrics;
-use aigov_controller::{alerts, emf, leader, outbox, reconcile, templates};
+use aigov_controller::{alerts, emf, leader, outbox, reconcile, second_source, templates};
 use aigov_gateway::app::{self as gateway_app, GatewayArgs};
 use aigov_runtime::cli::{CommonArgs, duration, prepare_process};
 use aigov_runtime::events;
@@ -79,6 +79,21 @@ struct ControllerArgs {
     /// CloudWatch Logs group for per-request EMF usage records (unset: none are written).
     #[arg(long, env = "AIGOV_EMF_LOG_GROUP")]
     emf_log_group: Option<String>,
+    /// The CloudWatch Logs group Bedrock's model invocation logging writes to: the leader
+    /// reconciles it with the ledger and charges the calls no gateway reported (needs
+    /// `--emf-log-group`, the ledger's journal it matches against). Unset: not read.
+    #[arg(long, env = "AIGOV_INVOCATION_LOG_GROUP", requires = "emf_log_group")]
+    invocation_log_group: Option<String>,
+    /// How far behind the present the invocation logs are read: longer than a gateway keeps
+    /// re-sending an unacknowledged record, and than Bedrock takes to deliver its records.
+    #[arg(long, env = "AIGOV_INVOCATION_LOG_LAG", default_value = "5m", value_parser = duration)]
+    invocation_log_lag: Duration,
+    /// How often a window of the invocation logs is read.
+    #[arg(long, env = "AIGOV_INVOCATION_LOG_INTERVAL", default_value = "30s", value_parser = duration)]
+    invocation_log_interval: Duration,
+    /// Where the first reading starts, back from the present less the lag.
+    #[arg(long, env = "AIGOV_INVOCATION_LOG_LOOKBACK", default_value = "1h", value_parser = duration)]
+    invocation_log_lookback: Duration,
     /// Send alerts (SNS, webhooks).
     #[arg(long, env = "AIGOV_ALERTS", default_value_t = true, action = clap::ArgAction::Set)]
     alerts: bool,
@@ -190,6 +205,9 @@ async fn start(
         identity: identity.clone(),
     };
     tasks.spawn("leadership", leadership.lead(ctx, changed));
+    if let Some(reader) = invocation_log_reader(cli, &aws, &client, &shared, emf.as_ref()) {
+        tasks.spawn_forever("invocation log reader", reader.run());
+    }
     let gateway = match cli.role {
         Role::Controller => None,
         Role::All => {
@@ -245,6 +263,35 @@ fn emf_writer(
     let group = args.emf_log_group.clone()?;
     let client = aws_sdk_cloudwatchlogs::Client::new(aws);
     Some(emf::EmfWriter::start(client, group, identity.to_owned()))
+}
+
+/// The reader of Bedrock's invocation logs (`--invocation-log-group`), which runs while this
+/// replica leads.
+fn invocation_log_reader(
+    cli: &Cli,
+    aws: &aws_config::SdkConfig,
+    client: &kube::Client,
+    shared: &Arc<LedgerShared>,
+    emf: Option<&emf::EmfWriter>,
+) -> Option<second_source::Reader> {
+    let args = &cli.controller;
+    let options = second_source::Options {
+        invocation_group: args.invocation_log_group.clone()?,
+        emf_group: args.emf_log_group.clone()?,
+        interval: args.invocation_log_interval,
+        lag: args.invocation_log_lag,
+        lookback: args.invocation_log_lookback,
+        scope: cli.common.watch_namespace.clone(),
+    };
+    let leases = kube::Api::namespaced(client.clone(), &args.namespace);
+    let name = format!("{}-invocation-logs", args.lease_name);
+    Some(second_source::Reader {
+        options,
+        logs: aws_sdk_cloudwatchlogs::Client::new(aws),
+        cursor: second_source::cursor::Cursor::new(leases, &name),
+        shared: shared.clone(),
+        emf: emf?.clone(),
+    })
 }
 
 /// What leading needs besides the reconciler's context.

@@ -44,6 +44,11 @@ struct DropLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FindingLabels {
+    finding: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TokenLabels {
     namespace: String,
     budget: String,
@@ -86,6 +91,8 @@ pub struct Metrics {
     alert_deliveries: Family<DeliveryLabels, Counter>,
     alerts_dropped: Family<DropLabels, Counter>,
     alerts_pending: Family<BudgetLabels, Gauge>,
+    invocation_logs: Family<FindingLabels, Counter>,
+    invocation_logs_through: Gauge,
     series: Mutex<HashMap<BudgetLabels, BudgetSeries>>,
 }
 
@@ -97,6 +104,18 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// `records` invocation-log records were found to be `finding`.
+    pub fn invocation_logs(&self, finding: &'static str, records: u64) {
+        self.invocation_logs
+            .get_or_create(&FindingLabels { finding })
+            .inc_by(records);
+    }
+
+    /// Every invocation-log record before `unix_seconds` is reconciled.
+    pub fn invocation_logs_through(&self, unix_seconds: i64) {
+        self.invocation_logs_through.set(unix_seconds);
+    }
+
     /// The controller's metrics, registered in `registry` (which carries the `aigov` prefix).
     pub fn register(registry: &mut Registry) -> Metrics {
         let m = Metrics {
@@ -116,6 +135,8 @@ impl Metrics {
             alert_deliveries: Family::default(),
             alerts_dropped: Family::default(),
             alerts_pending: Family::default(),
+            invocation_logs: Family::default(),
+            invocation_logs_through: Gauge::default(),
             series: Mutex::default(),
         };
         registry.register(
@@ -193,6 +214,16 @@ impl Metrics {
             "alerts_dropped",
             "Alerts dropped undelivered, by reason (horizon: not delivered within --alert-retry-horizon; overflow: more than 32 pending on a budget)",
             m.alerts_dropped.clone(),
+        );
+        registry.register(
+            "invocation_log_records",
+            "Bedrock model invocation log records reconciled with the ledger, by finding (matched, drift, recovered, unstamped, out_of_scope)",
+            m.invocation_logs.clone(),
+        );
+        registry.register(
+            "invocation_logs_reconciled_through_seconds",
+            "Unix time before which every invocation log record is reconciled",
+            m.invocation_logs_through.clone(),
         );
         registry.register(
             "alerts_pending",

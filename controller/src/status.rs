@@ -112,6 +112,7 @@ pub fn build(inputs: StatusInputs<'_>) -> StatusOutcome {
         tokens: Some(account.tokens.clone()),
         requests: account.requests,
         throttled_requests: account.throttled,
+        recovered: account.recovered.status(),
         top_models: account.top_models(),
         top_workloads: account.top_workloads(),
         top_namespaces: account.top_namespaces(),

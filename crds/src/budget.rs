@@ -525,6 +525,11 @@ pub struct AIBudgetStatus {
     /// Requests refused or rate-limited this period.
     #[serde(default)]
     pub throttled_requests: u64,
+    /// Calls this period that no gateway reported (a gateway killed after Bedrock answered)
+    /// and that the controller charged from Bedrock's model invocation logs: part of
+    /// `requests` and `spent`, shown apart (see `RecoveredCalls`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovered: Option<RecoveredCalls>,
     /// The models that spent most this period, most first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub top_models: Vec<ModelSpend>,
@@ -757,6 +762,18 @@ pub struct WorkloadSpend {
     /// Requests refused or rate-limited.
     #[serde(default)]
     pub throttled_requests: u64,
+}
+
+/// Calls charged from Bedrock's model invocation logs rather than a gateway's report: made
+/// through a gateway (they carry its `aigov.budgets` stamp) that never reported them, found
+/// once past the ledger's acknowledgement horizon, and charged exactly once.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RecoveredCalls {
+    /// Calls recovered this period.
+    pub calls: u64,
+    /// What they cost (USD, exact).
+    pub spent: String,
 }
 
 /// One namespace's share of a `ClusterAIBudget`'s spend this period.

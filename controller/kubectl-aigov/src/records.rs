@@ -175,6 +175,7 @@ pub(crate) mod tests {
             workload: workload.into(),
             operation: "Converse".into(),
             metadata: Default::default(),
+            recovered: false,
             dimension_keys: vec![],
         };
         from_emf(&document(&event).to_string()).unwrap()

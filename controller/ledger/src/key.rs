@@ -66,6 +66,15 @@ pub fn dimensions(key: &str) -> (&str, &str) {
     (namespace.unwrap_or(CLUSTER_DIMENSION), name)
 }
 
+/// The key of the budget whose usage records carry these `Namespace` and `Budget`
+/// dimensions (the inverse of [`dimensions`]).
+pub fn from_dimensions(namespace: &str, budget: &str) -> BudgetKey {
+    match namespace {
+        CLUSTER_DIMENSION => cluster(budget),
+        namespace => namespaced(namespace, budget),
+    }
+}
+
 /// How people are told of a budget: `AIBudget team/chat`, `ClusterAIBudget research`.
 pub fn describe(key: &str) -> String {
     let name = match parts(key) {
@@ -91,5 +100,7 @@ mod tests {
         assert_eq!(describe(&cap), "ClusterAIBudget research");
         assert_eq!(dimensions(&budget), ("team", "chat"));
         assert_eq!(dimensions(&cap), ("(cluster)", "research"));
+        assert_eq!(from_dimensions("(cluster)", "research"), cap);
+        assert_eq!(from_dimensions("team", "chat"), budget);
     }
 }

@@ -120,6 +120,9 @@ pub struct Account {
     pub requests: u64,
     /// Calls refused with a throttle or an exhausted budget.
     pub throttled: u64,
+    /// Calls charged from Bedrock's invocation logs ([`RECOVERY_GATEWAY`]): part of
+    /// `requests` and `spent`, shown apart.
+    pub recovered: Recovered,
     /// Spend and calls per model.
     pub models: BTreeMap<String, (Usd, u64)>,
     /// Spend and calls per workload (see `WorkloadSpend`).
@@ -173,6 +176,7 @@ impl Account {
             tokens: TokenCounts::default(),
             requests: 0,
             throttled: 0,
+            recovered: Recovered::default(),
             models: BTreeMap::new(),
             workloads: BTreeMap::new(),
             namespaces: BTreeMap::new(),
@@ -231,6 +235,7 @@ impl Account {
         }
         account.requests = status.requests;
         account.throttled = status.throttled_requests;
+        account.recovered = Recovered::restore(status.recovered.as_ref());
         account.restore_breakdowns(status);
         account
     }
@@ -475,6 +480,9 @@ impl Account {
         let settled = served.then_some(cost);
         if served {
             self.settle(record, cost);
+            if gateway == RECOVERY_GATEWAY {
+                self.recovered.count(self.spent - before);
+            }
         }
         self.tally_caller(key, record, settled, throttled);
         let call = attribution::Call {
@@ -540,6 +548,7 @@ impl Account {
         self.tokens = TokenCounts::default();
         self.requests = 0;
         self.throttled = 0;
+        self.recovered = Recovered::default();
         self.models.clear();
         self.workloads.clear();
         self.namespaces.clear();
@@ -549,6 +558,44 @@ impl Account {
         self.refused_at_limit = None;
         self.seen.clear();
         self.version += 1;
+    }
+}
+
+/// The gateway identity under which the controller charges calls it recovered from Bedrock's
+/// model invocation logs: calls a gateway made and never reported (it was killed after Bedrock
+/// answered). Its sequences are derived from the log records themselves (see
+/// `aigov_controller::second_source`), so a new leader that reads the same records again
+/// numbers them alike and its watermark counts each once.
+pub const RECOVERY_GATEWAY: &str = "bedrock-invocation-logs";
+
+/// Calls charged from Bedrock's invocation logs this period, and what they cost.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Recovered {
+    /// Calls.
+    pub calls: u64,
+    /// Their cost.
+    pub spent: Usd,
+}
+
+impl Recovered {
+    fn restore(status: Option<&aigov_api::budget::RecoveredCalls>) -> Recovered {
+        status.map_or_else(Recovered::default, |r| Recovered {
+            calls: r.calls,
+            spent: Usd::parse(&r.spent).unwrap_or(Usd::ZERO),
+        })
+    }
+
+    fn count(&mut self, cost: Usd) {
+        self.calls += 1;
+        self.spent += cost;
+    }
+
+    /// As status shows it: nothing until a call was recovered.
+    pub fn status(&self) -> Option<aigov_api::budget::RecoveredCalls> {
+        (self.calls > 0).then(|| aigov_api::budget::RecoveredCalls {
+            calls: self.calls,
+            spent: self.spent.to_api_string(),
+        })
     }
 }
 
@@ -594,6 +641,11 @@ impl RecentRequests {
             self.by_minute.pop_first();
         }
         true
+    }
+
+    /// True when `id` was counted within the horizon.
+    pub fn contains(&self, id: &str) -> bool {
+        self.by_minute.values().any(|ids| ids.contains(id))
     }
 
     /// IDs remembered.
@@ -867,6 +919,14 @@ impl Ledger {
                 cost,
             });
         }
+    }
+
+    /// True when `key`'s account counted the call `request_id` within
+    /// [`REQUEST_ID_HORIZON_MS`] of its newest call, in this leader's memory.
+    pub fn counted(&self, key: &str, request_id: &str) -> bool {
+        self.accounts
+            .get(key)
+            .is_some_and(|a| a.seen.contains(request_id))
     }
 
     /// Every known budget.
@@ -1413,6 +1473,35 @@ mod tests {
         let account = Account::restore(window(), usd("10"), Some(&status));
         assert_eq!(account.spent, Usd::ZERO);
         assert_eq!(account.applied.get("g1"), Some(&9));
+    }
+
+    #[test]
+    fn a_recovered_call_counts_apart_once_and_a_new_leader_restores_the_count() {
+        let mut ledger = ledger_with(&["a/x"], "1.00");
+        let book = PriceBook::default();
+        ledger.apply("g1", &record(1, "r1", &["a/x"], 320_000), &book); // $0.40
+        ledger.apply(RECOVERY_GATEWAY, &record(5, "r2", &["a/x"], 80_000), &book); // $0.10
+        // A gateway re-sending the same call under its own numbering is not counted again.
+        ledger.apply("g1", &record(2, "r2", &["a/x"], 80_000), &book);
+        let account = ledger.account("a/x").unwrap();
+        assert_eq!(account.spent, usd("0.50"));
+        assert_eq!(account.recovered.calls, 1);
+        assert_eq!(account.recovered.spent, usd("0.10"));
+        let status = AIBudgetStatus {
+            period_start: Some(window().start.to_string()),
+            spent: Some(account.spent.to_api_string()),
+            recovered: account.recovered.status(),
+            ledger: account.watermarks(),
+            ..Default::default()
+        };
+        let mut successor = ledger_with(&[], "1.00");
+        successor.insert(
+            "a/x".into(),
+            Account::restore(window(), usd("1.00"), Some(&status)),
+        );
+        successor.apply(RECOVERY_GATEWAY, &record(5, "r2", &["a/x"], 80_000), &book);
+        let account = successor.account("a/x").unwrap();
+        assert_eq!((account.spent, account.recovered.calls), (usd("0.50"), 1));
     }
 
     #[test]

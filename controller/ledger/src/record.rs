@@ -52,6 +52,9 @@ pub struct UsageEvent {
     pub operation: String,
     /// The caller's request metadata (the gateway's `aigov.` pairs excluded).
     pub metadata: RequestMetadata,
+    /// Charged from Bedrock's model invocation logs, no gateway having reported the call
+    /// (property `Recovered`, present only when true).
+    pub recovered: bool,
     /// The metadata keys this record is a metric of, each in a dimension set
     /// `[Namespace, Budget, meta.KEY]`: those of the budget's declared keys it carries
     /// ([`dimension_keys`]), in the order the budget declares them.
@@ -126,6 +129,9 @@ pub fn document(event: &UsageEvent) -> serde_json::Value {
         "Operation": event.operation,
     });
     if let Some(object) = doc.as_object_mut() {
+        if event.recovered {
+            object.insert("Recovered".to_owned(), true.into());
+        }
         for (key, value) in metadata {
             object.insert(format!("{METADATA_PREFIX}{key}"), value.into());
         }
@@ -159,6 +165,10 @@ impl UsageEvent {
             ],
             cost: Usd::parse(&text("CostUSDExact")?).ok()?,
             request_id: text("RequestId").unwrap_or_default(),
+            recovered: doc
+                .get("Recovered")
+                .and_then(|v| v.as_bool())
+                .unwrap_or(false),
             metadata: doc
                 .as_object()?
                 .iter()
@@ -206,6 +216,7 @@ mod tests {
                 .into_iter()
                 .map(|(k, v)| (k.to_owned(), v.to_owned()))
                 .collect(),
+            recovered: true,
             dimension_keys: vec!["feature".into()],
         };
         let doc = document(&event);
@@ -258,6 +269,7 @@ mod tests {
             workload: "chat".into(),
             operation: "Converse".into(),
             metadata: Default::default(),
+            recovered: false,
             dimension_keys: vec![],
         });
         assert_eq!(
