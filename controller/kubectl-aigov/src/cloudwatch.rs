@@ -5,6 +5,7 @@ use aws_sdk_cloudwatchlogs::Client;
 use crate::error::{Error, Result};
 use crate::range::TimeRange;
 use crate::records::{CallRecord, from_emf};
+use aigov_ledger::invocation_log::InvocationLog;
 
 /// Every aigov usage record in `group` whose call falls in `range`, in log order, each call and
 /// budget once: the controller writes each record once, and a record seen twice (a leader that
@@ -48,4 +49,34 @@ pub async fn fetch(client: &Client, group: &str, range: &TimeRange) -> Result<Ve
         );
     }
     Ok(records)
+}
+
+/// Every Bedrock model invocation log record in `group` logged within `range`.
+pub async fn fetch_invocations(
+    client: &Client,
+    group: &str,
+    range: &TimeRange,
+) -> Result<Vec<InvocationLog>> {
+    let mut pages = client
+        .filter_log_events()
+        .log_group_name(group)
+        .start_time(range.from.as_millisecond())
+        .end_time(range.to.as_millisecond() - 1)
+        .into_paginator()
+        .send();
+    let mut logs = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| {
+            Error::UsageRecords(format!(
+                "reading the invocation logs in {group:?} (--invocation-log-group: the group Bedrock's model invocation logging writes to): {}",
+                aws_sdk_cloudwatchlogs::error::DisplayErrorContext(e)
+            ))
+        })?;
+        for event in page.events() {
+            if let (Some(at), Some(message)) = (event.timestamp(), event.message()) {
+                logs.extend(InvocationLog::from_event(at, message));
+            }
+        }
+    }
+    Ok(logs)
 }

@@ -14,6 +14,7 @@ pub mod error;
 pub mod export;
 pub mod prices;
 pub mod range;
+pub mod reconcile;
 pub mod records;
 pub mod report;
 pub mod table;

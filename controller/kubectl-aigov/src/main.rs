@@ -22,7 +22,7 @@ use kube::{Api, ResourceExt};
 use kubectl_aigov::range::{self, TimeRange};
 use kubectl_aigov::records::{ByKey, CallRecord, Scope};
 use kubectl_aigov::table::Style;
-use kubectl_aigov::{cloudwatch, compare, export, prices, report, top};
+use kubectl_aigov::{cloudwatch, compare, export, prices, reconcile, report, top};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -143,6 +143,19 @@ enum Command {
         #[arg(long, default_value = "default")]
         service_tier: String,
     },
+    /// Bedrock's model invocation logs against the ledger: matched, drift, recovered, missing
+    /// and unstamped calls and their money, and each call that is not plainly matched.
+    Reconcile {
+        /// The CloudWatch Logs group Bedrock's model invocation logging writes to.
+        #[arg(long, env = "AIGOV_INVOCATION_LOG_GROUP")]
+        invocation_log_group: String,
+        /// Start of the range (RFC 3339, or relative like -24h).
+        #[arg(long, default_value = "-24h", allow_hyphen_values = true)]
+        from: String,
+        /// End of the range.
+        #[arg(long, default_value = "now", allow_hyphen_values = true)]
+        to: String,
+    },
     /// The plugin's version (and, with -o json, the AIBudget API version it reads).
     Version,
     /// A shell completion script for `kubectl-aigov` (the plugin's own name on PATH):
@@ -217,6 +230,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let by = by.as_deref().map(ByKey::parse).transpose()?;
             run_compare(t, style, now, budget, (a, b), by.as_ref()).await?
         }
+        Command::Reconcile {
+            invocation_log_group,
+            from,
+            to,
+        } => {
+            let range = TimeRange::between(
+                range::instant(from, now, "--from")?,
+                range::instant(to, now, "--to")?,
+                "--from/--to",
+            )?;
+            run_reconcile(t, style, invocation_log_group, &range).await?
+        }
         Command::Export { budget, from, to } => {
             let range = TimeRange::between(
                 range::instant(from, now, "--from")?,
@@ -268,6 +293,34 @@ async fn run_prices(
 }
 
 /// `version`: the plugin's version, and what it reads.
+/// `reconcile`: the invocation logs of `range` beside the usage records written for them (looked
+/// for ten minutes either side: the gateway times a call when it settles, Bedrock when it logs).
+async fn run_reconcile(
+    t: &Target,
+    style: Style,
+    invocation_group: &str,
+    range: &TimeRange,
+) -> anyhow::Result<()> {
+    let (client, namespace) = cluster(t).await?;
+    let listed = Api::<AIModelPrice>::all(client)
+        .list(&ListParams::default())
+        .await
+        .context("listing AIModelPrices (are the aigov CRDs installed?)")?
+        .items;
+    let (book, _) = prices::book(&listed);
+    let logs_client = logs().await;
+    let logged = cloudwatch::fetch_invocations(&logs_client, invocation_group, range).await?;
+    let slack = jiff::SignedDuration::from_mins(10);
+    let around = TimeRange::between(range.from - slack, range.to + slack, "--from/--to")?;
+    let records = cloudwatch::fetch(&logs_client, &t.log_group, &around).await?;
+    let found = reconcile::reconcile(&logged, &records, namespace.as_deref(), &book);
+    match t.output {
+        Output::Json => print_json(&found),
+        _ => print(&reconcile::render(&found, style)),
+    }
+    Ok(())
+}
+
 fn print_version(output: Output) {
     let version = env!("CARGO_PKG_VERSION");
     match output {

@@ -43,6 +43,9 @@ pub struct CallRecord {
     /// The caller's request metadata (Converse `requestMetadata`, the InvokeModel header).
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
+    /// Charged by the controller from Bedrock's invocation logs: no gateway reported it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub recovered: bool,
 }
 
 impl CallRecord {
@@ -133,6 +136,7 @@ pub fn from_emf(message: &str) -> Option<CallRecord> {
         cost_usd: event.cost,
         request_id: event.request_id,
         metadata: event.metadata,
+        recovered: event.recovered,
     })
 }
 

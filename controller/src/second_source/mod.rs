@@ -22,7 +22,6 @@
 
 pub mod cursor;
 pub mod plan;
-pub mod record;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -35,8 +34,8 @@ use jiff::{SignedDuration, Timestamp};
 
 use crate::emf::EmfWriter;
 use crate::ledger_service::LedgerShared;
+use aigov_ledger::invocation_log::InvocationLog;
 use plan::{Finding, Ledgered};
-use record::InvocationLog;
 
 /// How the reader runs.
 #[derive(Clone, Debug)]

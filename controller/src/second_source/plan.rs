@@ -2,13 +2,15 @@
 //! and the usage record that charges a recovered call. No I/O; [`super::run`] reads the logs
 //! and the ledger's own records, and charges what this decides.
 
-use std::collections::{BTreeMap, HashMap};
+#[cfg(test)]
+use std::collections::BTreeMap;
+use std::collections::HashMap;
 
 use aigov_api::request_metadata::STAMP_PREFIX;
 use aigov_ledger::key::{self, BudgetKey};
 use aigov_ledger::proto::UsageRecord;
 
-use super::record::InvocationLog;
+use aigov_ledger::invocation_log::{InvocationLog, Stamp};
 
 /// Room for this many records in one millisecond when numbering them ([`sequenced`]).
 const PER_MILLISECOND: u64 = 1_000_000;
@@ -37,40 +39,6 @@ pub struct Ledgered {
     /// `(request ID, budget)` → tokens of the usage record written to the EMF log group: the
     /// ledger's durable journal, written once the charge is in AIBudget status.
     pub written: HashMap<(String, BudgetKey), [u64; 4]>,
-}
-
-/// The gateway's stamp on a call (`aigov.namespace`, `aigov.workload`, `aigov.budgets`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Stamp {
-    /// The calling pod's namespace.
-    pub namespace: String,
-    /// The calling workload.
-    pub workload: String,
-    /// The budgets the call was charged to, as far as the stamp's length allowed.
-    pub budgets: Vec<BudgetKey>,
-    /// Budgets the stamp had no room to name (its `,+N`).
-    pub unnamed: usize,
-}
-
-impl Stamp {
-    /// The stamp in `metadata`, if the gateway put one there.
-    pub fn read(metadata: &BTreeMap<String, String>) -> Option<Stamp> {
-        let pair = |name: &str| metadata.get(&format!("{STAMP_PREFIX}{name}"));
-        let listed = pair("budgets")?;
-        let mut stamp = Stamp {
-            namespace: pair("namespace").cloned().unwrap_or_default(),
-            workload: pair("workload").cloned().unwrap_or_default(),
-            budgets: Vec::new(),
-            unnamed: 0,
-        };
-        for item in listed.split(',').filter(|i| !i.is_empty()) {
-            match item.strip_prefix('+').and_then(|n| n.parse::<usize>().ok()) {
-                Some(more) => stamp.unnamed += more,
-                None => stamp.budgets.push(item.to_owned()),
-            }
-        }
-        Some(stamp)
-    }
 }
 
 /// Numbers `logs` for the ledger, in the order of their time then request ID: the sequence is
@@ -273,13 +241,5 @@ mod tests {
         let other = log("r-2", 7, Some("other/chat,/org"));
         let found = classify(1, &other, &ledgered, never, Some("team"));
         assert_eq!(found, Finding::OutOfScope);
-    }
-
-    #[test]
-    fn a_truncated_stamp_names_what_it_could_and_counts_the_rest() {
-        let metadata = BTreeMap::from([("aigov.budgets".to_owned(), "a/x,a/y,+3".to_owned())]);
-        let stamp = Stamp::read(&metadata).unwrap();
-        assert_eq!(stamp.budgets, ["a/x", "a/y"]);
-        assert_eq!(stamp.unnamed, 3);
     }
 }

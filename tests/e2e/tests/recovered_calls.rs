@@ -17,7 +17,7 @@ use aigov_e2e::aigov::{Aigov, Options, free_port};
 use aigov_e2e::bedrock::{client_from, converse, served, worker_pods};
 use aigov_e2e::budgets::{budget, status, wait_status};
 use aigov_e2e::promises::Witness;
-use aigov_e2e::{aws_config, kubectl, log_group, namespace, unique};
+use aigov_e2e::{aws_config, kubectl, kubectl_aigov, log_group, namespace, unique};
 use aws_sdk_bedrock::types::{CloudWatchConfig, LoggingConfig};
 
 /// A model no other test calls.
@@ -76,6 +76,30 @@ async fn recovered_records(group: &str) -> HashSet<String> {
         .filter(|r| r["Recovered"] == true)
         .map(|r| r["RequestId"].as_str().unwrap_or_default().to_owned())
         .collect()
+}
+
+/// `kubectl aigov reconcile -n NS -o json` over the last hour.
+fn reconcile_view(emf_group: &str, ns: &str, invocations: &str) -> serde_json::Value {
+    let args = [
+        "reconcile",
+        "-n",
+        ns,
+        "--invocation-log-group",
+        invocations,
+        "--from",
+        "-1h",
+        "-o",
+        "json",
+    ];
+    let out = kubectl_aigov(emf_group, &args)
+        .output()
+        .expect("kubectl-aigov runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON")
 }
 
 fn recovered_calls(ns: &str) -> u64 {
@@ -218,6 +242,22 @@ async fn calls_a_killed_gateway_never_reported_are_charged_once_from_the_invocat
         a_ids,
         "the records say which"
     );
+    let shown = reconcile_view(&witness.group, &ns, &invocations);
+    let calls = |finding: &str| shown["totals"][finding]["calls"].as_u64().unwrap_or(0);
+    assert_eq!(calls("recovered"), A_CALLS as u64, "{shown}");
+    assert_eq!(calls("matched"), B_CALLS as u64, "{shown}");
+    assert_eq!(
+        calls("missing") + calls("drift") + calls("unstamped"),
+        0,
+        "{shown}"
+    );
+    let listed: HashSet<String> = shown["calls"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| c["requestId"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(listed, a_ids, "the recovered calls are listed one by one");
 
     // The leader dies after charging, its position lost: the standby reads it all again.
     let leader = identities

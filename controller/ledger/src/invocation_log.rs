@@ -1,9 +1,17 @@
-//! One record of Bedrock's model invocation logs (`schemaType: ModelInvocationLog`), read from
+//! One record of Bedrock's model invocation logs (the second source of truth the controller
+//! reconciles its ledger with, and `kubectl aigov reconcile` shows) (`schemaType: ModelInvocationLog`), read from
 //! the CloudWatch Logs event that carries it. Only what reconciliation needs: the request ID
 //! the ledger knows the call by, who signed it, what it used and the gateway's stamp.
 
 use std::collections::BTreeMap;
 
+use aigov_api::Usd;
+use aigov_api::model::resolve;
+use aigov_api::pricing::{InvocationMode, PriceBook, ServiceTier, Usage};
+use aigov_api::request_metadata::STAMP_PREFIX;
+use jiff::Timestamp;
+
+use crate::key::BudgetKey;
 use serde_json::Value;
 
 /// The fields of a record reconciliation reads.
@@ -26,6 +34,29 @@ pub struct InvocationLog {
 }
 
 impl InvocationLog {
+    /// What the call costs by `book` at the record's time: on demand, at the Standard tier
+    /// (the log names no tier).
+    pub fn cost(&self, book: &PriceBook) -> Usd {
+        let [
+            input_tokens,
+            output_tokens,
+            cache_read_tokens,
+            cache_write_tokens,
+        ] = self.tokens;
+        let usage = Usage {
+            input_tokens,
+            output_tokens,
+            cache_read_tokens,
+            cache_write_tokens,
+            cache_write_1h_tokens: 0,
+        };
+        let at = Timestamp::from_millisecond(self.timestamp_ms).unwrap_or(Timestamp::UNIX_EPOCH);
+        let mode = InvocationMode::OnDemand;
+        let model = resolve(&self.model_id);
+        book.cost_in(&model, &usage, mode, ServiceTier::Standard, at)
+            .amount
+    }
+
     /// Reads the record in one log event; anything else (another schema, broken JSON, no
     /// request ID) gives None.
     pub fn from_event(timestamp_ms: i64, message: &str) -> Option<InvocationLog> {
@@ -57,6 +88,40 @@ impl InvocationLog {
             ],
             metadata,
         })
+    }
+}
+
+/// The gateway's stamp on a call (`aigov.namespace`, `aigov.workload`, `aigov.budgets`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stamp {
+    /// The calling pod's namespace.
+    pub namespace: String,
+    /// The calling workload.
+    pub workload: String,
+    /// The budgets the call was charged to, as far as the stamp's length allowed.
+    pub budgets: Vec<BudgetKey>,
+    /// Budgets the stamp had no room to name (its `,+N`).
+    pub unnamed: usize,
+}
+
+impl Stamp {
+    /// The stamp in `metadata`, if the gateway put one there.
+    pub fn read(metadata: &BTreeMap<String, String>) -> Option<Stamp> {
+        let pair = |name: &str| metadata.get(&format!("{STAMP_PREFIX}{name}"));
+        let listed = pair("budgets")?;
+        let mut stamp = Stamp {
+            namespace: pair("namespace").cloned().unwrap_or_default(),
+            workload: pair("workload").cloned().unwrap_or_default(),
+            budgets: Vec::new(),
+            unnamed: 0,
+        };
+        for item in listed.split(',').filter(|i| !i.is_empty()) {
+            match item.strip_prefix('+').and_then(|n| n.parse::<usize>().ok()) {
+                Some(more) => stamp.unnamed += more,
+                None => stamp.budgets.push(item.to_owned()),
+            }
+        }
+        Some(stamp)
     }
 }
 
@@ -95,5 +160,13 @@ mod tests {
         );
         let no_id = r#"{"schemaType": "ModelInvocationLog", "requestId": ""}"#;
         assert!(InvocationLog::from_event(0, no_id).is_none());
+    }
+
+    #[test]
+    fn a_truncated_stamp_names_what_it_could_and_counts_the_rest() {
+        let metadata = BTreeMap::from([("aigov.budgets".to_owned(), "a/x,a/y,+3".to_owned())]);
+        let stamp = Stamp::read(&metadata).unwrap();
+        assert_eq!(stamp.budgets, ["a/x", "a/y"]);
+        assert_eq!(stamp.unnamed, 3);
     }
 }
