@@ -291,6 +291,8 @@ fn invocation_log_reader(
         cursor: second_source::cursor::Cursor::new(leases, &name),
         shared: shared.clone(),
         emf: emf?.clone(),
+        client: client.clone(),
+        recorder: events::recorder(client.clone(), &cli.common.identity()),
     })
 }
 

@@ -113,6 +113,7 @@ pub fn build(inputs: StatusInputs<'_>) -> StatusOutcome {
         requests: account.requests,
         throttled_requests: account.throttled,
         recovered: account.recovered.status(),
+        bypass: account.bypass.status(),
         top_models: account.top_models(),
         top_workloads: account.top_workloads(),
         top_namespaces: account.top_namespaces(),

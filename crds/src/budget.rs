@@ -134,6 +134,12 @@ pub struct AIBudgetSpec {
     )]
     #[x_kube(validation = Rule::new("self.all(l, self.exists_one(m, m.key == l.key))").message("limitPerValue keys must be unique: give each key one limit"))]
     pub limit_per_value: Vec<ValueLimit>,
+    /// Charge this budget for calls made around the gateway (straight to Bedrock) by an IAM
+    /// principal mapped to this namespace, as the controller finds them in Bedrock's model
+    /// invocation logs: the namespace's `aigov.dev/iam-role` annotation, or a ServiceAccount's
+    /// `eks.amazonaws.com/role-arn`. Either way such a call raises a `BypassDetected` Event.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub charge_bypass: bool,
 }
 
 impl AIBudgetSpec {
@@ -530,6 +536,10 @@ pub struct AIBudgetStatus {
     /// `requests` and `spent`, shown apart (see `RecoveredCalls`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recovered: Option<RecoveredCalls>,
+    /// Calls this period made around the gateway by a principal mapped to this namespace and
+    /// charged to this budget (`spec.chargeBypass`): part of `requests` and `spent`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bypass: Option<RecoveredCalls>,
     /// The models that spent most this period, most first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub top_models: Vec<ModelSpend>,

@@ -123,6 +123,9 @@ pub struct Account {
     /// Calls charged from Bedrock's invocation logs ([`RECOVERY_GATEWAY`]): part of
     /// `requests` and `spent`, shown apart.
     pub recovered: Recovered,
+    /// Calls made around the gateway and charged from the invocation logs
+    /// (`spec.chargeBypass`; such records are marked `metadata_unstamped`).
+    pub bypass: Recovered,
     /// Spend and calls per model.
     pub models: BTreeMap<String, (Usd, u64)>,
     /// Spend and calls per workload (see `WorkloadSpend`).
@@ -177,6 +180,7 @@ impl Account {
             requests: 0,
             throttled: 0,
             recovered: Recovered::default(),
+            bypass: Recovered::default(),
             models: BTreeMap::new(),
             workloads: BTreeMap::new(),
             namespaces: BTreeMap::new(),
@@ -236,6 +240,7 @@ impl Account {
         account.requests = status.requests;
         account.throttled = status.throttled_requests;
         account.recovered = Recovered::restore(status.recovered.as_ref());
+        account.bypass = Recovered::restore(status.bypass.as_ref());
         account.restore_breakdowns(status);
         account
     }
@@ -481,7 +486,11 @@ impl Account {
         if served {
             self.settle(record, cost);
             if gateway == RECOVERY_GATEWAY {
-                self.recovered.count(self.spent - before);
+                let tally = match record.metadata_unstamped {
+                    true => &mut self.bypass,
+                    false => &mut self.recovered,
+                };
+                tally.count(self.spent - before);
             }
         }
         self.tally_caller(key, record, settled, throttled);
@@ -549,6 +558,7 @@ impl Account {
         self.requests = 0;
         self.throttled = 0;
         self.recovered = Recovered::default();
+        self.bypass = Recovered::default();
         self.models.clear();
         self.workloads.clear();
         self.namespaces.clear();

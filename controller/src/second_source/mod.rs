@@ -20,6 +20,7 @@
 //! before the window has passed the gateway's last contact
 //! ([`crate::ledger_service::Recovery`]): its unreported calls were reserved from them.
 
+pub mod bypass;
 pub mod cursor;
 pub mod plan;
 
@@ -74,6 +75,10 @@ pub struct Reader {
     pub shared: Arc<LedgerShared>,
     /// The EMF writer: no window is read past a backlog of unwritten usage records.
     pub emf: EmfWriter,
+    /// The cluster: the annotations mapping principals to namespaces, and budgets' specs.
+    pub client: kube::Client,
+    /// Where `BypassDetected` Events go.
+    pub recorder: kube::runtime::events::Recorder,
 }
 
 /// What one window found, by finding.
@@ -89,6 +94,8 @@ pub struct Tally {
     pub unstamped: u64,
     /// For budgets another controller keeps.
     pub out_of_scope: u64,
+    /// Of the unstamped, those signed by a principal mapped to a namespace.
+    pub bypass: u64,
 }
 
 impl Reader {
@@ -133,6 +140,7 @@ impl Reader {
             ("recovered", tally.recovered),
             ("unstamped", tally.unstamped),
             ("out_of_scope", tally.out_of_scope),
+            ("bypass", tally.bypass),
         ] {
             metrics.invocation_logs(finding, n);
         }
@@ -162,16 +170,22 @@ impl Reader {
         }
         let mut tally = Tally::default();
         let mut charges = Vec::new();
-        for finding in findings {
+        let mut unstamped = Vec::new();
+        for ((sequence, log), finding) in logs.iter().zip(findings) {
             match finding {
                 Finding::Matched { drift: false } => tally.matched += 1,
                 Finding::Matched { drift: true } => tally.drift += 1,
                 Finding::Recovered(record) => charges.push(*record),
-                Finding::Unstamped => tally.unstamped += 1,
+                Finding::Unstamped => unstamped.push((*sequence, log)),
                 Finding::OutOfScope => tally.out_of_scope += 1,
             }
         }
         tally.recovered = charges.len() as u64;
+        tally.unstamped = unstamped.len() as u64;
+        let (bypassed, charged) = self.bypasses(&unstamped).await?;
+        tally.bypass = bypassed;
+        charges.extend(charged);
+        charges.sort_by_key(|r| r.sequence);
         if let Some(last) = charges.last().map(|r| r.sequence) {
             self.charge(charges, last).await?;
         }

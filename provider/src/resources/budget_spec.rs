@@ -942,6 +942,8 @@ pub fn to_spec(v: &Value) -> AIBudgetSpec {
                 limit: amount(l.get("limit")),
             })
             .collect(),
+        // Not an attribute of the provider's templates yet: set on the AIBudget itself.
+        charge_bypass: false,
     }
 }
 
