@@ -39,6 +39,10 @@ pub struct Notable {
     /// Models this budget paid the fallback price for for the first time (in this leader's
     /// memory): nothing prices them, so they are charged the dearest catalog rates.
     pub unknown_models: Vec<String>,
+    /// Calls made around the gateway by a principal mapped to the budget's namespace, found in
+    /// Bedrock's invocation logs: `(the first call's request ID, what to tell)`, one per
+    /// principal and model ([`crate::second_source::bypass`]).
+    pub bypasses: Vec<(String, String)>,
 }
 
 impl Notable {
@@ -57,11 +61,15 @@ impl Notable {
                 self.unknown_models.push(model);
             }
         }
+        self.bypasses.extend(fresh.bypasses);
     }
 
     /// True when there is nothing to tell.
     pub fn is_empty(&self) -> bool {
-        self.refused == 0 && self.downgraded == 0 && self.unknown_models.is_empty()
+        self.refused == 0
+            && self.downgraded == 0
+            && self.unknown_models.is_empty()
+            && self.bypasses.is_empty()
     }
 }
 
@@ -284,6 +292,16 @@ impl LedgerShared {
             }
         }
         returned
+    }
+
+    /// Tells `key`'s reconciler of calls made around the gateway (a `BypassDetected` Event and
+    /// alert): `first` is the first call's request ID (what makes the alert's ID).
+    pub fn note_bypass(&self, key: &str, first: &str, note: String) {
+        let mut notable = self.notable.lock().unwrap_or_else(|e| e.into_inner());
+        let n = notable.entry(key.to_owned()).or_default();
+        n.bypasses.push((first.to_owned(), note));
+        drop(notable);
+        let _ = self.changed.send(key.to_owned());
     }
 
     /// How far calls are charged from Bedrock's invocation logs ([`Recovery`]).

@@ -292,7 +292,6 @@ fn invocation_log_reader(
         shared: shared.clone(),
         emf: emf?.clone(),
         client: client.clone(),
-        recorder: events::recorder(client.clone(), &cli.common.identity()),
     })
 }
 

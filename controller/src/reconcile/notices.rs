@@ -161,6 +161,22 @@ pub fn threshold_crossed(notices: &mut Notices, to: &Alerting, threshold: u32, f
     );
 }
 
+/// The alerts of calls made around the gateway (their Events are among [`refusals`]'), one
+/// per principal and model, known by the first call's request ID.
+pub fn bypassed(notices: &mut Notices, to: &Alerting, n: &Notable) {
+    let budget = key::describe(&to.key);
+    for (first, note) in &n.bypasses {
+        notices.alert(
+            to,
+            &to.channels,
+            ("bypass", first),
+            false,
+            format!("{budget}: Bedrock called around the aigov gateway"),
+            format!("{budget}: {note}"),
+        );
+    }
+}
+
 /// `BudgetExhausted` and its alert. The 100% threshold's alert says it already, unless the
 /// budget is exhausted short of 100% (too little left for another call).
 pub fn exhausted(
@@ -257,6 +273,13 @@ pub fn refusals(n: &Notable, figures: &str) -> Vec<EventNotice> {
                  aigov prices MODEL); {figures}",
                 n.unknown_models.join(", ")
             ),
+        ));
+    }
+    for (_, note) in &n.bypasses {
+        events.push(EventNotice::new(
+            true,
+            "BypassDetected",
+            format!("{note}; {figures}"),
         ));
     }
     if n.downgraded > 0 {
@@ -524,7 +547,7 @@ mod tests {
     }
 
     #[test]
-    fn refusals_unknown_models_and_downgrades_are_told_with_the_last_pod_and_models() {
+    fn refusals_unknown_models_bypasses_and_downgrades_are_told_with_the_last_pod_and_models() {
         let events = refusals(
             &Notable {
                 refused: 3,
@@ -532,6 +555,7 @@ mod tests {
                 last_downgrade: Some(("big".into(), "small".into())),
                 last_pod: Some("team/chat-1".into()),
                 unknown_models: vec!["acme.frontier-9-v1:0".into()],
+                bypasses: vec![("r-1".into(), "1 call(s) made around the gateway".into())],
             },
             "spent $1.00 of $10.00 (10.0%); resets at 2026-12-01T00:00:00Z",
         );
@@ -546,6 +570,10 @@ mod tests {
                 (
                     "UnknownModelPriced",
                     "no catalog entry or AIModelPrice prices acme.frontier-9-v1:0: charged at the fallback (Claude Opus 4's rates, the dearest) until an AIModelPrice names it (see: kubectl aigov prices MODEL); spent $1.00 of $10.00 (10.0%); resets at 2026-12-01T00:00:00Z"
+                ),
+                (
+                    "BypassDetected",
+                    "1 call(s) made around the gateway; spent $1.00 of $10.00 (10.0%); resets at 2026-12-01T00:00:00Z"
                 ),
                 (
                     "Downgraded",

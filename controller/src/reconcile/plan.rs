@@ -751,6 +751,7 @@ fn notices_for(
     if publish_refusals {
         let refusals = notices::refusals(&inputs.recollection.refusals, &figures);
         out.events.extend(refusals);
+        notices::bypassed(&mut out, &to, &inputs.recollection.refusals);
     }
     out.events
         .extend(inputs.recollection.queued_events.iter().cloned());

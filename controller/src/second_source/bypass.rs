@@ -6,7 +6,7 @@
 
 use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use kube::api::ListParams;
-use kube::{Api, Client, Resource, ResourceExt};
+use kube::{Api, Client, ResourceExt};
 
 /// The namespace annotation naming the IAM role a namespace's workloads call Bedrock as.
 pub const NAMESPACE_ROLE: &str = "aigov.dev/iam-role";
@@ -133,6 +133,8 @@ mod tests {
 /// Calls of one principal to one model made around the gateway, seen by one budget.
 #[derive(Debug, Default)]
 struct Seen {
+    /// The first call's request ID.
+    first: String,
     calls: u64,
     cost: aigov_api::Usd,
     charged: bool,
@@ -178,6 +180,9 @@ impl super::Reader {
                     let s = seen
                         .entry((key.clone(), log.principal.clone(), log.model_id.clone()))
                         .or_default();
+                    if s.calls == 0 {
+                        s.first = log.request_id.clone();
+                    }
                     s.calls += 1;
                     s.cost += log.cost(&book);
                     s.charged = budget.spec.charge_bypass;
@@ -190,26 +195,15 @@ impl super::Reader {
                 charges.push(charged(*sequence, log, charge_to));
             }
         }
-        self.announce(&budgets, seen).await;
+        self.announce(seen);
         Ok((count, charges))
     }
 
-    /// One `BypassDetected` Warning Event per budget, principal and model.
-    async fn announce(
-        &self,
-        budgets: &std::collections::HashMap<String, Vec<aigov_api::AIBudget>>,
-        seen: std::collections::BTreeMap<(String, String, String), Seen>,
-    ) {
+    /// Tells each budget's reconciler, once per principal and model: a `BypassDetected`
+    /// Warning Event and an alert to the budget's channels.
+    fn announce(&self, seen: std::collections::BTreeMap<(String, String, String), Seen>) {
         for ((key, principal, model), s) in seen {
-            let (Some(ns), name) = aigov_ledger::key::parts(&key) else {
-                continue;
-            };
-            let Some(budget) = budgets
-                .get(ns)
-                .and_then(|b| b.iter().find(|b| b.name_any() == name))
-            else {
-                continue;
-            };
+            let ns = aigov_ledger::key::parts(&key).0.unwrap_or_default();
             let charged = match s.charged {
                 true => "charged to this budget (spec.chargeBypass)",
                 false => "not charged (set spec.chargeBypass to charge such calls)",
@@ -219,15 +213,7 @@ impl super::Reader {
                 s.calls,
                 s.cost.to_api_string(),
             );
-            let regarding = budget.object_ref(&());
-            aigov_runtime::events::publish(
-                &self.recorder,
-                &regarding,
-                true,
-                "BypassDetected",
-                note,
-            )
-            .await;
+            self.shared.note_bypass(&key, &s.first, note);
         }
     }
 }

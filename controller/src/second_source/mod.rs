@@ -77,8 +77,6 @@ pub struct Reader {
     pub emf: EmfWriter,
     /// The cluster: the annotations mapping principals to namespaces, and budgets' specs.
     pub client: kube::Client,
-    /// Where `BypassDetected` Events go.
-    pub recorder: kube::runtime::events::Recorder,
 }
 
 /// What one window found, by finding.

@@ -4,7 +4,7 @@
 //! invocation logs, signed by a session of that role with no gateway stamp: a `BypassDetected`
 //! Warning Event on each of the namespace's budgets names the principal, the model and the
 //! cost; the budget with `chargeBypass: true` is charged exactly what the simulator served
-//! (`status.bypass`), the other nothing.
+//! (`status.bypass`), the other nothing; both budgets' alert channels hear of it.
 
 use std::collections::HashSet;
 use std::process::Command;
@@ -13,6 +13,7 @@ use std::time::Duration;
 use aigov_e2e::aigov::{Aigov, Options};
 use aigov_e2e::bedrock::served_cost;
 use aigov_e2e::budgets::{budget, status, wait_event, wait_status};
+use aigov_e2e::promises::Witness;
 use aigov_e2e::{aws_config, kubectl_ok, local_env, log_group, namespace, unique};
 use aws_sdk_bedrock::types::{CloudWatchConfig, LoggingConfig};
 
@@ -96,10 +97,16 @@ async fn a_call_around_the_gateway_with_the_namespaces_role_is_detected_and_char
         ],
         None,
     );
-    budget(&ns, "charged", "  limit: '10.00'\n  chargeBypass: true\n");
-    budget(&ns, "watching", "  limit: '10.00'\n");
+    let witness = Witness::new(&ns).await;
+    let alerting = Witness::alerting(&[100]);
+    budget(
+        &ns,
+        "charged",
+        &format!("  limit: '10.00'\n  chargeBypass: true\n{alerting}"),
+    );
+    budget(&ns, "watching", &format!("  limit: '10.00'\n{alerting}"));
     let invocations = log_group("/aigov/e2e/bypass-invocations").await;
-    let emf = log_group("/aigov/e2e/bypass-usage").await;
+    let emf = witness.group.clone();
     log_invocations_to(Some(&invocations)).await;
     let mut options = Options::all(&ns);
     options.role = "controller";
@@ -145,6 +152,21 @@ async fn a_call_around_the_gateway_with_the_namespaces_role_is_detected_and_char
             "not charged"
         };
         assert!(note.contains(charged_text), "{note}");
+    }
+    // And an alert to each budget's channel, naming the principal.
+    let waited = std::time::Instant::now();
+    let alerted = |name: &str| {
+        witness.posted().iter().any(|p| {
+            p.body.contains(&format!("AIBudget {ns}/{name}")) && p.body.contains(&principal)
+        })
+    };
+    while !(alerted("charged") && alerted("watching")) {
+        assert!(
+            waited.elapsed() < Duration::from_secs(20),
+            "no bypass alert for each budget: {:?}",
+            witness.posted().iter().map(|p| &p.body).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let watching = status(&ns, "watching");
     assert_eq!(watching["requests"].as_u64(), Some(0), "{watching}");
