@@ -9,7 +9,8 @@
 #      AWS_ENDPOINT_URL_BEDROCK_RUNTIME) as two pods until the research team's $5.00 daily
 #      budget refuses it;
 #   5. shows what people look at: kubectl get/describe with the Events, the alerts that reached
-#      SNS, and the reports (kubectl aigov report, top, compare, export).
+#      SNS, and the reports (kubectl aigov report, top, compare, export, prices, reconcile), with a
+#      call made around the gateway caught in Bedrock's invocation logs.
 # Safe to re-run. Tear down with: bash tests/env/down.sh
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env/lib.sh"
@@ -95,6 +96,7 @@ AWS_ACCESS_KEY_ID=aigov-gateway AWS_SECRET_ACCESS_KEY=gateway-secret AWS_REGION=
     --bedrock-endpoint "$AIGOV_BEDROCK_SIM_ENDPOINT" --mantle-endpoint "$AIGOV_BEDROCK_SIM_ENDPOINT" \
     --lease-duration 5s --settle 500ms \
     --emf-log-group /aigov/usage \
+    --invocation-log-group /aigov/bedrock-invocations --invocation-log-lag 5s --invocation-log-interval 1s \
     >"$AIGOV_RUN/logs/aigov.log" 2>&1 </dev/null &
 echo $! >"$AIGOV_RUN/pids/aigov"
 for _ in $(seq 1 150); do
@@ -138,6 +140,17 @@ PY
 wait "$research"
 # Status is written within a second; usage records reach CloudWatch Logs within a second or two.
 sleep 3
+
+# A laptop with team-chat's role calls Bedrock straight, around the gateway (boto3, as any
+# script would): Bedrock's invocation logs show it, signed by a session of the role the namespace
+# names, with no aigov stamp.
+kubectl annotate namespace team-chat aigov.dev/iam-role=arn:aws:iam::123456789012:role/team-chat-app --overwrite >/dev/null
+AWS_ACCESS_KEY_ID=laptop AWS_SECRET_ACCESS_KEY=laptop "$AIGOV_MOTO_PYTHON" tests/e2e/bypass_boto3.py \
+  "$AIGOV_MOTO_ENDPOINT" "$AIGOV_BEDROCK_SIM_ENDPOINT" arn:aws:iam::123456789012:role/team-chat-app \
+  anthropic.claude-3-5-haiku-20241022-v1:0 1 >/dev/null
+echo "    [laptop] boto3 Converse straight to Bedrock with team-chat's role (around the gateway)"
+# The controller reads the invocation logs 5 s behind the present (--invocation-log-lag).
+sleep 8
 
 step "9/9 What people look at"
 echo
@@ -216,6 +229,11 @@ echo "what a model nothing prices would cost before anyone calls it:"
 show kubectl aigov prices anthropic.claude-3-5-haiku-20241022-v1:0 | indent
 show kubectl aigov prices arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/new-team-app | sed -n '1,4p' | indent
 echo
+echo "Bedrock's own records against the ledger: every call through the gateway matched, and the"
+echo "laptop's call found, its principal mapped to team-chat by the namespace's aigov.dev/iam-role:"
+show kubectl aigov reconcile -A --invocation-log-group /aigov/bedrock-invocations --from "$started" | indent
+show kubectl get events -n team-chat --field-selector reason=BypassDetected -o custom-columns=TYPE:.type,REASON:.reason,NOTE:.message --no-headers | head -n 2 | indent
+echo
 echo "Prometheus (excerpt):"
 curl -fsS "http://127.0.0.1:$METRICS_PORT/metrics" | grep -E '^aigov_(budget_spent_usd|budget_limit_usd|refused_requests_total)\{' | indent
 
@@ -227,6 +245,7 @@ aigov keeps running with the environment. Explore further:
   kubectl aigov top -A --watch                     # live spend rate by workload
   kubectl aigov export -A --from -1h -o json       # usage records (CSV by default)
   kubectl aigov prices MODEL --service-tier flex   # any model's price and where it comes from
+  kubectl aigov reconcile -A --invocation-log-group /aigov/bedrock-invocations   # the ledger against Bedrock's own records
   kubectl describe aib -n team-chat chat-monthly
   kubectl annotate aib -n team-research research-daily aigov.dev/extension="2.00 deadline"   # a temporary extension
   kubectl get events.events.k8s.io -A

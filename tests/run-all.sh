@@ -69,6 +69,10 @@ for expected in \
     'add up to \$4\.921599: .*they agree' \
     '^  user: 3 tracked this period, 0 at their \$2\.00 limit' \
     '^    user-1 +\$0\.[0-9]+' \
+    '^ +matched +[1-9][0-9]* +\$[0-9]' \
+    '^ +unstamped +[1-9][0-9]* +<?\$0\.[0-9]+' \
+    '^ +unstamped +[^ ]+ +anthropic\.claude-3-5-haiku-20241022-v1:0 +arn:aws:sts::123456789012:assumed-role/team-chat-app/laptop' \
+    'Warning +BypassDetected +1 call\(s\) to anthropic\.claude-3-5-haiku-20241022-v1:0 made around the aigov gateway' \
     'aigov_budget_spent_usd\{namespace="team-research",budget="research-daily"\} 4\.921599'; do
   grep -qE -- "$expected" "$demo" || { cat "$demo"; die "tests/demo.sh did not show: $expected"; }
 done

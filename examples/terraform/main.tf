@@ -31,6 +31,7 @@ variable "kubeconfig" {
 provider "aigov" {
   region = "us-east-1"
   endpoints {
+    bedrock    = var.aws_endpoint
     budgets    = var.aws_endpoint
     cloudwatch = var.aws_endpoint
     logs       = var.aws_endpoint
@@ -82,6 +83,21 @@ resource "aigov_alert_channel" "oncall" {
 resource "aigov_log_group" "usage" {
   name              = "/aigov/usage"
   retention_in_days = 90
+}
+
+# Bedrock's own record of every call (the controller's --invocation-log-group): the second
+# source the controller reconciles its ledger with, charging calls a killed gateway never
+# reported and catching calls made around the gateway.
+resource "aigov_log_group" "invocations" {
+  name              = "/aigov/bedrock-invocations"
+  retention_in_days = 30
+}
+
+resource "aigov_invocation_logging" "this" {
+  log_group_name = aigov_log_group.invocations.name
+  # Trusts bedrock.amazonaws.com; allowed logs:CreateLogStream and logs:PutLogEvents on the group.
+  role_arn                   = "arn:aws:iam::123456789012:role/bedrock-invocation-logging"
+  text_data_delivery_enabled = false
 }
 
 # The account-level backstop: all Bedrock spend in the account, monthly.

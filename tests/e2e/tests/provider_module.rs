@@ -158,6 +158,14 @@ output "governance" {{ value = module.governance }}
     }
 }
 
+/// `hcl` without the top-level block that opens with the line `opening` (up to its closing
+/// `}` at the start of a line).
+fn without_block(hcl: &str, opening: &str) -> String {
+    let start = hcl.find(opening).expect("the block is in the example");
+    let end = start + hcl[start..].find("\n}\n").expect("the block closes") + 3;
+    format!("{}{}", &hcl[..start], &hcl[end..])
+}
+
 #[test]
 fn the_example_configuration_applies_to_the_local_environment() {
     let env = local_env();
@@ -169,6 +177,10 @@ fn the_example_configuration_applies_to_the_local_environment() {
             .replace("\"aigov-finops\"", &format!("\"aigov-finops-{suffix}\""))
             .replace("\"aigov-oncall\"", &format!("\"aigov-oncall-{suffix}\""))
             .replace("\"/aigov/usage\"", &format!("\"/aigov/usage-{suffix}\""))
+            .replace(
+                "\"/aigov/bedrock-invocations\"",
+                &format!("\"/aigov/bedrock-invocations-{suffix}\""),
+            )
             .replace(
                 "\"bedrock-monthly\"",
                 &format!("\"bedrock-monthly-{suffix}\""),
@@ -185,6 +197,10 @@ fn the_example_configuration_applies_to_the_local_environment() {
                 "\"haiku-negotiated\"",
                 &format!("\"haiku-negotiated-{suffix}\""),
             );
+        // Bedrock keeps one invocation logging configuration per account and region: the
+        // example's would collide with the demo's copy (`provider_invocation_logging.rs` tests
+        // the resource), so it is left out here.
+        let main = without_block(&main, "resource \"aigov_invocation_logging\" \"this\" {");
         let ws = Workspace::new(&cli, &main);
         std::fs::write(
             ws.dir.join("terraform.tfvars"),
