@@ -225,25 +225,14 @@ fn charged(
     log: &super::InvocationLog,
     budgets: Vec<String>,
 ) -> aigov_ledger::proto::UsageRecord {
-    let [input, output, cache_read, cache_write] = log.tokens;
     aigov_ledger::proto::UsageRecord {
-        sequence,
-        request_id: log.request_id.clone(),
         pod_namespace: aigov_ledger::key::parts(&budgets[0])
             .0
             .unwrap_or_default()
             .to_owned(),
-        budgets,
-        model: log.model_id.clone(),
-        input_tokens: input,
-        output_tokens: output,
-        cache_read_tokens: cache_read,
-        cache_write_tokens: cache_write,
-        occurred_at_ms: log.timestamp_ms,
-        operation: log.operation.clone(),
         workload: "(bypass)".to_owned(),
         request_metadata: log.metadata.clone().into_iter().collect(),
         metadata_unstamped: true,
-        ..Default::default()
+        ..super::plan::usage_of(sequence, log, budgets)
     }
 }

@@ -114,6 +114,22 @@ fn recovered(
     stamp: &Stamp,
     budgets: Vec<BudgetKey>,
 ) -> UsageRecord {
+    UsageRecord {
+        pod_namespace: stamp.namespace.clone(),
+        workload: stamp.workload.clone(),
+        request_metadata: log
+            .metadata
+            .iter()
+            .filter(|(k, _)| !k.starts_with(STAMP_PREFIX))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        ..usage_of(sequence, log, budgets)
+    }
+}
+
+/// What every record charged from the log carries: the call's ID, time, model, operation
+/// and tokens, charged to `budgets` as `sequence`.
+pub fn usage_of(sequence: u64, log: &InvocationLog, budgets: Vec<BudgetKey>) -> UsageRecord {
     let [input, output, cache_read, cache_write] = log.tokens;
     UsageRecord {
         sequence,
@@ -125,15 +141,7 @@ fn recovered(
         cache_read_tokens: cache_read,
         cache_write_tokens: cache_write,
         occurred_at_ms: log.timestamp_ms,
-        pod_namespace: stamp.namespace.clone(),
         operation: log.operation.clone(),
-        workload: stamp.workload.clone(),
-        request_metadata: log
-            .metadata
-            .iter()
-            .filter(|(k, _)| !k.starts_with(STAMP_PREFIX))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
         ..Default::default()
     }
 }

@@ -305,3 +305,42 @@ pub async fn runtime_call(
         Err(e) => Err(format!("{e:?}")),
     }
 }
+
+/// Points the account's Bedrock model invocation logging at `group` (with the text of prompts
+/// and completions when `text`), or turns it off. One configuration per account and region, so
+/// a test that sets it is the only one in its binary to do so. Returns once the simulator
+/// follows it: it reads the configuration again at most once a second
+/// (`invocation_logs::aws::CONFIG_TTL`), so a call served just before may have left it holding
+/// the previous one.
+pub async fn log_invocations_to(group: Option<&str>, text: bool) {
+    configure_invocation_logging(group, text).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+}
+
+async fn configure_invocation_logging(group: Option<&str>, text: bool) {
+    use aws_sdk_bedrock::types::{CloudWatchConfig, LoggingConfig};
+    let control = aws_sdk_bedrock::Client::new(&crate::aws_config().await);
+    let Some(group) = group else {
+        control
+            .delete_model_invocation_logging_configuration()
+            .send()
+            .await
+            .expect("delete logging configuration");
+        return;
+    };
+    let cloudwatch = CloudWatchConfig::builder()
+        .log_group_name(group)
+        .role_arn("arn:aws:iam::123456789012:role/bedrock-invocation-logs")
+        .build()
+        .expect("cloudwatch config");
+    let config = LoggingConfig::builder()
+        .cloud_watch_config(cloudwatch)
+        .text_data_delivery_enabled(text)
+        .build();
+    control
+        .put_model_invocation_logging_configuration()
+        .logging_config(config)
+        .send()
+        .await
+        .expect("put logging configuration");
+}

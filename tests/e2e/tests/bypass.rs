@@ -11,40 +11,14 @@ use std::process::Command;
 use std::time::Duration;
 
 use aigov_e2e::aigov::{Aigov, Options};
-use aigov_e2e::bedrock::served_cost;
+use aigov_e2e::bedrock::{log_invocations_to, served_cost};
 use aigov_e2e::budgets::{budget, status, wait_event, wait_status};
 use aigov_e2e::promises::Witness;
-use aigov_e2e::{aws_config, kubectl_ok, local_env, log_group, namespace, unique};
-use aws_sdk_bedrock::types::{CloudWatchConfig, LoggingConfig};
+use aigov_e2e::{kubectl_ok, local_env, log_group, namespace, unique};
 
 /// A model no other test calls.
 const MODEL: &str = "apac.anthropic.claude-3-haiku-20240307-v1:0";
 const CALLS: usize = 3;
-
-async fn log_invocations_to(group: Option<&str>) {
-    let control = aws_sdk_bedrock::Client::new(&aws_config().await);
-    let Some(group) = group else {
-        let _ = control
-            .delete_model_invocation_logging_configuration()
-            .send()
-            .await;
-        return;
-    };
-    let cloudwatch = CloudWatchConfig::builder()
-        .log_group_name(group)
-        .role_arn("arn:aws:iam::123456789012:role/bedrock-invocation-logs")
-        .build()
-        .expect("cloudwatch config");
-    let config = LoggingConfig::builder()
-        .cloud_watch_config(cloudwatch)
-        .build();
-    control
-        .put_model_invocation_logging_configuration()
-        .logging_config(config)
-        .send()
-        .await
-        .expect("put logging configuration");
-}
 
 /// boto3 assumes `role` and makes `CALLS` Converse calls straight to the simulator: the
 /// request IDs, and the session's ARN.
@@ -107,7 +81,7 @@ async fn a_call_around_the_gateway_with_the_namespaces_role_is_detected_and_char
     budget(&ns, "watching", &format!("  limit: '10.00'\n{alerting}"));
     let invocations = log_group("/aigov/e2e/bypass-invocations").await;
     let emf = witness.group.clone();
-    log_invocations_to(Some(&invocations)).await;
+    log_invocations_to(Some(&invocations), false).await;
     let mut options = Options::all(&ns);
     options.role = "controller";
     options.extra = [
@@ -171,6 +145,6 @@ async fn a_call_around_the_gateway_with_the_namespaces_role_is_detected_and_char
     let watching = status(&ns, "watching");
     assert_eq!(watching["requests"].as_u64(), Some(0), "{watching}");
     assert!(watching["bypass"].is_null(), "{watching}");
-    log_invocations_to(None).await;
+    log_invocations_to(None, false).await;
     drop(controller);
 }

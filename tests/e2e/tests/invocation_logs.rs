@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use aigov_bedrock_sim::invocation_logs::LOG_STREAM;
+use aigov_e2e::bedrock::log_invocations_to;
 use aigov_e2e::{aws_config, bedrock, local_env, log_group, unique};
-use aws_sdk_bedrock::types::{CloudWatchConfig, LoggingConfig};
 use aws_sdk_bedrockruntime::operation::RequestId as _;
 use aws_sdk_bedrockruntime::primitives::Blob;
 use serde_json::{Value, json};
@@ -79,34 +79,6 @@ async fn invoke(client: &aws_sdk_bedrockruntime::Client, team: &str) -> String {
     out.request_id().expect("request id").to_owned()
 }
 
-async fn set_logging(group: Option<&str>) {
-    let control = aws_sdk_bedrock::Client::new(&aws_config().await);
-    let Some(group) = group else {
-        control
-            .delete_model_invocation_logging_configuration()
-            .send()
-            .await
-            .expect("delete logging configuration");
-        return;
-    };
-    let cloudwatch = CloudWatchConfig::builder()
-        .log_group_name(group)
-        .role_arn("arn:aws:iam::123456789012:role/bedrock-invocation-logs")
-        .build()
-        .expect("cloudwatch config");
-    control
-        .put_model_invocation_logging_configuration()
-        .logging_config(
-            LoggingConfig::builder()
-                .cloud_watch_config(cloudwatch)
-                .text_data_delivery_enabled(true)
-                .build(),
-        )
-        .send()
-        .await
-        .expect("put logging configuration");
-}
-
 /// The records in `group`'s invocation stream, by request ID.
 async fn records(group: &str) -> HashMap<String, Value> {
     let logs = aws_sdk_cloudwatchlogs::Client::new(&aws_config().await);
@@ -140,18 +112,18 @@ async fn wait_for_records(group: &str, count: usize) -> HashMap<String, Value> {
 #[tokio::test]
 async fn served_calls_are_logged_as_bedrock_logs_them_only_while_logging_is_configured() {
     let (client, arn) = assumed_role_client().await;
-    set_logging(None).await;
+    log_invocations_to(None, true).await;
     let before = converse(&client, "before").await;
     tokio::time::sleep(SETTLE).await;
 
     let group = log_group("bedrock-invocations").await;
-    set_logging(Some(&group)).await;
+    log_invocations_to(Some(&group), true).await;
     tokio::time::sleep(SETTLE).await;
     let conversed = converse(&client, "converse-team").await;
     let invoked = invoke(&client, "invoke-team").await;
     let found = wait_for_records(&group, 2).await;
 
-    set_logging(None).await;
+    log_invocations_to(None, true).await;
     tokio::time::sleep(SETTLE).await;
     let after = converse(&client, "after").await;
     tokio::time::sleep(SETTLE).await;

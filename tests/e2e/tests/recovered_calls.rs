@@ -14,11 +14,10 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use aigov_e2e::aigov::{Aigov, Options, free_port};
-use aigov_e2e::bedrock::{client_from, converse, served, worker_pods};
+use aigov_e2e::bedrock::{client_from, converse, log_invocations_to, served, worker_pods};
 use aigov_e2e::budgets::{budget, status, wait_status};
 use aigov_e2e::promises::Witness;
 use aigov_e2e::{aws_config, kubectl, kubectl_aigov, log_group, namespace, unique};
-use aws_sdk_bedrock::types::{CloudWatchConfig, LoggingConfig};
 
 /// A model no other test calls.
 const MODEL: &str = "us.anthropic.claude-3-5-haiku-20241022-v1:0";
@@ -26,32 +25,6 @@ const A_CALLS: usize = 5;
 const B_CALLS: usize = 3;
 /// How far behind the present the controller reads the logs.
 const LAG: Duration = Duration::from_secs(10);
-
-async fn log_invocations_to(group: Option<&str>) {
-    let control = aws_sdk_bedrock::Client::new(&aws_config().await);
-    let Some(group) = group else {
-        let _ = control
-            .delete_model_invocation_logging_configuration()
-            .send()
-            .await;
-        return;
-    };
-    let cloudwatch = CloudWatchConfig::builder()
-        .log_group_name(group)
-        .role_arn("arn:aws:iam::123456789012:role/bedrock-invocation-logs")
-        .build()
-        .expect("cloudwatch config");
-    control
-        .put_model_invocation_logging_configuration()
-        .logging_config(
-            LoggingConfig::builder()
-                .cloud_watch_config(cloudwatch)
-                .build(),
-        )
-        .send()
-        .await
-        .expect("put logging configuration");
-}
 
 /// A gateway exchanging every `exchange_interval` (and whenever a call runs short). One that
 /// exchanges rarely is ready only after its first routine exchange, so it is not waited for:
@@ -135,7 +108,7 @@ async fn calls_a_killed_gateway_never_reported_are_charged_once_from_the_invocat
         &format!("  limit: '0.05'\n{}", Witness::alerting(&[1, 2])),
     );
     let invocations = log_group("/aigov/e2e/invocations").await;
-    log_invocations_to(Some(&invocations)).await;
+    log_invocations_to(Some(&invocations), false).await;
     let ips = worker_pods(&ns, 2);
 
     let lease = unique("lease");
@@ -301,6 +274,6 @@ async fn calls_a_killed_gateway_never_reported_are_charged_once_from_the_invocat
         "nothing recovered twice"
     );
     witness.assert_kept(&[("team", &all)]).await;
-    log_invocations_to(None).await;
+    log_invocations_to(None, false).await;
     drop(b);
 }
